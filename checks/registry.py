@@ -1,0 +1,13 @@
+"""Config names of the built-in pre-call checks, resolved once per router."""
+
+from __future__ import annotations
+
+from checks.base import CheckContext, PreCallCheck
+from router.registry import Registry
+
+__all__ = ["check_registry"]
+
+
+def check_registry() -> Registry[CheckContext, PreCallCheck]:
+    """A fresh registry holding the built-in checks."""
+    return Registry("pre-call check", {})

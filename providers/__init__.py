@@ -1,0 +1,32 @@
+"""Upstream adapters: one small class per API, over httpx.
+
+:func:`provider_set` builds one instance of each built-in provider for a
+router, sharing that router's :class:`providers.http.ClientPool`.
+"""
+
+from __future__ import annotations
+
+from providers.azure import AzureProvider
+from providers.base import Provider
+from providers.http import ClientPool, default_client
+from providers.mock import MockProvider
+from providers.openai import OpenAIProvider
+
+__all__ = [
+    "AzureProvider",
+    "ClientPool",
+    "MockProvider",
+    "OpenAIProvider",
+    "Provider",
+    "default_client",
+    "provider_set",
+]
+
+
+def provider_set(pool: ClientPool) -> dict[str, Provider]:
+    """One instance of each built-in provider, by config name."""
+    return {
+        "openai": OpenAIProvider(pool),
+        "azure": AzureProvider(pool),
+        "mock": MockProvider(),
+    }

@@ -1,0 +1,236 @@
+"""The attempt loop: groups, retries, cooldowns, deadline; one concern per layer.
+
+:meth:`Dispatcher.run` tries the requested group and then its fallbacks;
+:meth:`Dispatcher._run_group` retries inside one group, re-picking and
+excluding deployments that already failed this request; :meth:`_choose`
+narrows the group (cooldowns, then pre-call checks) and asks the strategy.
+What an attempt *does* is the ``call`` passed in (create, or open a stream),
+so streaming and plain calls share every rule here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from router.errors import (
+    NoDeploymentAvailableError,
+    RouterError,
+    TimeoutError,
+    UpstreamError,
+)
+from router.types import Attempt, AttemptTrail
+
+if TYPE_CHECKING:
+    from checks.base import PreCallCheck
+    from router.clock import Clock
+    from router.cooldown import Cooldowns
+    from router.deployment import Deployment
+    from router.fallbacks import FallbackPlan
+    from router.load import LoadHandle, LoadTracker
+    from router.request import RouteRequest
+    from router.retry import RetryPolicy
+    from router.strategies.base import Strategy
+    from router.table import DeploymentTable
+
+__all__ = ["AttemptCall", "Dispatcher", "Served"]
+
+T = TypeVar("T")
+
+#: One attempt: (deployment, seconds it may take or None, its load handle) -> result.
+#: The call owns the handle: it releases it when the result is finished with.
+AttemptCall = Callable[["Deployment", "float | None", "LoadHandle"], Awaitable[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class Served(Generic[T]):
+    """A result, the deployment that produced it, and the request's trail."""
+
+    result: T
+    deployment: Deployment
+    trail: AttemptTrail
+
+
+class Dispatcher:
+    """Runs attempts for one router; holds no per-request state."""
+
+    def __init__(
+        self,
+        *,
+        table: DeploymentTable,
+        strategy: Strategy,
+        checks: Sequence[PreCallCheck],
+        cooldowns: Cooldowns,
+        load: LoadTracker,
+        retry: RetryPolicy,
+        fallbacks: FallbackPlan,
+        clock: Clock,
+        rng: random.Random,
+    ) -> None:
+        self._table = table
+        self._strategy = strategy
+        self._checks = tuple(checks)
+        self._cooldowns = cooldowns
+        self._load = load
+        self._retry = retry
+        self._fallbacks = fallbacks
+        self._clock = clock
+        self._rng = rng
+
+    async def run(self, request: RouteRequest, call: AttemptCall[T]) -> Served[T]:
+        """Serve ``request`` from its group or a fallback; raise the last error with the trail."""
+        trail = AttemptTrail(request.model)
+        started = self._clock.now()
+        try:
+            try:
+                return await self._run_group(request.model, request, call, trail, started)
+            except RouterError as first:
+                error = first
+            for group in self._fallbacks.groups_after(request, error):
+                if self._expired(request):
+                    break
+                trail.fallbacks.append(group)
+                try:
+                    return await self._run_group(group, request, call, trail, started)
+                except RouterError as exc:
+                    error = exc
+                    if exc.fallback is None:
+                        break
+            error.trail = trail
+            raise error
+        finally:
+            trail.duration = self._clock.now() - started
+
+    async def _run_group(
+        self,
+        group: str,
+        request: RouteRequest,
+        call: AttemptCall[T],
+        trail: AttemptTrail,
+        started: float,
+    ) -> Served[T]:
+        deployments = self._table.group(group)
+        retries = self._retry.num_retries if request.num_retries is None else request.num_retries
+        failed: set[str] = set()
+        last: UpstreamError | None = None
+        for retry in range(retries + 1):
+            deployment = await self._choose(group, deployments, request, failed, last)
+            timeout = self._attempt_timeout(deployment, request, group)
+            t0 = self._clock.now()
+            handle = self._load.acquire(deployment.id)
+            try:
+                result = await call(deployment, timeout, handle)
+            except UpstreamError as exc:
+                handle.release(ok=False)
+                self._record(trail, group, deployment, t0, started, exc)
+                self._on_failure(deployment, exc, len(deployments))
+                if not exc.retryable or retry == retries:
+                    raise
+                failed.add(deployment.id)
+                last = exc
+                await self._backoff(retry, exc, request, deployments, failed)
+                continue
+            except BaseException:
+                handle.release(ok=False)
+                raise
+            self._record(trail, group, deployment, t0, started, None)
+            return Served(result, deployment, trail)
+        raise AssertionError("unreachable: the last retry returns or raises")
+
+    async def _choose(
+        self,
+        group: str,
+        deployments: Sequence[Deployment],
+        request: RouteRequest,
+        failed: set[str],
+        last: UpstreamError | None,
+    ) -> Deployment:
+        candidates = self._cooldowns.available(deployments)
+        if failed:
+            fresh = [d for d in candidates if d.id not in failed]
+            candidates = fresh or candidates
+        if not candidates:
+            raise last or self._all_cooled(group)
+        removed: dict[str, list[str]] = {}
+        for check in self._checks:
+            before = candidates
+            candidates = await check.filter(list(candidates), request)
+            if len(candidates) != len(before):
+                kept = {d.id for d in candidates}
+                removed[check.name] = [d.id for d in before if d.id not in kept]
+            if not candidates:
+                raise NoDeploymentAvailableError(
+                    f"no deployment of {group!r} passed the pre-call checks: "
+                    + "; ".join(f"{k} removed {', '.join(v)}" for k, v in removed.items()),
+                    reason="checks_rejected", model_group=group, details=removed,
+                )
+        return self._strategy.pick(candidates, request)
+
+    def _all_cooled(self, group: str) -> NoDeploymentAvailableError:
+        entries = self._cooldowns.active()
+        soonest = min((e.until for e in entries), default=self._clock.now())
+        wait = max(0.0, soonest - self._clock.now())
+        return NoDeploymentAvailableError(
+            f"every deployment of {group!r} is cooling down; the first recovers in {wait:.1f}s",
+            reason="all_cooled_down", model_group=group,
+            details={e.deployment_id: e.reason for e in entries},
+        )
+
+    def _attempt_timeout(
+        self, deployment: Deployment, request: RouteRequest, group: str
+    ) -> float | None:
+        left = request.time_left(self._clock.now())
+        if left is not None and left <= 0:
+            raise TimeoutError(
+                "the request's timeout passed before another attempt could start",
+                model_group=group, deployment_id=deployment.id,
+            )
+        limit = deployment.timeout
+        if left is None:
+            return limit
+        return left if limit is None else min(limit, left)
+
+    def _on_failure(self, deployment: Deployment, error: UpstreamError, group_size: int) -> None:
+        if group_size > 1:
+            self._cooldowns.record_failure(deployment.id, error)
+
+    async def _backoff(
+        self,
+        retry: int,
+        error: UpstreamError,
+        request: RouteRequest,
+        deployments: Sequence[Deployment],
+        failed: set[str],
+    ) -> None:
+        others = any(d.id not in failed for d in self._cooldowns.available(deployments))
+        wait = self._retry.wait(retry, error, same_deployment=not others, rng=self._rng)
+        left = request.time_left(self._clock.now())
+        if left is not None and wait >= left:
+            raise error
+        if wait > 0:
+            await self._clock.sleep(wait)
+
+    def _expired(self, request: RouteRequest) -> bool:
+        left = request.time_left(self._clock.now())
+        return left is not None and left <= 0
+
+    def _record(
+        self,
+        trail: AttemptTrail,
+        group: str,
+        deployment: Deployment,
+        t0: float,
+        started: float,
+        error: UpstreamError | None,
+    ) -> None:
+        trail.attempts.append(Attempt(
+            model_group=group,
+            deployment_id=deployment.id,
+            started=t0 - started,
+            duration=self._clock.now() - t0,
+            error=None if error is None else type(error).__name__,
+            status=None if error is None else error.status,
+            message=None if error is None else error.message[:200],
+        ))

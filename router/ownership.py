@@ -1,0 +1,95 @@
+"""Response ownership: which deployment holds a stored response.
+
+A stored response exists only on the upstream resource that made it, so the
+router records ``response id -> deployment id`` as soon as the id is known
+and routes every later call about that response by the record. An id that no
+record knows (a restart without Redis, a response made outside the router) is
+found by asking the candidate deployments once (bounded concurrency, short
+timeout) and then remembered. Response ids are never rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from router.errors import NotFoundError, ResponseNotFoundError, UpstreamError
+
+if TYPE_CHECKING:
+    from router.deployment import Deployment
+    from router.state.base import StateStore
+    from router.table import DeploymentTable
+
+__all__ = ["Ownership"]
+
+DISCOVERY_CONCURRENCY = 8
+DISCOVERY_TIMEOUT = 5.0
+
+
+class Ownership:
+    """Records and finds the owner of response ids."""
+
+    def __init__(
+        self, store: StateStore, table: DeploymentTable, *, ttl: float, prefix: str = "own:"
+    ) -> None:
+        self._store = store
+        self._table = table
+        self._ttl = ttl
+        self._prefix = prefix
+
+    async def record(self, response_id: str, deployment: Deployment) -> None:
+        await self._store.set(self._prefix + response_id, deployment.id, self._ttl)
+
+    async def forget(self, response_id: str) -> None:
+        await self._store.delete(self._prefix + response_id)
+
+    async def owner(self, response_id: str) -> Deployment | None:
+        """The recorded owner, if it is still configured."""
+        owner_id = await self._store.get(self._prefix + response_id)
+        return None if owner_id is None else self._table.get(owner_id)
+
+    async def find(
+        self, response_id: str, candidates: Sequence[Deployment], group: str | None
+    ) -> Deployment:
+        """The owner: recorded, else discovered among ``candidates`` and recorded."""
+        found = await self.owner(response_id)
+        if found is not None:
+            return found
+        found = await self._discover(response_id, candidates)
+        if found is None:
+            where = f"model group {group!r}" if group else "any configured deployment"
+            raise ResponseNotFoundError(
+                f"response {response_id!r} is not held by {where} "
+                f"({len(candidates)} deployments asked)",
+                response_id=response_id, model_group=group,
+            )
+        await self.record(response_id, found)
+        return found
+
+    async def _discover(
+        self, response_id: str, candidates: Sequence[Deployment]
+    ) -> Deployment | None:
+        gate = asyncio.Semaphore(DISCOVERY_CONCURRENCY)
+
+        async def holds(deployment: Deployment) -> Deployment | None:
+            async with gate:
+                try:
+                    await deployment.provider.call(
+                        deployment, "GET", response_id, timeout=DISCOVERY_TIMEOUT
+                    )
+                except (NotFoundError, UpstreamError):
+                    return None
+                return deployment
+
+        tasks = [asyncio.ensure_future(holds(d)) for d in candidates]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                hit = await next_done
+                if hit is not None:
+                    return hit
+            return None
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

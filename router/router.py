@@ -1,0 +1,404 @@
+"""The ``Router``: the public face that ties the request path together.
+
+It builds everything once at construction (config validation, deployments,
+providers, strategy, checks) and keeps the per-request path to: split the
+arguments (:func:`router.request.build_request`), run the attempt loop
+(:class:`router.attempts.Dispatcher`), record ownership, attach routing
+metadata. By-id calls (retrieve, delete, cancel, input items) go to the
+deployment that owns the response (:class:`router.ownership.Ownership`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from checks.base import CheckContext, PreCallCheck
+from checks.registry import check_registry
+from providers import provider_set
+from providers.http import ClientPool
+from providers.mock import MockProvider
+from router.attempts import Dispatcher
+from router.clock import Clock, SystemClock
+from router.config import RouterConfig, build_config, load_config_file, parse_config_document
+from router.cooldown import CooldownEntry, Cooldowns
+from router.errors import error_from_transport
+from router.fallbacks import FallbackPlan
+from router.load import LoadHandle, LoadTracker
+from router.ownership import Ownership
+from router.request import RouteRequest, build_request, check_response_id
+from router.retry import RetryPolicy
+from router.state.memory import MemoryStore
+from router.strategies.base import Strategy, StrategyContext, strategy_registry
+from router.streaming import ResponseStream, SyncResponseStream
+from router.sync import LoopRunner
+from router.table import DeploymentTable
+from router.types import Record, Response, RoutingInfo, StreamEvent
+
+if TYPE_CHECKING:
+    from providers.base import Provider
+    from router.deployment import Deployment
+    from router.state.base import StateStore
+
+__all__ = ["Router", "RouterServices"]
+
+StrategyFactory = Callable[[StrategyContext], Strategy]
+CheckFactory = Callable[[CheckContext], PreCallCheck]
+
+
+@dataclass(frozen=True, slots=True)
+class RouterServices:
+    """The router's shared parts, as pre-call checks and strategies may see them."""
+
+    table: DeploymentTable
+    ownership: Ownership
+    store: StateStore
+    clock: Clock
+    load: LoadTracker
+    cooldowns: Cooldowns
+    config: RouterConfig
+
+
+class Router:
+    """Routes Responses API calls across the deployments of each model group.
+
+    ``model_list`` and keyword settings are LiteLLM's (``num_retries``,
+    ``fallbacks``, ``timeout``, ``routing_strategy``, ...). Objects may be
+    passed where config takes names: ``routing_strategy=MyStrategy()``,
+    ``optional_pre_call_checks=[MyCheck()]``. ``http_client`` replaces the
+    default pooled client for every upstream; ``clock`` and ``rng`` make
+    routing deterministic in tests.
+    """
+
+    def __init__(
+        self,
+        model_list: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        routing_strategy: str | Strategy = "simple-shuffle",
+        optional_pre_call_checks: Sequence[str | PreCallCheck] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        strategies: Mapping[str, StrategyFactory] | None = None,
+        checks: Mapping[str, CheckFactory] | None = None,
+        _config: RouterConfig | None = None,
+        **settings: Any,
+    ) -> None:
+        if _config is None:
+            settings = dict(settings)
+            if isinstance(routing_strategy, str):
+                settings["routing_strategy"] = routing_strategy
+            names = [c for c in optional_pre_call_checks or () if isinstance(c, str)]
+            if names:
+                settings["optional_pre_call_checks"] = names
+            _config, _ = build_config(list(model_list or ()), settings, source="Router(...)")
+        self._config = config = _config
+        s = config.settings
+        self._clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._pool = ClientPool(http_client)
+        self._providers = provider_set(self._pool)
+        self._mock = MockProvider()
+        self._table = DeploymentTable(config.model_list, self._providers, s.model_group_alias)
+        self._store: StateStore = MemoryStore()
+        self._ownership = Ownership(self._store, self._table, ttl=s.response_ownership_ttl)
+        self._load = LoadTracker(self._clock)
+        self._cooldowns = Cooldowns(
+            self._clock, allowed_fails=s.allowed_fails, cooldown_time=s.cooldown_time,
+            disabled=s.disable_cooldowns,
+        )
+        self.services = RouterServices(
+            self._table, self._ownership, self._store, self._clock, self._load,
+            self._cooldowns, config,
+        )
+        self._strategy = self._resolve_strategy(routing_strategy, strategies)
+        self._checks = self._resolve_checks(optional_pre_call_checks, checks)
+        self._dispatcher = Dispatcher(
+            table=self._table, strategy=self._strategy, checks=self._checks,
+            cooldowns=self._cooldowns, load=self._load,
+            retry=RetryPolicy(s.num_retries, s.retry_after),
+            fallbacks=FallbackPlan(
+                fallbacks=s.fallbacks, default_fallbacks=s.default_fallbacks,
+                context_window_fallbacks=s.context_window_fallbacks,
+                content_policy_fallbacks=s.content_policy_fallbacks,
+                max_fallbacks=s.max_fallbacks,
+            ),
+            clock=self._clock, rng=self._rng,
+        )
+        self._timeout = s.timeout
+        self._runner = LoopRunner()
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, path: str | PathLike[str], **objects: Any) -> Router:
+        """A router from a YAML/JSON file (a LiteLLM ``config.yaml`` loads unchanged)."""
+        return cls(_config=load_config_file(path), **objects)
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any], **objects: Any) -> Router:
+        """A router from a config document (``model_list`` + ``router_settings``)."""
+        return cls(_config=parse_config_document(document, source="Router.from_dict"), **objects)
+
+    def _resolve_strategy(
+        self, given: str | Strategy, extra: Mapping[str, StrategyFactory] | None
+    ) -> Strategy:
+        if not isinstance(given, str):
+            return given
+        registry = strategy_registry()
+        for name, factory in (extra or {}).items():
+            registry.register(name, factory)
+        context = StrategyContext(
+            self._rng, self._clock, self._load, self._config.settings.routing_strategy_args
+        )
+        name = self._config.settings.routing_strategy
+        return registry.create(name, context, where="routing_strategy")
+
+    def _resolve_checks(
+        self,
+        given: Sequence[str | PreCallCheck] | None,
+        extra: Mapping[str, CheckFactory] | None,
+    ) -> list[PreCallCheck]:
+        registry = check_registry()
+        for name, factory in (extra or {}).items():
+            registry.register(name, factory)
+        context = CheckContext(self.services)
+        objects = [c for c in given or () if not isinstance(c, str)]
+        names = self._config.settings.optional_pre_call_checks
+        built = [
+            registry.create(n, context, where=f"optional_pre_call_checks[{i}]")
+            for i, n in enumerate(names)
+        ]
+        return built + objects
+
+    # -- create -------------------------------------------------------------------
+
+    async def aresponses(
+        self, *, model: str, input: Any = None, stream: bool = False, **params: Any
+    ) -> Any:
+        """``POST /responses`` through the router.
+
+        Returns a :class:`Response`, or with ``stream=True`` a
+        :class:`ResponseStream` (already past its first event). Router
+        parameters: ``timeout`` (whole call), ``num_retries``, ``fallbacks``,
+        ``disable_fallbacks``, ``mock_response``, ``stream_timeout``,
+        ``extra_headers``, ``extra_query``, ``extra_body``; everything else
+        is forwarded upstream unchanged.
+        """
+        if input is not None:
+            params["input"] = input
+        request = build_request(
+            model, params, stream=stream, default_timeout=self._timeout, now=self._clock.now()
+        )
+        if stream:
+            return await self._stream(request)
+        served = await self._dispatcher.run(
+            request, lambda d, t, h: self._create_on(request, d, t, h)
+        )
+        response = served.result
+        response.routing = RoutingInfo(
+            served.deployment.model_name, served.deployment.id,
+            served.deployment.provider_name, served.trail,
+        )
+        return response
+
+    async def _create_on(
+        self, request: RouteRequest, deployment: Deployment, timeout: float | None,
+        handle: LoadHandle,
+    ) -> Response:
+        provider = self._provider_for(request, deployment)
+        try:
+            if timeout is None:
+                response = await provider.create(deployment, request, None)
+            else:
+                async with asyncio.timeout(timeout):
+                    response = await provider.create(deployment, request, timeout)
+        except builtins.TimeoutError as exc:
+            raise error_from_transport(
+                exc, model_group=deployment.model_name, deployment_id=deployment.id
+            ) from exc
+        handle.release(ok=True)
+        if request.params.get("store") is not False and "id" in response:
+            await self._ownership.record(response._data["id"], deployment)
+        return response
+
+    async def _stream(self, request: RouteRequest) -> ResponseStream:
+        served = await self._dispatcher.run(
+            request, lambda d, t, h: self._open_stream(request, d, t, h)
+        )
+        stream = served.result
+        stream.routing = RoutingInfo(
+            served.deployment.model_name, served.deployment.id,
+            served.deployment.provider_name, served.trail,
+        )
+        return stream
+
+    async def _open_stream(
+        self, request: RouteRequest, deployment: Deployment, timeout: float | None,
+        handle: LoadHandle,
+    ) -> ResponseStream:
+        events = self._provider_for(request, deployment).stream(deployment, request, timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                first = await events.__anext__()
+        except builtins.TimeoutError as exc:
+            await events.aclose()
+            raise error_from_transport(
+                exc, model_group=deployment.model_name, deployment_id=deployment.id
+            ) from exc
+        except StopAsyncIteration:
+            raise error_from_transport(
+                ConnectionResetError("stream ended before its first event"),
+                model_group=deployment.model_name, deployment_id=deployment.id,
+            ) from None
+        except BaseException:
+            await events.aclose()
+            raise
+
+        async def observe(event: StreamEvent) -> None:
+            if event._data.get("type") == "response.created":
+                await self._record_streamed(request, event, deployment)
+
+        await observe(first)
+        return ResponseStream(first, events, handle, observe)
+
+    async def _record_streamed(
+        self, request: RouteRequest, event: StreamEvent, deployment: Deployment
+    ) -> None:
+        data = event._data.get("response")
+        if isinstance(data, dict) and "id" in data and request.params.get("store") is not False:
+            await self._ownership.record(data["id"], deployment)
+
+    def _provider_for(self, request: RouteRequest, deployment: Deployment) -> Provider:
+        return self._mock if request.mock_response is not None else deployment.provider
+
+    # -- by id ----------------------------------------------------------------------
+
+    async def aget_responses(
+        self, response_id: str, *, model: str | None = None, **query: Any
+    ) -> Response:
+        """``GET /responses/{id}`` on the deployment that owns the response."""
+        deployment = await self._owner_of(response_id, model)
+        record = await deployment.provider.call(deployment, "GET", response_id, query=query)
+        return Response(record._data, self._by_id_routing(deployment))
+
+    async def adelete_responses(self, response_id: str, *, model: str | None = None) -> Record:
+        """``DELETE /responses/{id}``; forgets the ownership record too."""
+        deployment = await self._owner_of(response_id, model)
+        record = await deployment.provider.call(deployment, "DELETE", response_id)
+        await self._ownership.forget(response_id)
+        return record
+
+    async def acancel_responses(self, response_id: str, *, model: str | None = None) -> Response:
+        """``POST /responses/{id}/cancel`` (background responses only)."""
+        deployment = await self._owner_of(response_id, model)
+        record = await deployment.provider.call(deployment, "POST", f"{response_id}/cancel")
+        return Response(record._data, self._by_id_routing(deployment))
+
+    async def alist_input_items(
+        self, response_id: str, *, model: str | None = None, **query: Any
+    ) -> Record:
+        """``GET /responses/{id}/input_items`` (``after``, ``before``, ``limit``, ``order``)."""
+        deployment = await self._owner_of(response_id, model)
+        return await deployment.provider.call(
+            deployment, "GET", f"{response_id}/input_items", query=query
+        )
+
+    async def _owner_of(self, response_id: str, model: str | None) -> Deployment:
+        check_response_id(response_id, "response_id")
+        candidates = self._table.group(model) if model else self._table.all()
+        group = self._table.resolve_group(model) if model else None
+        return await self._ownership.find(response_id, candidates, group)
+
+    def _by_id_routing(self, deployment: Deployment) -> RoutingInfo:
+        from router.types import AttemptTrail
+
+        return RoutingInfo(
+            deployment.model_name, deployment.id, deployment.provider_name,
+            AttemptTrail(deployment.model_name),
+        )
+
+    # -- sync twins -----------------------------------------------------------------
+
+    def responses(self, *, model: str, input: Any = None, stream: bool = False,
+                  **params: Any) -> Any:
+        """Sync twin of :meth:`aresponses` (a stream comes back as a sync iterator)."""
+        result = self._runner.run(
+            self.aresponses(model=model, input=input, stream=stream, **params),
+            async_name="aresponses",
+        )
+        return SyncResponseStream(result, self._runner) if stream else result
+
+    def get_responses(self, response_id: str, **kwargs: Any) -> Response:
+        """Sync twin of :meth:`aget_responses`."""
+        return self._runner.run(self.aget_responses(response_id, **kwargs), async_name="aget_responses")
+
+    def delete_responses(self, response_id: str, **kwargs: Any) -> Record:
+        """Sync twin of :meth:`adelete_responses`."""
+        return self._runner.run(
+            self.adelete_responses(response_id, **kwargs), async_name="adelete_responses"
+        )
+
+    def cancel_responses(self, response_id: str, **kwargs: Any) -> Response:
+        """Sync twin of :meth:`acancel_responses`."""
+        return self._runner.run(
+            self.acancel_responses(response_id, **kwargs), async_name="acancel_responses"
+        )
+
+    def list_input_items(self, response_id: str, **kwargs: Any) -> Record:
+        """Sync twin of :meth:`alist_input_items`."""
+        return self._runner.run(
+            self.alist_input_items(response_id, **kwargs), async_name="alist_input_items"
+        )
+
+    # -- inspection and lifetime ----------------------------------------------------
+
+    @property
+    def model_names(self) -> list[str]:
+        return self._table.group_names()
+
+    def deployments(self, model: str | None = None) -> tuple[Deployment, ...]:
+        """The configured deployments (of one group when ``model`` is given)."""
+        return self._table.group(model) if model else self._table.all()
+
+    def cooldowns(self) -> list[CooldownEntry]:
+        """Deployments cooling down now: id, until (clock time), reason."""
+        return self._cooldowns.active()
+
+    async def aclose(self) -> None:
+        """Close pooled connections (of this event loop and of the sync twins')."""
+        loop = self._runner.loop
+        if loop is not None:
+            closing = asyncio.run_coroutine_threadsafe(self._pool.aclose(), loop)
+            await asyncio.wrap_future(closing)
+            await asyncio.to_thread(self._runner.stop)
+        await self._pool.aclose()
+
+    def close(self) -> None:
+        """Sync twin of :meth:`aclose`."""
+        if self._runner.started:
+            self._runner.run(self._pool.aclose())
+            self._runner.stop()
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        groups = {g: len(self._table.group(g)) for g in self._table.group_names()}
+        return f"Router(groups={groups}, strategy={type(self._strategy).__name__})"

@@ -1,0 +1,142 @@
+"""Streams handed to the caller, async and sync.
+
+A :class:`ResponseStream` is returned only once its first event has arrived,
+so every retry and failover happens before the caller sees anything. After
+that, an upstream failure (an ``error`` event, a cut connection, a malformed
+event, a stall past ``stream_timeout``) is raised from the iterator as a
+:class:`StreamInterruptedError`, never as a clean end. The stream holds the
+request's load slot until it ends, fails or is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from providers.responses_http import TERMINAL_EVENTS
+from router.errors import RouterError, StreamInterruptedError
+from router.types import Response, RoutingInfo, StreamEvent
+
+if TYPE_CHECKING:
+    from router.load import LoadHandle
+    from router.sync import LoopRunner
+
+__all__ = ["ResponseStream", "SyncResponseStream"]
+
+Observer = Callable[[StreamEvent], Awaitable[None]]
+
+
+class ResponseStream:
+    """Async iterator of :class:`StreamEvent`; also an async context manager.
+
+    ``routing`` says who serves it; ``response`` is the final Response once
+    a terminal event has passed (else ``None``).
+    """
+
+    def __init__(
+        self,
+        first: StreamEvent,
+        rest: AsyncIterator[StreamEvent],
+        handle: LoadHandle,
+        observe: Observer,
+    ) -> None:
+        self._pending: StreamEvent | None = first
+        self._rest = rest
+        self._handle = handle
+        self._observe = observe
+        self._done = False
+        self.routing: RoutingInfo | None = None
+        self.response: Response | None = None
+        self._note(first)
+
+    def __aiter__(self) -> ResponseStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._pending is not None:
+            event, self._pending = self._pending, None
+            return event
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            event = await self._rest.__anext__()
+        except StopAsyncIteration:
+            await self._finish(ok=True)
+            raise
+        except RouterError as exc:
+            await self._finish(ok=False)
+            raise self._interrupted(exc) from exc
+        except BaseException:
+            await self._finish(ok=False)
+            raise
+        await self._observe(event)
+        self._note(event)
+        return event
+
+    async def aclose(self) -> None:
+        """Stop reading, close the upstream connection, give the load slot back."""
+        await self._finish(ok=self.response is not None)
+
+    async def __aenter__(self) -> ResponseStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _note(self, event: StreamEvent) -> None:
+        if event._data.get("type") in TERMINAL_EVENTS:
+            self.response = Response(event._data.get("response") or {}, self.routing)
+            self._handle.release(ok=True)
+
+    async def _finish(self, *, ok: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._pending = None
+        self._handle.release(ok=ok)
+        closer = getattr(self._rest, "aclose", None)
+        if closer is not None:
+            await asyncio.shield(closer())
+
+    def _interrupted(self, exc: RouterError) -> StreamInterruptedError:
+        error = StreamInterruptedError(
+            f"the stream failed after events reached the caller: {exc}",
+            model_group=exc.model_group, deployment_id=exc.deployment_id,
+        )
+        error.trail = self.routing.trail if self.routing else None
+        return error
+
+
+class SyncResponseStream:
+    """The same stream for sync code, driven on the router's private loop."""
+
+    def __init__(self, stream: ResponseStream, runner: LoopRunner) -> None:
+        self._stream = stream
+        self._runner = runner
+
+    @property
+    def routing(self) -> RoutingInfo | None:
+        return self._stream.routing
+
+    @property
+    def response(self) -> Response | None:
+        return self._stream.response
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        try:
+            return self._runner.run(self._stream.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        self._runner.run(self._stream.aclose())
+
+    def __enter__(self) -> SyncResponseStream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

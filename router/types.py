@@ -1,0 +1,207 @@
+"""Objects the router hands back: responses, stream events, routing metadata.
+
+Upstream answers are kept as the JSON the upstream sent, untouched, behind a
+thin attribute-access view (:class:`Record`). That keeps every field,
+including ones added to the API after this code was written, costs nothing
+per request (no model validation on the hot path), and ``model_dump()``
+returns exactly what the upstream said: the object validates as
+``openai.types.responses.Response``. What the router adds (which deployment
+served, the attempt trail) lives in ``.routing``, outside ``model_dump()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Attempt",
+    "AttemptTrail",
+    "Record",
+    "Response",
+    "RoutingInfo",
+    "StreamEvent",
+]
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Record(value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+class Record:
+    """Attribute access over a JSON object (``obj.field``, ``obj["field"]``).
+
+    A missing field raises ``AttributeError`` (``KeyError`` for ``[]``); use
+    ``.get(name)`` for optional fields. Nested objects come back as
+    :class:`Record` too.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return _wrap(self._data[name])
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no field {name!r}"
+            ) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return _wrap(self._data[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The field ``name``, or ``default`` when absent."""
+        return _wrap(self._data.get(name, default))
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
+        """A deep copy of the JSON object, as the upstream sent it."""
+        data = copy.deepcopy(self._data)
+        return _drop_none(data) if exclude_none else data
+
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self._data, indent=indent)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Record):
+            return self._data == other._data
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._data!r})"
+
+
+def _drop_none(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _drop_none(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [_drop_none(v) for v in data]
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at one deployment: where, how long, and how it ended.
+
+    ``error`` is the error class name (``None`` on success); ``started`` is
+    seconds since the request began.
+    """
+
+    model_group: str
+    deployment_id: str
+    started: float
+    duration: float
+    error: str | None = None
+    status: int | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class AttemptTrail:
+    """Everything the router tried for one request, in order."""
+
+    requested_model: str
+    attempts: list[Attempt] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first in each model group."""
+        groups = {a.model_group for a in self.attempts}
+        return max(0, len(self.attempts) - len(groups))
+
+    def __str__(self) -> str:
+        steps = [
+            f"{a.model_group}/{a.deployment_id}: {a.error or 'ok'}"
+            + (f" [{a.status}]" if a.status else "")
+            for a in self.attempts
+        ]
+        return "; ".join(steps) or "no attempt made"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingInfo:
+    """How a request was served: by whom, in which group, after what."""
+
+    model_group: str
+    deployment_id: str
+    provider: str
+    trail: AttemptTrail
+
+    @property
+    def requested_model(self) -> str:
+        return self.trail.requested_model
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return self.trail.attempts
+
+    @property
+    def retries(self) -> int:
+        return self.trail.retries
+
+    @property
+    def fallbacks(self) -> list[str]:
+        return self.trail.fallbacks
+
+
+class Response(Record):
+    """A Responses API ``Response`` object, plus ``.routing`` (not dumped).
+
+    ``output_text`` concatenates every ``output_text`` part of every message
+    in ``output``, as the official SDK's property does.
+    """
+
+    __slots__ = ("routing",)
+
+    def __init__(self, data: dict[str, Any], routing: RoutingInfo | None = None) -> None:
+        super().__init__(data)
+        self.routing = routing
+
+    @property
+    def output_text(self) -> str:
+        parts: list[str] = []
+        for item in self._data.get("output") or ():
+            if item.get("type") != "message":
+                continue
+            for content in item.get("content") or ():
+                if content.get("type") == "output_text":
+                    parts.append(content.get("text", ""))
+        return "".join(parts)
+
+
+class StreamEvent(Record):
+    """One Server-Sent Event of a streamed response (any ``type``).
+
+    ``event.response`` on lifecycle events is a :class:`Response`.
+    """
+
+    __slots__ = ()
+
+    @property
+    def response(self) -> Response:
+        data = self._data.get("response")
+        if not isinstance(data, dict):
+            raise AttributeError(f"{self._data.get('type')!r} event has no response")
+        return Response(data)
