@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from checks.base import CheckContext, PreCallCheck
+from checks.responses_api import ResponsesApiDeploymentCheck
 from router.registry import Registry
 
 __all__ = ["check_registry"]
@@ -10,4 +11,7 @@ __all__ = ["check_registry"]
 
 def check_registry() -> Registry[CheckContext, PreCallCheck]:
     """A fresh registry holding the built-in checks."""
-    return Registry("pre-call check", {})
+    return Registry(
+        "pre-call check",
+        {ResponsesApiDeploymentCheck.name: ResponsesApiDeploymentCheck.from_context},
+    )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from router.errors import (
     NoDeploymentAvailableError,
+    PinnedDeploymentUnavailableError,
     RouterError,
     TimeoutError,
     UpstreamError,
@@ -94,12 +95,13 @@ class Dispatcher:
                 trail.fallbacks.append(group)
                 try:
                     return await self._run_group(group, request, call, trail, started)
+                except NoDeploymentAvailableError as exc:
+                    trail.notes.append(f"fallback {group!r}: {exc.message}")
                 except RouterError as exc:
                     error = exc
                     if exc.fallback is None:
                         break
-            error.trail = trail
-            raise error
+            raise _final(error, request, trail)
         finally:
             trail.duration = self._clock.now() - started
 
@@ -147,12 +149,20 @@ class Dispatcher:
         failed: set[str],
         last: UpstreamError | None,
     ) -> Deployment:
-        candidates = self._cooldowns.available(deployments)
+        candidates: Sequence[Deployment] = deployments
         if failed:
-            fresh = [d for d in candidates if d.id not in failed]
-            candidates = fresh or candidates
-        if not candidates:
-            raise last or self._all_cooled(group)
+            candidates = [d for d in deployments if d.id not in failed] or deployments
+        candidates = await self._apply_checks(group, candidates, request)
+        available = self._cooldowns.available(candidates)
+        if not available:
+            if request.pinned_to is None:
+                raise last or self._all_cooled(group)
+            available = candidates  # the pin outranks cooldown: only the owner can serve
+        return self._strategy.pick(available, request)
+
+    async def _apply_checks(
+        self, group: str, candidates: Sequence[Deployment], request: RouteRequest
+    ) -> Sequence[Deployment]:
         removed: dict[str, list[str]] = {}
         for check in self._checks:
             before = candidates
@@ -166,7 +176,7 @@ class Dispatcher:
                     + "; ".join(f"{k} removed {', '.join(v)}" for k, v in removed.items()),
                     reason="checks_rejected", model_group=group, details=removed,
                 )
-        return self._strategy.pick(candidates, request)
+        return candidates
 
     def _all_cooled(self, group: str) -> NoDeploymentAvailableError:
         entries = self._cooldowns.active()
@@ -234,3 +244,19 @@ class Dispatcher:
             status=None if error is None else error.status,
             message=None if error is None else error.message[:200],
         ))
+
+
+def _final(error: RouterError, request: RouteRequest, trail: AttemptTrail) -> RouterError:
+    """The error the caller gets: with the trail, and naming the pin when one failed."""
+    pinned = request.pinned_to
+    if pinned is not None and isinstance(error, UpstreamError) and error.retryable:
+        wrapped = PinnedDeploymentUnavailableError(
+            f"deployment {pinned!r}, the only one holding response "
+            f"{request.previous_response_id!r}, failed: {error}",
+            response_id=request.previous_response_id or "",
+            model_group=error.model_group, deployment_id=pinned,
+        )
+        wrapped.__cause__ = error
+        error = wrapped
+    error.trail = trail
+    return error

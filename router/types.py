@@ -123,6 +123,7 @@ class AttemptTrail:
     requested_model: str
     attempts: list[Attempt] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     duration: float = 0.0
 
     @property

@@ -1,0 +1,56 @@
+"""Run one fake upstream until SIGTERM / SIGINT.
+
+    python -m router.testing --name east --port 0 [--latency 0.01 --capacity 4 --api-key K]
+
+Prints ``READY http://127.0.0.1:PORT`` on stdout once it listens (what
+:class:`router.testing.UpstreamProcess` waits for). Faults are set through the
+upstream's ``/__control/...`` endpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from collections.abc import Sequence
+
+from router.testing.upstream import Upstream
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m router.testing", description=__doc__)
+    parser.add_argument("--name", default="upstream")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--latency", type=float, default=0.0, help="service time, seconds")
+    parser.add_argument("--capacity", type=int, default=None, help="concurrent requests")
+    parser.add_argument("--stream-chunks", type=int, default=4)
+    parser.add_argument("--background-delay", type=float, default=0.2)
+    parser.add_argument("--extra-fields", type=json.loads, default=None, help="JSON object")
+    parser.add_argument("--no-record", action="store_true", help="do not keep request records")
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    upstream = Upstream(
+        args.name, api_key=args.api_key, port=args.port, latency=args.latency,
+        capacity=args.capacity, extra_fields=args.extra_fields,
+        stream_chunks=args.stream_chunks, background_delay=args.background_delay,
+        record_requests=not args.no_record,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with upstream:
+        print(f"READY {upstream.url}", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    asyncio.run(_serve(_parse(argv)))
+
+
+if __name__ == "__main__":
+    main()
