@@ -149,10 +149,9 @@ class Dispatcher:
         failed: set[str],
         last: UpstreamError | None,
     ) -> Deployment:
-        candidates: Sequence[Deployment] = deployments
-        if failed:
-            candidates = [d for d in deployments if d.id not in failed] or deployments
-        candidates = await self._apply_checks(group, candidates, request)
+        candidates = await self._apply_checks(group, deployments, request)
+        if failed:  # retry elsewhere when possible, else on a deployment that failed
+            candidates = [d for d in candidates if d.id not in failed] or candidates
         available = self._cooldowns.available(candidates)
         if not available:
             if request.pinned_to is None:
@@ -252,7 +251,7 @@ def _final(error: RouterError, request: RouteRequest, trail: AttemptTrail) -> Ro
     if pinned is not None and isinstance(error, UpstreamError) and error.retryable:
         wrapped = PinnedDeploymentUnavailableError(
             f"deployment {pinned!r}, the only one holding response "
-            f"{request.previous_response_id!r}, failed: {error}",
+            f"{request.previous_response_id!r}, failed: {type(error).__name__}: {error.message}",
             response_id=request.previous_response_id or "",
             model_group=error.model_group, deployment_id=pinned,
         )

@@ -413,7 +413,7 @@ def error_from_transport(
 ) -> UpstreamError:
     """Map an httpx (or asyncio) transport exception to the hierarchy."""
     cls: type[UpstreamError]
-    if isinstance(exc, httpx.TimeoutException | builtins.TimeoutError):
+    if isinstance(exc, httpx.TimeoutException | builtins.TimeoutError) and not _refused(exc):
         cls = TimeoutError
         message = "the upstream did not answer in time"
     elif isinstance(exc, httpx.DecodingError):
@@ -421,11 +421,18 @@ def error_from_transport(
         message = "the upstream answer could not be decoded"
     elif isinstance(exc, httpx.TransportError | OSError):
         cls = ConnectionError
-        message = f"connection to the upstream failed: {type(exc).__name__}"
+        message = f"connection to the upstream failed: {type(exc.__cause__ or exc).__name__}"
     else:
         cls = ServerError
         message = f"unexpected failure talking to the upstream: {type(exc).__name__}"
     return cls(message, model_group=model_group, deployment_id=deployment_id)
+
+
+def _refused(exc: BaseException) -> bool:
+    """A "timeout" whose cause is not a timeout (httpx-aiohttp maps a refused
+    connection to ``ConnectTimeout``): it is a connection failure."""
+    cause = exc.__cause__
+    return cause is not None and not isinstance(cause, builtins.TimeoutError)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

@@ -36,6 +36,8 @@ from router.ownership import Ownership
 from router.request import RouteRequest, build_request, check_response_id
 from router.retry import RetryPolicy
 from router.state.memory import MemoryStore
+from router.state.redis import RedisStore
+from router.state.resilient import ResilientStore
 from router.strategies.base import Strategy, StrategyContext, strategy_registry
 from router.streaming import ResponseStream, SyncResponseStream
 from router.sync import LoopRunner
@@ -107,7 +109,7 @@ class Router:
         self._providers = provider_set(self._pool)
         self._mock = MockProvider()
         self._table = DeploymentTable(config.model_list, self._providers, s.model_group_alias)
-        self._store: StateStore = MemoryStore()
+        self._store = _make_store(s, self._clock)
         self._ownership = Ownership(self._store, self._table, ttl=s.response_ownership_ttl)
         self._load = LoadTracker(self._clock)
         self._cooldowns = Cooldowns(
@@ -376,15 +378,19 @@ class Router:
         """Close pooled connections (of this event loop and of the sync twins')."""
         loop = self._runner.loop
         if loop is not None:
-            closing = asyncio.run_coroutine_threadsafe(self._pool.aclose(), loop)
+            closing = asyncio.run_coroutine_threadsafe(self._close_here(), loop)
             await asyncio.wrap_future(closing)
             await asyncio.to_thread(self._runner.stop)
+        await self._close_here()
+
+    async def _close_here(self) -> None:
         await self._pool.aclose()
+        await self._store.aclose()
 
     def close(self) -> None:
         """Sync twin of :meth:`aclose`."""
         if self._runner.started:
-            self._runner.run(self._pool.aclose())
+            self._runner.run(self._close_here())
             self._runner.stop()
 
     async def __aenter__(self) -> Router:
@@ -402,3 +408,11 @@ class Router:
     def __repr__(self) -> str:
         groups = {g: len(self._table.group(g)) for g in self._table.group_names()}
         return f"Router(groups={groups}, strategy={type(self._strategy).__name__})"
+
+
+def _make_store(settings: Any, clock: Clock) -> StateStore:
+    """Redis behind a memory fallback when configured, else memory alone."""
+    dsn = settings.redis_dsn()
+    if dsn is None:
+        return MemoryStore()
+    return ResilientStore(RedisStore(dsn, prefix=settings.redis_key_prefix), clock)
