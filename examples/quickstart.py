@@ -90,21 +90,25 @@ async def failover(router: Router, down: Upstream, owner_turn: str) -> None:
 
 
 async def main() -> None:
-    async with Upstream("east") as east, Upstream("west") as west, Upstream("north") as north:
-        async with Router(
+    async with (
+        Upstream("east") as east,
+        Upstream("west") as west,
+        Upstream("north") as north,
+        Router(
             model_list=model_list(east, west, north),
             optional_pre_call_checks=["responses_api_deployment_check"],
             num_retries=2,
             timeout=10,
-        ) as router:
-            table("30 requests over three deployments (simple-shuffle)",
-                  ("deployment", "requests"), sorted((await spread(router, 30)).items()))
-            rows = await conversation(router)
-            table("A 3-turn conversation: every turn on the deployment holding the last",
-                  ("turn", "deployment", "upstream says"), rows)
-            pinned = await router.aresponses(model="gpt-4o", input="Remember me")
-            by_id = {"azure-east": east, "azure-west": west, "openai-north": north}
-            await failover(router, by_id[pinned.routing.deployment_id], pinned.id)
+        ) as router,
+    ):
+        table("30 requests over three deployments (simple-shuffle)",
+              ("deployment", "requests"), sorted((await spread(router, 30)).items()))
+        rows = await conversation(router)
+        table("A 3-turn conversation: every turn on the deployment holding the last",
+              ("turn", "deployment", "upstream says"), rows)
+        pinned = await router.aresponses(model="gpt-4o", input="Remember me")
+        by_id = {"azure-east": east, "azure-west": west, "openai-north": north}
+        await failover(router, by_id[pinned.routing.deployment_id], pinned.id)
 
 
 if __name__ == "__main__":

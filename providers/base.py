@@ -9,7 +9,7 @@ configuration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class Provider(Protocol):
 
     def stream(
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """``POST /responses`` with ``stream: true``; closing the iterator closes the call."""
         ...
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
@@ -114,7 +114,7 @@ class MockProvider:
 
     async def stream(
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         for event in mock_stream_events(self._make(deployment, request)):
             yield StreamEvent(event)
 
@@ -128,7 +128,7 @@ class MockProvider:
         timeout: float | None = None,
     ) -> Record:
         response_id, _, action = path.partition("/")
-        owner, data, items = self._lookup(deployment, response_id)
+        _, data, items = self._lookup(deployment, response_id)
         if method == "DELETE":
             del self._stored[response_id]
             return Record({"id": response_id, "object": "response.deleted", "deleted": True})

@@ -9,7 +9,7 @@ not consume goes upstream unchanged, and every field that comes back is kept.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +93,7 @@ class HttpResponsesProvider:
 
     async def stream(
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         ep: Endpoint = deployment.endpoint
         client = self._pool.get(ep.origin)
         read = request.stream_timeout or deployment.stream_timeout or timeout
@@ -211,7 +211,9 @@ def _transport_error(exc: Exception, deployment: Deployment) -> UpstreamError:
     return error_from_transport(exc, model_group=deployment.model_name, deployment_id=deployment.id)
 
 
-async def _events(answer: httpx.Response, deployment: Deployment) -> AsyncIterator[StreamEvent]:
+async def _events(
+    answer: httpx.Response, deployment: Deployment
+) -> AsyncGenerator[StreamEvent, None]:
     """Parse SSE into events; an ``error`` event or a cut stream raises."""
     async for sse in EventSource(answer).aiter_sse():
         try:

@@ -305,7 +305,7 @@ class MalformedResponseError(UpstreamError):
     fallback = "default"
 
 
-class TimeoutError(UpstreamError):  # noqa: A001 - mirrors httpx / openai naming
+class TimeoutError(UpstreamError):
     """No answer within the time left (408, or a client-side timeout)."""
 
     retryable = True
@@ -313,7 +313,7 @@ class TimeoutError(UpstreamError):  # noqa: A001 - mirrors httpx / openai naming
     fallback = "default"
 
 
-class ConnectionError(UpstreamError):  # noqa: A001 - mirrors httpx / openai naming
+class ConnectionError(UpstreamError):
     """The connection could not be made or broke before an answer."""
 
     retryable = True

@@ -340,7 +340,9 @@ class Router:
 
     def get_responses(self, response_id: str, **kwargs: Any) -> Response:
         """Sync twin of :meth:`aget_responses`."""
-        return self._runner.run(self.aget_responses(response_id, **kwargs), async_name="aget_responses")
+        return self._runner.run(
+            self.aget_responses(response_id, **kwargs), async_name="aget_responses"
+        )
 
     def delete_responses(self, response_id: str, **kwargs: Any) -> Record:
         """Sync twin of :meth:`adelete_responses`."""
