@@ -23,9 +23,19 @@ C = TypeVar("C")
 class Registry(Generic[C, T]):
     """Factories of ``T`` by name; a factory takes a context object ``C``."""
 
-    def __init__(self, kind: str, builtins: Mapping[str, Callable[[C], T]]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        builtins: Mapping[str, Callable[[C], T]],
+        planned: frozenset[str] = frozenset(),
+    ) -> None:
         self._kind = kind
         self._factories: dict[str, Callable[[C], T]] = dict(builtins)
+        self._planned = planned
+
+    def is_planned(self, name: str) -> bool:
+        """A LiteLLM name this router accepts but does not implement yet."""
+        return name in self._planned and name not in self._factories
 
     def register(self, name: str, factory: Callable[[C], T]) -> None:
         """Make ``name`` resolve to ``factory`` in this registry."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import random
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -27,7 +28,13 @@ from providers.http import ClientPool
 from providers.mock import MockProvider
 from router.attempts import Dispatcher
 from router.clock import Clock, SystemClock
-from router.config import RouterConfig, build_config, load_config_file, parse_config_document
+from router.config import (
+    ConfigWarning,
+    RouterConfig,
+    build_config,
+    load_config_file,
+    parse_config_document,
+)
 from router.cooldown import CooldownEntry, Cooldowns
 from router.errors import error_from_transport
 from router.fallbacks import FallbackPlan
@@ -161,6 +168,9 @@ class Router:
             self._rng, self._clock, self._load, self._config.settings.routing_strategy_args
         )
         name = self._config.settings.routing_strategy
+        if registry.is_planned(name):
+            _not_yet(f"routing_strategy {name!r}", "using 'simple-shuffle'")
+            name = "simple-shuffle"
         return registry.create(name, context, where="routing_strategy")
 
     def _resolve_checks(
@@ -174,10 +184,12 @@ class Router:
         context = CheckContext(self.services)
         objects = [c for c in given or () if not isinstance(c, str)]
         names = self._config.settings.optional_pre_call_checks
-        built = [
-            registry.create(n, context, where=f"optional_pre_call_checks[{i}]")
-            for i, n in enumerate(names)
-        ]
+        built = []
+        for i, name in enumerate(names):
+            if registry.is_planned(name):
+                _not_yet(f"optional_pre_call_checks[{i}] {name!r}", "skipping it")
+                continue
+            built.append(registry.create(name, context, where=f"optional_pre_call_checks[{i}]"))
         return built + objects
 
     # -- create -------------------------------------------------------------------
@@ -418,3 +430,10 @@ def _make_store(settings: Any, clock: Clock) -> StateStore:
     if dsn is None:
         return MemoryStore()
     return ResilientStore(RedisStore(dsn, prefix=settings.redis_key_prefix), clock)
+
+
+def _not_yet(what: str, instead: str) -> None:
+    warnings.warn(
+        f"{what} is a LiteLLM name this router does not implement yet; {instead}",
+        ConfigWarning, stacklevel=4,
+    )

@@ -39,4 +39,16 @@ def strategy_registry() -> Registry[StrategyContext, Strategy]:
     """A fresh registry holding the built-in strategies."""
     from router.strategies.simple_shuffle import SimpleShuffle
 
-    return Registry("routing_strategy", {"simple-shuffle": SimpleShuffle.from_context})
+    return Registry(
+        "routing_strategy",
+        {"simple-shuffle": SimpleShuffle.from_context},
+        planned=LITELLM_STRATEGIES,
+    )
+
+
+#: LiteLLM strategy names: a config naming one not built yet falls back to
+#: simple-shuffle with a ConfigWarning, so a LiteLLM config.yaml still loads.
+LITELLM_STRATEGIES = frozenset({
+    "least-busy", "latency-based-routing", "usage-based-routing",
+    "usage-based-routing-v2", "cost-based-routing", "provider-budget-routing",
+})
