@@ -57,7 +57,8 @@ def mock_response_payload(model: str, params: Mapping[str, Any], text: str) -> d
         "text": {"format": {"type": "text"}}, "reasoning": {"effort": None, "summary": None},
         "truncation": "disabled",
         "usage": {
-            "input_tokens": words_in, "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens": words_in,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": words_out, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": words_in + words_out,
         },

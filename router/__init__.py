@@ -34,10 +34,25 @@ from router.errors import (
     UpstreamError,
 )
 from router.request import RouteRequest
-from router.router import Router
 from router.strategies.base import Strategy, StrategyContext
-from router.streaming import ResponseStream, SyncResponseStream
 from router.types import Attempt, AttemptTrail, Record, Response, RoutingInfo, StreamEvent
+
+_LAZY = {
+    "Router": "router.router",
+    "ResponseStream": "router.streaming",
+    "SyncResponseStream": "router.streaming",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Load the Router lazily, so ``providers`` and ``checks`` can import
+    ``router.*`` core modules without a cycle through the package face."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'router' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 __all__ = [
     "Attempt",

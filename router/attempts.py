@@ -114,11 +114,11 @@ class Dispatcher:
         started: float,
     ) -> Served[T]:
         deployments = self._table.group(group)
-        retries = self._retry.num_retries if request.num_retries is None else request.num_retries
         failed: set[str] = set()
         last: UpstreamError | None = None
-        for retry in range(retries + 1):
-            deployment = await self._choose(group, deployments, request, failed, last)
+        tries = 0
+        while True:
+            deployment, eligible = await self._choose(group, deployments, request, failed, last)
             timeout = self._attempt_timeout(deployment, request, group)
             t0 = self._clock.now()
             handle = self._load.acquire(deployment.id)
@@ -128,18 +128,18 @@ class Dispatcher:
                 handle.release(ok=False)
                 self._record(trail, group, deployment, t0, started, exc)
                 self._on_failure(deployment, exc, len(deployments))
-                if not exc.retryable or retry == retries:
+                tries += 1
+                if tries > self._retry.retries_for(exc, request.num_retries):
                     raise
                 failed.add(deployment.id)
                 last = exc
-                await self._backoff(retry, exc, request, deployments, failed)
+                await self._backoff(tries - 1, exc, request, eligible, failed)
                 continue
             except BaseException:
                 handle.release(ok=False)
                 raise
             self._record(trail, group, deployment, t0, started, None)
             return Served(result, deployment, trail)
-        raise AssertionError("unreachable: the last retry returns or raises")
 
     async def _choose(
         self,
@@ -148,16 +148,18 @@ class Dispatcher:
         request: RouteRequest,
         failed: set[str],
         last: UpstreamError | None,
-    ) -> Deployment:
-        candidates = await self._apply_checks(group, deployments, request)
+    ) -> tuple[Deployment, Sequence[Deployment]]:
+        """The deployment to try, and every deployment the checks allow."""
+        eligible = await self._apply_checks(group, deployments, request)
+        candidates = eligible
         if failed:  # retry elsewhere when possible, else on a deployment that failed
             candidates = [d for d in candidates if d.id not in failed] or candidates
         available = self._cooldowns.available(candidates)
         if not available:
             if request.pinned_to is None:
-                raise last or self._all_cooled(group)
+                raise last or self._all_cooled(group, candidates)
             available = candidates  # the pin outranks cooldown: only the owner can serve
-        return self._strategy.pick(available, request)
+        return self._strategy.pick(available, request), eligible
 
     async def _apply_checks(
         self, group: str, candidates: Sequence[Deployment], request: RouteRequest
@@ -177,8 +179,11 @@ class Dispatcher:
                 )
         return candidates
 
-    def _all_cooled(self, group: str) -> NoDeploymentAvailableError:
-        entries = self._cooldowns.active()
+    def _all_cooled(
+        self, group: str, candidates: Sequence[Deployment]
+    ) -> NoDeploymentAvailableError:
+        ids = {d.id for d in candidates}
+        entries = [e for e in self._cooldowns.active() if e.deployment_id in ids]
         soonest = min((e.until for e in entries), default=self._clock.now())
         wait = max(0.0, soonest - self._clock.now())
         return NoDeploymentAvailableError(
@@ -210,10 +215,12 @@ class Dispatcher:
         retry: int,
         error: UpstreamError,
         request: RouteRequest,
-        deployments: Sequence[Deployment],
+        eligible: Sequence[Deployment],
         failed: set[str],
     ) -> None:
-        others = any(d.id not in failed for d in self._cooldowns.available(deployments))
+        others = any(d.id not in failed for d in self._cooldowns.available(eligible))
+        if not others and not error.retry_same:
+            raise error
         wait = self._retry.wait(retry, error, same_deployment=not others, rng=self._rng)
         left = request.time_left(self._clock.now())
         if left is not None and wait >= left:

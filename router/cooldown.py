@@ -6,8 +6,9 @@ Rules (LiteLLM's, made explicit):
   ``retry-after`` when it said one, else ``cooldown_time``;
 * an exhausted quota, refused credentials (401/403) or an unknown model (404)
   cool it at once; quota for ``QUOTA_COOLDOWN_FACTOR`` x ``cooldown_time``;
-* any other error that ``cools_down`` counts; more than ``allowed_fails`` in
-  ``FAIL_WINDOW`` seconds cools it for ``cooldown_time``;
+* any other error that ``cools_down`` counts; more than ``allowed_fails`` (or
+  the ``allowed_fails_policy`` entry for its kind) in ``FAIL_WINDOW`` seconds
+  cools it for ``cooldown_time``;
 * a cooldown is only ever extended, never shortened, by a new failure.
 
 The router does not cool down the only deployment of a group (that would turn
@@ -17,7 +18,7 @@ one failure into an outage of the whole group).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from router.errors import (
     RateLimitError,
     UpstreamError,
 )
+from router.policies import policy_value
 
 if TYPE_CHECKING:
     from router.clock import Clock
@@ -54,10 +56,17 @@ class Cooldowns:
     """Cooldown state of one router (memory)."""
 
     def __init__(
-        self, clock: Clock, *, allowed_fails: int, cooldown_time: float, disabled: bool = False
+        self,
+        clock: Clock,
+        *,
+        allowed_fails: int,
+        cooldown_time: float,
+        disabled: bool = False,
+        allowed_fails_policy: Mapping[str, int] | None = None,
     ) -> None:
         self._clock = clock
         self._allowed_fails = allowed_fails
+        self._policy = dict(allowed_fails_policy or {})
         self._cooldown_time = cooldown_time
         self._disabled = disabled
         self._entries: dict[str, CooldownEntry] = {}
@@ -89,7 +98,9 @@ class Cooldowns:
         now = self._clock.now()
         duration = self._immediate_duration(error)
         if duration is None:
-            if not self._count_failure(deployment_id, now):
+            allowed = policy_value(self._policy, "AllowedFails", error)
+            allowed = self._allowed_fails if allowed is None else allowed
+            if not self._count_failure(deployment_id, now, allowed):
                 return None
             duration = self._cooldown_time
         return self._extend(deployment_id, now + duration, type(error).__name__)
@@ -103,12 +114,12 @@ class Cooldowns:
             return self._cooldown_time
         return None
 
-    def _count_failure(self, deployment_id: str, now: float) -> bool:
+    def _count_failure(self, deployment_id: str, now: float, allowed: int) -> bool:
         fails = self._fails.setdefault(deployment_id, deque())
         fails.append(now)
         while fails and fails[0] <= now - FAIL_WINDOW:
             fails.popleft()
-        if len(fails) > self._allowed_fails:
+        if len(fails) > allowed:
             fails.clear()
             return True
         return False

@@ -5,7 +5,8 @@ Every failure the caller can see is a :class:`RouterError`. Upstream answers
 mapped at the provider boundary by :func:`error_from_status` and
 :func:`error_from_transport`, so the attempt loop reasons about classes, never
 about status codes. Each class states, as class attributes, what the router
-does when it meets it: ``retryable`` (try another attempt in the same group),
+does when it meets it: ``retryable`` (try another attempt in the same group; ``retry_same``:
+also on the deployment that failed, when no other is left),
 ``cools_down`` (count it against the deployment), and ``fallback`` (which
 fallback list applies: ``"default"``, ``"context_window"``,
 ``"content_policy"`` or ``None`` for none).
@@ -43,7 +44,9 @@ attempt ``trail`` once the router has one; messages never contain secrets.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -91,6 +94,7 @@ class RouterError(Exception):
     """
 
     retryable: ClassVar[bool] = False
+    retry_same: ClassVar[bool] = True
     cools_down: ClassVar[bool] = False
     fallback: ClassVar[str | None] = None
 
@@ -135,8 +139,11 @@ class NoDeploymentAvailableError(RouterError):
 
     ``reason`` is one of ``"unknown_model"``, ``"all_cooled_down"``,
     ``"checks_rejected"``, ``"all_failed"``; ``details`` says more (for
-    checks: which check removed which deployments).
+    checks: which check removed which deployments). Another group may
+    still serve, so the generic fallbacks apply.
     """
+
+    fallback: ClassVar[str | None] = "default"
 
     def __init__(
         self,
@@ -153,6 +160,8 @@ class NoDeploymentAvailableError(RouterError):
 
 class UnknownModelError(NoDeploymentAvailableError):
     """The requested model group has no deployments."""
+
+    fallback = None
 
     def __init__(self, model_group: str, known: Sequence[str]) -> None:
         names = ", ".join(sorted(known)) or "none"
@@ -280,9 +289,10 @@ class RateLimitError(UpstreamError):
 
 
 class QuotaExhaustedError(RateLimitError):
-    """429 ``insufficient_quota``: the account is out of quota; no retry here."""
+    """429 ``insufficient_quota``: this account is out of quota. Another
+    deployment (another account) may serve; this one never again for long."""
 
-    retryable = False
+    retry_same = False
 
 
 class ServerError(UpstreamError):
@@ -431,8 +441,10 @@ def error_from_transport(
 def _refused(exc: BaseException) -> bool:
     """A "timeout" whose cause is not a timeout (httpx-aiohttp maps a refused
     connection to ``ConnectTimeout``): it is a connection failure."""
-    cause = exc.__cause__
-    return cause is not None and not isinstance(cause, builtins.TimeoutError)
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and not isinstance(
+        cause, builtins.TimeoutError | asyncio.CancelledError
+    )
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -449,7 +461,7 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
             value = float(raw) * scale
         except ValueError:
             continue
-        if value > 0:
+        if math.isfinite(value) and value > 0:
             return value
     return None
 

@@ -8,6 +8,7 @@ retries, fallbacks, extra headers...). The deadline is fixed here, once.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,8 @@ ROUTER_PARAMS = frozenset({
     "extra_headers", "extra_query", "extra_body", "stream_timeout",
 })
 
-_RESPONSE_ID = re.compile(r"[A-Za-z0-9_\-.:]{1,256}")
+# "." and ".." would be URL dot segments: /responses/.. is not a response.
+_RESPONSE_ID = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9_\-.:]{1,256}")
 
 
 @dataclass(slots=True)
@@ -105,7 +107,12 @@ def check_response_id(value: object, where: str) -> str:
 
 
 def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise InvalidRequestError(f"{name}: expected a positive number of seconds, got {value!r}")
     return float(value)
 
@@ -128,7 +135,7 @@ def _fallback_list(value: Any) -> list[str] | None:
             names.append(item)
         elif isinstance(item, Mapping):
             for targets in item.values():
-                names.extend(str(t) for t in targets)
+                names.extend([targets] if isinstance(targets, str) else map(str, targets))
         else:
             raise InvalidRequestError(f"fallbacks: expected model names, got {item!r}")
     return names

@@ -11,9 +11,11 @@ deadline means no retry.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from router.errors import UpstreamError
+from router.policies import policy_value
 
 __all__ = ["RetryPolicy"]
 
@@ -23,10 +25,25 @@ BACKOFF_CAP = 8.0
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """``num_retries`` retries per model group; ``min_wait`` is the floor between tries."""
+    """``num_retries`` retries per model group; ``min_wait`` is the floor between tries.
+
+    ``per_error`` is LiteLLM's ``retry_policy`` (``{"RateLimitErrorRetries": 3}``).
+    """
 
     num_retries: int
     min_wait: float = 0.0
+    per_error: Mapping[str, int] = field(default_factory=dict)
+
+    def retries_for(self, error: UpstreamError, requested: int | None) -> int:
+        """Retries ``error`` allows: the request's ``num_retries`` (for retryable
+        errors), else the ``retry_policy`` entry for its kind, else
+        ``num_retries`` for retryable errors and none for the others."""
+        if requested is not None:
+            return requested if error.retryable else 0
+        configured = policy_value(self.per_error, "Retries", error)
+        if configured is not None:
+            return configured
+        return self.num_retries if error.retryable else 0
 
     def wait(
         self, retry: int, error: UpstreamError, *, same_deployment: bool, rng: random.Random

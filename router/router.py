@@ -25,7 +25,6 @@ from checks.base import CheckContext, PreCallCheck
 from checks.registry import check_registry
 from providers import provider_set
 from providers.http import ClientPool
-from providers.mock import MockProvider
 from router.attempts import Dispatcher
 from router.clock import Clock, SystemClock
 from router.config import (
@@ -114,14 +113,17 @@ class Router:
         self._rng = rng or random.Random()
         self._pool = ClientPool(http_client)
         self._providers = provider_set(self._pool)
-        self._mock = MockProvider()
-        self._table = DeploymentTable(config.model_list, self._providers, s.model_group_alias)
+        self._mock = self._providers["mock"]
+        self._table = DeploymentTable(
+            config.model_list, self._providers, s.model_group_alias,
+            default_stream_timeout=s.stream_timeout,
+        )
         self._store = _make_store(s, self._clock)
         self._ownership = Ownership(self._store, self._table, ttl=s.response_ownership_ttl)
         self._load = LoadTracker(self._clock)
         self._cooldowns = Cooldowns(
             self._clock, allowed_fails=s.allowed_fails, cooldown_time=s.cooldown_time,
-            disabled=s.disable_cooldowns,
+            disabled=s.disable_cooldowns, allowed_fails_policy=s.allowed_fails_policy,
         )
         self.services = RouterServices(
             self._table, self._ownership, self._store, self._clock, self._load,
@@ -132,7 +134,7 @@ class Router:
         self._dispatcher = Dispatcher(
             table=self._table, strategy=self._strategy, checks=self._checks,
             cooldowns=self._cooldowns, load=self._load,
-            retry=RetryPolicy(s.num_retries, s.retry_after),
+            retry=RetryPolicy(s.num_retries, s.retry_after, s.retry_policy or {}),
             fallbacks=FallbackPlan(
                 fallbacks=s.fallbacks, default_fallbacks=s.default_fallbacks,
                 context_window_fallbacks=s.context_window_fallbacks,

@@ -28,8 +28,10 @@ class DeploymentTable:
         configs: Sequence[DeploymentConfig],
         providers: Mapping[str, Provider],
         aliases: Mapping[str, str] | None = None,
+        *,
+        default_stream_timeout: float | None = None,
     ) -> None:
-        built = [_build(c, i, providers) for i, c in enumerate(configs)]
+        built = [_build(c, i, providers, default_stream_timeout) for i, c in enumerate(configs)]
         self._by_id: dict[str, Deployment] = {}
         groups: dict[str, list[Deployment]] = {}
         for deployment in _dedupe_ids(built):
@@ -61,7 +63,12 @@ class DeploymentTable:
         return list(self._groups)
 
 
-def _build(config: DeploymentConfig, index: int, providers: Mapping[str, Provider]) -> Deployment:
+def _build(
+    config: DeploymentConfig,
+    index: int,
+    providers: Mapping[str, Provider],
+    default_stream_timeout: float | None,
+) -> Deployment:
     p = config.litellm_params
     provider = providers.get(p.provider)
     if provider is None:
@@ -79,7 +86,7 @@ def _build(config: DeploymentConfig, index: int, providers: Mapping[str, Provide
         endpoint=provider.prepare(config),
         weight=resolve_weight(config),
         timeout=p.timeout,
-        stream_timeout=p.stream_timeout,
+        stream_timeout=p.stream_timeout or default_stream_timeout,
         mock_response=p.mock_response,
     )
 

@@ -37,5 +37,7 @@ class SimpleShuffle:
         if not given:
             return candidates[int(self._rng.random() * len(candidates))]
         mean = sum(given) / len(given)
+        if mean <= 0:  # rpm: 0 everywhere says nothing about preference
+            return candidates[int(self._rng.random() * len(candidates))]
         filled = [mean if w is None else w for w in weights]
         return self._rng.choices(candidates, weights=filled)[0]

@@ -132,8 +132,12 @@ class _Reject(Exception):
         self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
+#: One encoder for every answer (json.dumps with options would build one per call).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _dumps(obj: Json) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _encode(obj).encode()
 
 
 def _json(call: _Call, obj: Json, status: int = 200) -> web.Response:

@@ -1,0 +1,136 @@
+"""RedisStore: on fakeredis (through its real client path), then briefly on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import fakeredis
+import pytest
+import redis
+from fakeredis import aioredis as fake_aioredis
+
+from router.state.redis import RedisStore
+
+if TYPE_CHECKING:
+    from tests.redis_fixtures import RedisSpace
+
+pytest_plugins = ("tests.redis_fixtures",)
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def peek(server: fakeredis.FakeServer) -> redis.Redis:
+    """A sync client on the same fake server, to look behind the store's back."""
+    return fakeredis.FakeStrictRedis(server=server, decode_responses=True)
+
+
+@pytest.fixture
+async def store(server: fakeredis.FakeServer) -> AsyncIterator[RedisStore]:
+    made = RedisStore(
+        "redis://fake.invalid:6379/0", prefix="pfx:",
+        connection_class=fake_aioredis.FakeAsyncRedisConnection, server=server,
+    )
+    yield made
+    await made.aclose()
+
+
+async def test_get_set_delete(store: RedisStore, peek: redis.Redis) -> None:
+    assert await store.get("own:missing") is None
+    await store.set("own:r1", "dep-a", 60)
+    assert await store.get("own:r1") == "dep-a"
+    assert peek.get("pfx:own:r1") == "dep-a"
+    await store.set("own:r1", "dep-b", 60)
+    assert await store.get("own:r1") == "dep-b"
+    await store.delete("own:r1")
+    assert await store.get("own:r1") is None
+    assert peek.exists("pfx:own:r1") == 0
+    await store.delete("own:r1")  # missing key: no error
+
+
+async def test_every_key_is_prefixed(store: RedisStore, peek: redis.Redis) -> None:
+    assert store.prefix == "pfx:"
+    await store.set("a", "1", 60)
+    await store.set("b", "2", 60)
+    assert sorted(peek.keys("*")) == ["pfx:a", "pfx:b"]
+    peek.set("a", "unprefixed")  # a key outside the prefix is not seen
+    peek.delete("pfx:a")
+    assert await store.get("a") is None
+
+
+async def test_ttl_is_set_in_milliseconds(store: RedisStore, peek: redis.Redis) -> None:
+    await store.set("k", "v", 30 * 24 * 3600)
+    assert 30 * 24 * 3600 * 1000 - 5000 < peek.pttl("pfx:k") <= 30 * 24 * 3600 * 1000
+    await store.set("fraction", "v", 2.5)
+    assert 2000 < peek.pttl("pfx:fraction") <= 2500
+    await store.set("tiny", "v", 0.0001)  # rounds up to 1 ms, never "no expiry"
+    assert peek.pttl("pfx:tiny") in (-2, 0, 1)
+
+
+async def test_keys_expire(store: RedisStore) -> None:
+    await store.set("k", "v", 0.05)
+    assert await store.get("k") == "v"
+    await asyncio.sleep(0.12)
+    assert await store.get("k") is None
+
+
+async def test_two_prefixes_do_not_see_each_other(server: fakeredis.FakeServer) -> None:
+    options = {"connection_class": fake_aioredis.FakeAsyncRedisConnection, "server": server}
+    one = RedisStore("redis://fake.invalid/0", prefix="one:", **options)
+    two = RedisStore("redis://fake.invalid/0", prefix="two:", **options)
+    await one.set("k", "1", 60)
+    assert await two.get("k") is None
+    await two.set("k", "2", 60)
+    assert (await one.get("k"), await two.get("k")) == ("1", "2")
+    await one.aclose()
+    await two.aclose()
+
+
+async def test_failures_surface_as_redis_errors(
+    store: RedisStore, server: fakeredis.FakeServer
+) -> None:
+    """ResilientStore relies on failures being RedisError (or OSError / TimeoutError)."""
+    server.connected = False
+    with pytest.raises(redis.RedisError):
+        await store.get("k")
+    with pytest.raises(redis.RedisError):
+        await store.set("k", "v", 60)
+
+
+async def test_one_client_per_event_loop(store: RedisStore) -> None:
+    assert store.client() is store.client()
+    other: list[object] = []
+
+    def in_another_loop() -> None:
+        async def grab() -> None:
+            other.append(store.client())
+            await store.aclose()
+
+        asyncio.run(grab())
+
+    await asyncio.to_thread(in_another_loop)
+    assert other[0] is not store.client()
+
+
+def test_repr_never_shows_the_url() -> None:
+    store = RedisStore("redis://:hunter2-secret@127.0.0.1:6379/0", prefix="x:")
+    assert "hunter2" not in repr(store)
+    assert "x:" in repr(store)
+
+
+async def test_on_the_real_redis(redis_space: RedisSpace) -> None:
+    store = RedisStore(redis_space.url, prefix=redis_space.prefix)
+    try:
+        await store.set("own:r1", "dep-a", 60)
+        assert await store.get("own:r1") == "dep-a"
+        assert redis_space.keys() == [redis_space.prefix + "own:r1"]
+        assert 55_000 < redis_space.pttl("own:r1") <= 60_000
+        await store.delete("own:r1")
+        assert redis_space.keys() == []
+    finally:
+        await store.aclose()

@@ -1,0 +1,429 @@
+"""The error hierarchy and the mapping of upstream failures into it (router/errors.py).
+
+The expected tables are written out here independently of the module, so a
+change to the mapping has to be made in both places on purpose; the
+completeness test (as httpx's ``tests/test_exceptions.py``) proves that every
+``UpstreamError`` subclass can actually be produced by some upstream failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import inspect
+from typing import Any
+
+import httpx
+import pytest
+
+from router import errors
+from router.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    ConnectionError,
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+    InvalidRequestError,
+    MalformedResponseError,
+    NoDeploymentAvailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    PinnedDeploymentUnavailableError,
+    PreviousResponseNotFoundError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ResponseNotFoundError,
+    RouterError,
+    ServerError,
+    ServiceUnavailableError,
+    StreamInterruptedError,
+    TimeoutError,
+    UnknownModelError,
+    UpstreamError,
+    error_from_failed_response,
+    error_from_status,
+    error_from_transport,
+    parse_retry_after,
+)
+
+# -- expected tables, written independently of the module -----------------------------
+
+STATUS_TABLE: dict[int, type[UpstreamError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: TimeoutError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+    500: ServerError,
+    502: ServiceUnavailableError,
+    503: ServiceUnavailableError,
+    504: ServiceUnavailableError,
+}
+
+# code -> (the status the upstream sends it with, the class expected)
+CODE_TABLE: dict[str, tuple[int, type[UpstreamError]]] = {
+    "context_length_exceeded": (400, ContextWindowExceededError),
+    "string_above_max_length": (400, ContextWindowExceededError),
+    "content_filter": (400, ContentPolicyViolationError),
+    "content_policy_violation": (400, ContentPolicyViolationError),
+    "previous_response_not_found": (400, PreviousResponseNotFoundError),
+    "insufficient_quota": (429, QuotaExhaustedError),
+    "rate_limit_exceeded": (429, RateLimitError),
+    "server_error": (500, ServerError),
+    "server_is_overloaded": (503, ServiceUnavailableError),
+    "slow_down": (503, ServiceUnavailableError),
+    "invalid_api_key": (401, AuthenticationError),
+}
+
+TRANSPORT_TABLE: list[tuple[Exception, type[UpstreamError]]] = [
+    (httpx.ConnectError("refused"), ConnectionError),
+    (httpx.ReadTimeout("slow"), TimeoutError),
+    (httpx.ConnectTimeout("slow connect"), TimeoutError),
+    (httpx.PoolTimeout("no connection free"), TimeoutError),
+    (httpx.WriteTimeout("slow write"), TimeoutError),
+    (httpx.RemoteProtocolError("peer closed"), ConnectionError),
+    (httpx.ReadError("reset"), ConnectionError),
+    (httpx.DecodingError("bad gzip"), MalformedResponseError),
+    (builtins.TimeoutError(), TimeoutError),
+    (OSError("network unreachable"), ConnectionError),
+    (ConnectionResetError("reset by peer"), ConnectionError),
+    (ValueError("something else"), ServerError),
+]
+
+
+def _body(code: str | None = None, message: str = "upstream said no", **extra: Any) -> Any:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": code,
+                      "param": None, **extra}}
+
+
+# -- status and code mapping ---------------------------------------------------------
+
+
+def test_expected_tables_cover_the_module_tables() -> None:
+    # A new status or code in the module must be added to the tables above too.
+    assert set(STATUS_TABLE) == set(errors._STATUS_CLASSES)
+    assert set(CODE_TABLE) == set(errors._CODE_CLASSES)
+
+
+@pytest.mark.parametrize(("status", "cls"), sorted(STATUS_TABLE.items()),
+                         ids=[str(s) for s in sorted(STATUS_TABLE)])
+def test_status_maps_to_its_class(status: int, cls: type[UpstreamError]) -> None:
+    err = error_from_status(status, _body(), httpx.Headers())
+    assert type(err) is cls
+    assert err.status == status
+
+
+@pytest.mark.parametrize("code", sorted(CODE_TABLE))
+def test_code_maps_to_most_specific_class(code: str) -> None:
+    status, cls = CODE_TABLE[code]
+    err = error_from_status(status, _body(code), httpx.Headers())
+    assert type(err) is cls
+    assert err.code == code
+    assert err.status == status
+
+
+@pytest.mark.parametrize("status", [402, 405, 406, 410, 413, 415, 418, 451, 499])
+def test_unknown_4xx_is_bad_request(status: int) -> None:
+    assert type(error_from_status(status, _body(), httpx.Headers())) is BadRequestError
+
+
+@pytest.mark.parametrize("status", [501, 505, 507, 520, 529, 599])
+def test_unknown_5xx_is_server_error(status: int) -> None:
+    assert type(error_from_status(status, _body(), httpx.Headers())) is ServerError
+
+
+def test_unknown_code_falls_back_to_the_status() -> None:
+    err = error_from_status(403, _body("some_new_code"), httpx.Headers())
+    assert type(err) is PermissionDeniedError
+    assert err.code == "some_new_code"
+
+
+def test_client_error_code_does_not_downgrade_a_5xx() -> None:
+    # A 500 that says context_length_exceeded is still the server's failure.
+    err = error_from_status(500, _body("context_length_exceeded"), httpx.Headers())
+    assert type(err) is ServerError
+
+
+def test_previous_response_not_found_with_404_is_specific() -> None:
+    err = error_from_status(404, _body("previous_response_not_found"), httpx.Headers())
+    assert type(err) is PreviousResponseNotFoundError
+
+
+def test_body_fields_and_request_id_are_kept() -> None:
+    body = _body("context_length_exceeded", message="too long", param="input")
+    headers = httpx.Headers({"X-Request-Id": "req_123"})
+    err = error_from_status(400, body, headers, model_group="g", deployment_id="d1")
+    assert err.message == "too long"
+    assert err.type == "invalid_request_error"
+    assert err.param == "input"
+    assert err.request_id == "req_123"
+    assert err.body == body
+    assert (err.model_group, err.deployment_id) == ("g", "d1")
+
+
+@pytest.mark.parametrize("body", ["<html>Bad gateway</html>", None, {"error": "boom"}, {}, []])
+def test_non_openai_bodies_get_a_default_message(body: Any) -> None:
+    err = error_from_status(502, body, httpx.Headers())
+    assert type(err) is ServiceUnavailableError
+    assert err.message == "upstream answered HTTP 502"
+    assert err.code is None
+
+
+# -- completeness ----------------------------------------------------------------------
+
+
+def _reachable() -> set[type[UpstreamError]]:
+    found: set[type[UpstreamError]] = set()
+    for status in range(400, 600):
+        found.add(type(error_from_status(status, _body(), httpx.Headers())))
+    for code, (status, _) in CODE_TABLE.items():
+        found.add(type(error_from_status(status, _body(code), httpx.Headers())))
+    for exc, _ in TRANSPORT_TABLE:
+        found.add(type(error_from_transport(exc)))
+    return found
+
+
+def test_every_upstream_error_subclass_is_reachable() -> None:
+    defined = {
+        obj for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, UpstreamError) and obj is not UpstreamError
+        and obj.__module__ == errors.__name__
+    }
+    assert len(defined) >= 15  # the tree in the docstring
+    assert defined - _reachable() == set()
+
+
+def test_every_public_error_is_a_router_error() -> None:
+    for name in errors.__all__:
+        obj = getattr(errors, name)
+        if inspect.isclass(obj):
+            assert issubclass(obj, RouterError), name
+
+
+# -- transport -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("exc", "cls"), TRANSPORT_TABLE,
+                         ids=[type(e).__name__ for e, _ in TRANSPORT_TABLE])
+def test_transport_exception_maps_to_class(exc: Exception, cls: type[UpstreamError]) -> None:
+    err = error_from_transport(exc, model_group="g", deployment_id="d1")
+    assert type(err) is cls
+    assert err.status is None
+    assert (err.model_group, err.deployment_id) == ("g", "d1")
+
+
+def test_refused_connection_reported_as_connect_timeout_is_a_connection_error() -> None:
+    # httpx-aiohttp maps a refused connection to ConnectTimeout, with the cause kept
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as cause:
+            raise httpx.ConnectTimeout("connect failed") from cause
+    except httpx.ConnectTimeout as exc:
+        err = error_from_transport(exc)
+    assert type(err) is ConnectionError
+    assert "ConnectionRefusedError" in str(err)
+
+
+def test_timeout_caused_by_a_timeout_stays_a_timeout() -> None:
+    try:
+        try:
+            raise builtins.TimeoutError()
+        except builtins.TimeoutError as cause:
+            raise httpx.ConnectTimeout("slow") from cause
+    except httpx.ConnectTimeout as exc:
+        assert type(error_from_transport(exc)) is TimeoutError
+
+
+async def test_asyncio_timeout_is_a_timeout_error() -> None:
+    with pytest.raises(builtins.TimeoutError) as info:
+        async with asyncio.timeout(0.001):
+            await asyncio.sleep(1)
+    assert type(error_from_transport(info.value)) is TimeoutError
+
+
+def test_transport_message_does_not_echo_the_exception_text() -> None:
+    # httpx messages can carry a URL with credentials in it.
+    exc = httpx.ConnectError("failed for https://user:sk-SECRET123@example.com/v1")
+    err = error_from_transport(exc)
+    assert "sk-SECRET123" not in str(err)
+    assert "sk-SECRET123" not in repr(err)
+    assert "ConnectError" in str(err)
+
+
+# -- retry-after -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"retry-after": "5"}, 5.0),
+    ({"Retry-After": "2.5"}, 2.5),
+    ({"retry-after-ms": "1500"}, 1.5),
+    ({"retry-after-ms": "250", "retry-after": "7"}, 0.25),  # ms wins
+    ({"retry-after-ms": "-1", "retry-after": "3"}, 3.0),  # a useless ms value is skipped
+    ({"retry-after-ms": "-1"}, None),
+    ({"retry-after-ms": "0"}, None),
+    ({"retry-after": "0"}, None),
+    ({"retry-after": "-1"}, None),
+    ({"retry-after": "soon"}, None),
+    ({"retry-after-ms": "abc", "retry-after": "junk"}, None),
+    ({"retry-after": "nan"}, None),
+    ({}, None),
+])
+def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(httpx.Headers(headers)) == expected
+
+
+def test_parse_retry_after_rejects_infinity() -> None:
+    assert parse_retry_after(httpx.Headers({"retry-after": "inf"})) is None
+
+
+def test_retry_after_reaches_the_error() -> None:
+    headers = httpx.Headers({"retry-after-ms": "1200"})
+    err = error_from_status(429, _body("rate_limit_exceeded"), headers)
+    assert isinstance(err, RateLimitError)
+    assert err.retry_after == pytest.approx(1.2)
+
+
+# -- failed responses ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("code", "cls"), [
+    ("server_error", ServerError),
+    ("rate_limit_exceeded", RateLimitError),
+    ("insufficient_quota", QuotaExhaustedError),
+    ("context_length_exceeded", ContextWindowExceededError),
+    (None, ServerError),
+    ("something_new", ServerError),
+])
+def test_error_from_failed_response(code: str | None, cls: type[UpstreamError]) -> None:
+    err = error_from_failed_response(
+        {"code": code, "message": "it failed"}, model_group="g", deployment_id="d1"
+    )
+    assert type(err) is cls
+    assert err.code == code
+    assert err.status is None
+    assert err.message == "it failed"
+    assert (err.model_group, err.deployment_id) == ("g", "d1")
+
+
+def test_error_from_failed_response_without_message() -> None:
+    err = error_from_failed_response({}, model_group=None, deployment_id=None)
+    assert type(err) is ServerError
+    assert err.message == "the upstream response failed"
+
+
+# -- what the router does with each class -----------------------------------------------
+
+BEHAVIOUR = [
+    # class, retryable, cools_down, fallback
+    (RouterError, False, False, None),
+    (ConfigError, False, False, None),
+    (InvalidRequestError, False, False, None),
+    (NoDeploymentAvailableError, False, False, "default"),  # another group may serve
+    (UnknownModelError, False, False, None),
+    (StreamInterruptedError, False, False, None),
+    (BadRequestError, False, False, None),
+    (ContextWindowExceededError, False, False, "context_window"),
+    (ContentPolicyViolationError, False, False, "content_policy"),
+    (PreviousResponseNotFoundError, False, False, None),
+    (AuthenticationError, True, True, "default"),
+    (PermissionDeniedError, True, True, "default"),
+    (NotFoundError, True, True, "default"),
+    (ConflictError, False, False, None),
+    (RateLimitError, True, True, "default"),
+    (QuotaExhaustedError, True, True, "default"),  # elsewhere only: retry_same is False
+    (ServerError, True, True, "default"),
+    (ServiceUnavailableError, True, True, "default"),
+    (MalformedResponseError, True, True, "default"),
+    (TimeoutError, True, True, "default"),
+    (ConnectionError, True, True, "default"),
+]
+
+
+@pytest.mark.parametrize(("cls", "retryable", "cools_down", "fallback"), BEHAVIOUR,
+                         ids=[c.__name__ for c, *_ in BEHAVIOUR])
+def test_class_behaviour(
+    cls: type[RouterError], retryable: bool, cools_down: bool, fallback: str | None
+) -> None:
+    assert (cls.retryable, cls.cools_down, cls.fallback) == (retryable, cools_down, fallback)
+
+
+def test_hierarchy_shape() -> None:
+    assert issubclass(QuotaExhaustedError, RateLimitError)
+    assert issubclass(ServiceUnavailableError, ServerError)
+    for cls in (ContextWindowExceededError, ContentPolicyViolationError,
+                PreviousResponseNotFoundError):
+        assert issubclass(cls, BadRequestError)
+    assert issubclass(UnknownModelError, NoDeploymentAvailableError)
+    # Our TimeoutError / ConnectionError must not be caught by the builtins' handlers.
+    assert not issubclass(TimeoutError, builtins.TimeoutError)
+    assert not issubclass(ConnectionError, builtins.ConnectionError)
+
+
+# -- messages ----------------------------------------------------------------------------
+
+
+def test_str_has_status_code_group_and_deployment() -> None:
+    err = error_from_status(
+        429, _body("rate_limit_exceeded", message="slow down"), httpx.Headers(),
+        model_group="gpt-4o", deployment_id="east-1",
+    )
+    text = str(err)
+    assert "429" in text
+    assert "rate_limit_exceeded" in text
+    assert "slow down" in text
+    assert "gpt-4o" in text and "east-1" in text
+    assert repr(err).startswith("RateLimitError(")
+
+
+def test_str_without_location_is_the_message() -> None:
+    assert str(InvalidRequestError("timeout: bad")) == "timeout: bad"
+
+
+def test_config_error_lists_every_problem() -> None:
+    err = ConfigError("invalid configuration", ["model_list[0].model: missing",
+                                                "router_settings.num_retries: must be >= 0"])
+    assert err.problems == ("model_list[0].model: missing",
+                            "router_settings.num_retries: must be >= 0")
+    text = str(err)
+    assert text.startswith("invalid configuration")
+    assert "  - model_list[0].model: missing" in text
+    assert "  - router_settings.num_retries: must be >= 0" in text
+
+
+def test_config_error_without_problems() -> None:
+    err = ConfigError("bad")
+    assert err.problems == ()
+    assert str(err) == "bad"
+
+
+def test_unknown_model_error_lists_known_groups() -> None:
+    err = UnknownModelError("gpt-5", ["b-group", "a-group"])
+    assert err.reason == "unknown_model"
+    assert err.model_group == "gpt-5"
+    assert "'gpt-5'" in str(err)
+    assert "a-group, b-group" in str(err)
+    assert "none" in str(UnknownModelError("x", []))
+
+
+def test_no_deployment_error_keeps_reason_and_details() -> None:
+    details = {"check": ["d1"]}
+    err = NoDeploymentAvailableError("nothing", reason="checks_rejected", details=details)
+    details["check"] = []
+    assert err.reason == "checks_rejected"
+    assert err.details == {"check": ["d1"]}  # a copy: the caller's dict may change
+    assert err.trail is None
+
+
+def test_pinned_and_not_found_errors_carry_the_response_id() -> None:
+    pinned = PinnedDeploymentUnavailableError(
+        "owner down", response_id="resp_1", model_group="g", deployment_id="d1"
+    )
+    assert (pinned.response_id, pinned.deployment_id) == ("resp_1", "d1")
+    missing = ResponseNotFoundError("gone", response_id="resp_2", model_group=None)
+    assert missing.response_id == "resp_2"
