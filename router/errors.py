@@ -183,11 +183,23 @@ class PinnedDeploymentUnavailableError(RouterError):
 
 
 class ResponseNotFoundError(RouterError):
-    """No deployment holds the stored response ``response_id``."""
+    """No deployment holds the stored response ``response_id``.
 
-    def __init__(self, message: str, *, response_id: str, model_group: str | None) -> None:
+    ``unreachable`` lists deployments that could not be asked (errors other
+    than "not found"); when it is not empty the answer may change on retry.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response_id: str,
+        model_group: str | None,
+        unreachable: Sequence[str] = (),
+    ) -> None:
         super().__init__(message, model_group=model_group)
         self.response_id = response_id
+        self.unreachable = tuple(unreachable)
 
 
 class StreamInterruptedError(RouterError):

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from router.errors import NotFoundError, ResponseNotFoundError, UpstreamError
+from router.errors import BadRequestError, NotFoundError, ResponseNotFoundError, UpstreamError
 
 if TYPE_CHECKING:
     from router.deployment import Deployment
@@ -56,21 +56,29 @@ class Ownership:
         found = await self.owner(response_id)
         if found is not None:
             return found
-        found = await self._discover(response_id, candidates)
+        found, unreachable = await self._discover(response_id, candidates)
         if found is None:
             where = f"model group {group!r}" if group else "any configured deployment"
+            detail = f"{len(candidates)} deployments asked"
+            if unreachable:
+                detail += (
+                    f"; {len(unreachable)} could not answer ({', '.join(unreachable)}), "
+                    "so the owner may be among them: try again"
+                )
             raise ResponseNotFoundError(
-                f"response {response_id!r} is not held by {where} "
-                f"({len(candidates)} deployments asked)",
-                response_id=response_id, model_group=group,
+                f"response {response_id!r} is not held by {where} ({detail})",
+                response_id=response_id, model_group=group, unreachable=unreachable,
             )
         await self.record(response_id, found)
         return found
 
     async def _discover(
         self, response_id: str, candidates: Sequence[Deployment]
-    ) -> Deployment | None:
+    ) -> tuple[Deployment | None, list[str]]:
+        """The deployment that holds ``response_id`` (or None), and the ids of
+        deployments that failed to answer (so "not found" may be wrong)."""
         gate = asyncio.Semaphore(DISCOVERY_CONCURRENCY)
+        unreachable: list[str] = []
 
         async def holds(deployment: Deployment) -> Deployment | None:
             async with gate:
@@ -78,7 +86,10 @@ class Ownership:
                     await deployment.provider.call(
                         deployment, "GET", response_id, timeout=DISCOVERY_TIMEOUT
                     )
-                except (NotFoundError, UpstreamError):
+                except (NotFoundError, BadRequestError):
+                    return None
+                except UpstreamError:
+                    unreachable.append(deployment.id)
                     return None
                 return deployment
 
@@ -87,8 +98,8 @@ class Ownership:
             for next_done in asyncio.as_completed(tasks):
                 hit = await next_done
                 if hit is not None:
-                    return hit
-            return None
+                    return hit, []
+            return None, unreachable
         finally:
             for task in tasks:
                 task.cancel()

@@ -487,6 +487,27 @@ async def test_restart_without_redis_discovers_the_owner_once(ups: Ups) -> None:
         await after.aclose()
 
 
+async def test_discovery_with_the_owner_down_says_the_answer_may_change(ups: Ups) -> None:
+    before = build_router(ups)
+    try:
+        first = await turn(before, "c0 t1")
+    finally:
+        await before.aclose()
+    owner = next(up for up in ups if up.name == first.deployment_id)
+    await owner.down()
+    after = build_router(ups, seed=3)  # no Redis: its memory knows nothing
+    try:
+        with pytest.raises(ResponseNotFoundError) as info:
+            await after.aresponses(model=GROUP, input="t2", previous_response_id=first.id)
+        assert info.value.unreachable == (owner.name,)
+        assert "try again" in str(info.value)
+        await owner.up()
+        second = await turn(after, "c0 t2", first.id)  # not remembered as missing
+        assert second.deployment_id == owner.name
+    finally:
+        await after.aclose()
+
+
 async def test_unknown_id_is_not_found_and_nothing_is_posted(
     ups: Ups, redis_space: RedisSpace
 ) -> None:
