@@ -145,6 +145,7 @@ class Router:
         )
         self._timeout = s.timeout
         self._runner = LoopRunner()
+        _warn_not_yet_used(config)
 
     # -- construction -------------------------------------------------------------
 
@@ -439,3 +440,21 @@ def _not_yet(what: str, instead: str) -> None:
         f"{what} is a LiteLLM name this router does not implement yet; {instead}",
         ConfigWarning, stacklevel=4,
     )
+
+
+def _warn_not_yet_used(config: RouterConfig) -> None:
+    """One warning naming settings that are valid but do nothing yet."""
+    s = config.settings
+    unused = [name for name, on in (
+        ("enable_pre_call_checks", s.enable_pre_call_checks),
+        ("enable_tag_filtering", s.enable_tag_filtering),
+        ("default_max_parallel_requests", s.default_max_parallel_requests is not None),
+    ) if on]
+    for i, d in enumerate(config.model_list):
+        p = d.litellm_params
+        for name, on in (("order", p.order is not None), ("tags", bool(p.tags)),
+                         ("max_parallel_requests", p.max_parallel_requests is not None)):
+            if on:
+                unused.append(f"model_list[{i}].litellm_params.{name}")
+    if unused:
+        _not_yet(", ".join(unused), "accepted but not used by this release")

@@ -34,9 +34,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     upstream = Upstream(
-        args.name, api_key=args.api_key, port=args.port, latency=args.latency,
-        capacity=args.capacity, extra_fields=args.extra_fields,
-        stream_chunks=args.stream_chunks, background_delay=args.background_delay,
+        args.name,
+        api_key=args.api_key,
+        port=args.port,
+        latency=args.latency,
+        capacity=args.capacity,
+        extra_fields=args.extra_fields,
+        stream_chunks=args.stream_chunks,
+        background_delay=args.background_delay,
         record_requests=not args.no_record,
     )
     stop = asyncio.Event()

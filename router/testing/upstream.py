@@ -133,7 +133,7 @@ class _Reject(Exception):
 
 
 #: One encoder for every answer (json.dumps with options would build one per call).
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def _dumps(obj: Json) -> bytes:
@@ -311,7 +311,11 @@ class FaultPlan:
         self._arm(_Hang(), times, rate, seed)
 
     def cut_stream(
-        self, after_events: int, *, times: int | None = None, rate: float | None = None,
+        self,
+        after_events: int,
+        *,
+        times: int | None = None,
+        rate: float | None = None,
         seed: int = 0,
     ) -> None:
         """Send ``after_events`` SSE events, then close the connection mid-stream.
@@ -462,17 +466,24 @@ def _failed(final: dict[str, Json], error: dict[str, str]) -> dict[str, Json]:
     return {**_pending(final, "failed"), "error": error}
 
 
+def _text_part(role: Json, text: str) -> dict[str, Json]:
+    if role == "assistant":
+        return {"type": "output_text", "text": text, "annotations": []}
+    return {"type": "input_text", "text": text}
+
+
 def _input_item(item: Json, ids: _Ids) -> Json:
+    """One input item as OpenAI lists it: typed, with an id, message content as parts."""
     if isinstance(item, str):
         item = {"role": "user", "content": item}
     if not isinstance(item, dict):
         return item
     out = dict(item)
     kind = out.setdefault("type", "message")
-    if kind == "message" and isinstance(out.get("content"), str):
-        role = out.get("role")
-        part_type = "output_text" if role == "assistant" else "input_text"
-        out["content"] = [{"type": part_type, "text": out["content"]}]
+    if kind == "message":
+        if isinstance(out.get("content"), str):
+            out["content"] = [_text_part(out.get("role"), out["content"])]
+        out.setdefault("status", "completed")
     out.setdefault("id", ids.new("msg" if kind == "message" else "item"))
     return out
 
@@ -495,11 +506,16 @@ def _completed_events(final: dict[str, Json], chunks: int) -> list[dict[str, Jso
     return [
         {"type": "response.created", "response": pending},
         {"type": "response.in_progress", "response": pending},
-        {"type": "response.output_item.added", "output_index": 0,
-         "item": {**item, "status": "in_progress", "content": []}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "status": "in_progress", "content": []},
+        },
         {"type": "response.content_part.added", **at, "part": {**part, "text": ""}},
-        *({"type": "response.output_text.delta", **at, "delta": delta, "logprobs": []}
-          for delta in _split(part["text"], chunks)),
+        *(
+            {"type": "response.output_text.delta", **at, "delta": delta, "logprobs": []}
+            for delta in _split(part["text"], chunks)
+        ),
         {"type": "response.output_text.done", **at, "text": part["text"], "logprobs": []},
         {"type": "response.content_part.done", **at, "part": part},
         {"type": "response.output_item.done", "output_index": 0, "item": item},
@@ -699,7 +715,10 @@ class Upstream:
         self, shape: _Shape, op: Callable[[_Call], Awaitable[web.StreamResponse]]
     ) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            call = await self._admit(request, shape)
+            try:
+                call = await self._admit(request, shape)
+            except ConnectionError:  # the client left while sending its body
+                return web.Response(status=400)
             try:
                 self._check_access(call)
                 return await self._serve(call, op)
@@ -806,15 +825,24 @@ class Upstream:
         text = f"[{self.name}] turn {turn}: {last[:40]}"
         now = int(time.time())
         message = {
-            "id": self._ids.new("msg"), "type": "message", "role": "assistant",
+            "id": self._ids.new("msg"),
+            "type": "message",
+            "role": "assistant",
             "status": "completed",
             "content": [{"type": "output_text", "text": text, "annotations": []}],
         }
         response: dict[str, Json] = {
-            "id": self._ids.new("resp"), "object": "response", "created_at": now,
-            "status": "completed", "completed_at": now, "error": None,
-            "incomplete_details": None, "model": body["model"], "output": [message],
-            "usage": _usage(input_tokens, len(text.split())), **_echo(body),
+            "id": self._ids.new("resp"),
+            "object": "response",
+            "created_at": now,
+            "status": "completed",
+            "completed_at": now,
+            "error": None,
+            "incomplete_details": None,
+            "model": body["model"],
+            "output": [message],
+            "usage": _usage(input_tokens, len(text.split())),
+            **_echo(body),
         }
         if self._extra:
             response.update(self._extra)
@@ -847,7 +875,8 @@ class Upstream:
 
     async def _stream(self, call: _Call, final: dict[str, Json]) -> web.StreamResponse:
         events = (
-            _failed_events(final) if final["status"] == "failed"
+            _failed_events(final)
+            if final["status"] == "failed"
             else _completed_events(final, self._chunks)
         )
         headers = {**call.headers, "content-type": "text/event-stream", "cache-control": "no-cache"}
@@ -918,14 +947,22 @@ class Upstream:
 
     async def _control_stats(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"name": self.name, "hits": self.hits, "stored": len(self.stored),
-             "requests": len(self.requests)}
+            {
+                "name": self.name,
+                "hits": self.hits,
+                "stored": len(self.stored),
+                "requests": len(self.requests),
+            }
         )
 
     async def _unknown_path(self, request: web.Request) -> web.Response:
         await self._record_request(request)
-        error = {"message": f"Unknown path: {request.method} {request.path}",
-                 "type": "invalid_request_error", "param": None, "code": "unknown_url"}
+        error = {
+            "message": f"Unknown path: {request.method} {request.path}",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "unknown_url",
+        }
         headers = {"x-upstream": self.name, "x-request-id": self._ids.new("req")}
         return web.json_response({"error": error}, status=404, headers=headers)
 
@@ -935,11 +972,19 @@ def _check_create(body: Json) -> dict[str, Json]:
     if not isinstance(body, dict):
         raise _Reject(400, "We could not parse the JSON body of your request.")
     if not isinstance(body.get("model"), str):
-        raise _Reject(400, "Missing required parameter: 'model'.", param="model",
-                      code="missing_required_parameter")
+        raise _Reject(
+            400,
+            "Missing required parameter: 'model'.",
+            param="model",
+            code="missing_required_parameter",
+        )
     if not isinstance(body.get("input"), str | list):
-        raise _Reject(400, "Invalid 'input': expected a string or an array of input items.",
-                      param="input", code="invalid_type")
+        raise _Reject(
+            400,
+            "Invalid 'input': expected a string or an array of input items.",
+            param="input",
+            code="invalid_type",
+        )
     if body.get("background") is True and body.get("store", True) is False:
         raise _Reject(400, "Background mode requires store=true.", param="background")
     return body
@@ -969,9 +1014,17 @@ class RemoteFaultPlan:
         seed: int = 0,
     ) -> None:
         self._send(
-            "fail", status=status, code=code, message=message, type=type, times=times,
-            rate=rate, retry_after=retry_after, retry_after_ms=retry_after_ms,
-            headers=dict(headers) if headers else None, seed=seed,
+            "fail",
+            status=status,
+            code=code,
+            message=message,
+            type=type,
+            times=times,
+            rate=rate,
+            retry_after=retry_after,
+            retry_after_ms=retry_after_ms,
+            headers=dict(headers) if headers else None,
+            seed=seed,
         )
 
     def slow(self, seconds: float) -> None:
@@ -981,7 +1034,11 @@ class RemoteFaultPlan:
         self._send("hang", times=times, rate=rate, seed=seed)
 
     def cut_stream(
-        self, after_events: int, *, times: int | None = None, rate: float | None = None,
+        self,
+        after_events: int,
+        *,
+        times: int | None = None,
+        rate: float | None = None,
         seed: int = 0,
     ) -> None:
         self._send("cut_stream", after_events=after_events, times=times, rate=rate, seed=seed)
@@ -1000,8 +1057,7 @@ class RemoteFaultPlan:
         rate: float | None = None,
         seed: int = 0,
     ) -> None:
-        self._send("failed_response", code=code, message=message, times=times, rate=rate,
-                   seed=seed)
+        self._send("failed_response", code=code, message=message, times=times, rate=rate, seed=seed)
 
     def clear(self) -> None:
         self._send("clear")
@@ -1036,9 +1092,15 @@ class UpstreamProcess:
     ) -> None:
         self.name = name
         self._argv = _cli_args(
-            name=name, api_key=api_key, port=port, latency=latency, capacity=capacity,
-            extra_fields=extra_fields, stream_chunks=stream_chunks,
-            background_delay=background_delay, record_requests=record_requests,
+            name=name,
+            api_key=api_key,
+            port=port,
+            latency=latency,
+            capacity=capacity,
+            extra_fields=extra_fields,
+            stream_chunks=stream_chunks,
+            background_delay=background_delay,
+            record_requests=record_requests,
         )
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
@@ -1065,7 +1127,9 @@ class UpstreamProcess:
             return
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "router.testing", *self._argv],
-            stdout=subprocess.PIPE, text=True, env=_child_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_child_env(),
         )
         try:
             self._url = _await_ready(self._proc, self._startup_timeout)
@@ -1132,13 +1196,30 @@ class UpstreamProcess:
 
 
 def _cli_args(
-    *, name: str, api_key: str | None, port: int, latency: float, capacity: int | None,
-    extra_fields: Mapping[str, Json] | None, stream_chunks: int, background_delay: float,
+    *,
+    name: str,
+    api_key: str | None,
+    port: int,
+    latency: float,
+    capacity: int | None,
+    extra_fields: Mapping[str, Json] | None,
+    stream_chunks: int,
+    background_delay: float,
     record_requests: bool,
 ) -> list[str]:
     """The ``python -m router.testing`` arguments for these settings."""
-    argv = ["--name", name, "--port", str(port), "--latency", repr(latency),
-            "--stream-chunks", str(stream_chunks), "--background-delay", repr(background_delay)]
+    argv = [
+        "--name",
+        name,
+        "--port",
+        str(port),
+        "--latency",
+        repr(latency),
+        "--stream-chunks",
+        str(stream_chunks),
+        "--background-delay",
+        repr(background_delay),
+    ]
     if api_key is not None:
         argv += ["--api-key", api_key]
     if capacity is not None:
