@@ -29,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/transport.py
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/affinity.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check router providers checks tests benchmarks examples
