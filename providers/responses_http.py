@@ -37,6 +37,11 @@ __all__ = ["TERMINAL_EVENTS", "Endpoint", "HttpResponsesProvider"]
 
 #: Event types after which a Responses stream ends.
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_NO_TIMEOUT = httpx.Timeout(None)
+
+
+def _timeout(seconds: float | None) -> httpx.Timeout:
+    return _NO_TIMEOUT if seconds is None else httpx.Timeout(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class HttpResponsesProvider:
                 content=_body(deployment, request, stream=False),
                 headers=_headers(ep, request.extra_headers),
                 params=_query(ep, request.extra_query),
-                timeout=httpx.Timeout(timeout),
+                timeout=_timeout(timeout),
             )
         except httpx.HTTPError as exc:
             raise _transport_error(exc, deployment) from exc
@@ -137,7 +142,7 @@ class HttpResponsesProvider:
                 f"{ep.collection_url}/{path}",
                 headers=ep.headers,
                 params=_query(ep, query),
-                timeout=httpx.Timeout(timeout),
+                timeout=_timeout(timeout),
             )
         except httpx.HTTPError as exc:
             raise _transport_error(exc, deployment) from exc

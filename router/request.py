@@ -73,12 +73,15 @@ def build_request(
     """Split ``params`` into forwarded and router parameters (``params`` is consumed)."""
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("model: a non-empty model group name is required")
-    timeout = params.pop("timeout", None)
-    timeout = default_timeout if timeout is None else _positive(timeout, "timeout")
     prev = params.get("previous_response_id")
     if prev is not None:
         check_response_id(prev, "previous_response_id")
     start = time.monotonic() if now is None else now
+    if ROUTER_PARAMS.isdisjoint(params):  # the common case: nothing to take out
+        deadline = None if default_timeout is None else start + default_timeout
+        return RouteRequest(model=model, params=params, stream=stream, deadline=deadline)
+    timeout = params.pop("timeout", None)
+    timeout = default_timeout if timeout is None else _positive(timeout, "timeout")
     return RouteRequest(
         model=model,
         params=params,
