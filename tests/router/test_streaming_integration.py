@@ -149,8 +149,9 @@ async def test_stream_cut_after_first_event_raises_from_the_iterator(upstreams, 
         async for event in stream:
             received.append(event.type)
 
-    assert received == ["response.created", "response.in_progress",
-                        "response.output_item.added"]
+    sent = ["response.created", "response.in_progress", "response.output_item.added"]
+    # The abort may discard events still in flight: a prefix of what was sent.
+    assert 1 <= len(received) <= 3 and received == sent[: len(received)]
     err = info.value
     assert isinstance(err.__cause__, UpstreamError)
     assert err.deployment_id == "a"
@@ -374,5 +375,7 @@ def test_sync_stream_close_and_interruption(threaded_upstreams, make_router):
     with pytest.raises(StreamInterruptedError):
         for event in stream:
             seen.append(event.type)
-    assert seen == ["response.created", "response.in_progress"]
+    # The upstream aborts after two events; the reset may discard the second
+    # before it is read, so the caller sees one or two, then the error.
+    assert seen in (["response.created"], ["response.created", "response.in_progress"])
     assert router.services.load.total_in_flight() == 0
