@@ -11,6 +11,7 @@ from providers.base import Provider
 from providers.http import ClientPool, default_client
 from providers.mock import MockProvider
 from providers.openai import OpenAIProvider
+from providers.registry import provider_set
 
 __all__ = [
     "AzureProvider",
@@ -22,11 +23,3 @@ __all__ = [
     "provider_set",
 ]
 
-
-def provider_set(pool: ClientPool) -> dict[str, Provider]:
-    """One instance of each built-in provider, by config name."""
-    return {
-        "openai": OpenAIProvider(pool),
-        "azure": AzureProvider(pool),
-        "mock": MockProvider(),
-    }

@@ -80,6 +80,8 @@ __all__ = [
     "TimeoutError",
     "UnknownModelError",
     "UpstreamError",
+    "classify",
+    "error_from_failed_response",
     "error_from_status",
     "error_from_transport",
 ]

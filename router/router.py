@@ -23,8 +23,8 @@ import httpx
 
 from checks.base import CheckContext, PreCallCheck
 from checks.registry import check_registry
-from providers import provider_set
 from providers.http import ClientPool
+from providers.registry import provider_set
 from router.attempts import Dispatcher
 from router.clock import Clock, SystemClock
 from router.config import (
@@ -48,7 +48,7 @@ from router.strategies.base import Strategy, StrategyContext, strategy_registry
 from router.streaming import ResponseStream, SyncResponseStream
 from router.sync import LoopRunner
 from router.table import DeploymentTable
-from router.types import Record, Response, RoutingInfo, StreamEvent
+from router.types import AttemptTrail, Record, Response, RoutingInfo, StreamEvent
 
 if TYPE_CHECKING:
     from providers.base import Provider
@@ -335,8 +335,6 @@ class Router:
         return await self._ownership.find(response_id, candidates, group)
 
     def _by_id_routing(self, deployment: Deployment) -> RoutingInfo:
-        from router.types import AttemptTrail
-
         return RoutingInfo(
             deployment.model_name, deployment.id, deployment.provider_name,
             AttemptTrail(deployment.model_name),

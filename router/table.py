@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from providers.base import Provider
 from router.config import DeploymentConfig
@@ -112,6 +113,4 @@ def _dedupe_ids(deployments: list[Deployment]) -> list[Deployment]:
 
 
 def _with_id(d: Deployment, new_id: str) -> Deployment:
-    from dataclasses import replace
-
     return replace(d, id=new_id)
