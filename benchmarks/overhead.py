@@ -3,12 +3,15 @@
 The same Responses API create, plain and ``stream=True``, against one fake
 upstream in its own process, at concurrency 1 and 32, through:
 
-  (i)   a bare httpx client built by ``providers.http.default_client()``: the
-        physical limit of this design (the router's own transport, nothing else)
+  (i)   ``httpx.Request`` objects handed to ``providers.http.default_transport()``,
+        as the router sends them: the physical limit of this design (the
+        router's own transport, nothing else)
   (ii)  ``Router`` with one deployment, default settings
   (iii) a bare ``aiohttp.ClientSession``
   (iv)  ``Router`` with 3 deployments (same upstream, distinct ids) and
         ``optional_pre_call_checks=["responses_api_deployment_check"]``
+  (v)   an ``httpx.AsyncClient`` over the same transport
+        (``providers.http.default_client()``): what plain httpx code costs
 
 Plain calls read and JSON-decode the whole answer; bare streams read the SSE
 lines to the end, router streams are iterated to the last event (the router
@@ -18,9 +21,9 @@ client CPU µs per request, and the router's added p50 and CPU over (i).
 Targets: at c=1 the router adds <= 150 µs p50 per plain request over (i);
 at c=32 the router reaches >= 50 % of bare aiohttp's requests/s.
 
-    .venv/bin/python benchmarks/overhead.py [--quick] [--json PATH] [--profile]
+    .venv/bin/python benchmarks/overhead.py [--quick] [--json PATH] [--profile [plain|stream]]
 
-``--profile`` adds a cProfile of the router's c=1 plain path, grouped by
+``--profile [plain|stream]`` adds a cProfile of the router's c=1 path, grouped by
 package, with the top functions inside router/, providers/ and checks/.
 """
 
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 
 from router.router import Router
 
@@ -70,7 +74,8 @@ DEFAULT = Sizes(serial=500, parallel=1000, warmup=100, rounds=3)
 QUICK = Sizes(serial=100, parallel=200, warmup=20, rounds=1)
 CONCURRENCIES = (1, 32)
 SSE_HEADERS = {**HEADERS, "accept": "text/event-stream"}
-BARE_HTTPX = "(i) bare httpx/aiohttp transport"
+BARE_TRANSPORT = "(i) bare httpx.Request -> aiohttp transport"
+BARE_HTTPX = "(v) bare httpx.AsyncClient, same transport"
 ROUTER = "(ii) Router, 1 deployment"
 BARE_AIOHTTP = "(iii) bare aiohttp"
 ROUTER_CHECK = "(iv) Router, 3 deployments + check"
@@ -86,8 +91,49 @@ def _check(status: int, body: bytes) -> None:
         raise RuntimeError(f"upstream answered {status}: {body[:200]!r}")
 
 
+def bare_transport(url: str, stream: bool) -> Variant:
+    """(i): the router's transport, handed ``httpx.Request`` objects as the router does."""
+    body = create_body(stream=stream)
+
+    @contextlib.asynccontextmanager
+    async def open_() -> AsyncIterator[Call]:
+        from providers.http import default_transport  # after router: import order matters
+
+        transport = default_transport()
+        target = httpx.URL(url)
+
+        async def send(headers: dict[str, str]) -> httpx.Response:
+            request = httpx.Request("POST", target, content=body, headers=headers)
+            return await transport.handle_async_request(request)
+
+        async def plain() -> None:
+            answer = await send(HEADERS)
+            try:
+                await answer.aread()
+            finally:
+                await answer.aclose()
+            _check(answer.status_code, answer.content)
+            json.loads(answer.content)
+
+        async def streamed() -> None:
+            answer = await send(SSE_HEADERS)
+            try:
+                _check(answer.status_code, b"")
+                async for _ in answer.aiter_lines():
+                    pass
+            finally:
+                await answer.aclose()
+
+        try:
+            yield streamed if stream else plain
+        finally:
+            await transport.aclose()
+
+    return Variant(BARE_TRANSPORT, open_)
+
+
 def bare_httpx(url: str, stream: bool) -> Variant:
-    """(i): the router's transport, used directly."""
+    """(v): an ``httpx.AsyncClient`` over the same transport."""
     body = create_body(stream=stream)
 
     @contextlib.asynccontextmanager
@@ -172,10 +218,11 @@ def checked_router(upstream_url: str) -> Router:
 def variants(upstream_url: str, stream: bool) -> list[Variant]:
     url = f"{upstream_url}/v1/responses"
     return [
-        bare_httpx(url, stream),
+        bare_transport(url, stream),
         router_variant(ROUTER, lambda: plain_router(upstream_url), stream),
         bare_aiohttp(url, stream),
         router_variant(ROUTER_CHECK, lambda: checked_router(upstream_url), stream),
+        bare_httpx(url, stream),
     ]
 
 
@@ -199,9 +246,9 @@ def table(rows: list[Row]) -> str:
     cells = []
     for row in rows:
         m = row.m
-        base = _find(rows, row.mode, BARE_HTTPX, m.concurrency)
+        base = _find(rows, row.mode, BARE_TRANSPORT, m.concurrency)
         aio = _find(rows, row.mode, BARE_AIOHTTP, m.concurrency)
-        is_base = m.name == BARE_HTTPX
+        is_base = m.name == BARE_TRANSPORT
         cells.append([
             row.mode, m.name, str(m.concurrency), fmt(m.rps), fmt(m.p50_us), fmt(m.p99_us),
             fmt(m.cpu_us), fmt(m.upstream_cpu_us),
@@ -218,7 +265,7 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
     """The PASS/FAIL checks, one dict per target and mode."""
     found: list[dict[str, Any]] = []
     for mode in ("plain", "stream"):
-        added = (_find(rows, mode, ROUTER, 1).p50_us - _find(rows, mode, BARE_HTTPX, 1).p50_us)
+        added = (_find(rows, mode, ROUTER, 1).p50_us - _find(rows, mode, BARE_TRANSPORT, 1).p50_us)
         share = _find(rows, mode, ROUTER, 32).rps / _find(rows, mode, BARE_AIOHTTP, 32).rps
         found.append({
             "target": f"c=1 router adds <= {MAX_ADDED_P50_US:.0f} µs p50 over (i)",
@@ -263,7 +310,9 @@ def _self_time_by_group(stats: pstats.Stats) -> dict[str, float]:
     return by_group
 
 
-def print_profile(bare: pstats.Stats, routed: pstats.Stats, requests: int) -> None:
+def print_profile(
+    bare: pstats.Stats, routed: pstats.Stats, requests: int, mode: str = "plain"
+) -> None:
     """Self time per package for (i) and (ii), then the router's own top functions."""
     base, mine = _self_time_by_group(bare), _self_time_by_group(routed)
     groups = sorted(set(base) | set(mine), key=lambda g: -mine.get(g, 0.0))
@@ -272,7 +321,7 @@ def print_profile(bare: pstats.Stats, routed: pstats.Stats, requests: int) -> No
              f"{(mine.get(g, 0.0) - base.get(g, 0.0)) * per:+,.1f}"] for g in groups]
     rows.append(["total", fmt(sum(base.values()) * per, 1), fmt(sum(mine.values()) * per, 1),
                  f"{(sum(mine.values()) - sum(base.values())) * per:+,.1f}"])
-    print(f"\n### cProfile, c=1, plain, {requests} requests: CPU self time per request "
+    print(f"\n### cProfile, c=1, {mode}, {requests} requests: CPU self time per request "
           "by package (inflated by the profiler)\n")
     print(markdown_table(["package", "(i) bare µs", "(ii) Router µs", "Δ µs"], rows))
     print("\nRouter: top project functions by cumulative time:\n")
@@ -294,11 +343,13 @@ async def profile_call(variant: Variant, requests: int) -> pstats.Stats:
     return pstats.Stats(profiler)
 
 
-async def profile_both(upstream_url: str, requests: int) -> tuple[pstats.Stats, pstats.Stats]:
-    """Profiles of (i) and (ii) on the c=1 plain path."""
-    bare = await profile_call(bare_httpx(f"{upstream_url}/v1/responses", False), requests)
+async def profile_both(
+    upstream_url: str, requests: int, stream: bool
+) -> tuple[pstats.Stats, pstats.Stats]:
+    """Profiles of (i) and (ii) on the c=1 path (plain or streamed)."""
+    bare = await profile_call(bare_transport(f"{upstream_url}/v1/responses", stream), requests)
     routed = await profile_call(
-        router_variant(ROUTER, lambda: plain_router(upstream_url), False), requests
+        router_variant(ROUTER, lambda: plain_router(upstream_url), stream), requests
     )
     return bare, routed
 
@@ -307,8 +358,8 @@ async def profile_both(upstream_url: str, requests: int) -> tuple[pstats.Stats, 
 
 
 def _extra_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile the router's c=1 plain path (cProfile)")
+    parser.add_argument("--profile", nargs="?", const="plain", choices=("plain", "stream"),
+                        help="also profile the router's c=1 path, plain (default) or stream")
 
 
 def main() -> None:
@@ -328,7 +379,8 @@ def main() -> None:
                     )
                     rows.extend(Row(mode, m) for m in found)
             if args.profile:
-                profile.append(await profile_both(upstream.url, sizes.serial))
+                stream = args.profile == "stream"
+                profile.append(await profile_both(upstream.url, sizes.serial, stream))
 
         run_in_loop(run)
     print_header("Router overhead against bare clients, one upstream process", sizes)
@@ -336,7 +388,7 @@ def main() -> None:
     found = targets(rows)
     print_targets(found)
     if profile:
-        print_profile(*profile[0], sizes.serial)
+        print_profile(*profile[0], sizes.serial, args.profile)
     write_json(args.json, {
         "benchmark": "overhead",
         "results": [{"mode": r.mode, **asdict(r.m)} for r in rows],

@@ -1,73 +1,173 @@
-"""One pooled httpx client per upstream, and the default transport choice.
+"""One pooled connection per upstream, and the default way requests are sent.
 
-The router speaks httpx's API everywhere, but the default client runs over
-the aiohttp transport (``httpx-aiohttp``): on this project's benchmark
-(``benchmarks/transport.py``) httpx's own connection pool costs several
-milliseconds of CPU per request at concurrency 32, an order of magnitude more
-than the aiohttp transport under the same httpx API. A caller who needs
-httpx's own transport (proxies, custom TLS, HTTP/2) passes ``http_client``.
+The router speaks httpx's types everywhere (``httpx.Request``,
+``httpx.Response``, httpx's exceptions). How a request is *sent* is a
+:class:`Sender`:
 
-Clients bind to the event loop they were created in, so the pool keys them by
-loop as well as by upstream origin; the sync twins of the router run on a
-loop of their own and get their own clients.
+* by default an ``httpx_aiohttp.AiohttpTransport`` per upstream origin, handed
+  each ``httpx.Request`` directly. On this project's benchmark
+  (``benchmarks/transport.py``) httpx's own connection pool costs several
+  milliseconds of CPU per request at concurrency 32; the aiohttp transport
+  under an ``httpx.AsyncClient`` cuts that roughly five-fold, and handing it
+  the request without the ``AsyncClient`` layers (redirects, cookies, auth
+  flows, event hooks: none of which the router uses) cuts the rest by
+  another third or more;
+* a caller's own ``httpx.AsyncClient`` (proxies, custom TLS, HTTP/2, event
+  hooks) is honoured as given: every request goes through its ``send``.
+
+Transports bind to the event loop they were created in, so the pool keys
+them by loop as well as by upstream origin; the sync twins of the router run
+on a loop of their own and get their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["ClientPool", "default_client", "origin_of"]
+__all__ = [
+    "ClientPool", "ClientSender", "Sender", "TransportSender", "default_client",
+    "default_transport", "origin_of",
+]
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30)
+_NO_TIMEOUT: dict[str, float | None] = {"connect": None, "read": None, "write": None, "pool": None}
+
+
+class Sender(Protocol):
+    """Opens one HTTP exchange; the caller reads the answer's body and closes it."""
+
+    async def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> httpx.Response:
+        """Send the request (``url`` holds the whole query); the answer's body is left to read.
+
+        ``timeout`` bounds connecting, writing and waiting for a pooled
+        connection; ``read_timeout`` (else ``timeout``) bounds each read.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _timeouts(timeout: float | None, read: float | None) -> dict[str, float | None]:
+    if timeout is None and read is None:
+        return _NO_TIMEOUT
+    return {"connect": timeout, "read": read or timeout, "write": timeout, "pool": timeout}
+
+
+class TransportSender:
+    """Hands ``httpx.Request`` objects straight to an httpx transport."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> httpx.Response:
+        request = httpx.Request(
+            method, url, headers=headers, content=content,
+            extensions={"timeout": _timeouts(timeout, read_timeout)},
+        )
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+class ClientSender:
+    """Sends through a caller's ``httpx.AsyncClient`` (its defaults, hooks and transport apply)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> httpx.Response:
+        request = self._client.build_request(
+            method, url, headers=headers, content=content,
+            timeout=httpx.Timeout(**_timeouts(timeout, read_timeout)),
+        )
+        return await self._client.send(request, stream=True)
+
+    async def aclose(self) -> None:
+        """A caller's client is the caller's to close."""
+
+
+def default_transport() -> httpx.AsyncBaseTransport:
+    """A new pooled aiohttp transport that ignores proxy environment variables."""
+    return AiohttpTransport(limits=_LIMITS, trust_env=False)
 
 
 def default_client() -> httpx.AsyncClient:
-    """A new httpx client over the aiohttp transport, pooled, without env proxies."""
+    """An ``httpx.AsyncClient`` over :func:`default_transport` (for callers and benchmarks)."""
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=_LIMITS, trust_env=False),
-        limits=_LIMITS,
-        trust_env=False,
-        timeout=None,
+        transport=default_transport(), limits=_LIMITS, trust_env=False, timeout=None
     )
 
 
 class ClientPool:
-    """Clients by (event loop, origin); a user-supplied client serves every origin."""
+    """Senders by (event loop, origin); a caller's client serves every origin."""
 
     def __init__(
         self,
         shared: httpx.AsyncClient | None = None,
-        factory: Callable[[], httpx.AsyncClient] = default_client,
+        factory: Callable[[], httpx.AsyncBaseTransport] = default_transport,
     ) -> None:
-        self._shared = shared
+        self._shared = None if shared is None else ClientSender(shared)
         self._factory = factory
-        self._clients: dict[tuple[int, str], httpx.AsyncClient] = {}
+        self._senders: dict[tuple[int, str], Sender] = {}
 
-    def get(self, origin: str) -> httpx.AsyncClient:
-        """The client for ``origin`` (scheme://host:port) in the running loop."""
+    def get(self, origin: str) -> Sender:
+        """The sender for ``origin`` (scheme://host:port) in the running loop."""
         if self._shared is not None:
             return self._shared
         key = (id(asyncio.get_running_loop()), origin)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = self._factory()
-        return client
+        sender = self._senders.get(key)
+        if sender is None:
+            sender = self._senders[key] = TransportSender(self._factory())
+        return sender
 
     async def aclose(self) -> None:
-        """Close the clients of the running loop (and forget the others').
+        """Close the running loop's transports (and forget the others').
 
-        A client bound to another loop cannot be closed from here; its loop
+        A transport bound to another loop cannot be closed from here; its loop
         owner (the router's sync runner) closes it there.
         """
         loop_id = id(asyncio.get_running_loop())
-        mine = [c for (lid, _), c in self._clients.items() if lid == loop_id]
-        self._clients = {k: c for k, c in self._clients.items() if k[0] != loop_id}
-        for client in mine:
-            await client.aclose()
+        mine = [s for (lid, _), s in self._senders.items() if lid == loop_id]
+        self._senders = {k: s for k, s in self._senders.items() if k[0] != loop_id}
+        for sender in mine:
+            await sender.aclose()
 
 
 def origin_of(url: str) -> str:

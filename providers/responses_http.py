@@ -8,13 +8,15 @@ not consume goes upstream unchanged, and every field that comes back is kept.
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import json
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from httpx_sse import EventSource
+from httpx_sse import EventSource, ServerSentEvent
 
 from providers.http import ClientPool
 from router.errors import (
@@ -35,31 +37,41 @@ if TYPE_CHECKING:
 
 __all__ = ["TERMINAL_EVENTS", "Endpoint", "HttpResponsesProvider"]
 
+#: Seconds to wait for the end of the body once a terminal event has arrived.
+DRAIN_SECONDS = 1.0
+
 #: Event types after which a Responses stream ends.
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-_NO_TIMEOUT = httpx.Timeout(None)
-
-
-def _timeout(seconds: float | None) -> httpx.Timeout:
-    return _NO_TIMEOUT if seconds is None else httpx.Timeout(seconds)
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where and how to reach one deployment, prepared once."""
+    """Where and how to reach one deployment, prepared once.
+
+    ``url`` is the Responses collection URL with the deployment's own query
+    (Azure's ``api-version``, ``extra_query``) already in it;
+    ``stream_headers`` are ``headers`` plus ``accept: text/event-stream``.
+    """
 
     collection_url: str
     origin: str
     headers: Mapping[str, str]
     query: Mapping[str, str]
     state_domain: str
+    url: httpx.URL = field(init=False)
+    stream_headers: Mapping[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        url = httpx.URL(self.collection_url, params=self.query or None)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "stream_headers", {**self.headers, "accept": "text/event-stream"})
 
     def __repr__(self) -> str:  # headers hold the key: never show them
         return f"Endpoint({self.collection_url!r})"
 
 
 class HttpResponsesProvider:
-    """Sends Responses API calls over one pooled httpx client per upstream."""
+    """Sends Responses API calls through one pooled sender per upstream origin."""
 
     name = "http"
 
@@ -77,15 +89,16 @@ class HttpResponsesProvider:
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
     ) -> Response:
         ep: Endpoint = deployment.endpoint
-        client = self._pool.get(ep.origin)
         try:
-            answer = await client.post(
-                ep.collection_url,
+            answer = await self._pool.get(ep.origin).send(
+                "POST", _url(ep.url, request.extra_query),
                 content=_body(deployment, request, stream=False),
-                headers=_headers(ep, request.extra_headers),
-                params=_query(ep, request.extra_query),
-                timeout=_timeout(timeout),
+                headers=_headers(ep.headers, request.extra_headers), timeout=timeout,
             )
+            try:
+                await answer.aread()
+            finally:
+                await answer.aclose()
         except httpx.HTTPError as exc:
             raise _transport_error(exc, deployment) from exc
         data = _decode(answer, deployment)
@@ -100,26 +113,30 @@ class HttpResponsesProvider:
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
     ) -> AsyncGenerator[StreamEvent, None]:
         ep: Endpoint = deployment.endpoint
-        client = self._pool.get(ep.origin)
-        read = request.stream_timeout or deployment.stream_timeout or timeout
-        built = client.build_request(
-            "POST",
-            ep.collection_url,
-            content=_body(deployment, request, stream=True),
-            headers=_headers(ep, request.extra_headers, accept="text/event-stream"),
-            params=_query(ep, request.extra_query),
-            timeout=httpx.Timeout(timeout, read=read),
-        )
         try:
-            answer = await client.send(built, stream=True)
+            answer = await self._pool.get(ep.origin).send(
+                "POST", _url(ep.url, request.extra_query),
+                content=_body(deployment, request, stream=True),
+                headers=_headers(ep.stream_headers, request.extra_headers), timeout=timeout,
+                read_timeout=request.stream_timeout or deployment.stream_timeout or timeout,
+            )
         except httpx.HTTPError as exc:
             raise _transport_error(exc, deployment) from exc
         try:
             if answer.status_code >= 400:
                 await answer.aread()
                 raise _status_error(answer, deployment)
-            async for event in _events(answer, deployment):
+            source = EventSource(answer).aiter_sse()
+            async for sse in source:
+                event = _parse_event(sse, deployment)
                 yield event
+                if event._data.get("type") in TERMINAL_EVENTS:
+                    await _drain(source)
+                    return
+            raise ConnectionError(
+                "the upstream closed the stream before a terminal event",
+                model_group=deployment.model_name, deployment_id=deployment.id,
+            )
         except httpx.HTTPError as exc:
             raise _transport_error(exc, deployment) from exc
         finally:
@@ -135,15 +152,15 @@ class HttpResponsesProvider:
         timeout: float | None = None,
     ) -> Record:
         ep: Endpoint = deployment.endpoint
-        client = self._pool.get(ep.origin)
+        url = _url(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query)
         try:
-            answer = await client.request(
-                method,
-                f"{ep.collection_url}/{path}",
-                headers=ep.headers,
-                params=_query(ep, query),
-                timeout=_timeout(timeout),
+            answer = await self._pool.get(ep.origin).send(
+                method, url, headers=ep.headers, timeout=timeout
             )
+            try:
+                await answer.aread()
+            finally:
+                await answer.aclose()
         except httpx.HTTPError as exc:
             raise _transport_error(exc, deployment) from exc
         return Record(_decode(answer, deployment))
@@ -164,23 +181,12 @@ def _body(deployment: Deployment, request: RouteRequest, *, stream: bool) -> byt
     return json.dumps(body).encode()
 
 
-def _headers(
-    ep: Endpoint, extra: Mapping[str, str] | None, accept: str | None = None
-) -> Mapping[str, str]:
-    if not extra and accept is None:
-        return ep.headers
-    merged = dict(ep.headers)
-    if accept is not None:
-        merged["accept"] = accept
-    if extra:
-        merged.update(extra)
-    return merged
+def _url(base: httpx.URL, extra: Mapping[str, Any] | None) -> httpx.URL:
+    return base.copy_merge_params(extra) if extra else base
 
 
-def _query(ep: Endpoint, extra: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    if not extra:
-        return ep.query or None
-    return {**ep.query, **extra}
+def _headers(base: Mapping[str, str], extra: Mapping[str, str] | None) -> Mapping[str, str]:
+    return {**base, **extra} if extra else base
 
 
 def _decode(answer: httpx.Response, deployment: Deployment) -> dict[str, Any]:
@@ -216,30 +222,40 @@ def _transport_error(exc: Exception, deployment: Deployment) -> UpstreamError:
     return error_from_transport(exc, model_group=deployment.model_name, deployment_id=deployment.id)
 
 
-async def _events(
-    answer: httpx.Response, deployment: Deployment
-) -> AsyncGenerator[StreamEvent, None]:
-    """Parse SSE into events; an ``error`` event or a cut stream raises."""
-    async for sse in EventSource(answer).aiter_sse():
-        try:
-            data = json.loads(sse.data)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise MalformedResponseError(
-                f"upstream sent a stream event whose data is not a JSON object: {sse.data[:80]!r}",
-                model_group=deployment.model_name, deployment_id=deployment.id,
-            )
-        kind = data.get("type") or sse.event
-        if kind == "error":
-            raise _event_error(data, deployment)
-        yield StreamEvent(data)
-        if kind in TERMINAL_EVENTS:
-            return
-    raise ConnectionError(
-        "the upstream closed the stream before a terminal event",
-        model_group=deployment.model_name, deployment_id=deployment.id,
-    )
+def _parse_event(sse: ServerSentEvent, deployment: Deployment) -> StreamEvent:
+    """One SSE message as an event; an ``error`` event or bad JSON raises."""
+    try:
+        data = json.loads(sse.data)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise MalformedResponseError(
+            f"upstream sent a stream event whose data is not a JSON object: {sse.data[:80]!r}",
+            model_group=deployment.model_name, deployment_id=deployment.id,
+        )
+    if "type" not in data and sse.event:
+        data["type"] = sse.event
+    if data.get("type") == "error":
+        raise _event_error(data, deployment)
+    return StreamEvent(data)
+
+
+async def _drain(source: AsyncGenerator[Any, None]) -> None:
+    """Read what follows a terminal event (normally only the end of the body).
+
+    Reading to the end lets every generator under ``source`` (httpx-sse's and
+    httpx's) finish; one abandoned half-way is finalised by the event loop
+    instead, at the cost of a task and a wake-up each. Anything after the
+    terminal event (a ``[DONE]`` sentinel, a cut connection) is ignored, and
+    an upstream that keeps the body open is given up on after
+    ``DRAIN_SECONDS``.
+    """
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in source:
+                pass
+    except (builtins.TimeoutError, httpx.HTTPError):
+        pass
 
 
 def _event_error(data: Mapping[str, Any], deployment: Deployment) -> UpstreamError:

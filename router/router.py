@@ -280,11 +280,12 @@ class Router:
             raise
 
         async def observe(event: StreamEvent) -> None:
-            if event._data.get("type") == "response.created":
-                await self._record_streamed(request, event, deployment)
+            await self._record_streamed(request, event, deployment)
 
+        if first._data.get("type") != "response.created":
+            return ResponseStream(first, events, handle, observe)
         await observe(first)
-        return ResponseStream(first, events, handle, observe)
+        return ResponseStream(first, events, handle, None)
 
     async def _record_streamed(
         self, request: RouteRequest, event: StreamEvent, deployment: Deployment

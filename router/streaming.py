@@ -31,7 +31,8 @@ class ResponseStream:
     """Async iterator of :class:`StreamEvent`; also an async context manager.
 
     ``routing`` says who serves it; ``response`` is the final Response once
-    a terminal event has passed (else ``None``).
+    a terminal event has passed (else ``None``). ``observe`` (if any) is
+    awaited with the first ``response.created`` event that follows ``first``.
     """
 
     def __init__(
@@ -39,12 +40,12 @@ class ResponseStream:
         first: StreamEvent,
         rest: AsyncIterator[StreamEvent],
         handle: LoadHandle,
-        observe: Observer,
+        observe: Observer | None,
     ) -> None:
         self._pending: StreamEvent | None = first
         self._rest = rest
         self._handle = handle
-        self._observe = observe
+        self._observe: Observer | None = observe
         self._done = False
         self.routing: RoutingInfo | None = None
         self.response: Response | None = None
@@ -62,15 +63,18 @@ class ResponseStream:
         try:
             event = await self._rest.__anext__()
         except StopAsyncIteration:
-            await self._finish(ok=True)
+            self._end(ok=True)
             raise
         except RouterError as exc:
-            await self._finish(ok=False)
+            self._end(ok=False)
             raise self._interrupted(exc) from exc
         except BaseException:
             await self._finish(ok=False)
             raise
-        await self._observe(event)
+        observe = self._observe
+        if observe is not None and event._data.get("type") == "response.created":
+            self._observe = None
+            await observe(event)
         self._note(event)
         return event
 
@@ -89,12 +93,17 @@ class ResponseStream:
             self.response = Response(event._data.get("response") or {}, self.routing)
             self._handle.release(ok=True)
 
-    async def _finish(self, *, ok: bool) -> None:
-        if self._done:
-            return
+    def _end(self, *, ok: bool) -> None:
+        """The upstream iterator has finished (ended or raised): nothing to close."""
         self._done = True
         self._pending = None
         self._handle.release(ok=ok)
+
+    async def _finish(self, *, ok: bool) -> None:
+        """Stop early: close the upstream iterator, even if the caller is cancelled."""
+        if self._done:
+            return
+        self._end(ok=ok)
         closer = getattr(self._rest, "aclose", None)
         if closer is not None:
             await asyncio.shield(closer())

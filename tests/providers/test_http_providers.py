@@ -7,12 +7,18 @@ types.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from openai.types.responses import Response as OpenAIResponse
 
+from providers import responses_http
 from router.errors import AuthenticationError, BadRequestError, RateLimitError
 from tests.conftest import azure_dep, create_paths, openai_dep
 
@@ -387,3 +393,70 @@ async def test_upstream_error_body_fields_are_mapped(upstreams, make_router):
     assert err.type == "invalid_request_error"
     assert err.body["error"]["code"] == "invalid_value"
     assert up.hits == 1
+
+
+# --------------------------------------------------------------------------- after the last event
+
+
+def _sse_body(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+@contextlib.asynccontextmanager
+async def _raw_sse_server(tail: bytes, *, hold_open: bool) -> AsyncIterator[str]:
+    """An upstream that sends created + completed, then ``tail``, then ends or holds the body."""
+    release = asyncio.Event()
+    final = {"id": "resp_raw", "object": "response", "status": "completed", "output": []}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await answer.prepare(request)
+        await answer.write(_sse_body(
+            {"type": "response.created", "response": {**final, "status": "in_progress"}},
+            {"type": "response.completed", "response": final},
+        ) + tail)
+        if hold_open:
+            await release.wait()
+        return answer
+
+    app = web.Application()
+    app.router.add_post("/v1/responses", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+async def test_a_done_sentinel_after_the_terminal_event_is_ignored(make_router):
+    async with _raw_sse_server(b"data: [DONE]\n\n", hold_open=False) as base:
+        router = make_router([{"model_name": "gpt-4o", "litellm_params": {
+            "model": "openai/gpt-4o", "api_base": base, "api_key": "k"}}])
+        stream = await router.aresponses(model="gpt-4o", input="hi", stream=True)
+        kinds = [e.type async for e in stream]
+
+    assert kinds == ["response.created", "response.completed"]
+    assert stream.response is not None and stream.response.id == "resp_raw"
+
+
+async def test_a_body_held_open_after_the_terminal_event_ends_the_stream(
+    make_router, monkeypatch
+):
+    monkeypatch.setattr(responses_http, "DRAIN_SECONDS", 0.2)
+    async with _raw_sse_server(b"", hold_open=True) as base:
+        router = make_router([{"model_name": "gpt-4o", "litellm_params": {
+            "model": "openai/gpt-4o", "api_base": base, "api_key": "k"}}])
+        stream = await router.aresponses(model="gpt-4o", input="hi", stream=True)
+        kinds = await asyncio.wait_for(_kinds(stream), timeout=10)
+
+    assert kinds == ["response.created", "response.completed"]
+    assert router.services.load.total_in_flight() == 0
+
+
+async def _kinds(stream: Any) -> list[str]:
+    return [e.type async for e in stream]

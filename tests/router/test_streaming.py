@@ -73,8 +73,17 @@ async def test_first_event_comes_first_then_the_rest() -> None:
     assert [e.type for e in events] == [
         "response.created", "response.output_text.delta", "response.completed"]
     assert events[0] is CREATED
-    # the observer sees events after the first (the router handles the first itself)
-    assert observe.seen == ["response.output_text.delta", "response.completed"]
+    # the router handles the first event itself; no later response.created: no call
+    assert observe.seen == []
+
+
+async def test_observer_sees_only_the_first_created_event_after_the_first() -> None:
+    up = Upstream([CREATED, _ev("response.output_text.delta", delta="h"), CREATED,
+                   _ev("response.completed", response=_final())])
+    stream, _, _, observe, _ = _stream(up, first=_ev("response.queued"))
+    events = [e async for e in stream]
+    assert len(events) == 5
+    assert observe.seen == ["response.created"]
 
 
 async def test_terminal_event_releases_the_slot_and_sets_response() -> None:
