@@ -4,66 +4,581 @@
 holds until it ends (for a stream: until the stream ends or is closed).
 Releasing is idempotent, so a cancelled, failed or abandoned request gives
 its in-flight slot back exactly once and the counters never drift.
-Strategies read :meth:`in_flight` and :meth:`latency` synchronously.
+
+Figures kept per deployment id (strategies read them synchronously):
+
+* in-flight requests (``max(local, shared)`` while a merged shared figure is
+  fresh, see :meth:`LoadTracker.merge_shared`);
+* requests and tokens in the current wall-clock minute ``int(wall() // 60)``,
+  the same minute the Redis usage counters are keyed by; a request counts at
+  acquire, its tokens at release (usage is known only then);
+* EWMAs (``alpha`` 0.3) of: the latency of successful requests; the latency
+  per output token of successful non-stream requests (the plain latency when
+  the token count is unknown, as LiteLLM does); the time to first token of
+  streams;
+* a *peak EWMA* latency (Finagle/Linkerd): a sample above the current value
+  replaces it at once, a sample below pulls it toward the sample by
+  ``1 - exp(-dt / peak_decay)`` where ``dt`` is the time since the previous
+  sample. Streams feed it their time to first token, because a stream's whole
+  duration depends on how fast the caller reads. While a deployment has
+  nothing in flight, the value read decays toward zero with the same time
+  constant, so a deployment that was slow and then stopped getting traffic
+  is probed again after a while instead of being shunned forever;
+* a peak EWMA, kept the same way and read with the same idle decay, of the
+  *drain time*: each latency sample divided by the requests in flight there
+  when it started (itself included; the shared count when fresh and
+  larger). When the deployment is saturated this is its time per request
+  (inverse throughput); below saturation it is the latency divided by the
+  concurrency it was serving. Peak semantics make it start where Finagle's
+  cost starts (a sample at one in flight is the whole latency) and relax
+  only as the deployment shows, for a few decay times, that it serves more
+  requests at once without getting slower; a drop in throughput counts at
+  once (see ``router/strategies/peak_ewma.py``).
+
+A timeout (``release(timed_out=True)``) is a failure that still feeds each
+latency figure a penalty sample: ``max(2 x that figure, elapsed)``. Twice
+the figure makes a deployment that times out at once (a short deadline) look
+worse than its history, and the elapsed time makes one that hung for the
+whole deadline look as bad as it was. It feeds the latency, peak and drain
+figures always, and the TTFT and per-token figures too when no first token
+came (a stream that stalls later keeps its TTFT). Other failures feed no
+latency: a fast error says nothing about how fast the deployment serves.
+
+The tracker may be used from two event loops in two threads (the router's
+sync twins run their own loop in a thread), so mutations hold a lock and
+:meth:`LoadTracker.wait_for_release` wakes a waiter on its own loop.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import math
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from router.clock import Clock
 
-__all__ = ["LoadHandle", "LoadTracker"]
+__all__ = [
+    "DEFAULT_PEAK_DECAY",
+    "DEFAULT_SHARED_TTL",
+    "DeploymentLoad",
+    "LoadHandle",
+    "LoadTracker",
+    "SharedFigures",
+    "Usage",
+    "release_with_usage",
+]
 
-_EWMA_ALPHA = 0.3
+DEFAULT_EWMA_ALPHA = 0.3
+DEFAULT_PEAK_DECAY = 10.0  # seconds; Finagle's default decay time
+DEFAULT_SHARED_TTL = 1.0
+_PENALTY_FACTOR = 2.0
+
+
+class Usage(NamedTuple):
+    """Requests and tokens of one deployment in the current minute.
+
+    A named tuple rather than a frozen dataclass: strategies build one per
+    candidate per pick, and a tuple is several times cheaper to make.
+    """
+
+    requests: int
+    tokens: int
+
+
+_NO_USAGE = Usage(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedFigures:
+    """Figures counted across every router process (read from Redis)."""
+
+    in_flight: int
+    requests: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentLoad:
+    """Every figure of one deployment at one instant (for inspection and tests).
+
+    ``in_flight``, ``requests`` and ``tokens`` are the effective figures (shared
+    ones included while fresh); ``local_*`` are this process's own. ``None``
+    means "not measured yet". ``peak_latency`` is the value a strategy reads now
+    (idle decay applied).
+    """
+
+    deployment_id: str
+    in_flight: int
+    local_in_flight: int
+    requests: int
+    tokens: int
+    local_requests: int
+    local_tokens: int
+    minute: int
+    latency: float | None
+    latency_per_token: float | None
+    ttft: float | None
+    peak_latency: float | None
+    peak_drain_time: float | None
+    shared: SharedFigures | None
+
+
+class _Stats:
+    """The mutable figures of one deployment (guarded by the tracker's lock)."""
+
+    __slots__ = (
+        "drain", "id", "in_flight", "latency", "minute", "peak", "peak_at", "per_token",
+        "requests", "shared", "shared_at", "shared_minute", "tokens", "ttft",
+    )
+
+    def __init__(self, deployment_id: str) -> None:
+        self.id = deployment_id
+        self.in_flight = 0
+        self.minute = -1
+        self.requests = 0
+        self.tokens = 0
+        self.latency: float | None = None
+        self.per_token: float | None = None
+        self.ttft: float | None = None
+        self.peak: float | None = None
+        self.drain = 0.0
+        self.peak_at = 0.0
+        self.shared: SharedFigures | None = None
+        self.shared_at = 0.0
+        self.shared_minute = -1
+
+    def roll(self, minute: int) -> None:
+        if minute != self.minute:
+            self.minute = minute
+            self.requests = 0
+            self.tokens = 0
+
+
+class _Waiter:
+    __slots__ = ("future", "ids", "loop", "thread")
+
+    def __init__(
+        self, ids: Collection[str], future: asyncio.Future[bool], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.ids = ids
+        self.future = future
+        self.loop = loop
+        self.thread = threading.get_ident()
+
+
+def _ewma(old: float | None, sample: float, alpha: float) -> float:
+    return sample if old is None else old + alpha * (sample - old)
+
+
+def _penalty(old: float | None, elapsed: float) -> float:
+    return elapsed if old is None else max(_PENALTY_FACTOR * old, elapsed)
+
+
+def _wake(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(True)
 
 
 class LoadTracker:
-    """In-flight counts and a latency EWMA (successful requests) per deployment id."""
+    """Load figures per deployment id; see the module docstring for each figure.
 
-    def __init__(self, clock: Clock) -> None:
+    ``shared_ttl``: seconds a merged :class:`SharedFigures` stays authoritative;
+    ``peak_decay``: the peak EWMA's time constant in seconds (the
+    ``decay_time`` of ``routing_strategy_args``); ``alpha``: the EWMA weight of
+    a new sample.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        shared_ttl: float = DEFAULT_SHARED_TTL,
+        peak_decay: float = DEFAULT_PEAK_DECAY,
+        alpha: float = DEFAULT_EWMA_ALPHA,
+    ) -> None:
+        if not peak_decay > 0:
+            raise ValueError(f"LoadTracker: peak_decay must be > 0 seconds, got {peak_decay!r}")
+        if not 0 < alpha <= 1:
+            raise ValueError(f"LoadTracker: alpha must be in (0, 1], got {alpha!r}")
+        if not shared_ttl >= 0:
+            raise ValueError(f"LoadTracker: shared_ttl must be >= 0 seconds, got {shared_ttl!r}")
         self._clock = clock
-        self._in_flight: dict[str, int] = {}
-        self._latency: dict[str, float] = {}
+        self._shared_ttl = shared_ttl
+        self._alpha = alpha
+        self._peak_decay = peak_decay
+        self._stats: dict[str, _Stats] = {}
+        self._lock = threading.Lock()
+        self._waiters: list[_Waiter] = []
+        # The current minute is named by the wall clock, read once per minute:
+        # acquire is on every request's path (see _new_minute).
+        self._minute = 0
+        self._minute_ends = -math.inf
+
+    @property
+    def peak_decay(self) -> float:
+        """The peak EWMAs' time constant, seconds."""
+        return self._peak_decay
+
+    # -- the request's lifetime ------------------------------------------------------
 
     def acquire(self, deployment_id: str) -> LoadHandle:
-        """Count one request in flight on ``deployment_id`` until the handle is released."""
-        self._in_flight[deployment_id] = self._in_flight.get(deployment_id, 0) + 1
-        return LoadHandle(self, deployment_id, self._clock.now())
+        """Count one request in flight on ``deployment_id`` (and one this minute)."""
+        now = self._clock.now()
+        minute = self._minute if now < self._minute_ends else self._new_minute(now)
+        with self._lock:
+            stats = self._stats.get(deployment_id) or self._add(deployment_id)
+            stats.in_flight += 1
+            flight = stats.in_flight
+            if stats.minute != minute:
+                stats.roll(minute)
+            stats.requests += 1
+        if stats.shared is not None and now - stats.shared_at < self._shared_ttl:
+            flight = max(flight, stats.shared.in_flight + 1)
+        return LoadHandle(self, stats, now, flight)
+
+    def _new_minute(self, now: float) -> int:
+        """Read the wall clock for the minute's name; remember when (monotonic) it ends.
+
+        Between boundaries the name is reused without reading the wall clock
+        again; a wall clock stepped mid-minute is seen at the next boundary.
+        """
+        wall = self._clock.wall()
+        self._minute = minute = int(wall // 60)
+        self._minute_ends = now + (minute + 1) * 60 - wall
+        return minute
+
+    def _add(self, deployment_id: str) -> _Stats:
+        stats = self._stats[deployment_id] = _Stats(deployment_id)
+        return stats
+
+    def _first_token(self, handle: LoadHandle, elapsed: float) -> None:
+        stats = handle._stats
+        with self._lock:
+            stats.ttft = _ewma(stats.ttft, elapsed, self._alpha)
+            self._observe_peak(stats, elapsed, elapsed / handle._flight, self._clock.now())
+
+    def _release(
+        self, handle: LoadHandle, ok: bool, output_tokens: int | None,
+        total_tokens: int | None, timed_out: bool,
+    ) -> None:
+        now = self._clock.now()
+        tokens = total_tokens if total_tokens is not None else output_tokens
+        minute = self._minute if now < self._minute_ends else self._new_minute(now)
+        stats = handle._stats
+        elapsed = now - handle._started
+        with self._lock:
+            stats.in_flight -= 1
+            if tokens:
+                stats.roll(minute)
+                stats.tokens += tokens
+            if timed_out:
+                self._penalise(stats, elapsed, now, handle)
+            elif ok:
+                self._observe(stats, elapsed, now, handle, output_tokens)
+            woken = self._take_waiters(stats.id) if self._waiters else None
+        if woken:
+            self._wake_all(woken)
+
+    def _observe(
+        self, stats: _Stats, elapsed: float, now: float, handle: LoadHandle,
+        output_tokens: int | None,
+    ) -> None:
+        # The hot path: EWMAs inlined (a function call costs as much as the math).
+        alpha, old = self._alpha, stats.latency
+        stats.latency = elapsed if old is None else old + alpha * (elapsed - old)
+        if handle._ttft is None:  # a stream's peak sample is its first token's
+            per_token = elapsed / output_tokens if output_tokens else elapsed
+            old = stats.per_token
+            stats.per_token = per_token if old is None else old + alpha * (per_token - old)
+            self._observe_peak(stats, elapsed, elapsed / handle._flight, now)
+
+    def _penalise(self, stats: _Stats, elapsed: float, now: float, handle: LoadHandle) -> None:
+        alpha = self._alpha
+        stats.latency = _ewma(stats.latency, _penalty(stats.latency, elapsed), alpha)
+        if handle._ttft is None:
+            stats.ttft = _ewma(stats.ttft, _penalty(stats.ttft, elapsed), alpha)
+            stats.per_token = _ewma(stats.per_token, _penalty(stats.per_token, elapsed), alpha)
+        drain = _penalty(None if stats.peak is None else stats.drain, elapsed / handle._flight)
+        self._observe_peak(stats, _penalty(stats.peak, elapsed), drain, now)
+
+    def _observe_peak(self, stats: _Stats, sample: float, drain: float, now: float) -> None:
+        """Peak EWMA: up at once to a higher sample, toward a lower one by elapsed time."""
+        peak = stats.peak
+        if peak is None or (sample >= peak and drain >= stats.drain):
+            stats.peak, stats.drain = sample, drain
+        else:
+            weight = math.exp(min(0.0, stats.peak_at - now) / self._peak_decay)
+            stats.peak = sample if sample >= peak else sample + (peak - sample) * weight
+            old = stats.drain
+            stats.drain = drain if drain >= old else drain + (old - drain) * weight
+        stats.peak_at = now
+
+    # -- waiting for a free slot -----------------------------------------------------
+
+    async def wait_for_release(
+        self, deployment_ids: Collection[str], timeout: float | None
+    ) -> bool:
+        """Wait until a handle of one of ``deployment_ids`` is released.
+
+        True when one was, False after ``timeout`` seconds (real time; ``None``:
+        no limit, ``<= 0``: False at once). Only releases after the call count,
+        and a release on another thread may slip in between the caller's own
+        check and this call, so callers re-check the slot after either answer.
+        """
+        if timeout is not None and timeout <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        ids = deployment_ids if isinstance(deployment_ids, set | frozenset) else set(
+            deployment_ids)
+        waiter = _Waiter(ids, loop.create_future(), loop)
+        with self._lock:
+            self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter.future
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def _take_waiters(self, deployment_id: str) -> list[_Waiter]:
+        woken = [w for w in self._waiters if deployment_id in w.ids]
+        if woken:
+            self._waiters = [w for w in self._waiters if deployment_id not in w.ids]
+        return woken
+
+    @staticmethod
+    def _wake_all(waiters: list[_Waiter]) -> None:
+        here = threading.get_ident()
+        for waiter in waiters:
+            if waiter.thread == here:
+                _wake(waiter.future)
+            else:
+                # RuntimeError: that loop is closed, so nobody waits there any more.
+                with contextlib.suppress(RuntimeError):
+                    waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+
+    # -- shared figures --------------------------------------------------------------
+
+    def merge_shared(self, figures: Mapping[str, SharedFigures]) -> None:
+        """Store figures counted across router processes; they count for ``shared_ttl``."""
+        now, minute = self._clock.now(), self.minute()
+        with self._lock:
+            for deployment_id, shared in figures.items():
+                stats = self._stats.get(deployment_id) or self._add(deployment_id)
+                stats.shared = shared
+                stats.shared_at = now
+                stats.shared_minute = minute
+
+    def _fresh_shared(self, stats: _Stats, now: float) -> SharedFigures | None:
+        if stats.shared is None or now - stats.shared_at >= self._shared_ttl:
+            return None
+        return stats.shared
+
+    # -- reading ---------------------------------------------------------------------
 
     def in_flight(self, deployment_id: str) -> int:
-        return self._in_flight.get(deployment_id, 0)
+        """Requests in flight: ``max(local, shared)`` while a shared figure is fresh."""
+        stats = self._stats.get(deployment_id)
+        if stats is None:
+            return 0
+        if stats.shared is None:
+            return stats.in_flight
+        shared = self._fresh_shared(stats, self._clock.now())
+        return stats.in_flight if shared is None else max(stats.in_flight, shared.in_flight)
+
+    def total_in_flight(self) -> int:
+        """Requests in flight on every deployment, in this process."""
+        return sum(s.in_flight for s in list(self._stats.values()))
+
+    def minute(self) -> int:
+        """The current minute window, ``int(wall() // 60)`` (the Redis counters' too)."""
+        now = self._clock.now()
+        return self._minute if now < self._minute_ends else self._new_minute(now)
+
+    def usage(self, deployment_id: str, minute: int | None = None) -> Usage:
+        """Requests and tokens this minute (shared ones while fresh and of this minute).
+
+        ``minute``: :meth:`minute`, read once by a caller asking about many deployments.
+        """
+        stats = self._stats.get(deployment_id)
+        if stats is None:
+            return _NO_USAGE
+        if minute is None:
+            minute = self.minute()
+        if stats.minute != minute:
+            local = _NO_USAGE
+        else:  # tuple.__new__ skips NamedTuple's Python-level __new__: half the cost
+            local = tuple.__new__(Usage, (stats.requests, stats.tokens))
+        if stats.shared is None or stats.shared_minute != minute:
+            return local
+        shared = self._fresh_shared(stats, self._clock.now())
+        if shared is None:
+            return local
+        return Usage(max(local.requests, shared.requests), max(local.tokens, shared.tokens))
 
     def latency(self, deployment_id: str) -> float | None:
         """EWMA of successful request latency in seconds; ``None`` before any."""
-        return self._latency.get(deployment_id)
+        stats = self._stats.get(deployment_id)
+        return None if stats is None else stats.latency
 
-    def total_in_flight(self) -> int:
-        return sum(self._in_flight.values())
+    def latency_per_token(self, deployment_id: str) -> float | None:
+        """EWMA of seconds per output token of non-stream successes; ``None`` before any."""
+        stats = self._stats.get(deployment_id)
+        return None if stats is None else stats.per_token
 
-    def _release(self, deployment_id: str, started: float, ok: bool) -> None:
-        self._in_flight[deployment_id] -= 1
-        if ok:
-            sample = self._clock.now() - started
-            old = self._latency.get(deployment_id)
-            self._latency[deployment_id] = (
-                sample if old is None else old + _EWMA_ALPHA * (sample - old)
-            )
+    def ttft(self, deployment_id: str) -> float | None:
+        """EWMA of the time to first token of streams, seconds; ``None`` before any."""
+        stats = self._stats.get(deployment_id)
+        return None if stats is None else stats.ttft
+
+    def peak_latency(self, deployment_id: str, now: float | None = None) -> float | None:
+        """The peak-EWMA latency as of ``now`` (default: the clock's); ``None`` before any.
+
+        With nothing in flight it decays toward zero since the last sample
+        (see the module docstring); pass ``now`` to read many at one instant.
+        """
+        stats = self._stats.get(deployment_id)
+        if stats is None or stats.peak is None:
+            return None
+        return stats.peak * self._idle_decay(stats, now)
+
+    def peak_drain_time(self, deployment_id: str, now: float | None = None) -> float | None:
+        """The peak-EWMA drain time (see the module docstring), idle decay as for latency."""
+        stats = self._stats.get(deployment_id)
+        if stats is None or stats.peak is None:
+            return None
+        return stats.drain * self._idle_decay(stats, now)
+
+    def expected_latency(
+        self, deployment_id: str, now: float, capacity: int | None = None
+    ) -> float | None:
+        """The latency one more request should expect now; ``None`` before any sample.
+
+        ``max(peak_latency, drain_time x (in_flight + 1))``, the drain time
+        capped by ``peak_latency / capacity`` when the capacity (parallel
+        requests) is known: the deployment's latency while it has room, the
+        time to get through its queue once saturated (the ``peak-ewma``
+        strategy's cost; see ``router/strategies/peak_ewma.py`` for why).
+        One call per candidate, so a strategy can compare many cheaply.
+        """
+        stats = self._stats.get(deployment_id)
+        if stats is None or stats.peak is None:
+            return None
+        waiting = stats.in_flight if stats.shared is None else self.in_flight(deployment_id)
+        latency, drain = stats.peak, stats.drain
+        if not stats.in_flight and now > stats.peak_at:
+            decay = math.exp((stats.peak_at - now) / self._peak_decay)
+            latency, drain = latency * decay, drain * decay
+        if capacity:
+            drain = min(drain, latency / capacity)
+        queue = drain * (waiting + 1)
+        return queue if queue > latency else latency
+
+    def _idle_decay(self, stats: _Stats, now: float | None) -> float:
+        if stats.in_flight:
+            return 1.0
+        idle = (self._clock.now() if now is None else now) - stats.peak_at
+        return math.exp(-idle / self._peak_decay) if idle > 0 else 1.0
+
+    def snapshot(self, deployment_id: str) -> DeploymentLoad:
+        """Every figure of ``deployment_id`` now."""
+        stats = self._stats.get(deployment_id) or _Stats(deployment_id)
+        now, minute = self._clock.now(), self.minute()
+        current = stats.minute == minute
+        usage = self.usage(deployment_id)
+        return DeploymentLoad(
+            deployment_id=deployment_id,
+            in_flight=self.in_flight(deployment_id),
+            local_in_flight=stats.in_flight,
+            requests=usage.requests,
+            tokens=usage.tokens,
+            local_requests=stats.requests if current else 0,
+            local_tokens=stats.tokens if current else 0,
+            minute=minute,
+            latency=stats.latency,
+            latency_per_token=stats.per_token,
+            ttft=stats.ttft,
+            peak_latency=self.peak_latency(deployment_id, now),
+            peak_drain_time=self.peak_drain_time(deployment_id, now),
+            shared=self._fresh_shared(stats, now),
+        )
 
 
 class LoadHandle:
     """One request's claim on a deployment; release it exactly once (extra calls are no-ops)."""
 
-    __slots__ = ("_deployment_id", "_released", "_started", "_tracker")
+    __slots__ = ("_flight", "_released", "_started", "_stats", "_tracker", "_ttft")
 
-    def __init__(self, tracker: LoadTracker, deployment_id: str, started: float) -> None:
+    def __init__(self, tracker: LoadTracker, stats: _Stats, started: float, flight: int) -> None:
         self._tracker = tracker
-        self._deployment_id = deployment_id
+        self._stats = stats
         self._started = started
+        self._flight = max(1, flight)  # in flight when it started, itself included
+        self._ttft: float | None = None
         self._released = False
 
-    def release(self, ok: bool = True) -> None:
+    @property
+    def deployment_id(self) -> str:
+        return self._stats.id
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def first_token(self) -> None:
+        """Mark the stream's first token (feeds TTFT once; later calls are no-ops)."""
+        if self._ttft is None and not self._released:
+            self._ttft = self._tracker._clock.now() - self._started
+            self._tracker._first_token(self, self._ttft)
+
+    def release(
+        self,
+        ok: bool = True,
+        *,
+        output_tokens: int | None = None,
+        total_tokens: int | None = None,
+        timed_out: bool = False,
+    ) -> None:
+        """End the request: give the slot back, record its outcome and usage.
+
+        ``ok``: it succeeded (feeds latency); ``timed_out``: it failed by
+        timing out (a penalty sample; implies not ok); ``total_tokens`` (else
+        ``output_tokens``) is added to this minute's tokens. Idempotent: only
+        the first call counts.
+        """
         if not self._released:
             self._released = True
-            self._tracker._release(self._deployment_id, self._started, ok)
+            self._tracker._release(self, ok, output_tokens, total_tokens, timed_out)
+
+
+class _Releasable(Protocol):
+    def release(
+        self,
+        ok: bool = True,
+        *,
+        output_tokens: int | None = None,
+        total_tokens: int | None = None,
+        timed_out: bool = False,
+    ) -> None: ...
+
+
+def release_with_usage(handle: _Releasable, usage: object) -> None:
+    """Release ``handle`` as a success, with the token counts of a response's ``usage``."""
+    if isinstance(usage, dict):
+        output = usage.get("output_tokens")
+        total = usage.get("total_tokens")
+        handle.release(
+            ok=True,
+            output_tokens=output if isinstance(output, int) else None,
+            total_tokens=total if isinstance(total, int) else None,
+        )
+    else:
+        handle.release(ok=True)

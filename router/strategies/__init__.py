@@ -4,7 +4,28 @@ A strategy is any object with ``pick(candidates, request) -> Deployment``
 (synchronous, no I/O). Config names resolve through :func:`strategy_registry`.
 """
 
-from router.strategies.base import Strategy, StrategyContext, strategy_registry
+from router.strategies.base import (
+    BUILTIN_STRATEGIES,
+    Strategy,
+    StrategyContext,
+    strategy_registry,
+)
+from router.strategies.cost_based import CostBased
+from router.strategies.latency_based import LatencyBased
+from router.strategies.least_busy import LeastBusy
+from router.strategies.peak_ewma import PeakEwma
 from router.strategies.simple_shuffle import SimpleShuffle
+from router.strategies.usage_based import UsageBased
 
-__all__ = ["SimpleShuffle", "Strategy", "StrategyContext", "strategy_registry"]
+__all__ = [
+    "BUILTIN_STRATEGIES",
+    "CostBased",
+    "LatencyBased",
+    "LeastBusy",
+    "PeakEwma",
+    "SimpleShuffle",
+    "Strategy",
+    "StrategyContext",
+    "UsageBased",
+    "strategy_registry",
+]

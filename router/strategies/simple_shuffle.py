@@ -3,13 +3,22 @@
 The weight is the deployment's ``weight``, else its ``rpm``, else its
 ``tpm``; a deployment without any gets the mean of the others, and a group
 where none has one is chosen uniformly.
+
+Exact at every size. The cumulative weights of a candidates tuple (a whole
+group, as the deployment table hands it out) are built once and cached, so a
+pick is one random draw and a bisection: O(log n). A list (a group a check
+narrowed) is weighed afresh: O(n), like the filtering that made it.
 """
 
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from itertools import accumulate
+from typing import TYPE_CHECKING, cast
+
+from router.strategies.sampling import TupleCache
 
 if TYPE_CHECKING:
     from router.deployment import Deployment
@@ -19,25 +28,39 @@ if TYPE_CHECKING:
 __all__ = ["SimpleShuffle"]
 
 
+def _cumulative_weights(candidates: Sequence[Deployment]) -> list[float] | None:
+    """Cumulative weights, or ``None`` when the choice is uniform."""
+    weights = [d.weight for d in candidates]
+    if None in weights:
+        given = [w for w in weights if w is not None]
+        if not given:
+            return None
+        mean = sum(given) / len(given)
+        filled = [mean if w is None else w for w in weights]
+    else:
+        filled = cast("list[float]", weights)  # no None in it
+    cumulative = list(accumulate(filled))
+    if cumulative[-1] <= 0:  # rpm: 0 everywhere says nothing about preference
+        return None
+    return cumulative
+
+
 class SimpleShuffle:
     """Weighted random; uses only the injected ``rng``."""
 
     def __init__(self, rng: random.Random | None = None) -> None:
-        self._rng = rng or random.Random()
+        self._random = (rng or random.Random()).random
+        self._cache: TupleCache[list[float] | None] = TupleCache()
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> SimpleShuffle:
         return cls(context.rng)
 
     def pick(self, candidates: Sequence[Deployment], request: RouteRequest) -> Deployment:
-        if len(candidates) == 1:
+        n = len(candidates)
+        if n == 1:
             return candidates[0]
-        weights = [d.weight for d in candidates]
-        given = [w for w in weights if w is not None]
-        if not given:
-            return candidates[int(self._rng.random() * len(candidates))]
-        mean = sum(given) / len(given)
-        if mean <= 0:  # rpm: 0 everywhere says nothing about preference
-            return candidates[int(self._rng.random() * len(candidates))]
-        filled = [mean if w is None else w for w in weights]
-        return self._rng.choices(candidates, weights=filled)[0]
+        cumulative = self._cache.get(candidates, _cumulative_weights)
+        if cumulative is None:
+            return candidates[int(self._random() * n)]
+        return candidates[bisect_right(cumulative, self._random() * cumulative[-1], 0, n - 1)]

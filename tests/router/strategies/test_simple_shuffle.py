@@ -133,3 +133,25 @@ def test_registry_builds_it_with_the_routers_rng() -> None:
     expected = SimpleShuffle(random.Random(9))
     assert [strategy.pick(group, REQUEST).id for _ in range(20)] == \
         [expected.pick(group, REQUEST).id for _ in range(20)]
+
+
+def test_a_list_is_weighed_like_the_tuple() -> None:
+    group = _group({"weight": 1}, {"weight": 3}, {})
+    _assert_shares(_shares(SimpleShuffle(random.Random(7)), list(group)),
+                   {"d0": 1 / 6, "d1": 3 / 6, "d2": 2 / 6})
+
+
+def test_zero_weights_beside_positive_ones_are_never_picked() -> None:
+    group = _group({"rpm": 0}, {"rpm": 10})
+    strategy = SimpleShuffle(random.Random(8))
+    assert {strategy.pick(group, REQUEST).id for _ in range(500)} == {"d1"}
+
+
+def test_the_same_rng_draws_give_the_same_picks_for_tuple_and_list() -> None:
+    group = _group({"weight": 2}, {}, {"weight": 5}, {"rpm": 7})
+
+    def sequence(candidates: Sequence[Deployment]) -> list[str]:
+        strategy = SimpleShuffle(random.Random(13))
+        return [strategy.pick(candidates, REQUEST).id for _ in range(200)]
+
+    assert sequence(group) == sequence(list(group))

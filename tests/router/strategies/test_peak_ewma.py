@@ -1,0 +1,204 @@
+"""Peak-EWMA expected latency (router/strategies/peak_ewma.py)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from router.clock import ManualClock
+from router.deployment import Deployment
+from router.errors import ConfigError
+from router.load import LoadHandle, LoadTracker, SharedFigures
+from router.request import RouteRequest
+from router.strategies.base import StrategyContext
+from router.strategies.peak_ewma import PeakEwma
+from router.strategies.sampling import EXACT_LIMIT
+from tests.router.strategies.simulation import Simulation, Upstream, build_strategy, make_group
+
+REQUEST = RouteRequest(model="g", params={})
+TAU = 10.0
+
+
+class Bench:
+    """A group, a tracker on a ManualClock and the strategy reading it."""
+
+    def __init__(self, *params: dict[str, Any], seed: int = 0) -> None:
+        self.group = make_group(*params)
+        self.clock = ManualClock()
+        self.load = LoadTracker(self.clock, peak_decay=TAU)
+        self.strategy = PeakEwma(self.load, self.clock, random.Random(seed))
+        self.held: list[LoadHandle] = []
+
+    def serve(self, **latencies: float) -> None:
+        """One answer from each deployment after its latency, all at one instant.
+
+        Each is alone in flight on its deployment; answering at one instant
+        gives them the same idle decay afterwards, so only latencies differ.
+        """
+        end = self.clock.now() + max(latencies.values())
+        handles = []
+        for dep, seconds in sorted(latencies.items(), key=lambda kv: -kv[1]):
+            self.clock.advance(end - seconds - self.clock.now())
+            handles.append(self.load.acquire(dep))
+        self.clock.advance(end - self.clock.now())
+        for handle in handles:
+            handle.release(ok=True)
+
+    def hold(self, dep: str, n: int = 1) -> None:
+        self.held += [self.load.acquire(dep) for _ in range(n)]
+
+    def picks(self, n: int = 300, candidates: Sequence[Deployment] | None = None) -> Counter[str]:
+        group = self.group if candidates is None else candidates
+        return Counter(self.strategy.pick(group, REQUEST).id for _ in range(n))
+
+
+def test_decay_time_must_match_the_trackers() -> None:
+    load = LoadTracker(ManualClock(), peak_decay=5.0)
+
+    def build(args: dict[str, Any]) -> PeakEwma:
+        return PeakEwma.from_context(StrategyContext(random.Random(0), ManualClock(), load, args))
+
+    assert isinstance(build({}), PeakEwma)
+    assert isinstance(build({"decay_time": 5}), PeakEwma)
+    with pytest.raises(ConfigError, match=r"decay_time: 7s, but the load tracker decays over 5s"):
+        build({"decay_time": 7})
+    with pytest.raises(ConfigError, match="decay_time"):
+        build({"decay_time": 0})
+
+
+def test_the_lower_latency_wins() -> None:
+    bench = Bench({}, {})
+    bench.serve(d0=2.0, d1=1.0)
+    assert set(bench.picks()) == {"d1"}
+
+
+def test_requests_in_flight_count_against_a_deployment() -> None:
+    bench = Bench({}, {})
+    bench.serve(d0=1.0, d1=2.5)
+    bench.hold("d0", 2)  # drain 1 s (it served alone) x (2 + 1) = 3 s > 2.5 s
+    assert set(bench.picks()) == {"d1"}
+
+
+def test_one_slow_answer_is_enough_to_move_away() -> None:
+    bench = Bench({}, {})
+    bench.serve(d0=1.0, d1=1.0)
+    assert set(bench.picks(400)) == {"d0", "d1"}
+    bench.serve(d0=4.0)
+    assert set(bench.picks()) == {"d1"}
+
+
+def test_a_slowed_deployment_is_probed_again_after_decaying() -> None:
+    bench = Bench({}, {})
+    bench.serve(d0=4.0, d1=1.0)
+    bench.hold("d1")  # d1 busy: cost max(1, 1 x 2) = 2; it is measured, so no idle decay
+    bench.clock.advance(0.5 * TAU)  # d0 idle: 4 e^-0.5 = 2.4 > 2
+    assert set(bench.picks()) == {"d1"}
+    bench.clock.advance(0.5 * TAU)  # 4 e^-1 = 1.5 < 2
+    assert set(bench.picks()) == {"d0"}
+
+
+def test_shown_parallelism_makes_a_busy_fast_deployment_still_cheap() -> None:
+    bench = Bench({}, {})
+    # d0 serves 4 at a time at 1 s each, for many decay times: drain 0.25 s.
+    pipeline = [bench.load.acquire("d0") for _ in range(4)]
+    for _ in range(40 * int(TAU)):
+        bench.clock.advance(0.25)
+        pipeline.pop(0).release()
+        pipeline.append(bench.load.acquire("d0"))
+    bench.serve(d1=3.0)  # idle, 3x slower
+    # d0 has 4 in flight: max(1, 0.25 x 5) = 1.25 s beats 3 s.
+    assert set(bench.picks()) == {"d0"}
+    for h in pipeline:
+        h.release(ok=False)
+
+
+def test_an_unknown_deployment_is_treated_as_serial() -> None:
+    bench = Bench({}, {})
+    bench.serve(d0=1.0, d1=3.0)  # alone in flight: drain = latency
+    bench.hold("d0", 3)  # 1 x 4 = 4 s > 3 s
+    assert set(bench.picks()) == {"d1"}
+
+
+def test_max_parallel_requests_caps_the_drain_time() -> None:
+    bench = Bench({"max_parallel_requests": 8}, {})
+    bench.serve(d0=1.0, d1=3.0)
+    bench.hold("d0", 3)  # max(1, 1/8 x 4) = 1 s < 3 s
+    assert set(bench.picks()) == {"d0"}
+    bench.hold("d0", 24)  # 1/8 x 28 = 3.5 s > 3 s
+    assert set(bench.picks()) == {"d1"}
+
+
+def test_an_unmeasured_deployment_stands_in_for_the_median() -> None:
+    bench = Bench({}, {}, {}, {}, seed=3)
+    bench.serve(d0=1.0, d1=3.0, d2=3.0)
+    assert set(bench.picks()) == {"d0"}  # d3 stands in at the median, 3 s
+    bench.hold("d0", 3)  # d0: 1 x 4 = 4 s; the median of (4, 3, 3) is 3 s
+    picks = bench.picks(3000)
+    assert set(picks) == {"d1", "d2", "d3"}  # all three at 3 s
+    assert picks["d3"] == pytest.approx(1000, abs=120)
+    bench.hold("d3")  # the stand-in is loaded like a serial deployment: 3 x 2
+    assert set(bench.picks()) == {"d1", "d2"}
+
+
+def test_with_nothing_measured_it_is_least_busy() -> None:
+    bench = Bench({}, {}, {})
+    bench.hold("d0", 2)
+    bench.hold("d2", 1)
+    assert set(bench.picks()) == {"d1"}
+
+
+def test_shared_in_flight_counts() -> None:
+    bench = Bench({}, {})
+    bench.serve(d0=1.0, d1=2.5)
+    bench.load.merge_shared({"d0": SharedFigures(in_flight=3, requests=3, tokens=0)})
+    assert set(bench.picks()) == {"d1"}
+    bench.clock.advance(2)
+    assert set(bench.picks(50)) == {"d0"}
+
+
+def test_large_groups_use_two_random_choices() -> None:
+    params: list[dict[str, Any]] = [{} for _ in range(4 * EXACT_LIMIT)]
+    bench = Bench(*params, seed=5)
+    bench.serve(**{d.id: 0.1 * (i + 1) for i, d in enumerate(bench.group)})
+    picks = bench.picks(4000)
+    assert picks[bench.group[-1].id] == 0  # loses every pair
+    share = 2 / len(bench.group)  # wins every pair it is drawn in
+    assert picks[bench.group[0].id] / 4000 == pytest.approx(share, rel=0.3)
+    # A pair with an unmeasured member compares by in-flight on the other's figures.
+    fresh = make_group(*params)[:2]
+    assert bench.strategy.pick(fresh, REQUEST) in fresh
+
+
+def _routing_quality(name: str) -> tuple[float, float]:
+    """benchmarks/routing_quality.py's capacity-limited workload, simulated: (p99, share).
+
+    ``share``: of the requests sent after the slow-down, those sent to it.
+    """
+    requests = 1500
+    upstreams = [
+        Upstream(0.020), Upstream(0.080),
+        Upstream(0.020, slow_factor=10, slow_after=requests // 2),
+        Upstream(0.020, fail_rate=0.05),
+    ]
+    result = Simulation(
+        lambda load, clock: build_strategy(name, load, clock, 1), upstreams,
+        concurrency=24, seed=1,
+    ).run(requests)
+    switched = upstreams[2].slow_at
+    assert switched is not None
+    later = [d for t, d in result.picks if t >= switched]
+    return result.percentile(0.99), later.count("d2") / len(later)
+
+
+def test_meets_the_routing_quality_targets_in_simulation() -> None:
+    p99 = {name: _routing_quality(name)[0] for name in (
+        "simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing",
+        "usage-based-routing")}
+    mine, degraded_share = _routing_quality("peak-ewma")
+    assert mine < min(p99.values()), (mine, p99)
+    assert mine <= p99["simple-shuffle"] / 2
+    assert degraded_share <= 0.05
