@@ -1,15 +1,11 @@
-"""The router's one error hierarchy, and the mapping of upstream failures into it.
+"""The router's one error hierarchy, the mapping of upstream failures into it,
+and the one table that says what the router does with each class.
 
 Every failure the caller can see is a :class:`RouterError`. Upstream answers
 (HTTP status + OpenAI error ``code``) and transport exceptions (httpx) are
-mapped at the provider boundary by :func:`error_from_status` and
-:func:`error_from_transport`, so the attempt loop reasons about classes, never
-about status codes. Each class states, as class attributes, what the router
-does when it meets it: ``retryable`` (try another attempt in the same group; ``retry_same``:
-also on the deployment that failed, when no other is left),
-``cools_down`` (count it against the deployment), and ``fallback`` (which
-fallback list applies: ``"default"``, ``"context_window"``,
-``"content_policy"`` or ``None`` for none).
+mapped at the provider boundary by :func:`error_from_status`,
+:func:`error_from_failed_response` and :func:`error_from_transport`, so the
+attempt loop reasons about classes, never about status codes.
 
 Tree::
 
@@ -21,22 +17,69 @@ Tree::
     ├── PinnedDeploymentUnavailableError    the owner of a stored response failed
     ├── ResponseNotFoundError               no deployment holds the response id
     ├── StreamInterruptedError              a stream failed after events reached the caller
-    └── UpstreamError                       the upstream answered with an error
-        ├── BadRequestError                 400 / 422: the request itself is wrong
-        │   ├── ContextWindowExceededError  input too long for the model
-        │   ├── ContentPolicyViolationError refused by the content filter
+    └── UpstreamError                       an upstream error the router cannot place
+        │                                   more precisely (an unknown failed-response code)
+        ├── BadRequestError                 400 / 422 / other 4xx; invalid_prompt, invalid_image...
+        │   ├── ContextWindowExceededError  context_length_exceeded: input too long
+        │   ├── ContentPolicyViolationError content_filter, (image_)content_policy_violation
         │   └── PreviousResponseNotFoundError  previous_response_id unknown upstream
-        ├── AuthenticationError             401
+        ├── AuthenticationError             401, invalid_api_key
         ├── PermissionDeniedError           403
-        ├── NotFoundError                   404 (model, deployment or response)
+        ├── NotFoundError                   404, model_not_found, DeploymentNotFound
         ├── ConflictError                   409
         ├── RateLimitError                  429 (``retry_after`` when the upstream said)
-        │   └── QuotaExhaustedError         429 insufficient_quota: no retry
-        ├── ServerError                     500 and other 5xx
-        │   └── ServiceUnavailableError     502 / 503 / 504, overloaded
+        │   └── QuotaExhaustedError         429 insufficient_quota
+        ├── ServerError                     500, other 5xx, server_error
+        │   └── ServiceUnavailableError     502 / 503 / 504, server_is_overloaded, slow_down
         ├── MalformedResponseError          a body or SSE event that is not valid
-        ├── TimeoutError                    408, or no answer within the time left
+        ├── TimeoutError                    408, vector_store_timeout, no answer in time
         └── ConnectionError                 could not connect, or the connection broke
+
+What the router does with each class is one table, :data:`ERROR_TABLE` (a
+subclass not listed reads its nearest listed base). Columns: ``retry``: try
+another deployment of the group (each retry is paid from the retry budget);
+``same``: also the deployment that failed, when no other is left;
+``cooldown``: ``immediate`` (at once), ``counted`` (toward ``allowed_fails``
+in a minute) or ``none``; ``duration`` of that cooldown: ``default``
+(``cooldown_time``, growing on repeats up to ``max_cooldown_time``),
+``retry-after`` (the upstream's ``Retry-After`` / ``retry-after-ms``, else
+default) or ``long`` (an exhausted quota); ``fallback``: which fallback list
+applies once the group gives up (``default``: ``fallbacks`` /
+``default_fallbacks``; ``-``: none, the error goes to the caller)::
+
+    class                             retry  same  cooldown   duration     fallback
+    RouterError                       no     no    none       -            -
+    ConfigError                       no     no    none       -            -
+    InvalidRequestError               no     no    none       -            -
+    NoDeploymentAvailableError        no     no    none       -            default
+    UnknownModelError                 no     no    none       -            -
+    PinnedDeploymentUnavailableError  no     no    none       -            -
+    ResponseNotFoundError             no     no    none       -            -
+    StreamInterruptedError            no     no    none       -            -
+    UpstreamError                     no     no    none       -            -
+    BadRequestError                   no     no    none       -            -
+    ContextWindowExceededError        no     no    none       -            context_window
+    ContentPolicyViolationError       no     no    none       -            content_policy
+    PreviousResponseNotFoundError     no     no    none       -            -
+    AuthenticationError               yes    no    immediate  default      default
+    PermissionDeniedError             yes    no    immediate  default      default
+    NotFoundError                     yes    no    immediate  default      default
+    ConflictError                     no     no    none       -            -
+    RateLimitError                    yes    yes   immediate  retry-after  default
+    QuotaExhaustedError               no     no    immediate  long         default
+    ServerError                       yes    yes   counted    default      default
+    ServiceUnavailableError           yes    yes   counted    default      default
+    MalformedResponseError            yes    yes   counted    default      default
+    TimeoutError                      yes    yes   counted    default      default
+    ConnectionError                   yes    yes   counted    default      default
+
+Why these rows: a 400 is the request's fault, so another deployment would
+refuse it too; 401/403/404 are the deployment's (its key, its model name), so
+the others may serve but the same one never will; an exhausted quota does not
+come back in seconds and is not retried (the request goes to the fallbacks);
+408, 5xx, timeouts, broken connections and garbled answers are the
+upstream's bad moment, so they are retried elsewhere and count toward
+cooling it down.
 
 Every error carries ``model_group``, ``deployment_id`` (never a key) and the
 attempt ``trail`` once the router has one; messages never contain secrets.
@@ -46,9 +89,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import datetime
+import email.utils
 import math
+import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -56,6 +104,7 @@ if TYPE_CHECKING:
     from router.types import AttemptTrail
 
 __all__ = [
+    "ERROR_TABLE",
     "AuthenticationError",
     "BadRequestError",
     "ConfigError",
@@ -63,6 +112,7 @@ __all__ = [
     "ConnectionError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "ErrorPolicy",
     "InvalidRequestError",
     "MalformedResponseError",
     "NoDeploymentAvailableError",
@@ -84,7 +134,33 @@ __all__ = [
     "error_from_failed_response",
     "error_from_status",
     "error_from_transport",
+    "parse_retry_after",
+    "policy_for",
+    "render_error_table",
 ]
+
+CooldownKind = Literal["immediate", "counted", "none"]
+DurationKind = Literal["default", "retry-after", "long"]
+FallbackKind = Literal["default", "context_window", "content_policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPolicy:
+    """One row of :data:`ERROR_TABLE`: what the router does with an error class.
+
+    ``retry``: another deployment of the group may be tried; ``retry_same``:
+    the deployment that failed may be tried again when no other is left;
+    ``cooldown``: ``"immediate"``, ``"counted"`` (toward ``allowed_fails``) or
+    ``"none"``; ``duration``: how long that cooldown lasts (meaningless when
+    ``cooldown`` is ``"none"``); ``fallback``: the fallback list that applies,
+    ``None`` for none.
+    """
+
+    retry: bool
+    retry_same: bool
+    cooldown: CooldownKind
+    duration: DurationKind
+    fallback: FallbackKind | None
 
 
 class RouterError(Exception):
@@ -92,13 +168,9 @@ class RouterError(Exception):
 
     ``model_group`` and ``deployment_id`` say where it happened (``None`` when
     not tied to one); ``trail`` is the request's attempt trail, set by the
-    router before the error reaches the caller.
+    router before the error reaches the caller. ``retryable``, ``retry_same``,
+    ``cools_down`` and ``fallback`` read this class's row of :data:`ERROR_TABLE`.
     """
-
-    retryable: ClassVar[bool] = False
-    retry_same: ClassVar[bool] = True
-    cools_down: ClassVar[bool] = False
-    fallback: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -112,6 +184,31 @@ class RouterError(Exception):
         self.model_group = model_group
         self.deployment_id = deployment_id
         self.trail: AttemptTrail | None = None
+
+    @property
+    def policy(self) -> ErrorPolicy:
+        """This error's row of :data:`ERROR_TABLE`."""
+        return policy_for(type(self))
+
+    @property
+    def retryable(self) -> bool:
+        """Another deployment of the group may be tried."""
+        return self.policy.retry
+
+    @property
+    def retry_same(self) -> bool:
+        """The deployment that failed may be tried again when no other is left."""
+        return self.policy.retry_same
+
+    @property
+    def cools_down(self) -> bool:
+        """The error counts against the deployment (at once or toward ``allowed_fails``)."""
+        return self.policy.cooldown != "none"
+
+    @property
+    def fallback(self) -> str | None:
+        """The fallback list that applies (``"default"``, ``"context_window"``, ...)."""
+        return self.policy.fallback
 
     def __str__(self) -> str:
         where = [f"{k}={v}" for k, v in (("model_group", self.model_group),
@@ -145,8 +242,6 @@ class NoDeploymentAvailableError(RouterError):
     still serve, so the generic fallbacks apply.
     """
 
-    fallback: ClassVar[str | None] = "default"
-
     def __init__(
         self,
         message: str,
@@ -162,8 +257,6 @@ class NoDeploymentAvailableError(RouterError):
 
 class UnknownModelError(NoDeploymentAvailableError):
     """The requested model group has no deployments."""
-
-    fallback = None
 
     def __init__(self, model_group: str, known: Sequence[str]) -> None:
         names = ", ".join(sorted(known)) or "none"
@@ -211,10 +304,12 @@ class StreamInterruptedError(RouterError):
 class UpstreamError(RouterError):
     """The upstream answered with an error (or with something unusable).
 
-    ``status`` is the HTTP status (``None`` for transport failures), ``code``,
-    ``type`` and ``param`` come from the OpenAI error body, ``request_id`` from
-    ``x-request-id``, ``retry_after`` (seconds) from ``retry-after-ms`` or
-    ``retry-after``.
+    Raised as itself for a failure the router cannot place more precisely (a
+    failed response with an error code it does not know): not retried.
+    ``status`` is the HTTP status (``None`` for transport failures and failed
+    responses), ``code``, ``type`` and ``param`` come from the OpenAI error
+    body, ``request_id`` from ``x-request-id``, ``retry_after`` (seconds) from
+    ``retry-after-ms`` or ``retry-after``.
     """
 
     def __init__(
@@ -253,13 +348,9 @@ class BadRequestError(UpstreamError):
 class ContextWindowExceededError(BadRequestError):
     """The input does not fit the model's context window."""
 
-    fallback = "context_window"
-
 
 class ContentPolicyViolationError(BadRequestError):
     """The content filter refused the request."""
-
-    fallback = "content_policy"
 
 
 class PreviousResponseNotFoundError(BadRequestError):
@@ -269,25 +360,13 @@ class PreviousResponseNotFoundError(BadRequestError):
 class AuthenticationError(UpstreamError):
     """401: the deployment's credentials were refused."""
 
-    retryable = True
-    cools_down = True
-    fallback = "default"
-
 
 class PermissionDeniedError(UpstreamError):
     """403: the credentials may not use this model or resource."""
 
-    retryable = True
-    cools_down = True
-    fallback = "default"
-
 
 class NotFoundError(UpstreamError):
     """404: the model, deployment or response does not exist upstream."""
-
-    retryable = True
-    cools_down = True
-    fallback = "default"
 
 
 class ConflictError(UpstreamError):
@@ -297,24 +376,13 @@ class ConflictError(UpstreamError):
 class RateLimitError(UpstreamError):
     """429: too many requests; ``retry_after`` when the upstream said."""
 
-    retryable = True
-    cools_down = True
-    fallback = "default"
-
 
 class QuotaExhaustedError(RateLimitError):
-    """429 ``insufficient_quota``: this account is out of quota. Another
-    deployment (another account) may serve; this one never again for long."""
-
-    retry_same = False
+    """429 ``insufficient_quota``: the account is out of quota (billing), for long."""
 
 
 class ServerError(UpstreamError):
     """5xx: the upstream failed."""
-
-    retryable = True
-    cools_down = True
-    fallback = "default"
 
 
 class ServiceUnavailableError(ServerError):
@@ -324,26 +392,81 @@ class ServiceUnavailableError(ServerError):
 class MalformedResponseError(UpstreamError):
     """The upstream answered with a body or event that is not valid."""
 
-    retryable = True
-    cools_down = True
-    fallback = "default"
-
 
 class TimeoutError(UpstreamError):
     """No answer within the time left (408, or a client-side timeout)."""
-
-    retryable = True
-    cools_down = True
-    fallback = "default"
 
 
 class ConnectionError(UpstreamError):
     """The connection could not be made or broke before an answer."""
 
-    retryable = True
-    cools_down = True
-    fallback = "default"
 
+def _row(retry: str, cooldown: CooldownKind, duration: DurationKind,
+         fallback: FallbackKind | None) -> ErrorPolicy:
+    """``retry``: ``"no"``, ``"elsewhere"`` or ``"also same"``."""
+    return ErrorPolicy(retry != "no", retry == "also same", cooldown, duration, fallback)
+
+
+_NEVER = _row("no", "none", "default", None)
+
+#: The decision table: one row per class (subclasses not listed read their base's).
+ERROR_TABLE: Mapping[type[RouterError], ErrorPolicy] = MappingProxyType({
+    RouterError: _NEVER,
+    ConfigError: _NEVER,
+    InvalidRequestError: _NEVER,
+    NoDeploymentAvailableError: _row("no", "none", "default", "default"),
+    UnknownModelError: _NEVER,
+    PinnedDeploymentUnavailableError: _NEVER,
+    ResponseNotFoundError: _NEVER,
+    StreamInterruptedError: _NEVER,
+    UpstreamError: _NEVER,
+    BadRequestError: _NEVER,
+    ContextWindowExceededError: _row("no", "none", "default", "context_window"),
+    ContentPolicyViolationError: _row("no", "none", "default", "content_policy"),
+    PreviousResponseNotFoundError: _NEVER,
+    AuthenticationError: _row("elsewhere", "immediate", "default", "default"),
+    PermissionDeniedError: _row("elsewhere", "immediate", "default", "default"),
+    NotFoundError: _row("elsewhere", "immediate", "default", "default"),
+    ConflictError: _NEVER,
+    RateLimitError: _row("also same", "immediate", "retry-after", "default"),
+    QuotaExhaustedError: _row("no", "immediate", "long", "default"),
+    ServerError: _row("also same", "counted", "default", "default"),
+    ServiceUnavailableError: _row("also same", "counted", "default", "default"),
+    MalformedResponseError: _row("also same", "counted", "default", "default"),
+    TimeoutError: _row("also same", "counted", "default", "default"),
+    ConnectionError: _row("also same", "counted", "default", "default"),
+})
+
+
+def policy_for(cls: type[RouterError]) -> ErrorPolicy:
+    """The row of :data:`ERROR_TABLE` for ``cls`` or its nearest listed base."""
+    for base in cls.__mro__:
+        row = ERROR_TABLE.get(base)
+        if row is not None:
+            return row
+    raise TypeError(f"{cls.__name__} is not a RouterError")
+
+
+def render_error_table() -> str:
+    """:data:`ERROR_TABLE` as the aligned text table the module docstring shows."""
+    header = ("class", "retry", "same", "cooldown", "duration", "fallback")
+    rows = [header] + [
+        (cls.__name__, _yes(p.retry), _yes(p.retry_same), p.cooldown,
+         p.duration if p.cooldown != "none" else "-", p.fallback or "-")
+        for cls, p in ERROR_TABLE.items()
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "    " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+# -- mapping upstream failures -----------------------------------------------------------
 
 _STATUS_CLASSES: Mapping[int, type[UpstreamError]] = {
     400: BadRequestError,
@@ -360,34 +483,72 @@ _STATUS_CLASSES: Mapping[int, type[UpstreamError]] = {
     504: ServiceUnavailableError,
 }
 
+#: OpenAI / Azure error codes, from HTTP error bodies, SSE ``error`` events and
+#: the ``error`` of a failed Response (whose codes are the image and prompt ones).
 _CODE_CLASSES: Mapping[str, type[UpstreamError]] = {
     "context_length_exceeded": ContextWindowExceededError,
     "string_above_max_length": ContextWindowExceededError,
     "content_filter": ContentPolicyViolationError,
     "content_policy_violation": ContentPolicyViolationError,
+    "image_content_policy_violation": ContentPolicyViolationError,
     "previous_response_not_found": PreviousResponseNotFoundError,
     "insufficient_quota": QuotaExhaustedError,
     "rate_limit_exceeded": RateLimitError,
     "server_error": ServerError,
     "server_is_overloaded": ServiceUnavailableError,
     "slow_down": ServiceUnavailableError,
+    "vector_store_timeout": TimeoutError,
     "invalid_api_key": AuthenticationError,
+    "model_not_found": NotFoundError,
+    "DeploymentNotFound": NotFoundError,
+    "invalid_prompt": BadRequestError,
+    "invalid_image": BadRequestError,
+    "invalid_image_format": BadRequestError,
+    "invalid_base64_image": BadRequestError,
+    "invalid_image_url": BadRequestError,
+    "image_too_large": BadRequestError,
+    "image_too_small": BadRequestError,
+    "image_parse_error": BadRequestError,
+    "invalid_image_mode": BadRequestError,
+    "image_file_too_large": BadRequestError,
+    "unsupported_image_media_type": BadRequestError,
+    "empty_image_file": BadRequestError,
+    "failed_to_download_image": BadRequestError,
+    "image_file_not_found": BadRequestError,
 }
+
+#: Words that mark an unknown code as the upstream's failure rather than the request's.
+_SERVER_HINTS = ("server", "internal", "overload", "unavailable", "timeout", "timed_out")
 
 
 def classify(status: int | None, code: str | None) -> type[UpstreamError]:
-    """The most specific class for an upstream ``status`` and error ``code``."""
+    """The most specific class for an upstream ``status`` and error ``code``.
+
+    A known code wins unless it would turn a 5xx into a client error. Without
+    a status (a failed Response, an SSE ``error`` event): no code at all is a
+    server failure; an unknown code is a :class:`ServerError` when it reads
+    like one (``..._server_...``, ``..._timeout``), else a plain, never
+    retried :class:`UpstreamError`, since retrying a request the upstream
+    refused for a reason we do not know would repeat the refusal.
+    """
     by_code = _CODE_CLASSES.get(code) if code else None
     if by_code is not None and (status is None or status < 500 or issubclass(by_code, ServerError)):
         return by_code
     if status is None:
-        return ServerError
+        return _unknown_code_class(code)
     exact = _STATUS_CLASSES.get(status)
     if exact is not None:
         return exact
     if status >= 500:
         return ServerError
     return BadRequestError
+
+
+def _unknown_code_class(code: str | None) -> type[UpstreamError]:
+    if code is None:
+        return ServerError
+    lowered = code.lower()
+    return ServerError if any(h in lowered for h in _SERVER_HINTS) else UpstreamError
 
 
 def error_from_status(
@@ -397,11 +558,14 @@ def error_from_status(
     *,
     model_group: str | None = None,
     deployment_id: str | None = None,
+    wall: float | None = None,
 ) -> UpstreamError:
     """Map an upstream HTTP error answer to the most specific class.
 
     ``body`` is the decoded JSON body (or raw text); ``headers`` are the
-    answer's headers (case-insensitive mapping, as httpx gives them).
+    answer's headers (case-insensitive mapping, as httpx gives them); ``wall``
+    is the current Unix time for a ``Retry-After`` given as an HTTP date
+    (default: ``time.time()``).
     """
     err = body.get("error") if isinstance(body, Mapping) else None
     err = err if isinstance(err, Mapping) else {}
@@ -415,7 +579,7 @@ def error_from_status(
         type=_str_or_none(err.get("type")),
         param=_str_or_none(err.get("param")),
         request_id=headers.get("x-request-id"),
-        retry_after=parse_retry_after(headers),
+        retry_after=parse_retry_after(headers, wall=wall),
         body=body,
         model_group=model_group,
         deployment_id=deployment_id,
@@ -425,7 +589,7 @@ def error_from_status(
 def error_from_failed_response(
     error: Mapping[str, Any], *, model_group: str | None, deployment_id: str | None
 ) -> UpstreamError:
-    """Map the ``error`` of a Response whose ``status`` is ``"failed"``."""
+    """Map the ``error`` of a Response whose ``status`` is ``"failed"`` (see :func:`classify`)."""
     code = _str_or_none(error.get("code"))
     cls = classify(None, code)
     message = _str_or_none(error.get("message")) or "the upstream response failed"
@@ -461,23 +625,41 @@ def _refused(exc: BaseException) -> bool:
     )
 
 
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+def parse_retry_after(headers: Mapping[str, str], *, wall: float | None = None) -> float | None:
     """Seconds to wait, from ``retry-after-ms`` (Azure) or ``retry-after``.
 
+    ``retry-after`` may be seconds or an HTTP date (RFC 9110), which is turned
+    into seconds from ``wall`` (Unix time; default ``time.time()``).
     Non-positive or unparsable values (Azure has been seen sending ``-1`` and
-    ``0``) mean "not said": ``None``.
+    ``0``), and dates in the past, mean "not said": ``None``.
     """
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         raw = headers.get(name)
         if raw is None:
             continue
-        try:
-            value = float(raw) * scale
-        except ValueError:
-            continue
-        if math.isfinite(value) and value > 0:
+        value = _seconds(raw, scale)
+        if value is None and name == "retry-after":
+            value = _date_seconds(raw, time.time() if wall is None else wall)
+        if value is not None and math.isfinite(value) and value > 0:
             return value
     return None
+
+
+def _seconds(raw: str, scale: float) -> float | None:
+    try:
+        return float(raw) * scale
+    except ValueError:
+        return None
+
+
+def _date_seconds(raw: str, wall: float) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" (zone unknown); HTTP dates are always UTC
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp() - wall
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -6,6 +6,12 @@ deployment's. A retry that must go back to the same deployment honours the
 upstream's ``Retry-After`` / ``retry-after-ms`` when given, else backs off
 exponentially with full jitter. A wait that would end past the request's
 deadline means no retry.
+
+How many retries an error allows is :meth:`RetryPolicy.retries_for`; whether
+one may go *now* is also a matter of the group's retry budget
+(:mod:`router.budget`), which the attempt loop asks after this policy. Which
+errors are retried at all is :data:`router.errors.ERROR_TABLE`; an exhausted
+quota never is, whatever ``retry_policy`` says (see :mod:`router.policies`).
 """
 
 from __future__ import annotations

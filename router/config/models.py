@@ -16,7 +16,7 @@ no repr, str or error message shows them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import (
@@ -40,6 +40,7 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
+PanicMode = Literal["fail", "soonest", "wait"]
 FallbackList = list[dict[str, list[str]]]
 
 
@@ -206,6 +207,26 @@ class RouterSettings(BaseModel):
     port, password and db; without either, state lives in memory.
     ``redis_key_prefix`` and ``response_ownership_ttl`` (seconds a response id
     stays pinned to its deployment) are our own.
+
+    Our own failure-handling settings (see :mod:`router.cooldown` and
+    :mod:`router.budget`):
+
+    * ``max_cooldown_time``: the cap of escalating cooldowns, seconds (the n-th
+      consecutive cooldown lasts ``cooldown_time x n``); default ``None`` means
+      10 x ``cooldown_time``; at least ``cooldown_time``.
+    * ``cooldown_jitter``: each cooldown is moved by up to this fraction either
+      way (default 0.1), so routers that cooled a deployment together do not
+      return to it together; ``0`` for exact durations. In [0, 1).
+    * ``panic_mode``: what a request does when every deployment of its group
+      is cooling down: ``"fail"`` (default, LiteLLM's behaviour: fail at once
+      with the "all cooled down" error, so configured fallbacks take over),
+      ``"soonest"`` (send it to the deployment that recovers first) or
+      ``"wait"`` (wait for that deployment when it recovers within the
+      request's deadline, else fail at once).
+    * ``retry_budget`` (default ``True``; ``False``: no budget, ``num_retries``
+      alone bounds retries), ``retry_budget_ratio`` (0.2: retries may add 20% to
+      a group's traffic), ``retry_budget_min_per_second`` (10: retries per second
+      always allowed) and ``retry_budget_window`` (10 seconds of history).
     """
 
     model_config = _FROZEN
@@ -218,7 +239,14 @@ class RouterSettings(BaseModel):
     retry_after: float = Field(default=0, ge=0)
     allowed_fails: int = Field(default=3, ge=0)
     cooldown_time: float = Field(default=5.0, ge=0)
+    max_cooldown_time: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cooldown_jitter: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
+    panic_mode: PanicMode = "fail"
     disable_cooldowns: bool = False
+    retry_budget: bool = True
+    retry_budget_ratio: float = Field(default=0.2, ge=0, allow_inf_nan=False)
+    retry_budget_min_per_second: float = Field(default=10.0, ge=0, allow_inf_nan=False)
+    retry_budget_window: float = Field(default=10.0, gt=0, le=3600)
     fallbacks: FallbackList = Field(default_factory=list)
     default_fallbacks: list[str] = Field(default_factory=list)
     context_window_fallbacks: FallbackList = Field(default_factory=list)
@@ -275,6 +303,14 @@ class RouterSettings(BaseModel):
     @classmethod
     def _allowed_fails_keys(cls, value: dict[str, int] | None) -> dict[str, int] | None:
         _check_policy_keys(value, ALLOWED_FAILS_POLICY_KEYS)
+        return value
+
+    @field_validator("max_cooldown_time")
+    @classmethod
+    def _cap_not_below_cooldown(cls, value: float | None, info: ValidationInfo) -> float | None:
+        cooldown = info.data.get("cooldown_time")
+        if value is not None and cooldown is not None and value < cooldown:
+            raise ValueError(f"must be at least cooldown_time ({cooldown:g})")
         return value
 
     @field_validator("redis_url")

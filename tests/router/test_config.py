@@ -500,3 +500,81 @@ def test_secret_never_appears(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     with pytest.raises(ConfigError) as info:
         load_config_file(path)
     assert SECRET not in str(info.value)
+
+
+# --- failure-handling settings (cooldown escalation, panic mode, retry budget) --------------
+
+FAILURE_SETTINGS = {
+    "max_cooldown_time": 120.0, "cooldown_jitter": 0.25, "panic_mode": "wait",
+    "retry_budget": False, "retry_budget_ratio": 0.5, "retry_budget_min_per_second": 2.0,
+    "retry_budget_window": 30.0,
+}
+
+
+def test_failure_settings_defaults() -> None:
+    s = RouterSettings()
+    assert s.max_cooldown_time is None  # 10 x cooldown_time
+    assert s.cooldown_jitter == 0.1
+    assert s.panic_mode == "fail"
+    assert s.retry_budget is True
+    assert (s.retry_budget_ratio, s.retry_budget_min_per_second, s.retry_budget_window) == (
+        0.2, 10.0, 10.0)
+
+
+def test_failure_settings_from_a_dict_document() -> None:
+    doc = {"model_list": [mock()], "router_settings": dict(FAILURE_SETTINGS)}
+    settings = parse_config_document(doc, source="doc").settings
+    assert {k: getattr(settings, k) for k in FAILURE_SETTINGS} == FAILURE_SETTINGS
+
+
+def test_failure_settings_from_keyword_arguments() -> None:
+    config, issued = build_config([mock()], dict(FAILURE_SETTINGS), source="Router(...)")
+    assert issued == []
+    assert {k: getattr(config.settings, k) for k in FAILURE_SETTINGS} == FAILURE_SETTINGS
+
+
+def test_failure_settings_from_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: mock/a\n"
+        "router_settings:\n  cooldown_time: 2\n  max_cooldown_time: 30\n"
+        "  cooldown_jitter: 0\n  panic_mode: soonest\n  retry_budget: false\n"
+        "  retry_budget_ratio: 0.1\n  retry_budget_min_per_second: 0\n"
+        "  retry_budget_window: 5\n"
+    )
+    s = load_config_file(path).settings
+    assert (s.max_cooldown_time, s.cooldown_jitter, s.panic_mode) == (30, 0, "soonest")
+    assert (s.retry_budget, s.retry_budget_ratio, s.retry_budget_min_per_second,
+            s.retry_budget_window) == (False, 0.1, 0, 5)
+
+
+@pytest.mark.parametrize(("settings", "path", "text"), [
+    ({"cooldown_time": 10, "max_cooldown_time": 5}, "max_cooldown_time",
+     "must be at least cooldown_time (10)"),
+    ({"max_cooldown_time": -1}, "max_cooldown_time", "greater than or equal to 0"),
+    ({"cooldown_jitter": 1}, "cooldown_jitter", "less than 1"),
+    ({"cooldown_jitter": -0.1}, "cooldown_jitter", "greater than or equal to 0"),
+    ({"panic_mode": "retry"}, "panic_mode", "'fail', 'soonest' or 'wait'"),
+    ({"retry_budget_ratio": -0.5}, "retry_budget_ratio", "greater than or equal to 0"),
+    ({"retry_budget_ratio": float("nan")}, "retry_budget_ratio", "finite"),
+    ({"retry_budget_min_per_second": -1}, "retry_budget_min_per_second",
+     "greater than or equal to 0"),
+    ({"retry_budget_window": 0}, "retry_budget_window", "greater than 0"),
+    ({"retry_budget_window": 1e9}, "retry_budget_window", "less than or equal to 3600"),
+    ({"retry_budget": "sometimes"}, "retry_budget", "boolean"),
+])
+def test_failure_settings_are_validated(settings: dict[str, Any], path: str, text: str) -> None:
+    (problem,) = problems_of([mock()], settings)
+    assert problem.startswith(f"router_settings.{path}:")
+    assert text in problem
+
+
+def test_failure_setting_typo_suggests_nearest() -> None:
+    assert problems_of([mock()], {"cooldown_jiter": 0.2}) == (
+        "router_settings.cooldown_jiter: unknown setting; did you mean 'cooldown_jitter'?",)
+
+
+def test_settings_keys_list_every_field() -> None:
+    from router.config.keys import SETTINGS_KEYS
+
+    assert set(RouterSettings.model_fields) == SETTINGS_KEYS

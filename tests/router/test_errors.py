@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import email.utils
 import inspect
 from typing import Any
 
@@ -42,10 +43,13 @@ from router.errors import (
     TimeoutError,
     UnknownModelError,
     UpstreamError,
+    classify,
     error_from_failed_response,
     error_from_status,
     error_from_transport,
     parse_retry_after,
+    policy_for,
+    render_error_table,
 )
 
 # -- expected tables, written independently of the module -----------------------------
@@ -65,20 +69,48 @@ STATUS_TABLE: dict[int, type[UpstreamError]] = {
     504: ServiceUnavailableError,
 }
 
-# code -> (the status the upstream sends it with, the class expected)
-CODE_TABLE: dict[str, tuple[int, type[UpstreamError]]] = {
+# code -> (the status the upstream sends it with, the class expected); None: the code
+# comes in the `error` of a Response with status "failed" (or an SSE error event).
+CODE_TABLE: dict[str, tuple[int | None, type[UpstreamError]]] = {
     "context_length_exceeded": (400, ContextWindowExceededError),
     "string_above_max_length": (400, ContextWindowExceededError),
     "content_filter": (400, ContentPolicyViolationError),
     "content_policy_violation": (400, ContentPolicyViolationError),
+    "image_content_policy_violation": (None, ContentPolicyViolationError),
     "previous_response_not_found": (400, PreviousResponseNotFoundError),
     "insufficient_quota": (429, QuotaExhaustedError),
     "rate_limit_exceeded": (429, RateLimitError),
     "server_error": (500, ServerError),
     "server_is_overloaded": (503, ServiceUnavailableError),
     "slow_down": (503, ServiceUnavailableError),
+    "vector_store_timeout": (None, TimeoutError),
     "invalid_api_key": (401, AuthenticationError),
+    "model_not_found": (404, NotFoundError),
+    "DeploymentNotFound": (404, NotFoundError),
+    "invalid_prompt": (None, BadRequestError),
+    "invalid_image": (None, BadRequestError),
+    "invalid_image_format": (None, BadRequestError),
+    "invalid_base64_image": (None, BadRequestError),
+    "invalid_image_url": (None, BadRequestError),
+    "image_too_large": (None, BadRequestError),
+    "image_too_small": (None, BadRequestError),
+    "image_parse_error": (None, BadRequestError),
+    "invalid_image_mode": (None, BadRequestError),
+    "image_file_too_large": (None, BadRequestError),
+    "unsupported_image_media_type": (None, BadRequestError),
+    "empty_image_file": (None, BadRequestError),
+    "failed_to_download_image": (None, BadRequestError),
+    "image_file_not_found": (None, BadRequestError),
 }
+
+#: Every code of the OpenAI SDK's ``ResponseError.code`` (a failed Response).
+FAILED_RESPONSE_CODES = (
+    "server_error", "rate_limit_exceeded", "invalid_prompt", "vector_store_timeout",
+    "invalid_image", "invalid_image_format", "invalid_base64_image", "invalid_image_url",
+    "image_too_large", "image_too_small", "image_parse_error", "image_content_policy_violation",
+    "invalid_image_mode", "image_file_too_large", "unsupported_image_media_type",
+    "empty_image_file", "failed_to_download_image", "image_file_not_found",
+)
 
 TRANSPORT_TABLE: list[tuple[Exception, type[UpstreamError]]] = [
     (httpx.ConnectError("refused"), ConnectionError),
@@ -121,10 +153,18 @@ def test_status_maps_to_its_class(status: int, cls: type[UpstreamError]) -> None
 @pytest.mark.parametrize("code", sorted(CODE_TABLE))
 def test_code_maps_to_most_specific_class(code: str) -> None:
     status, cls = CODE_TABLE[code]
-    err = error_from_status(status, _body(code), httpx.Headers())
+    if status is None:
+        err = error_from_failed_response({"code": code, "message": "m"}, model_group=None,
+                                         deployment_id=None)
+    else:
+        err = error_from_status(status, _body(code), httpx.Headers())
     assert type(err) is cls
     assert err.code == code
     assert err.status == status
+
+
+def test_every_failed_response_code_of_the_sdk_is_mapped() -> None:
+    assert set(FAILED_RESPONSE_CODES) <= set(CODE_TABLE)
 
 
 @pytest.mark.parametrize("status", [402, 405, 406, 410, 413, 415, 418, 451, 499])
@@ -182,7 +222,10 @@ def _reachable() -> set[type[UpstreamError]]:
     for status in range(400, 600):
         found.add(type(error_from_status(status, _body(), httpx.Headers())))
     for code, (status, _) in CODE_TABLE.items():
-        found.add(type(error_from_status(status, _body(code), httpx.Headers())))
+        if status is not None:
+            found.add(type(error_from_status(status, _body(code), httpx.Headers())))
+        found.add(classify(None, code))
+    found.add(classify(None, "a_code_nobody_knows"))
     for exc, _ in TRANSPORT_TABLE:
         found.add(type(error_from_transport(exc)))
     return found
@@ -191,8 +234,7 @@ def _reachable() -> set[type[UpstreamError]]:
 def test_every_upstream_error_subclass_is_reachable() -> None:
     defined = {
         obj for _, obj in inspect.getmembers(errors, inspect.isclass)
-        if issubclass(obj, UpstreamError) and obj is not UpstreamError
-        and obj.__module__ == errors.__name__
+        if issubclass(obj, UpstreamError) and obj.__module__ == errors.__name__
     }
     assert len(defined) >= 15  # the tree in the docstring
     assert defined - _reachable() == set()
@@ -201,7 +243,7 @@ def test_every_upstream_error_subclass_is_reachable() -> None:
 def test_every_public_error_is_a_router_error() -> None:
     for name in errors.__all__:
         obj = getattr(errors, name)
-        if inspect.isclass(obj):
+        if inspect.isclass(obj) and name.endswith("Error"):
             assert issubclass(obj, RouterError), name
 
 
@@ -278,6 +320,35 @@ def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> N
     assert parse_retry_after(httpx.Headers(headers)) == expected
 
 
+WALL = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(30, 30.0), (1, 1.0), (0, None), (-60, None)])
+def test_parse_retry_after_http_date(offset: int, expected: float | None) -> None:
+    date = email.utils.formatdate(WALL + offset, usegmt=True)  # "Fri, 15 Jan 2027 ... GMT"
+    assert parse_retry_after(httpx.Headers({"retry-after": date}), wall=WALL) == expected
+
+
+def test_parse_retry_after_http_date_with_unknown_zone_is_utc() -> None:
+    date = email.utils.formatdate(WALL + 12)  # "... -0000"
+    assert date.endswith("-0000")
+    assert parse_retry_after(httpx.Headers({"retry-after": date}), wall=WALL) == 12.0
+
+
+def test_parse_retry_after_http_date_defaults_to_the_real_wall_clock() -> None:
+    import time
+
+    date = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    seconds = parse_retry_after(httpx.Headers({"retry-after": date}))
+    assert seconds is not None and 3500 < seconds <= 3600
+
+
+def test_retry_after_date_reaches_the_error() -> None:
+    date = email.utils.formatdate(WALL + 20, usegmt=True)
+    err = error_from_status(429, _body(), httpx.Headers({"retry-after": date}), wall=WALL)
+    assert err.retry_after == 20.0
+
+
 def test_parse_retry_after_rejects_infinity() -> None:
     assert parse_retry_after(httpx.Headers({"retry-after": "inf"})) is None
 
@@ -297,8 +368,14 @@ def test_retry_after_reaches_the_error() -> None:
     ("rate_limit_exceeded", RateLimitError),
     ("insufficient_quota", QuotaExhaustedError),
     ("context_length_exceeded", ContextWindowExceededError),
-    (None, ServerError),
-    ("something_new", ServerError),
+    ("invalid_prompt", BadRequestError),
+    ("image_content_policy_violation", ContentPolicyViolationError),
+    ("vector_store_timeout", TimeoutError),
+    (None, ServerError),  # failed without saying why: the upstream's failure
+    ("something_new", UpstreamError),  # unknown: not retried
+    ("backend_server_hiccup", ServerError),  # unknown, but reads as the server's
+    ("upstream_timed_out", ServerError),
+    ("InternalFailure", ServerError),
 ])
 def test_error_from_failed_response(code: str | None, cls: type[UpstreamError]) -> None:
     err = error_from_failed_response(
@@ -317,40 +394,150 @@ def test_error_from_failed_response_without_message() -> None:
     assert err.message == "the upstream response failed"
 
 
-# -- what the router does with each class -----------------------------------------------
+@pytest.mark.parametrize("code", ["invalid_prompt", "image_content_policy_violation",
+                                  "something_new", "invalid_image_url"])
+def test_failed_responses_the_request_caused_are_not_retried(code: str) -> None:
+    err = error_from_failed_response({"code": code}, model_group=None, deployment_id=None)
+    assert not err.retryable
+    assert not err.cools_down
 
-BEHAVIOUR = [
-    # class, retryable, cools_down, fallback
-    (RouterError, False, False, None),
-    (ConfigError, False, False, None),
-    (InvalidRequestError, False, False, None),
-    (NoDeploymentAvailableError, False, False, "default"),  # another group may serve
-    (UnknownModelError, False, False, None),
-    (StreamInterruptedError, False, False, None),
-    (BadRequestError, False, False, None),
-    (ContextWindowExceededError, False, False, "context_window"),
-    (ContentPolicyViolationError, False, False, "content_policy"),
-    (PreviousResponseNotFoundError, False, False, None),
-    (AuthenticationError, True, True, "default"),
-    (PermissionDeniedError, True, True, "default"),
-    (NotFoundError, True, True, "default"),
-    (ConflictError, False, False, None),
-    (RateLimitError, True, True, "default"),
-    (QuotaExhaustedError, True, True, "default"),  # elsewhere only: retry_same is False
-    (ServerError, True, True, "default"),
-    (ServiceUnavailableError, True, True, "default"),
-    (MalformedResponseError, True, True, "default"),
-    (TimeoutError, True, True, "default"),
-    (ConnectionError, True, True, "default"),
+
+def test_unknown_code_with_a_status_still_follows_the_status() -> None:
+    assert classify(400, "something_new") is BadRequestError
+    assert classify(503, "something_new") is ServiceUnavailableError
+    assert classify(None, "something_new") is UpstreamError
+
+
+# -- what the router does with each class: the one table -----------------------------------
+
+# class -> (retry elsewhere, retry same, cooldown, duration, fallback), written out here
+# independently of errors.ERROR_TABLE ("-": duration does not apply).
+TABLE: dict[type[RouterError], tuple[bool, bool, str, str, str | None]] = {
+    RouterError: (False, False, "none", "-", None),
+    ConfigError: (False, False, "none", "-", None),
+    InvalidRequestError: (False, False, "none", "-", None),
+    NoDeploymentAvailableError: (False, False, "none", "-", "default"),  # another group may
+    UnknownModelError: (False, False, "none", "-", None),
+    PinnedDeploymentUnavailableError: (False, False, "none", "-", None),
+    ResponseNotFoundError: (False, False, "none", "-", None),
+    StreamInterruptedError: (False, False, "none", "-", None),
+    UpstreamError: (False, False, "none", "-", None),
+    BadRequestError: (False, False, "none", "-", None),
+    ContextWindowExceededError: (False, False, "none", "-", "context_window"),
+    ContentPolicyViolationError: (False, False, "none", "-", "content_policy"),
+    PreviousResponseNotFoundError: (False, False, "none", "-", None),
+    AuthenticationError: (True, False, "immediate", "default", "default"),
+    PermissionDeniedError: (True, False, "immediate", "default", "default"),
+    NotFoundError: (True, False, "immediate", "default", "default"),
+    ConflictError: (False, False, "none", "-", None),
+    RateLimitError: (True, True, "immediate", "retry-after", "default"),
+    QuotaExhaustedError: (False, False, "immediate", "long", "default"),
+    ServerError: (True, True, "counted", "default", "default"),
+    ServiceUnavailableError: (True, True, "counted", "default", "default"),
+    MalformedResponseError: (True, True, "counted", "default", "default"),
+    TimeoutError: (True, True, "counted", "default", "default"),
+    ConnectionError: (True, True, "counted", "default", "default"),
+}
+
+
+def test_every_error_class_has_a_row() -> None:
+    defined = {
+        obj for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, RouterError) and obj.__module__ == errors.__name__
+    }
+    assert defined == set(errors.ERROR_TABLE) == set(TABLE)
+
+
+@pytest.mark.parametrize("cls", list(TABLE), ids=[c.__name__ for c in TABLE])
+def test_table_row(cls: type[RouterError]) -> None:
+    retry, same, cooldown, duration, fallback = TABLE[cls]
+    row = policy_for(cls)
+    assert (row.retry, row.retry_same, row.cooldown, row.fallback) == (
+        retry, same, cooldown, fallback)
+    if cooldown != "none":
+        assert row.duration == duration
+
+
+@pytest.mark.parametrize("cls", [c for c in TABLE if issubclass(c, UpstreamError)],
+                         ids=lambda c: c.__name__)
+def test_instances_read_their_row(cls: type[UpstreamError]) -> None:
+    retry, same, cooldown, _, fallback = TABLE[cls]
+    err = cls("x", status=None)
+    assert (err.retryable, err.retry_same, err.cools_down, err.fallback) == (
+        retry, same, cooldown != "none", fallback)
+    assert err.policy is policy_for(cls)
+
+
+def test_a_subclass_reads_its_nearest_listed_base() -> None:
+    class AzureThrottled(ServiceUnavailableError):
+        pass
+
+    assert policy_for(AzureThrottled) is policy_for(ServiceUnavailableError)
+    assert AzureThrottled("x").retryable
+
+
+def test_policy_for_a_foreign_class_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="ValueError"):
+        policy_for(ValueError)  # type: ignore[arg-type]
+
+
+def test_the_docstring_shows_the_table_the_code_uses() -> None:
+    assert errors.__doc__ is not None
+    assert render_error_table() in errors.__doc__
+
+
+# The rows the issue requires, from what the upstream sends to what the router does.
+# (status, code, class, retry elsewhere, retry same, cooldown, duration, fallback)
+SCENARIOS = [
+    (429, "rate_limit_exceeded", RateLimitError, True, True, "immediate", "retry-after",
+     "default"),
+    (429, "insufficient_quota", QuotaExhaustedError, False, False, "immediate", "long",
+     "default"),
+    (401, "invalid_api_key", AuthenticationError, True, False, "immediate", "default",
+     "default"),
+    (403, None, PermissionDeniedError, True, False, "immediate", "default", "default"),
+    (400, None, BadRequestError, False, False, "none", "-", None),
+    (400, "context_length_exceeded", ContextWindowExceededError, False, False, "none", "-",
+     "context_window"),
+    (400, "content_filter", ContentPolicyViolationError, False, False, "none", "-",
+     "content_policy"),
+    (404, "DeploymentNotFound", NotFoundError, True, False, "immediate", "default", "default"),
+    (408, None, TimeoutError, True, True, "counted", "default", "default"),
+    (500, None, ServerError, True, True, "counted", "default", "default"),
+    (502, None, ServiceUnavailableError, True, True, "counted", "default", "default"),
+    (503, "server_is_overloaded", ServiceUnavailableError, True, True, "counted", "default",
+     "default"),
+    (504, None, ServiceUnavailableError, True, True, "counted", "default", "default"),
 ]
 
 
-@pytest.mark.parametrize(("cls", "retryable", "cools_down", "fallback"), BEHAVIOUR,
-                         ids=[c.__name__ for c, *_ in BEHAVIOUR])
-def test_class_behaviour(
-    cls: type[RouterError], retryable: bool, cools_down: bool, fallback: str | None
-) -> None:
-    assert (cls.retryable, cls.cools_down, cls.fallback) == (retryable, cools_down, fallback)
+@pytest.mark.parametrize(
+    ("status", "code", "cls", "retry", "same", "cooldown", "duration", "fallback"), SCENARIOS,
+    ids=[f"{s}-{c}" for s, c, *_ in SCENARIOS])
+def test_required_rows(status: int, code: str | None, cls: type[UpstreamError], retry: bool,
+                       same: bool, cooldown: str, duration: str, fallback: str | None) -> None:
+    err = error_from_status(status, _body(code), httpx.Headers())
+    assert type(err) is cls
+    row = err.policy
+    assert (row.retry, row.retry_same, row.cooldown, row.fallback) == (
+        retry, same, cooldown, fallback)
+    if cooldown != "none":
+        assert row.duration == duration
+
+
+@pytest.mark.parametrize("exc", [httpx.ReadTimeout("t"), httpx.ConnectError("c"),
+                                 httpx.DecodingError("d"), httpx.RemoteProtocolError("p")],
+                         ids=lambda e: type(e).__name__)
+def test_transport_failures_retry_elsewhere_and_count(exc: Exception) -> None:
+    err = error_from_transport(exc)
+    assert err.retryable and err.retry_same
+    assert err.policy.cooldown == "counted"
+    assert err.fallback == "default"
+
+
+def test_malformed_body_is_an_upstream_failure_that_counts() -> None:
+    err = MalformedResponseError("not JSON", status=200)
+    assert err.retryable and err.policy.cooldown == "counted"
 
 
 def test_hierarchy_shape() -> None:

@@ -6,7 +6,17 @@ import random
 
 import pytest
 
-from router.errors import RateLimitError, ServerError
+from router.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyViolationError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+    UpstreamError,
+)
+from router.policies import policy_value
 from router.retry import BACKOFF_BASE, BACKOFF_CAP, RetryPolicy
 
 
@@ -71,3 +81,51 @@ def test_backoff_respects_min_wait(retry: int) -> None:
     waits = [policy.wait(retry, ServerError("x"), same_deployment=True, rng=rng)
              for _ in range(100)]
     assert min(waits) >= 1.0
+
+
+# -- how many retries an error allows ----------------------------------------------------------
+
+
+def test_retryable_errors_get_num_retries_and_the_others_none() -> None:
+    policy = RetryPolicy(3)
+    assert policy.retries_for(ServerError("x", status=500), None) == 3
+    assert policy.retries_for(RateLimitError("x", status=429), None) == 3
+    assert policy.retries_for(AuthenticationError("x", status=401), None) == 3  # elsewhere
+    assert policy.retries_for(BadRequestError("x", status=400), None) == 0
+    assert policy.retries_for(UpstreamError("unknown failure"), None) == 0
+
+
+def test_the_requests_num_retries_wins_for_retryable_errors() -> None:
+    policy = RetryPolicy(3, per_error={"InternalServerErrorRetries": 1})
+    assert policy.retries_for(ServerError("x", status=500), 5) == 5
+    assert policy.retries_for(BadRequestError("x", status=400), 5) == 0
+
+
+def test_retry_policy_reads_the_most_specific_kind() -> None:
+    policy = RetryPolicy(3, per_error={
+        "InternalServerErrorRetries": 1, "ServiceUnavailableErrorRetries": 4,
+        "ContentPolicyViolationErrorRetries": 0, "BadRequestErrorRetries": 2,
+    })
+    assert policy.retries_for(ServerError("x", status=500), None) == 1
+    assert policy.retries_for(ServiceUnavailableError("x", status=503), None) == 4
+    assert policy.retries_for(ContentPolicyViolationError("x", status=400), None) == 0
+    assert policy.retries_for(BadRequestError("x", status=400), None) == 2
+
+
+@pytest.mark.parametrize("per_error", [
+    {},
+    {"RateLimitErrorRetries": 5},
+    {"DefaultRetries": 5},
+])
+def test_an_exhausted_quota_is_never_retried(per_error: dict[str, int]) -> None:
+    quota = QuotaExhaustedError("out of quota", status=429, code="insufficient_quota")
+    policy = RetryPolicy(3, per_error=per_error)
+    assert policy.retries_for(quota, None) == 0
+    assert policy.retries_for(quota, 4) == 0
+    assert policy_value(per_error, "Retries", quota) is None
+
+
+def test_bad_gateway_reads_its_litellm_key() -> None:
+    policy = {"BadGatewayErrorAllowedFails": 7, "ServiceUnavailableErrorAllowedFails": 2}
+    assert policy_value(policy, "AllowedFails", ServiceUnavailableError("x", status=502)) == 7
+    assert policy_value(policy, "AllowedFails", ServiceUnavailableError("x", status=503)) == 2
