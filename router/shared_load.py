@@ -1,0 +1,445 @@
+"""Load counters shared by every router process through Redis, and the admission step.
+
+With Redis configured, several router processes balance as one and enforce
+one rpm/tpm limit per deployment. Per deployment, under the store's prefix:
+
+* ``load:{id}:inflight``: a sorted set, one member per request in flight on
+  the deployment (any process), scored with the Unix time its *hold* ends;
+* ``load:{id}:req:{minute}``: requests sent in that wall-clock minute
+  (``int(wall // 60)``, the load tracker's minute), INCR;
+* ``load:{id}:tok:{minute}``: tokens of the requests that ended in it, INCRBY.
+
+Every operation is one pipeline (one round trip) of atomic commands, never a
+read-modify-write: :meth:`SharedLoad.reserve` (MULTI: drop expired holds,
+ZADD this request, INCR the minute, read the tokens), :meth:`SharedLoad.release`
+(ZREM, INCRBY tokens), :meth:`SharedLoad.read_group` (ZCOUNT per deployment
+and one MGET for the whole group). Every key expires: the minute counters
+after two minutes, the sorted set ``max_hold`` + 60 s after its last write.
+
+**rpm across processes.** ``reserve`` INCRs the minute counter in the same
+transaction that registers the request. The counter's value says how many
+requests of this minute came first, across processes; over ``rpm``, the
+reservation is rolled back (ZREM + DECR) and refused, so of N concurrent
+attempts exactly ``rpm`` pass. ``tpm`` is checked on the tokens already
+counted (they are known only when requests end).
+
+**A crashed process** cannot DECR what it held. A hold is therefore not a
+counter but a member that stops counting when its score passes: at most
+``min(time left + HOLD_GRACE, max_hold)`` after the reservation for a call
+with a deadline, ``max_hold`` (default 600 s) for a stream or a call without
+one. That is the bound on how long a crash inflates a deployment's in-flight
+figure; it is also why a stream running past ``max_hold`` stops counting in
+the shared figure (its local count is unaffected). Hold ends are Unix times,
+so hosts are assumed to agree on the time to within seconds (NTP).
+
+**Redis failing** must not stop routing: every operation falls back (no
+shared figures; reservations decided on this process's figures), a breaker
+skips Redis for ``retry_interval`` seconds, one warning is logged per outage
+and one when Redis answers again.
+
+:class:`Admission` is what the attempt loop calls after the strategy picked:
+the Redis reservation when configured, then a synchronous re-check of the
+local figures right before the load is acquired (no ``await`` in between),
+which makes ``max_parallel_requests`` exact within a process and rpm/tpm
+exact without Redis, whatever the checks' order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from redis.exceptions import RedisError
+
+from checks.limits import DeploymentLimits, LoadFigures, limits_by_id
+from router.load import SharedFigures, Usage
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from router.clock import Clock
+    from router.deployment import Deployment
+    from router.request import RouteRequest
+
+__all__ = [
+    "HOLD_GRACE",
+    "Admission",
+    "AdmittedHandle",
+    "Refusal",
+    "Reservation",
+    "SharedLoad",
+    "SlotHandle",
+]
+
+log = logging.getLogger("router.shared_load")
+T = TypeVar("T")
+
+DEFAULT_MAX_HOLD = 600.0
+#: Seconds a hold outlives its request's deadline (the release may lag a little).
+HOLD_GRACE = 5.0
+MINUTE_TTL = 120
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class RedisSource(Protocol):
+    """Where the client comes from: :class:`router.state.redis.RedisStore` fits."""
+
+    @property
+    def prefix(self) -> str: ...
+
+    def client(self) -> aioredis.Redis: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A request admitted on ``deployment_id``; give it back with ``release``.
+
+    ``member`` is its entry in the shared in-flight set, ``minute`` the minute
+    it was counted in; both are ``None`` when Redis was not used.
+    """
+
+    deployment_id: str
+    member: str | None = None
+    minute: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """``deployment_id`` cannot take the request now: ``kind`` says which limit.
+
+    ``"rate"``: rpm/tpm used up this minute (do not pick it again for this
+    request); ``"parallel"``: at ``max_parallel_requests`` (the checks see it
+    too, so re-running them waits for a slot).
+    """
+
+    deployment_id: str
+    kind: Literal["rate", "parallel"]
+    reason: str
+
+
+class SharedLoad:
+    """Per-deployment in-flight and per-minute counters in Redis (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis: RedisSource,
+        clock: Clock,
+        *,
+        instance_id: str | None = None,
+        max_hold: float = DEFAULT_MAX_HOLD,
+        retry_interval: float = 5.0,
+    ) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._instance = instance_id or uuid.uuid4().hex[:16]
+        self._seq = itertools.count(1)
+        self._max_hold = max_hold
+        self._set_ttl = math.ceil(max_hold) + 60
+        self._retry_interval = retry_interval
+        self._open_until: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is being skipped after a failure."""
+        return self._open_until is not None
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _key(self, deployment_id: str, kind: str, minute: int | None = None) -> str:
+        tail = "" if minute is None else f":{minute}"
+        return f"{self._redis.prefix}load:{deployment_id}:{kind}{tail}"
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def read_group(self, deployment_ids: Sequence[str]) -> dict[str, SharedFigures]:
+        """Shared figures of ``deployment_ids`` in one round trip (``{}`` when Redis fails)."""
+        if not deployment_ids:
+            return {}
+        return await self._guard(lambda: self._read(deployment_ids), {})
+
+    async def _read(self, ids: Sequence[str]) -> dict[str, SharedFigures]:
+        now = self._clock.wall()
+        minute = int(now // 60)
+        pipe = self._redis.client().pipeline(transaction=False)
+        for i in ids:
+            pipe.zcount(self._key(i, "inflight"), f"({now!r}", "+inf")
+        pipe.mget([self._key(i, "req", minute) for i in ids]
+                  + [self._key(i, "tok", minute) for i in ids])
+        *counts, values = await pipe.execute()
+        n = len(ids)
+        return {
+            i: SharedFigures(int(counts[k]), _int(values[k]), _int(values[n + k]))
+            for k, i in enumerate(ids)
+        }
+
+    # -- reserving and releasing ------------------------------------------------------
+
+    async def reserve(
+        self, deployment_id: str, limits: DeploymentLimits | None, hold: float | None = None
+    ) -> Reservation | Refusal:
+        """Count one request on ``deployment_id``, atomically against its rpm/tpm.
+
+        ``hold``: seconds the request may last (``None``: ``max_hold``). A
+        :class:`Refusal` has been rolled back already. When Redis fails the
+        result is a :class:`Reservation` without ``member``: the caller decides
+        on local figures.
+        """
+        fallback = Reservation(deployment_id)
+        return await self._guard(lambda: self._reserve(deployment_id, limits, hold), fallback)
+
+    async def _reserve(
+        self, deployment_id: str, limits: DeploymentLimits | None, hold: float | None
+    ) -> Reservation | Refusal:
+        now = self._clock.wall()
+        minute = int(now // 60)
+        held = self._max_hold if hold is None else min(max(hold, 0.0) + HOLD_GRACE, self._max_hold)
+        member = f"{self._instance}:{next(self._seq)}"
+        inflight = self._key(deployment_id, "inflight")
+        requests = self._key(deployment_id, "req", minute)
+        pipe = self._redis.client().pipeline(transaction=True)
+        pipe.zremrangebyscore(inflight, "-inf", now)
+        pipe.zadd(inflight, {member: now + held})
+        pipe.expire(inflight, self._set_ttl)
+        pipe.incr(requests)
+        pipe.expire(requests, MINUTE_TTL)
+        pipe.get(self._key(deployment_id, "tok", minute))
+        result = await pipe.execute()
+        reservation = Reservation(deployment_id, member, minute)
+        why = None if limits is None else limits.rate_refusal(
+            Usage(int(result[3]) - 1, _int(result[5])))
+        if why is None:
+            return reservation
+        await self._cancel(reservation)
+        return Refusal(deployment_id, "rate", why + " across every router")
+
+    async def release(self, reservation: Reservation, tokens: int = 0) -> None:
+        """The request ended: drop its hold, add its ``tokens`` to this minute."""
+        await self._guard(lambda: self._release(reservation, tokens), None)
+
+    async def _release(self, reservation: Reservation, tokens: int) -> None:
+        if reservation.member is None and tokens <= 0:
+            return
+        pipe = self._redis.client().pipeline(transaction=False)
+        if reservation.member is not None:
+            pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
+        if tokens > 0:
+            key = self._key(reservation.deployment_id, "tok", int(self._clock.wall() // 60))
+            pipe.incrby(key, tokens)
+            pipe.expire(key, MINUTE_TTL)
+        await pipe.execute()
+
+    async def cancel(self, reservation: Reservation) -> None:
+        """Undo a reservation whose request was never sent (hold and request count)."""
+        await self._guard(lambda: self._cancel(reservation), None)
+
+    async def _cancel(self, reservation: Reservation) -> None:
+        if reservation.member is None or reservation.minute is None:
+            return
+        pipe = self._redis.client().pipeline(transaction=False)
+        pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
+        pipe.decr(self._key(reservation.deployment_id, "req", reservation.minute))
+        await pipe.execute()
+
+    def in_background(self, operation: Awaitable[None]) -> None:
+        """Run ``operation`` (a ``release``/``cancel``) without making anyone wait.
+
+        Without a running event loop it is dropped (closed): the hold then
+        expires on its own.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if asyncio.iscoroutine(operation):
+                operation.close()
+            return
+        task = loop.create_task(_run(operation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Wait for this event loop's background releases."""
+        loop = asyncio.get_running_loop()
+        mine = [t for t in list(self._tasks) if t.get_loop() is loop]
+        await asyncio.gather(*mine, return_exceptions=True)
+
+    # -- Redis failures ---------------------------------------------------------------
+
+    async def _guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
+        now = self._clock.now()
+        if self._open_until is not None and now < self._open_until:
+            return fallback
+        try:
+            result = await op()
+        except _FAILURES as exc:
+            if self._open_until is None:
+                log.warning(
+                    "shared load counters in Redis failed (%s); using this process's "
+                    "figures, retrying every %.0fs", type(exc).__name__, self._retry_interval,
+                )
+            self._open_until = now + self._retry_interval
+            return fallback
+        if self._open_until is not None:
+            self._open_until = None
+            log.warning("shared load counters in Redis answer again")
+        return result
+
+    def __repr__(self) -> str:
+        return f"SharedLoad(prefix={self._redis.prefix!r}, instance={self._instance!r})"
+
+
+async def _run(operation: Awaitable[None]) -> None:
+    await operation
+
+
+def _int(value: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+class SlotHandle(Protocol):
+    """A request's claim on a deployment (:class:`router.load.LoadHandle` fits)."""
+
+    def first_token(self) -> None: ...
+
+    def release(
+        self,
+        ok: bool = True,
+        *,
+        output_tokens: int | None = None,
+        total_tokens: int | None = None,
+        timed_out: bool = False,
+    ) -> None: ...
+
+
+class AdmissionLoad(LoadFigures, Protocol):
+    """The load tracker as :class:`Admission` uses it."""
+
+    def acquire(self, deployment_id: str) -> SlotHandle: ...
+
+    def merge_shared(self, figures: Mapping[str, SharedFigures]) -> None: ...
+
+
+class Admission:
+    """The attempt loop's last word before a request is counted and sent.
+
+    Call :meth:`refresh` with the group's ids before the checks (one Redis
+    round trip; nothing without Redis), :meth:`admit` with the picked
+    deployment, then :meth:`acquire` at once (no ``await`` in between): its
+    handle gives the load slot and the reservation back when released.
+    """
+
+    def __init__(
+        self,
+        load: AdmissionLoad,
+        clock: Clock,
+        limits: Mapping[str, DeploymentLimits],
+        shared: SharedLoad | None = None,
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self._limits = dict(limits)
+        self.shared = shared
+
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to admit: limits, or figures shared through Redis.
+
+        When not, the attempt loop skips :meth:`refresh` and :meth:`admit`.
+        """
+        return bool(self._limits) or self.shared is not None
+
+    @classmethod
+    def from_services(cls, services: Any, shared: SharedLoad | None) -> Admission:
+        """Limits from the router's table and settings (``services``: RouterServices)."""
+        limits = limits_by_id(services.table.all(), services.config)
+        return cls(services.load, services.clock, limits, shared)
+
+    async def refresh(self, deployment_ids: Sequence[str]) -> None:
+        """Merge the shared figures of ``deployment_ids`` into the load tracker."""
+        if self.shared is not None:
+            figures = await self.shared.read_group(deployment_ids)
+            if figures:
+                self._load.merge_shared(figures)
+
+    async def admit(self, deployment: Deployment, request: RouteRequest) -> Reservation | Refusal:
+        """Reserve a place for ``request`` on ``deployment``, or say why not."""
+        limits = self._limits.get(deployment.id)
+        busy = self._busy(deployment.id, limits)
+        if busy is not None or self.shared is None:
+            return busy or self._local(Reservation(deployment.id), limits)
+        hold = None if request.stream else request.time_left(self._clock.now())
+        outcome = await self.shared.reserve(deployment.id, limits, hold)
+        if isinstance(outcome, Refusal):
+            return outcome
+        checked = self._local(outcome, limits)  # again: the figures may have moved meanwhile
+        if isinstance(checked, Refusal):
+            self.shared.in_background(self.shared.cancel(outcome))
+        return checked
+
+    def _local(
+        self, reservation: Reservation, limits: DeploymentLimits | None
+    ) -> Reservation | Refusal:
+        deployment_id = reservation.deployment_id
+        busy = self._busy(deployment_id, limits)
+        if busy is not None or limits is None:
+            return busy or reservation
+        if reservation.member is None:  # Redis did not decide: the local figures do
+            why = limits.rate_refusal(self._load.usage(deployment_id))
+            if why is not None:
+                return Refusal(deployment_id, "rate", why)
+        return reservation
+
+    def _busy(self, deployment_id: str, limits: DeploymentLimits | None) -> Refusal | None:
+        if limits is None or limits.max_parallel is None:
+            return None
+        busy = self._load.in_flight(deployment_id)
+        if busy < limits.max_parallel:
+            return None
+        return Refusal(deployment_id, "parallel",
+                       f"max_parallel_requests {limits.max_parallel} reached ({busy} in flight)")
+
+    def acquire(self, reservation: Reservation) -> SlotHandle:
+        """Count the admitted request in the load tracker; releasing gives both back."""
+        handle = self._load.acquire(reservation.deployment_id)
+        return handle if self.shared is None else AdmittedHandle(handle, self, reservation)
+
+    def release(self, reservation: Reservation, tokens: int = 0) -> None:
+        """Give a reservation back in the background (nothing to do without Redis)."""
+        if self.shared is not None:
+            self.shared.in_background(self.shared.release(reservation, tokens))
+
+
+class AdmittedHandle:
+    """A load handle that also gives its reservation back when released (once)."""
+
+    __slots__ = ("_admission", "_handle", "_reservation")
+
+    def __init__(
+        self, handle: SlotHandle, admission: Admission, reservation: Reservation
+    ) -> None:
+        self._handle = handle
+        self._admission: Admission | None = admission
+        self._reservation = reservation
+
+    def first_token(self) -> None:
+        self._handle.first_token()
+
+    def release(
+        self,
+        ok: bool = True,
+        *,
+        output_tokens: int | None = None,
+        total_tokens: int | None = None,
+        timed_out: bool = False,
+    ) -> None:
+        self._handle.release(
+            ok, output_tokens=output_tokens, total_tokens=total_tokens, timed_out=timed_out)
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            admission.release(self._reservation, total_tokens or output_tokens or 0)
