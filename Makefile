@@ -27,9 +27,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[charts]'
 	$(PY) benchmarks/transport.py
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/affinity.py
+	$(PY) benchmarks/pick_cost.py
+	$(PY) benchmarks/routing_quality.py --png benchmarks/routing_quality.png
+	$(PY) benchmarks/load.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check router providers checks tests benchmarks examples
