@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from router.budget import Unlimited
 from router.errors import (
     NoDeploymentAvailableError,
     PinnedDeploymentUnavailableError,
@@ -22,17 +23,22 @@ from router.errors import (
     TimeoutError,
     UpstreamError,
 )
+from router.shared_load import Admission, Refusal
 from router.types import Attempt, AttemptTrail
 
 if TYPE_CHECKING:
     from checks.base import PreCallCheck
+    from checks.order import OrderTiers
+    from router.budget import Budget, RetryBudgets
     from router.clock import Clock
+    from router.config.models import PanicMode
     from router.cooldown import Cooldowns
     from router.deployment import Deployment
     from router.fallbacks import FallbackPlan
-    from router.load import LoadHandle, LoadTracker
+    from router.load import LoadTracker
     from router.request import RouteRequest
     from router.retry import RetryPolicy
+    from router.shared_load import SlotHandle
     from router.strategies.base import Strategy
     from router.table import DeploymentTable
 
@@ -42,7 +48,7 @@ T = TypeVar("T")
 
 #: One attempt: (deployment, seconds it may take or None, its load handle) -> result.
 #: The call owns the handle: it releases it when the result is finished with.
-AttemptCall = Callable[["Deployment", "float | None", "LoadHandle"], Awaitable[T]]
+AttemptCall = Callable[["Deployment", "float | None", "SlotHandle"], Awaitable[T]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,10 @@ class Dispatcher:
         fallbacks: FallbackPlan,
         clock: Clock,
         rng: random.Random,
+        admission: Admission | None = None,
+        order: OrderTiers | None = None,
+        budgets: RetryBudgets | None = None,
+        panic_mode: PanicMode = "fail",
     ) -> None:
         self._table = table
         self._strategy = strategy
@@ -79,6 +89,10 @@ class Dispatcher:
         self._fallbacks = fallbacks
         self._clock = clock
         self._rng = rng
+        self._admission = admission or Admission(load, clock, {})
+        self._order = order if order is not None and order.active else None
+        self._budgets = budgets
+        self._panic_mode = panic_mode
 
     async def run(self, request: RouteRequest, call: AttemptCall[T]) -> Served[T]:
         """Serve ``request`` from its group or a fallback; raise the last error with the trail."""
@@ -114,14 +128,24 @@ class Dispatcher:
         started: float,
     ) -> Served[T]:
         deployments = self._table.group(group)
+        budget = self._budget(group)
+        budget.deposit()
         failed: set[str] = set()
+        refused: dict[str, str] = {}
         last: UpstreamError | None = None
-        tries = 0
+        tries = refusals = 0
         while True:
-            deployment, eligible = await self._choose(group, deployments, request, failed, last)
+            deployment, eligible = await self._choose(
+                group, deployments, request, failed, last, refused, trail)
             timeout = self._attempt_timeout(deployment, request, group)
+            outcome = await self._admission.admit(deployment, request)
+            if isinstance(outcome, Refusal):
+                refusals += 1
+                if outcome.kind == "rate" or refusals > 2 * len(deployments):
+                    refused[outcome.deployment_id] = outcome.reason
+                continue  # "parallel": the checks now see it full and wait for a slot
             t0 = self._clock.now()
-            handle = self._load.acquire(deployment.id)
+            handle = self._admission.acquire(outcome)
             try:
                 result = await call(deployment, timeout, handle)
             except UpstreamError as exc:
@@ -133,11 +157,12 @@ class Dispatcher:
                     raise
                 failed.add(deployment.id)
                 last = exc
-                await self._backoff(tries - 1, exc, request, eligible, failed)
+                await self._backoff(tries - 1, exc, request, eligible, failed, budget, trail)
                 continue
             except BaseException:
                 handle.release(ok=False)
                 raise
+            self._cooldowns.record_success(deployment.id)
             self._record(trail, group, deployment, t0, started, None)
             return Served(result, deployment, trail)
 
@@ -148,18 +173,57 @@ class Dispatcher:
         request: RouteRequest,
         failed: set[str],
         last: UpstreamError | None,
+        refused: dict[str, str],
+        trail: AttemptTrail,
     ) -> tuple[Deployment, Sequence[Deployment]]:
         """The deployment to try, and every deployment the checks allow."""
+        await self._admission.refresh([d.id for d in deployments])
         eligible = await self._apply_checks(group, deployments, request)
         candidates = eligible
+        if refused:  # limits reached since the checks' figures were read
+            candidates = [d for d in candidates if d.id not in refused]
+            if not candidates:
+                raise NoDeploymentAvailableError(
+                    f"no deployment of {group!r} has room: "
+                    + "; ".join(f"{k}: {v}" for k, v in refused.items()),
+                    reason="checks_rejected", model_group=group, details=dict(refused),
+                )
         if failed:  # retry elsewhere when possible, else on a deployment that failed
             candidates = [d for d in candidates if d.id not in failed] or candidates
         available = self._cooldowns.available(candidates)
         if not available:
-            if request.pinned_to is None:
-                raise last or self._all_cooled(group, candidates)
-            available = candidates  # the pin outranks cooldown: only the owner can serve
+            if request.pinned_to is not None:
+                available = candidates  # the pin outranks cooldown: only the owner can serve
+            elif last is not None:
+                raise last  # this request already failed here: no panic, the caller learns why
+            else:
+                available = await self._panic(group, candidates, request, trail)
+        if self._order is not None:
+            available = self._order.narrow(available)
         return self._strategy.pick(available, request), eligible
+
+    async def _panic(
+        self, group: str, candidates: Sequence[Deployment], request: RouteRequest,
+        trail: AttemptTrail,
+    ) -> Sequence[Deployment]:
+        """Every candidate cools down: ``panic_mode`` says fail, send to the soonest, or wait."""
+        soonest = self._cooldowns.soonest(candidates)
+        if soonest is None:
+            return candidates  # recovered in the meantime
+        first = [d for d in candidates if d.id == soonest.deployment_id]
+        if self._panic_mode == "soonest":
+            trail.notes.append(f"{group!r}: every deployment cooling down; sent to "
+                               f"{soonest.deployment_id!r}, the first to recover")
+            return first
+        now = self._clock.now()
+        wait = max(0.0, soonest.until - now)
+        left = request.time_left(now)
+        if self._panic_mode == "wait" and (left is None or wait < left):
+            trail.notes.append(f"{group!r}: every deployment cooling down; waited {wait:.2f}s "
+                               f"for {soonest.deployment_id!r}")
+            await self._clock.sleep(wait)
+            return self._cooldowns.available(candidates) or first
+        raise self._all_cooled(group, candidates)
 
     async def _apply_checks(
         self, group: str, candidates: Sequence[Deployment], request: RouteRequest
@@ -217,6 +281,8 @@ class Dispatcher:
         request: RouteRequest,
         eligible: Sequence[Deployment],
         failed: set[str],
+        budget: Budget,
+        trail: AttemptTrail,
     ) -> None:
         others = any(d.id not in failed for d in self._cooldowns.available(eligible))
         if not others and not error.retry_same:
@@ -225,8 +291,15 @@ class Dispatcher:
         left = request.time_left(self._clock.now())
         if left is not None and wait >= left:
             raise error
+        if not budget.withdraw():
+            trail.notes.append(f"retry budget exhausted: {type(error).__name__} from "
+                               f"{error.deployment_id!r} not retried")
+            raise error
         if wait > 0:
             await self._clock.sleep(wait)
+
+    def _budget(self, group: str) -> Budget:
+        return _NO_BUDGET if self._budgets is None else self._budgets.for_group(group)
 
     def _expired(self, request: RouteRequest) -> bool:
         left = request.time_left(self._clock.now())
@@ -250,6 +323,9 @@ class Dispatcher:
             status=None if error is None else error.status,
             message=None if error is None else error.message[:200],
         ))
+
+
+_NO_BUDGET = Unlimited()
 
 
 def _final(error: RouterError, request: RouteRequest, trail: AttemptTrail) -> RouterError:

@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from checks.base import CheckContext, PreCallCheck
-from checks.registry import check_registry
+from checks.limits import DeploymentLimits, limits_by_id
+from checks.order import OrderTiers
+from checks.registry import check_registry, default_checks
 from providers.http import ClientPool
 from providers.registry import provider_set
 from router.attempts import Dispatcher
+from router.budget import RetryBudgets
 from router.clock import Clock, SystemClock
 from router.config import (
     ConfigWarning,
@@ -37,14 +40,17 @@ from router.config import (
 from router.cooldown import CooldownEntry, Cooldowns
 from router.errors import error_from_transport
 from router.fallbacks import FallbackPlan
-from router.load import LoadHandle, LoadTracker
+from router.load import DEFAULT_PEAK_DECAY, LoadTracker, release_with_usage
 from router.ownership import Ownership
 from router.request import RouteRequest, build_request, check_response_id
 from router.retry import RetryPolicy
+from router.shared_cooldowns import SharedCooldowns
+from router.shared_load import Admission, SharedLoad, SlotHandle
 from router.state.memory import MemoryStore
 from router.state.redis import RedisStore
 from router.state.resilient import ResilientStore
 from router.strategies.base import Strategy, StrategyContext, strategy_registry
+from router.strategies.sampling import number_arg
 from router.streaming import ResponseStream, SyncResponseStream
 from router.sync import LoopRunner
 from router.table import DeploymentTable
@@ -72,6 +78,7 @@ class RouterServices:
     load: LoadTracker
     cooldowns: Cooldowns
     config: RouterConfig
+    admission: Admission
 
 
 class Router:
@@ -118,16 +125,29 @@ class Router:
             config.model_list, self._providers, s.model_group_alias,
             default_stream_timeout=s.stream_timeout,
         )
-        self._store = _make_store(s, self._clock)
+        redis = _make_redis(s)
+        self._store: StateStore = (
+            MemoryStore() if redis is None else ResilientStore(redis, self._clock))
+        limits = limits_by_id(self._table.all(), config)
+        self._shared_load = (
+            SharedLoad(redis, self._clock)
+            if redis is not None and _shares_load(limits, s.routing_strategy) else None
+        )
         self._ownership = Ownership(self._store, self._table, ttl=s.response_ownership_ttl)
-        self._load = LoadTracker(self._clock)
+        self._load = LoadTracker(self._clock, peak_decay=number_arg(
+            s.routing_strategy_args, "decay_time", DEFAULT_PEAK_DECAY, allow_zero=False))
         self._cooldowns = Cooldowns(
             self._clock, allowed_fails=s.allowed_fails, cooldown_time=s.cooldown_time,
             disabled=s.disable_cooldowns, allowed_fails_policy=s.allowed_fails_policy,
+            max_cooldown_time=s.max_cooldown_time, jitter=s.cooldown_jitter, rng=self._rng,
         )
+        self._shared_cooldowns = None if redis is None or s.disable_cooldowns else SharedCooldowns(
+            redis, self._cooldowns, self._clock, [d.id for d in self._table.all()],
+        )
+        self._admission = Admission(self._load, self._clock, limits, self._shared_load)
         self.services = RouterServices(
             self._table, self._ownership, self._store, self._clock, self._load,
-            self._cooldowns, config,
+            self._cooldowns, config, self._admission,
         )
         self._strategy = self._resolve_strategy(routing_strategy, strategies)
         self._checks = self._resolve_checks(optional_pre_call_checks, checks)
@@ -142,10 +162,16 @@ class Router:
                 max_fallbacks=s.max_fallbacks,
             ),
             clock=self._clock, rng=self._rng,
+            admission=self._admission, order=OrderTiers(self._table.all()),
+            budgets=RetryBudgets(
+                self._clock, ratio=s.retry_budget_ratio,
+                min_per_second=s.retry_budget_min_per_second, window=s.retry_budget_window,
+                enabled=s.retry_budget,
+            ),
+            panic_mode=s.panic_mode,
         )
         self._timeout = s.timeout
         self._runner = LoopRunner()
-        _warn_not_yet_used(config)
 
     # -- construction -------------------------------------------------------------
 
@@ -193,7 +219,9 @@ class Router:
                 _not_yet(f"optional_pre_call_checks[{i}] {name!r}", "skipping it")
                 continue
             built.append(registry.create(name, context, where=f"optional_pre_call_checks[{i}]"))
-        return built + objects
+        given_names = {c.name for c in built + objects}
+        implied = [c for c in default_checks(self._config, context) if c.name not in given_names]
+        return built + objects + implied
 
     # -- create -------------------------------------------------------------------
 
@@ -211,6 +239,8 @@ class Router:
         """
         if input is not None:
             params["input"] = input
+        if self._shared_cooldowns is not None:
+            self._shared_cooldowns.ensure_started()
         request = build_request(
             model, params, stream=stream, default_timeout=self._timeout, now=self._clock.now()
         )
@@ -228,7 +258,7 @@ class Router:
 
     async def _create_on(
         self, request: RouteRequest, deployment: Deployment, timeout: float | None,
-        handle: LoadHandle,
+        handle: SlotHandle,
     ) -> Response:
         provider = self._provider_for(request, deployment)
         try:
@@ -241,7 +271,7 @@ class Router:
             raise error_from_transport(
                 exc, model_group=deployment.model_name, deployment_id=deployment.id
             ) from exc
-        handle.release(ok=True)
+        release_with_usage(handle, response._data.get("usage"))
         if request.params.get("store") is not False and "id" in response:
             await self._ownership.record(response._data["id"], deployment)
         return response
@@ -259,12 +289,13 @@ class Router:
 
     async def _open_stream(
         self, request: RouteRequest, deployment: Deployment, timeout: float | None,
-        handle: LoadHandle,
+        handle: SlotHandle,
     ) -> ResponseStream:
         events = self._provider_for(request, deployment).stream(deployment, request, timeout)
         try:
             async with asyncio.timeout(timeout):
                 first = await events.__anext__()
+            handle.first_token()
         except builtins.TimeoutError as exc:
             await events.aclose()
             raise error_from_transport(
@@ -400,6 +431,10 @@ class Router:
         await self._close_here()
 
     async def _close_here(self) -> None:
+        if self._shared_cooldowns is not None:
+            await self._shared_cooldowns.aclose()
+        if self._shared_load is not None:
+            await self._shared_load.aclose()
         await self._pool.aclose()
         await self._store.aclose()
 
@@ -410,6 +445,8 @@ class Router:
             self._runner.stop()
 
     async def __aenter__(self) -> Router:
+        if self._shared_cooldowns is not None:
+            await self._shared_cooldowns.start()  # cooldowns in force before the first request
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -426,12 +463,25 @@ class Router:
         return f"Router(groups={groups}, strategy={type(self._strategy).__name__})"
 
 
-def _make_store(settings: Any, clock: Clock) -> StateStore:
-    """Redis behind a memory fallback when configured, else memory alone."""
+def _make_redis(settings: Any) -> RedisStore | None:
+    """The Redis of the shared state, when configured."""
     dsn = settings.redis_dsn()
-    if dsn is None:
-        return MemoryStore()
-    return ResilientStore(RedisStore(dsn, prefix=settings.redis_key_prefix), clock)
+    return None if dsn is None else RedisStore(dsn, prefix=settings.redis_key_prefix)
+
+
+#: Strategies that read in-flight counts or this minute's usage: with Redis,
+#: they read every router process's figures.
+_SHARED_FIGURE_STRATEGIES = frozenset({
+    "least-busy", "usage-based-routing", "usage-based-routing-v2",
+})
+
+
+def _shares_load(limits: Mapping[str, DeploymentLimits], strategy: str) -> bool:
+    """Whether load figures must be shared through Redis (limits or a load-reading strategy).
+
+    Without either, no request pays the two extra Redis round trips.
+    """
+    return bool(limits) or strategy in _SHARED_FIGURE_STRATEGIES
 
 
 def _not_yet(what: str, instead: str) -> None:
@@ -440,20 +490,3 @@ def _not_yet(what: str, instead: str) -> None:
         ConfigWarning, stacklevel=4,
     )
 
-
-def _warn_not_yet_used(config: RouterConfig) -> None:
-    """One warning naming settings that are valid but do nothing yet."""
-    s = config.settings
-    unused = [name for name, on in (
-        ("enable_pre_call_checks", s.enable_pre_call_checks),
-        ("enable_tag_filtering", s.enable_tag_filtering),
-        ("default_max_parallel_requests", s.default_max_parallel_requests is not None),
-    ) if on]
-    for i, d in enumerate(config.model_list):
-        p = d.litellm_params
-        for name, on in (("order", p.order is not None), ("tags", bool(p.tags)),
-                         ("max_parallel_requests", p.max_parallel_requests is not None)):
-            if on:
-                unused.append(f"model_list[{i}].litellm_params.{name}")
-    if unused:
-        _not_yet(", ".join(unused), "accepted but not used by this release")

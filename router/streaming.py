@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from providers.responses_http import TERMINAL_EVENTS
 from router.errors import RouterError, StreamInterruptedError
+from router.load import release_with_usage
 from router.types import Response, RoutingInfo, StreamEvent
 
 if TYPE_CHECKING:
-    from router.load import LoadHandle
+    from router.shared_load import SlotHandle
     from router.sync import LoopRunner
 
 __all__ = ["ResponseStream", "SyncResponseStream"]
@@ -39,7 +40,7 @@ class ResponseStream:
         self,
         first: StreamEvent,
         rest: AsyncIterator[StreamEvent],
-        handle: LoadHandle,
+        handle: SlotHandle,
         observe: Observer | None,
     ) -> None:
         self._pending: StreamEvent | None = first
@@ -91,7 +92,7 @@ class ResponseStream:
     def _note(self, event: StreamEvent) -> None:
         if event._data.get("type") in TERMINAL_EVENTS:
             self.response = Response(event._data.get("response") or {}, self.routing)
-            self._handle.release(ok=True)
+            release_with_usage(self._handle, self.response._data.get("usage"))
 
     def _end(self, *, ok: bool) -> None:
         """The upstream iterator has finished (ended or raised): nothing to close."""

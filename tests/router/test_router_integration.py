@@ -490,7 +490,8 @@ async def test_failing_deployment_is_cooled_and_skipped(upstreams, make_router):
     a.faults.fail(503)
     clock = ManualClock()
     router = make_router([openai_dep(a), openai_dep(b)], routing_strategy=InOrder(),
-                         allowed_fails=0, cooldown_time=0.3, num_retries=1, clock=clock)
+                         allowed_fails=0, cooldown_time=0.3, cooldown_jitter=0,
+                         num_retries=1, clock=clock)
 
     first = await router.aresponses(model="gpt-4o", input="one")
     cooling = router.cooldowns()
@@ -533,7 +534,8 @@ async def test_rate_limit_cools_at_once(upstreams, make_router):
     a.faults.fail(429, times=1)  # no retry-after: cooldown_time applies
     clock = ManualClock()
     router = make_router([openai_dep(a), openai_dep(b)], routing_strategy=InOrder(),
-                         allowed_fails=5, cooldown_time=0.3, num_retries=1, clock=clock)
+                         allowed_fails=5, cooldown_time=0.3, cooldown_jitter=0,
+                         num_retries=1, clock=clock)
 
     first = await router.aresponses(model="gpt-4o", input="one")
     cooling = router.cooldowns()
@@ -565,20 +567,19 @@ async def test_rate_limit_cooldown_follows_retry_after(upstreams, make_router):
     assert router.cooldowns() == []
 
 
-async def test_quota_exhausted_fails_over_and_cools_for_long(upstreams, make_router):
+async def test_quota_exhausted_is_not_retried_and_cools_for_long(upstreams, make_router):
     a, b = await upstreams("a", "b")
     a.faults.fail(429, code="insufficient_quota", message="You exceeded your current quota")
     router = make_router([openai_dep(a), openai_dep(b)], routing_strategy=InOrder(),
                          cooldown_time=1, num_retries=2)
 
-    first = await router.aresponses(model="gpt-4o", input="one")
+    with pytest.raises(QuotaExhaustedError) as info:
+        await router.aresponses(model="gpt-4o", input="one")
     (entry,) = router.cooldowns()
     after = await router.aresponses(model="gpt-4o", input="two")
 
-    assert attempts_of(first.routing.trail) == [
-        ("gpt-4o", "a", "QuotaExhaustedError"), ("gpt-4o", "b", None),
-    ]
-    assert (entry.deployment_id, entry.reason) == ("a", "QuotaExhaustedError")
+    assert attempts_of(info.value.trail) == [("gpt-4o", "a", "QuotaExhaustedError")]
+    assert (entry.deployment_id, entry.reason, entry.status) == ("a", "QuotaExhaustedError", 429)
     assert entry.until - time.monotonic() > 5  # a multiple of cooldown_time
     assert attempts_of(after.routing.trail) == [("gpt-4o", "b", None)]
     assert a.hits == 1
