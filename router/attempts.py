@@ -134,22 +134,28 @@ class Dispatcher:
         refused: dict[str, str] = {}
         last: UpstreamError | None = None
         tries = refusals = 0
+        admission = self._admission if self._admission.active else None
         while True:
             deployment, eligible = await self._choose(
-                group, deployments, request, failed, last, refused, trail)
+                group, deployments, request, failed, last, refused, trail, admission)
             timeout = self._attempt_timeout(deployment, request, group)
-            outcome = await self._admission.admit(deployment, request)
-            if isinstance(outcome, Refusal):
-                refusals += 1
-                if outcome.kind == "rate" or refusals > 2 * len(deployments):
-                    refused[outcome.deployment_id] = outcome.reason
-                continue  # "parallel": the checks now see it full and wait for a slot
+            if last is not None:
+                self._check_time_for_retry(deployment, request, last, trail)
+            if admission is None:
+                handle: SlotHandle = self._load.acquire(deployment.id)
+            else:
+                outcome = await admission.admit(deployment, request)
+                if isinstance(outcome, Refusal):
+                    refusals += 1
+                    if outcome.kind == "rate" or refusals > 2 * len(deployments):
+                        refused[outcome.deployment_id] = outcome.reason
+                    continue  # "parallel": the checks now see it full and wait for a slot
+                handle = admission.acquire(outcome)
             t0 = self._clock.now()
-            handle = self._admission.acquire(outcome)
             try:
                 result = await call(deployment, timeout, handle)
             except UpstreamError as exc:
-                handle.release(ok=False)
+                handle.release(ok=False, timed_out=isinstance(exc, TimeoutError))
                 self._record(trail, group, deployment, t0, started, exc)
                 self._on_failure(deployment, exc, len(deployments))
                 tries += 1
@@ -175,9 +181,11 @@ class Dispatcher:
         last: UpstreamError | None,
         refused: dict[str, str],
         trail: AttemptTrail,
+        admission: Admission | None,
     ) -> tuple[Deployment, Sequence[Deployment]]:
         """The deployment to try, and every deployment the checks allow."""
-        await self._admission.refresh([d.id for d in deployments])
+        if admission is not None:
+            await admission.refresh([d.id for d in deployments])
         eligible = await self._apply_checks(group, deployments, request)
         candidates = eligible
         if refused:  # limits reached since the checks' figures were read
@@ -228,13 +236,19 @@ class Dispatcher:
     async def _apply_checks(
         self, group: str, candidates: Sequence[Deployment], request: RouteRequest
     ) -> Sequence[Deployment]:
+        """``candidates`` narrowed by every check.
+
+        The group's own tuple is returned unchanged when no check removed
+        anything: strategies cache per-group figures by that tuple's identity.
+        """
         removed: dict[str, list[str]] = {}
         for check in self._checks:
-            before = candidates
-            candidates = await check.filter(list(candidates), request)
-            if len(candidates) != len(before):
-                kept = {d.id for d in candidates}
-                removed[check.name] = [d.id for d in before if d.id not in kept]
+            kept = await check.filter(list(candidates), request)
+            if len(kept) == len(candidates):
+                continue
+            ids = {d.id for d in kept}
+            removed[check.name] = [d.id for d in candidates if d.id not in ids]
+            candidates = kept
             if not candidates:
                 raise NoDeploymentAvailableError(
                     f"no deployment of {group!r} passed the pre-call checks: "
@@ -269,6 +283,27 @@ class Dispatcher:
         if left is None:
             return limit
         return left if limit is None else min(limit, left)
+
+    def _check_time_for_retry(
+        self,
+        deployment: Deployment,
+        request: RouteRequest,
+        last: UpstreamError,
+        trail: AttemptTrail,
+    ) -> None:
+        """Do not start a retry the deadline leaves no time to finish.
+
+        "Time to finish" is the deployment's latency EWMA of successful
+        requests; an unmeasured deployment is always tried.
+        """
+        left = request.time_left(self._clock.now())
+        usual = self._load.latency(deployment.id)
+        if left is not None and usual is not None and usual > left:
+            trail.notes.append(
+                f"retry on {deployment.id!r} not started: {left:.2f}s left, "
+                f"it usually takes {usual:.2f}s"
+            )
+            raise last
 
     def _on_failure(self, deployment: Deployment, error: UpstreamError, group_size: int) -> None:
         if group_size > 1:
@@ -331,7 +366,9 @@ _NO_BUDGET = Unlimited()
 def _final(error: RouterError, request: RouteRequest, trail: AttemptTrail) -> RouterError:
     """The error the caller gets: with the trail, and naming the pin when one failed."""
     pinned = request.pinned_to
-    if pinned is not None and isinstance(error, UpstreamError) and error.retryable:
+    if pinned is not None and isinstance(error, UpstreamError) and (
+        error.retryable or error.cools_down
+    ):
         wrapped = PinnedDeploymentUnavailableError(
             f"deployment {pinned!r}, the only one holding response "
             f"{request.previous_response_id!r}, failed: {type(error).__name__}: {error.message}",

@@ -409,6 +409,43 @@ async def test_attempt_timeout(
     assert script.timeouts == [expected]
 
 
+async def test_a_retry_the_deadline_leaves_no_time_to_finish_is_not_started() -> None:
+    rig = _rig({"g": 2}, num_retries=2)
+    handle = rig.load.acquire("g-1")  # g-1 is known to take 2 s
+    rig.clock.advance(2.0)
+    handle.release(ok=True)
+    request = _req(timeout=3.0)  # the deadline is START + 3; the clock is at START + 2
+    script = rig.script({"g-0": [_5xx()]}, duration=0.5)
+    with pytest.raises(ServerError) as info:
+        await rig.dispatcher.run(request, script)
+    assert script.calls == ["g-0"]  # 0.5 s left, g-1 usually takes 2 s: not started
+    assert info.value.trail is not None
+    assert any("not started" in n and "g-1" in n for n in info.value.trail.notes)
+
+
+async def test_a_retry_on_an_unmeasured_deployment_is_started() -> None:
+    rig = _rig({"g": 2}, num_retries=2)
+    script = rig.script({"g-0": [_5xx()]}, duration=0.5)
+    served = await rig.dispatcher.run(_req(timeout=1.0), script)
+    assert script.calls == ["g-0", "g-1"]
+    assert served.deployment.id == "g-1"
+
+
+async def test_checks_that_remove_nothing_pass_the_group_tuple_itself() -> None:
+    keep = Remove("keep-all")
+    rig = _rig({"g": 3}, checks=[keep])
+    offered: list[object] = []
+
+    class Spy(First):
+        def pick(self, candidates: Sequence[Deployment], request: RouteRequest) -> Deployment:
+            offered.append(candidates)
+            return candidates[0]
+
+    rig.dispatcher._strategy = Spy()
+    await rig.dispatcher.run(_req(), rig.script())
+    assert offered[0] is rig.table.group("g")
+
+
 async def test_no_fallback_after_the_deadline() -> None:
     rig = _rig({"a": 1, "b": 1}, num_retries=0,
                fallbacks=FallbackPlan(fallbacks=[{"a": ["b"]}]))
@@ -624,6 +661,17 @@ async def test_non_retryable_failure_of_a_pinned_request_is_not_wrapped() -> Non
                            pinned_to="g-0")
     with pytest.raises(BadRequestError):
         await rig.dispatcher.run(request, rig.script({"g-0": [BadRequestError("bad")]}))
+
+
+async def test_quota_failure_of_a_pinned_request_names_the_response() -> None:
+    rig = _rig({"g": 2})
+    request = RouteRequest(model="g", params={"previous_response_id": "resp_q"},
+                           pinned_to="g-0")
+    quota = QuotaExhaustedError("no quota", status=429, code="insufficient_quota")
+    with pytest.raises(PinnedDeploymentUnavailableError) as info:
+        await rig.dispatcher.run(request, rig.script({"g-0": [quota]}))
+    assert info.value.__cause__ is quota
+    assert info.value.response_id == "resp_q"
 
 
 async def test_fallback_group_with_nothing_available_is_skipped_with_a_note() -> None:
