@@ -35,6 +35,11 @@ Figures kept per deployment id (strategies read them synchronously):
   requests at once without getting slower; a drop in throughput counts at
   once (see ``router/strategies/peak_ewma.py``).
 
+:meth:`LoadTracker.expected_latency` also reads how long the oldest request
+still waiting for its answer (a stream: its first token) has waited so far:
+a lower bound of a sample still to come, so a deployment that has just
+slowed down looks slow at once, not one slow latency later.
+
 A timeout (``release(timed_out=True)``) is a failure that still feeds each
 latency figure a penalty sample: ``max(2 x that figure, elapsed)``. Twice
 the figure makes a deployment that times out at once (a short deadline) look
@@ -55,6 +60,7 @@ import asyncio
 import contextlib
 import math
 import threading
+from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -77,6 +83,7 @@ DEFAULT_EWMA_ALPHA = 0.3
 DEFAULT_PEAK_DECAY = 10.0  # seconds; Finagle's default decay time
 DEFAULT_SHARED_TTL = 1.0
 _PENALTY_FACTOR = 2.0
+_WAITING_COMPACT_AT = 64
 
 
 class Usage(NamedTuple):
@@ -133,7 +140,7 @@ class _Stats:
 
     __slots__ = (
         "drain", "id", "in_flight", "latency", "minute", "peak", "peak_at", "per_token",
-        "requests", "shared", "shared_at", "shared_minute", "tokens", "ttft",
+        "requests", "shared", "shared_at", "shared_minute", "tokens", "ttft", "waiting",
     )
 
     def __init__(self, deployment_id: str) -> None:
@@ -151,6 +158,9 @@ class _Stats:
         self.shared: SharedFigures | None = None
         self.shared_at = 0.0
         self.shared_minute = -1
+        #: Handles in acquire order; those still waiting for an answer (or a
+        #: stream's first token) tell how long the oldest has waited so far.
+        self.waiting: deque[LoadHandle] = deque()
 
     def roll(self, minute: int) -> None:
         if minute != self.minute:
@@ -177,6 +187,26 @@ def _ewma(old: float | None, sample: float, alpha: float) -> float:
 
 def _penalty(old: float | None, elapsed: float) -> float:
     return elapsed if old is None else max(_PENALTY_FACTOR * old, elapsed)
+
+
+def _oldest_wait(waiting: deque[LoadHandle], now: float) -> float:
+    """How long the oldest request still waiting for an answer has waited (0: none)."""
+    while waiting:
+        try:
+            head = waiting[0]
+            if head._ttft is None and not head._released:
+                return now - head._started
+            waiting.popleft()
+        except IndexError:  # emptied by another thread meanwhile
+            break
+    return 0.0
+
+
+def _compact(waiting: deque[LoadHandle]) -> None:
+    """Drop answered handles stuck behind an old one that still waits (amortised O(1))."""
+    keep = [h for h in waiting if h._ttft is None and not h._released]
+    waiting.clear()
+    waiting.extend(keep)
 
 
 def _wake(future: asyncio.Future[bool]) -> None:
@@ -239,7 +269,12 @@ class LoadTracker:
             stats.requests += 1
         if stats.shared is not None and now - stats.shared_at < self._shared_ttl:
             flight = max(flight, stats.shared.in_flight + 1)
-        return LoadHandle(self, stats, now, flight)
+        handle = LoadHandle(self, stats, now, flight)
+        waiting = stats.waiting
+        waiting.append(handle)
+        if len(waiting) > _WAITING_COMPACT_AT and len(waiting) > 4 * stats.in_flight:
+            _compact(waiting)
+        return handle
 
     def _new_minute(self, now: float) -> int:
         """Read the wall clock for the minute's name; remember when (monotonic) it ends.
@@ -474,6 +509,9 @@ class LoadTracker:
             return None
         waiting = stats.in_flight if stats.shared is None else self.in_flight(deployment_id)
         latency, drain = stats.peak, stats.drain
+        age = _oldest_wait(stats.waiting, now)
+        if age > latency:  # a slow-down shows before its first sample completes
+            latency = age
         if not stats.in_flight and now > stats.peak_at:
             decay = math.exp((stats.peak_at - now) / self._peak_decay)
             latency, drain = latency * decay, drain * decay

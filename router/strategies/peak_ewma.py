@@ -11,7 +11,10 @@ at once. Each candidate's cost, the latency a new request should expect, is::
   ``routing_strategy_args["decay_time"]`` (default 10 s; the tracker owns
   it, see :meth:`PeakEwma.from_context`). A deployment that slows down is
   avoided after its first slow answer, and wins traffic back within a few
-  decay times once it is fast again.
+  decay times once it is fast again. It is also at least the time the
+  oldest request still waiting there has waited so far: a slow-down costs
+  traffic as soon as a request has waited longer than usual, before its
+  first slow answer arrives.
 * ``drain_time x (in_flight + 1)`` is how long the requests already there,
   and the new one, take to get through. ``drain_time``
   (:meth:`LoadTracker.peak_drain_time`) is a peak EWMA of each latency

@@ -95,6 +95,7 @@ def test_a_slowed_deployment_is_probed_again_after_decaying() -> None:
     bench = Bench({}, {})
     bench.serve(d0=4.0, d1=1.0)
     bench.hold("d1")  # d1 busy: cost max(1, 1 x 2) = 2; it is measured, so no idle decay
+    bench.held[-1].first_token()  # a stream being read: answered, so not a waiting request
     bench.clock.advance(0.5 * TAU)  # d0 idle: 4 e^-0.5 = 2.4 > 2
     assert set(bench.picks()) == {"d1"}
     bench.clock.advance(0.5 * TAU)  # 4 e^-1 = 1.5 < 2
@@ -105,15 +106,37 @@ def test_shown_parallelism_makes_a_busy_fast_deployment_still_cheap() -> None:
     bench = Bench({}, {})
     # d0 serves 4 at a time at 1 s each, for many decay times: drain 0.25 s.
     pipeline = [bench.load.acquire("d0") for _ in range(4)]
-    for _ in range(40 * int(TAU)):
+    steps = 40 * int(TAU) * 4
+    for step in range(steps):
+        if step == steps - 12:  # d1 answers one request in 3 s, ending with the loop
+            slow = bench.load.acquire("d1")
         bench.clock.advance(0.25)
         pipeline.pop(0).release()
         pipeline.append(bench.load.acquire("d0"))
-    bench.serve(d1=3.0)  # idle, 3x slower
+    slow.release(ok=True)  # d1: idle now, 3x slower
     # d0 has 4 in flight: max(1, 0.25 x 5) = 1.25 s beats 3 s.
     assert set(bench.picks()) == {"d0"}
     for h in pipeline:
         h.release(ok=False)
+
+
+def test_a_request_waiting_longer_than_usual_shows_a_slowdown_at_once() -> None:
+    bench = Bench({}, {})
+    bench.serve(d0=1.0, d1=1.5)
+    bench.hold("d0")  # d0's next request has not answered yet...
+    assert set(bench.picks()) == {"d1"}  # d0 costs max(1, 1 x 2) = 2 > 1.5
+    bench.held.pop().release(ok=True)
+    bench.clock.advance(0.1)
+    assert set(bench.picks()) == {"d0"}
+    bench.hold("d1")
+    bench.hold("d0")
+    bench.clock.advance(2.5)  # ...d0's request has waited 2.5 s, d1's too; d0 usually 1 s
+    bench.held[0].release(ok=True)  # d1 answers (its sample: 2.5 s)
+    # d0 has no slow sample yet, but its waiting request says >= 2.5 s (x 2 in flight)
+    costs = {d: bench.load.expected_latency(d, bench.clock.now()) for d in ("d0", "d1")}
+    assert costs["d0"] is not None and costs["d0"] >= 2.5
+    for handle in bench.held:
+        handle.release(ok=False)
 
 
 def test_an_unknown_deployment_is_treated_as_serial() -> None:
