@@ -12,6 +12,8 @@ upstream in its own process, at concurrency 1 and 32, through:
         ``optional_pre_call_checks=["responses_api_deployment_check"]``
   (v)   an ``httpx.AsyncClient`` over the same transport
         (``providers.http.default_client()``): what plain httpx code costs
+  (vi)  (ii) with two no-op callbacks, one sync and one async, on every hook
+  (vii) (ii) with Prometheus metrics on a private registry
 
 Plain calls read and JSON-decode the whole answer; bare streams read the SSE
 lines to the end, router streams are iterated to the last event (the router
@@ -19,9 +21,15 @@ also decodes each event's JSON). Reported per row: requests/s, p50/p99,
 client CPU µs per request, and the router's added p50 and CPU over (i).
 
 Targets: at c=1 the router adds <= 150 µs p50 per plain request over (i);
-at c=32 the router reaches >= 50 % of bare aiohttp's requests/s.
+at c=32 the router reaches >= 50 % of bare aiohttp's requests/s; metrics on
+add <= 20 µs of CPU per plain request over (ii), measured in process against
+a mock deployment (no network: the figure is the router's own work, free of
+the socket noise that the c=1 rows of (vi)/(vii) against (ii) also show).
 
     .venv/bin/python benchmarks/overhead.py [--quick] [--json PATH] [--profile [plain|stream]]
+        [--only vi,vii]
+
+``--only`` runs the listed variants besides the references (i), (ii), (iii).
 
 ``--profile [plain|stream]`` adds a cProfile of the router's c=1 path, grouped by
 package, with the top functions inside router/, providers/ and checks/.
@@ -30,10 +38,13 @@ package, with the top functions inside router/, providers/ and checks/.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import cProfile
+import gc
 import json
 import pstats
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +55,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from router.observe import CallbackLimits
 from router.router import Router
 
 if not __package__:  # run as a script: make the ``benchmarks`` package importable
@@ -79,8 +91,13 @@ BARE_HTTPX = "(v) bare httpx.AsyncClient, same transport"
 ROUTER = "(ii) Router, 1 deployment"
 BARE_AIOHTTP = "(iii) bare aiohttp"
 ROUTER_CHECK = "(iv) Router, 3 deployments + check"
+ROUTER_CALLBACKS = "(vi) Router, 1 deployment + 2 callbacks"
+ROUTER_METRICS = "(vii) Router, 1 deployment + metrics"
 MAX_ADDED_P50_US = 150.0
 MIN_RPS_SHARE = 0.5
+MAX_METRICS_CPU_US = 20.0
+REFERENCES = ("i", "ii", "iii")
+MICRO_REQUESTS = 6000
 
 
 # --------------------------------------------------------------------------- variants
@@ -215,15 +232,54 @@ def checked_router(upstream_url: str) -> Router:
     )
 
 
-def variants(upstream_url: str, stream: bool) -> list[Variant]:
+class SyncNoOp:
+    """A sync callback on every hook that does nothing: the cost of being called."""
+
+    def on_success(self, event: object) -> None: ...
+    def on_failure(self, event: object) -> None: ...
+    def on_retry(self, event: object) -> None: ...
+    def on_fallback(self, event: object) -> None: ...
+    def on_cooldown(self, event: object) -> None: ...
+
+
+class AsyncNoOp:
+    """The same, async: one background task per event."""
+
+    async def on_success(self, event: object) -> None: ...
+    async def on_failure(self, event: object) -> None: ...
+    async def on_retry(self, event: object) -> None: ...
+    async def on_fallback(self, event: object) -> None: ...
+    async def on_cooldown(self, event: object) -> None: ...
+
+
+def observed_router(model_list: list[dict[str, Any]], *, callbacks: bool = False,
+                    metrics: bool = False) -> Router:
+    """(vi) / (vii): a Router with no-op callbacks or with Prometheus metrics."""
+    extra: dict[str, Any] = {}
+    if callbacks:
+        extra["callbacks"] = [SyncNoOp(), AsyncNoOp()]
+        extra["callback_limits"] = CallbackLimits(max_pending=10_000)
+    if metrics:
+        from router.metrics import PrometheusMetrics  # the optional extra
+
+        extra["metrics"] = PrometheusMetrics()
+    return Router(model_list=model_list, **extra)
+
+
+def variants(upstream_url: str, stream: bool, only: frozenset[str] | None = None) -> list[Variant]:
     url = f"{upstream_url}/v1/responses"
-    return [
-        bare_transport(url, stream),
-        router_variant(ROUTER, lambda: plain_router(upstream_url), stream),
-        bare_aiohttp(url, stream),
-        router_variant(ROUTER_CHECK, lambda: checked_router(upstream_url), stream),
-        bare_httpx(url, stream),
+    one = [openai_deployment(upstream_url)]
+    numbered = [
+        ("i", bare_transport(url, stream)),
+        ("ii", router_variant(ROUTER, lambda: plain_router(upstream_url), stream)),
+        ("iii", bare_aiohttp(url, stream)),
+        ("iv", router_variant(ROUTER_CHECK, lambda: checked_router(upstream_url), stream)),
+        ("v", bare_httpx(url, stream)),
+        ("vi", router_variant(ROUTER_CALLBACKS,
+                              lambda: observed_router(one, callbacks=True), stream)),
+        ("vii", router_variant(ROUTER_METRICS, lambda: observed_router(one, metrics=True), stream)),
     ]
+    return [v for n, v in numbered if only is None or n in only or n in REFERENCES]
 
 
 # --------------------------------------------------------------------------- report
@@ -280,10 +336,59 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
     return found
 
 
+def _maybe(rows: list[Row], mode: str, name: str, concurrency: int) -> Measurement | None:
+    try:
+        return _find(rows, mode, name, concurrency)
+    except KeyError:
+        return None
+
+
+def observation_table(rows: list[Row]) -> str | None:
+    """(vi) and (vii) against (ii): what callbacks and metrics add, end to end."""
+    cells = []
+    for row in rows:
+        m = row.m
+        if m.name not in (ROUTER_CALLBACKS, ROUTER_METRICS):
+            continue
+        base = _find(rows, row.mode, ROUTER, m.concurrency)
+        cells.append([row.mode, m.name, str(m.concurrency), f"{m.p50_us - base.p50_us:+,.0f}",
+                      f"{m.cpu_us - base.cpu_us:+,.1f}", f"{m.rps / base.rps:.0%}"])
+    if not cells:
+        return None
+    return markdown_table(["mode", "client", "conc.", "Δp50 vs (ii) µs", "ΔCPU vs (ii) µs",
+                           "req/s vs (ii)"], cells)
+
+
+def observation_targets(rows: list[Row], micro: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    """Metrics' added CPU: binding in process (micro), informational end to end."""
+    found: list[dict[str, Any]] = []
+    figures = dict(micro)
+    if MICRO_METRICS in figures:
+        added = figures[MICRO_METRICS] - figures[MICRO_PLAIN]
+        found.append({
+            "target": f"metrics add <= {MAX_METRICS_CPU_US:.0f} µs CPU per request over (ii), "
+                      "in process (mock deployment)",
+            "mode": "plain", "value": f"{added:+.1f} µs", "ok": added <= MAX_METRICS_CPU_US,
+            "binding": True,
+        })
+    metrics, base = _maybe(rows, "plain", ROUTER_METRICS, 1), _maybe(rows, "plain", ROUTER, 1)
+    if metrics is not None and base is not None:
+        added = metrics.cpu_us - base.cpu_us
+        found.append({
+            "target": f"metrics add <= {MAX_METRICS_CPU_US:.0f} µs CPU per request over (ii), "
+                      "c=1 over the network",
+            "mode": "plain", "value": f"{added:+.1f} µs", "ok": added <= MAX_METRICS_CPU_US,
+            "binding": False,
+        })
+    return found
+
+
 def print_targets(found: list[dict[str, Any]]) -> None:
     print("\n### Targets\n")
     for t in found:
-        note = "" if t["binding"] else " (informational: the target is for plain requests)"
+        note = "" if t["binding"] else (
+            " (informational: the target is for plain requests)" if t["mode"] != "plain"
+            else " (informational: socket noise of this size is common on a shared machine)")
         print(f"- {verdict(t['ok'])}: {t['target']} [{t['mode']}]: {t['value']}{note}")
 
 
@@ -354,17 +459,73 @@ async def profile_both(
     return bare, routed
 
 
+# --------------------------------------------------------------------------- in process
+
+MICRO_PLAIN = "(ii) Router, mock deployment"
+MICRO_CALLBACKS = "(vi) + 2 callbacks"
+MICRO_METRICS = "(vii) + metrics"
+MICRO_BATCH = 50
+
+
+async def _batch(router: Router, requests: int) -> float:
+    """CPU µs per plain request over ``requests`` calls; each call yields to the loop
+    once after it, as a real request does on its socket, so callbacks run in step."""
+    cpu0 = time.process_time()
+    for _ in range(requests):
+        await router.aresponses(model=MODEL, input=INPUT)
+        await asyncio.sleep(0)
+    return (time.process_time() - cpu0) / requests * 1e6
+
+
+async def micro(requests: int, only: frozenset[str] | None) -> list[tuple[str, float]]:
+    """(ii), (vi), (vii) against a mock deployment: the router's own CPU, no socket.
+
+    The routers run side by side in short alternating batches (``MICRO_BATCH``
+    requests each) and each figure is the median over batches, so a machine
+    that speeds up or slows down during the run moves every variant alike.
+    """
+    mock = [{"model_name": MODEL, "litellm_params": {"model": "mock/x"},
+             "model_info": {"id": "mock"}}]
+    makers: list[tuple[str, Callable[[], Router]]] = [(MICRO_PLAIN, lambda: observed_router(mock))]
+    if only is None or "vi" in only:
+        makers.append((MICRO_CALLBACKS, lambda: observed_router(mock, callbacks=True)))
+    if only is None or "vii" in only:
+        makers.append((MICRO_METRICS, lambda: observed_router(mock, metrics=True)))
+    runs: dict[str, list[float]] = {name: [] for name, _ in makers}
+    async with contextlib.AsyncExitStack() as stack:
+        routers = [(name, await stack.enter_async_context(make())) for name, make in makers]
+        for _, router in routers:
+            await _batch(router, 200)  # warm-up
+        gc.collect()
+        for batch in range(max(1, requests // MICRO_BATCH)):
+            shift = batch % len(routers)
+            for name, router in [*routers[shift:], *routers[:shift]]:
+                runs[name].append(await _batch(router, MICRO_BATCH))
+    return [(name, statistics.median(runs[name])) for name, _ in makers]
+
+
+def micro_table(figures: list[tuple[str, float]]) -> str:
+    base = figures[0][1]
+    return markdown_table(["client", "CPU µs/req", "Δ vs (ii) µs"], [
+        [name, fmt(cpu, 1), "-" if i == 0 else f"{cpu - base:+,.1f}"]
+        for i, (name, cpu) in enumerate(figures)])
+
+
 # --------------------------------------------------------------------------- main
 
 
 def _extra_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", nargs="?", const="plain", choices=("plain", "stream"),
                         help="also profile the router's c=1 path, plain (default) or stream")
+    parser.add_argument("--only", metavar="LIST",
+                        help="variants to run besides (i), (ii), (iii), e.g. 'vi,vii'")
 
 
 def main() -> None:
     args, sizes = parse_args(__doc__, DEFAULT, QUICK, extra=_extra_args)
+    only = frozenset(args.only.split(",")) if args.only else None
     rows: list[Row] = []
+    micro_figures: list[tuple[str, float]] = []
     profile: list[tuple[pstats.Stats, pstats.Stats]] = []
     with upstreams(1) as (upstream,):
         pids = [upstream.pid] if upstream.pid else []
@@ -373,11 +534,14 @@ def main() -> None:
             for mode in ("plain", "stream"):
                 for concurrency in CONCURRENCIES:
                     found = await compare(
-                        variants(upstream.url, mode == "stream"), concurrency=concurrency,
+                        variants(upstream.url, mode == "stream", only), concurrency=concurrency,
                         requests=sizes.requests(concurrency), warmup=sizes.warmup,
                         rounds=sizes.rounds, upstream_pids=pids,
                     )
                     rows.extend(Row(mode, m) for m in found)
+            if only is None or only & {"vi", "vii"}:
+                requests = max(500, int(MICRO_REQUESTS * args.scale))
+                micro_figures.extend(await micro(requests, only))
             if args.profile:
                 stream = args.profile == "stream"
                 profile.append(await profile_both(upstream.url, sizes.serial, stream))
@@ -385,13 +549,22 @@ def main() -> None:
         run_in_loop(run)
     print_header("Router overhead against bare clients, one upstream process", sizes)
     print(table(rows))
-    found = targets(rows)
+    observed = observation_table(rows)
+    if observed:
+        print("\n### What callbacks and metrics add, end to end\n")
+        print(observed)
+    if micro_figures:
+        print("\n### What callbacks and metrics add, in process (mock deployment, median of "
+              f"alternating batches of {MICRO_BATCH} requests)\n")
+        print(micro_table(micro_figures))
+    found = targets(rows) + observation_targets(rows, micro_figures)
     print_targets(found)
     if profile:
         print_profile(*profile[0], sizes.serial, args.profile)
     write_json(args.json, {
         "benchmark": "overhead",
         "results": [{"mode": r.mode, **asdict(r.m)} for r in rows],
+        "in_process": [{"name": n, "cpu_us": c} for n, c in micro_figures],
         "targets": found,
     })
 

@@ -6,6 +6,7 @@ submodules (``from router.errors import ...``) to keep start-up free of cycles.
 
 from router.clock import Clock, ManualClock, SystemClock
 from router.cooldown import CooldownEntry
+from router.cost import Prices, TokenUsage
 from router.deployment import Deployment
 from router.errors import (
     AuthenticationError,
@@ -33,6 +34,19 @@ from router.errors import (
     UnknownModelError,
     UpstreamError,
 )
+from router.events import (
+    Callback,
+    CooldownEvent,
+    EndUser,
+    Event,
+    FailureEvent,
+    FallbackEvent,
+    RetryEvent,
+    SuccessEvent,
+)
+from router.inspection import DeploymentState
+from router.metrics import PrometheusMetrics
+from router.observe import CallbackLimits, CallbackStats
 from router.request import RouteRequest
 from router.strategies.base import Strategy, StrategyContext
 from router.types import Attempt, AttemptTrail, Record, Response, RoutingInfo, StreamEvent
@@ -59,6 +73,9 @@ __all__ = [
     "AttemptTrail",
     "AuthenticationError",
     "BadRequestError",
+    "Callback",
+    "CallbackLimits",
+    "CallbackStats",
     "Clock",
     "ConfigError",
     "ConflictError",
@@ -66,7 +83,13 @@ __all__ = [
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
     "CooldownEntry",
+    "CooldownEvent",
     "Deployment",
+    "DeploymentState",
+    "EndUser",
+    "Event",
+    "FailureEvent",
+    "FallbackEvent",
     "InvalidRequestError",
     "MalformedResponseError",
     "ManualClock",
@@ -75,12 +98,15 @@ __all__ = [
     "PermissionDeniedError",
     "PinnedDeploymentUnavailableError",
     "PreviousResponseNotFoundError",
+    "Prices",
+    "PrometheusMetrics",
     "QuotaExhaustedError",
     "RateLimitError",
     "Record",
     "Response",
     "ResponseNotFoundError",
     "ResponseStream",
+    "RetryEvent",
     "RouteRequest",
     "Router",
     "RouterError",
@@ -91,9 +117,11 @@ __all__ = [
     "StrategyContext",
     "StreamEvent",
     "StreamInterruptedError",
+    "SuccessEvent",
     "SyncResponseStream",
     "SystemClock",
     "TimeoutError",
+    "TokenUsage",
     "UnknownModelError",
     "UpstreamError",
 ]

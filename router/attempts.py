@@ -6,10 +6,16 @@ excluding deployments that already failed this request; :meth:`_choose`
 narrows the group (cooldowns, then pre-call checks) and asks the strategy.
 What an attempt *does* is the ``call`` passed in (create, or open a stream),
 so streaming and plain calls share every rule here.
+
+Decisions are logged at DEBUG on ``router.attempts`` (which check removed
+which deployment, what was cooling down, what the strategy picked among which
+candidates and their load figures, retries, fallbacks); retries and
+fallbacks are also reported to the router's callbacks when any listens.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
     from router.deployment import Deployment
     from router.fallbacks import FallbackPlan
     from router.load import LoadTracker
+    from router.observe import Observers
     from router.request import RouteRequest
     from router.retry import RetryPolicy
     from router.shared_load import SlotHandle
@@ -45,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["AttemptCall", "Dispatcher", "Served"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("router.attempts")
 
 #: One attempt: (deployment, seconds it may take or None, its load handle) -> result.
 #: The call owns the handle: it releases it when the result is finished with.
@@ -79,6 +88,7 @@ class Dispatcher:
         order: OrderTiers | None = None,
         budgets: RetryBudgets | None = None,
         panic_mode: PanicMode = "fail",
+        observers: Observers | None = None,
     ) -> None:
         self._table = table
         self._strategy = strategy
@@ -93,6 +103,7 @@ class Dispatcher:
         self._order = order if order is not None and order.active else None
         self._budgets = budgets
         self._panic_mode = panic_mode
+        self._observers = observers
 
     async def run(self, request: RouteRequest, call: AttemptCall[T]) -> Served[T]:
         """Serve ``request`` from its group or a fallback; raise the last error with the trail."""
@@ -103,10 +114,13 @@ class Dispatcher:
                 return await self._run_group(request.model, request, call, trail, started)
             except RouterError as first:
                 error = first
+            source = request.model
             for group in self._fallbacks.groups_after(request, error):
                 if self._expired(request):
                     break
+                self._falling_back(request, trail, source, group, error)
                 trail.fallbacks.append(group)
+                source = group
                 try:
                     return await self._run_group(group, request, call, trail, started)
                 except NoDeploymentAvailableError as exc:
@@ -208,7 +222,38 @@ class Dispatcher:
                 available = await self._panic(group, candidates, request, trail)
         if self._order is not None:
             available = self._order.narrow(available)
-        return self._strategy.pick(available, request), eligible
+        picked = self._strategy.pick(available, request)
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_pick(group, picked, candidates, available, failed, request)
+        return picked, eligible
+
+    def _log_pick(
+        self, group: str, picked: Deployment, candidates: Sequence[Deployment],
+        available: Sequence[Deployment], failed: set[str], request: RouteRequest,
+    ) -> None:
+        """Why ``picked``: the candidates the strategy saw, with the figures it reads."""
+        now = self._clock.now()
+        seen = ", ".join(
+            f"{d.id} (in flight {self._load.in_flight(d.id)}, "
+            f"latency {_seconds(self._load.latency(d.id))}, "
+            f"peak {_seconds(self._load.peak_latency(d.id, now))})" for d in available)
+        kept = {d.id for d in available}
+        cooling = [d.id for d in candidates if d.id not in kept]
+        log.debug(
+            "%r: %s picked %r among %s%s%s%s", group, type(self._strategy).__name__,
+            picked.id, seen, f"; left out (cooling down or lower order): {cooling}"
+            if cooling else "", f"; failed this request: {sorted(failed)}" if failed else "",
+            f"; pinned to {request.pinned_to!r}" if request.pinned_to else "",
+        )
+
+    def _falling_back(
+        self, request: RouteRequest, trail: AttemptTrail, source: str, target: str,
+        error: RouterError,
+    ) -> None:
+        log.debug("%r gave up (%s); falling back to %r", source, type(error).__name__, target)
+        observers = self._observers
+        if observers is not None and observers.fallback:
+            observers.falling_back(request, trail, source, target, error)
 
     async def _panic(
         self, group: str, candidates: Sequence[Deployment], request: RouteRequest,
@@ -248,6 +293,7 @@ class Dispatcher:
                 continue
             ids = {d.id for d in kept}
             removed[check.name] = [d.id for d in candidates if d.id not in ids]
+            log.debug("%r: check %s removed %s", group, check.name, removed[check.name])
             candidates = kept
             if not candidates:
                 raise NoDeploymentAvailableError(
@@ -329,7 +375,14 @@ class Dispatcher:
         if not budget.withdraw():
             trail.notes.append(f"retry budget exhausted: {type(error).__name__} from "
                                f"{error.deployment_id!r} not retried")
+            log.debug("%s", trail.notes[-1])
             raise error
+        log.debug("retrying %r after %s from %r (attempt %d), in %.3fs%s", error.model_group,
+                  type(error).__name__, error.deployment_id, len(trail.attempts), wait,
+                  "" if others else " on the same deployment")
+        observers = self._observers
+        if observers is not None and observers.retry:
+            observers.retrying(request, trail, error, wait)
         if wait > 0:
             await self._clock.sleep(wait)
 
@@ -361,6 +414,10 @@ class Dispatcher:
 
 
 _NO_BUDGET = Unlimited()
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
 
 
 def _final(error: RouterError, request: RouteRequest, trail: AttemptTrail) -> RouterError:

@@ -6,6 +6,12 @@ arguments (:func:`router.request.build_request`), run the attempt loop
 (:class:`router.attempts.Dispatcher`), record ownership, attach routing
 metadata. By-id calls (retrieve, delete, cancel, input items) go to the
 deployment that owns the response (:class:`router.ownership.Ownership`).
+
+Observation (:mod:`router.observe`): callbacks, Prometheus metrics
+(:mod:`router.metrics`) and the INFO request log see each request's end. When
+none of them listens (:meth:`Observers.watching`), a request builds no event
+and schedules nothing; cost (:mod:`router.cost`) is computed only for
+deployments with prices.
 """
 
 from __future__ import annotations
@@ -38,9 +44,13 @@ from router.config import (
     parse_config_document,
 )
 from router.cooldown import CooldownEntry, Cooldowns
+from router.cost import TokenUsage, price_book
 from router.errors import error_from_transport
 from router.fallbacks import FallbackPlan
+from router.inspection import DeploymentState, deployment_states
 from router.load import DEFAULT_PEAK_DECAY, LoadTracker, release_with_usage
+from router.metrics import metrics_observer
+from router.observe import CallbackLimits, CallbackStats, Observers, StreamWatch
 from router.ownership import Ownership
 from router.request import RouteRequest, build_request, check_response_id
 from router.retry import RetryPolicy
@@ -58,6 +68,7 @@ from router.types import AttemptTrail, Record, Response, RoutingInfo, StreamEven
 
 if TYPE_CHECKING:
     from providers.base import Provider
+    from router.attempts import Served
     from router.deployment import Deployment
     from router.state.base import StateStore
 
@@ -90,6 +101,12 @@ class Router:
     ``optional_pre_call_checks=[MyCheck()]``. ``http_client`` replaces the
     default pooled client for every upstream; ``clock`` and ``rng`` make
     routing deterministic in tests.
+
+    ``callbacks``: observers of each request's end, retries, fallbacks and
+    cooldowns (see :mod:`router.observe`; sync or async, run after the
+    response, bounded by ``callback_limits``). ``metrics``: a
+    :class:`router.metrics.PrometheusMetrics` or a ``prometheus_client``
+    registry to report on.
     """
 
     def __init__(
@@ -103,6 +120,9 @@ class Router:
         rng: random.Random | None = None,
         strategies: Mapping[str, StrategyFactory] | None = None,
         checks: Mapping[str, CheckFactory] | None = None,
+        callbacks: Sequence[object] | None = None,
+        metrics: object = None,
+        callback_limits: CallbackLimits | None = None,
         _config: RouterConfig | None = None,
         **settings: Any,
     ) -> None:
@@ -149,6 +169,8 @@ class Router:
             self._table, self._ownership, self._store, self._clock, self._load,
             self._cooldowns, config, self._admission,
         )
+        self._prices = price_book(self._table.all())
+        self._observers = self._make_observers(callbacks, metrics, callback_limits)
         self._strategy = self._resolve_strategy(routing_strategy, strategies)
         self._checks = self._resolve_checks(optional_pre_call_checks, checks)
         self._dispatcher = Dispatcher(
@@ -169,6 +191,7 @@ class Router:
                 enabled=s.retry_budget,
             ),
             panic_mode=s.panic_mode,
+            observers=self._observers,
         )
         self._timeout = s.timeout
         self._runner = LoopRunner()
@@ -184,6 +207,21 @@ class Router:
     def from_dict(cls, document: Mapping[str, Any], **objects: Any) -> Router:
         """A router from a config document (``model_list`` + ``router_settings``)."""
         return cls(_config=parse_config_document(document, source="Router.from_dict"), **objects)
+
+    def _make_observers(
+        self, callbacks: Sequence[object] | None, metrics: object,
+        limits: CallbackLimits | None,
+    ) -> Observers:
+        prometheus = metrics_observer(metrics)
+        if prometheus is not None:
+            prometheus.bind(self.inspect)
+        built = Observers(
+            list(callbacks or ()), clock=self._clock, limits=limits,
+            builtin=[] if prometheus is None else [prometheus],
+            group_of=lambda i: getattr(self._table.get(i), "model_name", None),
+        )
+        self._cooldowns.listen(built.cooled)
+        return built
 
     def _resolve_strategy(
         self, given: str | Strategy, extra: Mapping[str, StrategyFactory] | None
@@ -241,20 +279,40 @@ class Router:
             params["input"] = input
         if self._shared_cooldowns is not None:
             self._shared_cooldowns.ensure_started()
+        started = self._clock.now()
         request = build_request(
-            model, params, stream=stream, default_timeout=self._timeout, now=self._clock.now()
+            model, params, stream=stream, default_timeout=self._timeout, now=started
         )
         if stream:
-            return await self._stream(request)
-        served = await self._dispatcher.run(
-            request, lambda d, t, h: self._create_on(request, d, t, h)
-        )
+            return await self._stream(request, started)
+        try:
+            served = await self._dispatcher.run(
+                request, lambda d, t, h: self._create_on(request, d, t, h)
+            )
+        except BaseException as exc:
+            self._report_failure(request, exc, started)
+            raise
+        return self._finish(request, served, started)
+
+    def _finish(self, request: RouteRequest, served: Served[Response], started: float) -> Response:
+        """Cost the response, attach its routing, report it when anything observes."""
         response = served.result
-        response.routing = RoutingInfo(
-            served.deployment.model_name, served.deployment.id,
-            served.deployment.provider_name, served.trail,
-        )
+        prices = self._prices.get(served.deployment.id)
+        if not self._observers.watching():  # the usual case: nothing more to build
+            usage = None if prices is None else TokenUsage.from_usage(
+                response._data.get("usage"))
+            response.routing = _routing(served, None if prices is None else prices.cost(usage))
+            return response
+        usage = TokenUsage.from_usage(response._data.get("usage"))
+        response.routing = routing = _routing(
+            served, None if prices is None else prices.cost(usage))
+        self._observers.succeeded(request, routing, latency=self._clock.now() - started,
+                                  ttft=None, usage=usage, data=response._data)
         return response
+
+    def _report_failure(self, request: RouteRequest, error: BaseException, started: float) -> None:
+        if self._observers.watching():
+            self._observers.failed(request, error, latency=self._clock.now() - started)
 
     async def _create_on(
         self, request: RouteRequest, deployment: Deployment, timeout: float | None,
@@ -276,15 +334,21 @@ class Router:
             await self._ownership.record(response._data["id"], deployment)
         return response
 
-    async def _stream(self, request: RouteRequest) -> ResponseStream:
-        served = await self._dispatcher.run(
-            request, lambda d, t, h: self._open_stream(request, d, t, h)
-        )
+    async def _stream(self, request: RouteRequest, started: float) -> ResponseStream:
+        try:
+            served = await self._dispatcher.run(
+                request, lambda d, t, h: self._open_stream(request, d, t, h)
+            )
+        except BaseException as exc:
+            self._report_failure(request, exc, started)
+            raise
         stream = served.result
-        stream.routing = RoutingInfo(
-            served.deployment.model_name, served.deployment.id,
-            served.deployment.provider_name, served.trail,
-        )
+        stream.routing = _routing(served, None)
+        prices = self._prices.get(served.deployment.id)
+        observers = self._observers if self._observers.watching() else None
+        if prices is not None or observers is not None:
+            ttft = self._clock.now() - started
+            stream.watch(StreamWatch(observers, prices, request, started, ttft))
         return stream
 
     async def _open_stream(
@@ -421,6 +485,22 @@ class Router:
         """Deployments cooling down now: id, until (clock time), reason."""
         return self._cooldowns.active()
 
+    def inspect(self, model: str | None = None) -> list[DeploymentState]:
+        """Each deployment's live state (of one group when ``model`` is given):
+        healthy or cooling down until when and why, in flight, latency EWMAs,
+        requests and tokens this minute."""
+        return deployment_states(
+            self.deployments(model), self._load, self._cooldowns, self._clock)
+
+    def callback_stats(self) -> CallbackStats:
+        """Callback calls that raised or timed out, and events dropped, so far."""
+        return self._observers.stats()
+
+    async def drain_callbacks(self, timeout: float | None = None) -> bool:
+        """Wait until the callbacks of every event so far (on this loop) have run;
+        ``False`` if ``timeout`` seconds passed first."""
+        return await self._observers.drain(timeout)
+
     async def aclose(self) -> None:
         """Close pooled connections (of this event loop and of the sync twins')."""
         loop = self._runner.loop
@@ -431,6 +511,7 @@ class Router:
         await self._close_here()
 
     async def _close_here(self) -> None:
+        await self._observers.aclose()
         if self._shared_cooldowns is not None:
             await self._shared_cooldowns.aclose()
         if self._shared_load is not None:
@@ -461,6 +542,11 @@ class Router:
     def __repr__(self) -> str:
         groups = {g: len(self._table.group(g)) for g in self._table.group_names()}
         return f"Router(groups={groups}, strategy={type(self._strategy).__name__})"
+
+
+def _routing(served: Served[Any], cost: float | None) -> RoutingInfo:
+    d = served.deployment
+    return RoutingInfo(d.model_name, d.id, d.provider_name, served.trail, cost)
 
 
 def _make_redis(settings: Any) -> RedisStore | None:

@@ -6,6 +6,11 @@ that, an upstream failure (an ``error`` event, a cut connection, a malformed
 event, a stall past ``stream_timeout``) is raised from the iterator as a
 :class:`StreamInterruptedError`, never as a clean end. The stream holds the
 request's load slot until it ends, fails or is closed.
+
+A stream the router watches (:class:`router.observe.StreamWatch`: the
+deployment has prices, or callbacks/the request log want the outcome) is
+costed from its terminal event (``routing.cost``) and reports its outcome
+once: at the terminal event, when it breaks, or when closed before its end.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from router.load import release_with_usage
 from router.types import Response, RoutingInfo, StreamEvent
 
 if TYPE_CHECKING:
+    from router.observe import StreamWatch
     from router.shared_load import SlotHandle
     from router.sync import LoopRunner
 
@@ -48,9 +54,14 @@ class ResponseStream:
         self._handle = handle
         self._observe: Observer | None = observe
         self._done = False
+        self._watch: StreamWatch | None = None
         self.routing: RoutingInfo | None = None
         self.response: Response | None = None
         self._note(first)
+
+    def watch(self, watch: StreamWatch) -> None:
+        """Have ``watch`` cost the terminal event and report the outcome (router use)."""
+        self._watch = watch
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -65,11 +76,18 @@ class ResponseStream:
             event = await self._rest.__anext__()
         except StopAsyncIteration:
             self._end(ok=True)
+            if self._watch is not None and self.response is None:
+                self._watch.failed(self.routing, _ended_early(self.routing))
             raise
         except RouterError as exc:
             self._end(ok=False)
-            raise self._interrupted(exc) from exc
-        except BaseException:
+            error = self._interrupted(exc)
+            if self._watch is not None:
+                self._watch.failed(self.routing, error)
+            raise error from exc
+        except BaseException as exc:
+            if self._watch is not None:
+                self._watch.failed(self.routing, exc)
             await self._finish(ok=False)
             raise
         observe = self._observe
@@ -81,6 +99,8 @@ class ResponseStream:
 
     async def aclose(self) -> None:
         """Stop reading, close the upstream connection, give the load slot back."""
+        if self._watch is not None and self.response is None and not self._done:
+            self._watch.failed(self.routing, None)  # closed by the caller before its end
         await self._finish(ok=self.response is not None)
 
     async def __aenter__(self) -> ResponseStream:
@@ -91,8 +111,11 @@ class ResponseStream:
 
     def _note(self, event: StreamEvent) -> None:
         if event._data.get("type") in TERMINAL_EVENTS:
-            self.response = Response(event._data.get("response") or {}, self.routing)
-            release_with_usage(self._handle, self.response._data.get("usage"))
+            data = event._data.get("response") or {}
+            if self._watch is not None and self.routing is not None:
+                self.routing = self._watch.completed(self.routing, data)
+            self.response = Response(data, self.routing)
+            release_with_usage(self._handle, data.get("usage"))
 
     def _end(self, *, ok: bool) -> None:
         """The upstream iterator has finished (ended or raised): nothing to close."""
@@ -116,6 +139,14 @@ class ResponseStream:
         )
         error.trail = self.routing.trail if self.routing else None
         return error
+
+
+def _ended_early(routing: RoutingInfo | None) -> StreamInterruptedError:
+    return StreamInterruptedError(
+        "the stream ended without a terminal event",
+        model_group=routing.model_group if routing else None,
+        deployment_id=routing.deployment_id if routing else None,
+    )
 
 
 class SyncResponseStream:

@@ -143,12 +143,22 @@ class AttemptTrail:
 
 @dataclass(frozen=True, slots=True)
 class RoutingInfo:
-    """How a request was served: by whom, in which group, after what."""
+    """How a request was served: by whom, in which group, after what, at what cost.
+
+    ``cost`` is the response's usage at the deployment's ``model_info`` prices
+    (see :mod:`router.cost`); ``None`` when unknown: the deployment has no
+    prices, the response no usage, or a stream has not reached its end yet.
+    """
 
     model_group: str
     deployment_id: str
     provider: str
     trail: AttemptTrail
+    cost: float | None = None
+
+    def with_cost(self, cost: float | None) -> RoutingInfo:
+        """The same routing with ``cost``."""
+        return RoutingInfo(self.model_group, self.deployment_id, self.provider, self.trail, cost)
 
     @property
     def requested_model(self) -> str:
