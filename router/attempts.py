@@ -355,6 +355,10 @@ class Dispatcher:
         if group_size > 1:
             self._cooldowns.record_failure(deployment.id, error)
 
+    def record_failure(self, deployment: Deployment, error: UpstreamError) -> None:
+        """Count a failure found after the attempt loop (a stream broken mid-way)."""
+        self._on_failure(deployment, error, len(self._table.group(deployment.model_name)))
+
     async def _backoff(
         self,
         retry: int,

@@ -45,7 +45,7 @@ from router.config import (
 )
 from router.cooldown import CooldownEntry, Cooldowns
 from router.cost import TokenUsage, price_book
-from router.errors import error_from_transport
+from router.errors import UpstreamError, error_from_transport
 from router.fallbacks import FallbackPlan
 from router.inspection import DeploymentState, deployment_states
 from router.load import DEFAULT_PEAK_DECAY, LoadTracker, release_with_usage
@@ -377,10 +377,13 @@ class Router:
         async def observe(event: StreamEvent) -> None:
             await self._record_streamed(request, event, deployment)
 
+        def on_failure(error: UpstreamError) -> None:
+            self._dispatcher.record_failure(deployment, error)
+
         if first._data.get("type") != "response.created":
-            return ResponseStream(first, events, handle, observe)
+            return ResponseStream(first, events, handle, observe, on_failure)
         await observe(first)
-        return ResponseStream(first, events, handle, None)
+        return ResponseStream(first, events, handle, None, on_failure)
 
     async def _record_streamed(
         self, request: RouteRequest, event: StreamEvent, deployment: Deployment

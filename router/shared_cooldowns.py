@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from redis.exceptions import RedisError
 
 from router.cooldown import CooldownEntry
+from router.state.breaker import Breaker
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -92,36 +93,6 @@ class _LoopState:
     closed: bool = False
 
 
-class _Breaker:
-    """Skip Redis for ``interval`` seconds after a failure; warn once down, once back."""
-
-    def __init__(self, clock: Clock, interval: float) -> None:
-        self._clock = clock
-        self._interval = interval
-        self._open_until: float | None = None
-
-    @property
-    def degraded(self) -> bool:
-        return self._open_until is not None
-
-    def allows(self) -> bool:
-        """True unless Redis failed less than ``interval`` seconds ago."""
-        return self._open_until is None or self._clock.now() >= self._open_until
-
-    def trip(self, exc: BaseException) -> None:
-        if self._open_until is None:
-            log.warning(
-                "shared cooldowns: redis failed (%s); cooldowns stay local to this "
-                "process, retrying every %gs", type(exc).__name__, self._interval,
-            )
-        self._open_until = self._clock.now() + self._interval
-
-    def ok(self) -> None:
-        if self._open_until is not None:
-            self._open_until = None
-            log.warning("shared cooldowns: redis answers again; sharing cooldowns")
-
-
 class SharedCooldowns:
     """Shares one router's :class:`Cooldowns` with every router on the same Redis.
 
@@ -149,7 +120,7 @@ class SharedCooldowns:
         self._known = frozenset(self._ids)
         self.instance_id = instance_id or uuid.uuid4().hex
         self._retry_interval = retry_interval
-        self._breaker = _Breaker(clock, retry_interval)
+        self._breaker = Breaker(clock, retry_interval, what="shared cooldowns in Redis", log=log)
         self._channel = f"{redis.prefix}cooldowns"
         self._loops: dict[int, _LoopState] = {}
         self._loads = 0
@@ -233,10 +204,13 @@ class SharedCooldowns:
             batch, state.pending = state.pending, {}
             if not self._breaker.allows():
                 continue  # Redis is down: these stay local (re-sent after the next load)
+            epoch = self._breaker.epoch
             try:
                 await self._write_batch(batch.values())
             except _FAILURES as exc:
                 self._breaker.trip(exc)
+            else:
+                self._breaker.succeeded(epoch)
 
     async def _write_batch(self, entries: Iterable[CooldownEntry]) -> None:
         pipe = self._redis.client().pipeline(transaction=False)
@@ -301,7 +275,7 @@ class SharedCooldowns:
                 if raw is not None:
                     self._apply(raw)
         self._loads += 1
-        self._breaker.ok()
+        self._breaker.succeeded()
         state.ready.set()
         own = [e for e in self._cooldowns.active()
                if e.origin is None and e.deployment_id in self._known]

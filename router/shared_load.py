@@ -59,6 +59,7 @@ from redis.exceptions import RedisError
 
 from checks.limits import DeploymentLimits, LoadFigures, limits_by_id
 from router.load import SharedFigures, Usage
+from router.state.breaker import Breaker
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -141,14 +142,14 @@ class SharedLoad:
         self._seq = itertools.count(1)
         self._max_hold = max_hold
         self._set_ttl = math.ceil(max_hold) + 60
-        self._retry_interval = retry_interval
-        self._open_until: float | None = None
+        self._breaker = Breaker(clock, retry_interval, what="shared load counters in Redis",
+                                log=log)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def degraded(self) -> bool:
         """True while Redis is being skipped after a failure."""
-        return self._open_until is not None
+        return self._breaker.degraded
 
     # -- keys -------------------------------------------------------------------------
 
@@ -273,21 +274,15 @@ class SharedLoad:
 
     async def _guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
         now = self._clock.now()
-        if self._open_until is not None and now < self._open_until:
+        if not self._breaker.allows(now):
             return fallback
+        epoch = self._breaker.epoch
         try:
             result = await op()
         except _FAILURES as exc:
-            if self._open_until is None:
-                log.warning(
-                    "shared load counters in Redis failed (%s); using this process's "
-                    "figures, retrying every %.0fs", type(exc).__name__, self._retry_interval,
-                )
-            self._open_until = now + self._retry_interval
+            self._breaker.trip(exc)
             return fallback
-        if self._open_until is not None:
-            self._open_until = None
-            log.warning("shared load counters in Redis answer again")
+        self._breaker.succeeded(epoch)
         return result
 
     def __repr__(self) -> str:

@@ -16,11 +16,12 @@ once: at the terminal event, when it breaks, or when closed before its end.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from providers.responses_http import TERMINAL_EVENTS
-from router.errors import RouterError, StreamInterruptedError
+from router.errors import RouterError, StreamInterruptedError, UpstreamError
 from router.load import release_with_usage
 from router.types import Response, RoutingInfo, StreamEvent
 
@@ -48,10 +49,14 @@ class ResponseStream:
         rest: AsyncIterator[StreamEvent],
         handle: SlotHandle,
         observe: Observer | None,
+        on_failure: Callable[[UpstreamError], None] | None = None,
     ) -> None:
         self._pending: StreamEvent | None = first
         self._rest = rest
         self._handle = handle
+        self._on_failure = on_failure
+        # A stream dropped without aclose() still gives its load slot back when collected.
+        self._finalizer = weakref.finalize(self, handle.release, False)
         self._observe: Observer | None = observe
         self._done = False
         self._watch: StreamWatch | None = None
@@ -81,6 +86,8 @@ class ResponseStream:
             raise
         except RouterError as exc:
             self._end(ok=False)
+            if self._on_failure is not None and isinstance(exc, UpstreamError):
+                self._on_failure(exc)  # counts toward the deployment's cooldown
             error = self._interrupted(exc)
             if self._watch is not None:
                 self._watch.failed(self.routing, error)
@@ -121,6 +128,7 @@ class ResponseStream:
         """The upstream iterator has finished (ended or raised): nothing to close."""
         self._done = True
         self._pending = None
+        self._finalizer.detach()
         self._handle.release(ok=ok)
 
     async def _finish(self, *, ok: bool) -> None:

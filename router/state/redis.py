@@ -13,6 +13,9 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 __all__ = ["RedisStore"]
 
@@ -29,6 +32,11 @@ class RedisStore:
             "socket_timeout": SOCKET_TIMEOUT,
             "socket_connect_timeout": SOCKET_TIMEOUT,
             "decode_responses": True,
+            # A pooled connection that Redis closed (a restart) fails its next
+            # command: retry once on a fresh one. Timeouts are not retried, so
+            # a frozen Redis still costs a single SOCKET_TIMEOUT.
+            "retry": Retry(NoBackoff(), 1),
+            "retry_on_error": [RedisConnectionError],
             **client_options,
         }
         self._clients: dict[int, aioredis.Redis] = {}

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from router.clock import Clock
 from router.state.base import StateStore
+from router.state.breaker import Breaker
 from router.state.memory import MemoryStore
 
 __all__ = ["ResilientStore"]
@@ -45,13 +46,12 @@ class ResilientStore:
         self._shared = shared
         self._local = local or MemoryStore()
         self._clock = clock
-        self._retry_interval = retry_interval
-        self._open_until: float | None = None
+        self._breaker = Breaker(clock, retry_interval, what="shared state store", log=log)
 
     @property
     def degraded(self) -> bool:
         """True while the breaker is open (Redis is being skipped)."""
-        return self._open_until is not None
+        return self._breaker.degraded
 
     async def get(self, key: str) -> str | None:
         value = await self._local.get(key)
@@ -72,22 +72,13 @@ class ResilientStore:
 
     async def _guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
         now = self._clock.now()
-        if self._open_until is not None and now < self._open_until:
+        if not self._breaker.allows(now):
             return fallback
+        epoch = self._breaker.epoch
         try:
             result = await op()
         except _FAILURES as exc:
-            self._trip(now, exc)
+            self._breaker.trip(exc)
             return fallback
-        if self._open_until is not None:
-            self._open_until = None
-            log.warning("shared state store answers again; leaving memory-only mode")
+        self._breaker.succeeded(epoch)
         return result
-
-    def _trip(self, now: float, exc: BaseException) -> None:
-        if self._open_until is None:
-            log.warning(
-                "shared state store failed (%s); serving from memory, retrying every %.0fs",
-                type(exc).__name__, self._retry_interval,
-            )
-        self._open_until = now + self._retry_interval

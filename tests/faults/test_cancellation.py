@@ -200,8 +200,6 @@ async def test_aclose_mid_stream_then_the_connection_is_reused(upstreams, make_r
     assert len(await _read_all(router)) > 3
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a stream left without aclose() keeps its load "
-                   "slot forever once garbage-collected (nothing releases the handle)")
 async def test_a_stream_abandoned_without_aclose_gives_its_slot_back(upstreams, make_router):
     (up,) = await upstreams("solo", stream_chunks=16)
     router = make_router([openai_dep(up)])

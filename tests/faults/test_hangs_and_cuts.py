@@ -167,8 +167,6 @@ async def test_stream_cut_just_before_its_terminal_event_is_not_a_clean_end(upst
     assert a.hits == 2  # not retried
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a stream failing after its first event is not "
-                   "counted toward the deployment's cooldown (ResponseStream never reports it)")
 async def test_a_stream_cut_mid_way_counts_toward_the_cooldown(upstreams, make_router):
     """A broken connection is ``counted`` in the error table, in a stream too: a
     deployment that cuts every stream half-way must leave the rotation."""

@@ -131,9 +131,6 @@ async def test_redis_killed_mid_run(upstreams, make_router, private_redis, caplo
     await _follow(router, after[-1])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after a Redis restart, commands run on stale "
-                   "pooled connections and fail (RedisStore's client never retries), so writes "
-                   "are lost and the breaker opens although Redis is up")
 async def test_redis_restarted_between_requests_loses_no_write(upstreams, make_router,
                                                               private_redis, caplog):
     """A quick restart (or failover) between two bursts of requests."""
@@ -199,9 +196,6 @@ class _Redis:
         return None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a success of a Redis operation that started "
-                   "before the breaker tripped closes it again (ResilientStore._guard; "
-                   "SharedLoad._guard alike): the outage is warned about twice")
 async def test_a_late_success_from_before_the_outage_keeps_the_breaker_open(caplog):
     caplog.set_level(logging.WARNING)
     shared = _Redis("slow", "down", "down")

@@ -263,7 +263,7 @@ async def test_redis_down_keeps_cooldowns_local_warns_once_and_recovers(
     a_cd.record_failure("d2", _429(30.0))
     assert entry is not None and a_cd.get("d1") == entry  # local cooldowns work
     assert a.degraded and b.degraded
-    failures = [r for r in caplog.records if "redis failed" in r.getMessage()]
+    failures = [r for r in caplog.records if "Redis failed" in r.getMessage()]
     assert len(failures) == 2  # one per router, not one per operation
 
     server.connected = True
@@ -422,4 +422,4 @@ async def test_real_redis_restart_recovers(
     assert await eventually(lambda: b_cd.get("d3") is not None, timeout=10.0)
     assert await eventually(lambda: not a.degraded and not b.degraded, timeout=10.0)
     warnings = [r.getMessage() for r in caplog.records]
-    assert 1 <= sum("redis failed" in w for w in warnings) <= 2  # once per router at most
+    assert 1 <= sum("Redis failed" in w for w in warnings) <= 2  # once per router at most

@@ -181,7 +181,7 @@ async def test_redis_failures_fall_back_with_one_warning_and_recover(
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2
     assert "failed (ConnectionError)" in messages[0]
-    assert "answer again" in messages[1]
+    assert "answers again" in messages[1]
 
 
 # -- admission ------------------------------------------------------------------------------
