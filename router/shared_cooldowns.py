@@ -52,10 +52,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.exceptions import RedisError
-
 from router.cooldown import CooldownEntry
-from router.state.breaker import Breaker
+from router.state.breaker import FAILURES, Breaker
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -67,7 +65,6 @@ __all__ = ["RedisSource", "SharedCooldowns"]
 
 log = logging.getLogger("router.shared_cooldowns")
 
-_FAILURES = (RedisError, OSError, builtins.TimeoutError)
 _LISTEN_TIMEOUT = 1.0  # a get_message's own wait: the connection's socket timeout is short
 _FORMAT = 1
 
@@ -207,7 +204,7 @@ class SharedCooldowns:
             epoch = self._breaker.epoch
             try:
                 await self._write_batch(batch.values())
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 self._breaker.trip(exc)
             else:
                 self._breaker.succeeded(epoch)
@@ -244,7 +241,7 @@ class SharedCooldowns:
         while not state.closed:
             try:
                 await self._listen(state)
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 self._breaker.trip(exc)
             except Exception:  # a bug must not end sharing for good, nor spin
                 log.exception("shared cooldowns: subscriber failed; restarting it")
@@ -317,5 +314,5 @@ class SharedCooldowns:
 
 
 async def _quietly_close(pubsub: Any) -> None:
-    with contextlib.suppress(*_FAILURES):
+    with contextlib.suppress(*FAILURES):
         await pubsub.aclose()

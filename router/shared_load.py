@@ -55,8 +55,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from redis.exceptions import RedisError
-
 from checks.limits import DeploymentLimits, LoadFigures, limits_by_id
 from router.load import SharedFigures, Usage
 from router.state.breaker import Breaker
@@ -85,7 +83,6 @@ DEFAULT_MAX_HOLD = 600.0
 #: Seconds a hold outlives its request's deadline (the release may lag a little).
 HOLD_GRACE = 5.0
 MINUTE_TTL = 120
-_FAILURES = (RedisError, OSError, TimeoutError)
 
 
 class RedisSource(Protocol):
@@ -273,17 +270,7 @@ class SharedLoad:
     # -- Redis failures ---------------------------------------------------------------
 
     async def _guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
-        now = self._clock.now()
-        if not self._breaker.allows(now):
-            return fallback
-        epoch = self._breaker.epoch
-        try:
-            result = await op()
-        except _FAILURES as exc:
-            self._breaker.trip(exc)
-            return fallback
-        self._breaker.succeeded(epoch)
-        return result
+        return await self._breaker.guard(op, fallback)
 
     def __repr__(self) -> str:
         return f"SharedLoad(prefix={self._redis.prefix!r}, instance={self._instance!r})"

@@ -10,13 +10,21 @@ call that began before the outage says nothing about now.
 
 from __future__ import annotations
 
+import builtins
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
     from router.clock import Clock
 
-__all__ = ["Breaker"]
+__all__ = ["FAILURES", "Breaker"]
+
+#: What counts as the store failing (anything else is a bug and propagates).
+FAILURES = (RedisError, OSError, builtins.TimeoutError)
+T = TypeVar("T")
 
 
 class Breaker:
@@ -70,3 +78,16 @@ class Breaker:
             return  # began before the last failure: proves nothing
         self._open_until = None
         self._log.warning("%s answers again", self._what)
+
+    async def guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
+        """``await op()``, or ``fallback`` while open or when it fails (tripping the breaker)."""
+        if not self.allows():
+            return fallback
+        epoch = self._epoch
+        try:
+            result = await op()
+        except FAILURES as exc:
+            self.trip(exc)
+            return fallback
+        self.succeeded(epoch)
+        return result

@@ -18,8 +18,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
-
 from router.clock import Clock
 from router.state.base import StateStore
 from router.state.breaker import Breaker
@@ -29,7 +27,6 @@ __all__ = ["ResilientStore"]
 
 log = logging.getLogger("router.state")
 T = TypeVar("T")
-_FAILURES = (RedisError, OSError, TimeoutError)
 
 
 class ResilientStore:
@@ -71,14 +68,4 @@ class ResilientStore:
         await self._guard(self._shared.aclose, None)
 
     async def _guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
-        now = self._clock.now()
-        if not self._breaker.allows(now):
-            return fallback
-        epoch = self._breaker.epoch
-        try:
-            result = await op()
-        except _FAILURES as exc:
-            self._breaker.trip(exc)
-            return fallback
-        self._breaker.succeeded(epoch)
-        return result
+        return await self._breaker.guard(op, fallback)
