@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,8 +49,10 @@ __all__ = [
     "measure",
     "openai_deployment",
     "parse_args",
+    "percentile",
     "print_header",
     "run_in_loop",
+    "running",
     "upstreams",
     "verdict",
     "write_json",
@@ -90,6 +92,21 @@ def create_body(*, stream: bool = False, previous_response_id: str | None = None
     if stream:
         body["stream"] = True
     return json.dumps(body).encode()
+
+
+@contextlib.asynccontextmanager
+async def running(procs: Sequence[UpstreamProcess]) -> AsyncIterator[None]:
+    """Start ``procs`` in parallel threads; stop every one of them at the end."""
+    try:
+        started = await asyncio.gather(
+            *(asyncio.to_thread(p.start) for p in procs), return_exceptions=True
+        )
+        for result in started:
+            if isinstance(result, BaseException):
+                raise result
+        yield
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in procs))
 
 
 @contextlib.contextmanager
@@ -135,8 +152,10 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence."""
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (0.0 when empty)."""
+    if not ordered:
+        return 0.0
     index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
     return ordered[index]
 
@@ -179,8 +198,8 @@ async def measure(
     latencies.sort()
     return Measurement(
         name=name, concurrency=concurrency, requests=requests, seconds=wall,
-        rps=requests / wall, p50_us=_percentile(latencies, 0.50) * 1e6,
-        p99_us=_percentile(latencies, 0.99) * 1e6, cpu_us=cpu / requests * 1e6,
+        rps=requests / wall, p50_us=percentile(latencies, 0.50) * 1e6,
+        p99_us=percentile(latencies, 0.99) * 1e6, cpu_us=cpu / requests * 1e6,
         upstream_cpu_us=up / requests * 1e6,
     )
 

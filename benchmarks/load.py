@@ -34,12 +34,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import resource
 import sys
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,14 +58,14 @@ from benchmarks.common import (
     fmt,
     markdown_table,
     openai_deployment,
+    percentile,
+    running,
     verdict,
     write_json,
 )
 
 __all__ = [
-    "DEFAULT", "DYING", "FLAKY", "HEALTHY", "QUICK", "LoadPlan", "LoadReport", "main", "run_load",
-    "running",
-]
+    "DEFAULT", "DYING", "FLAKY", "HEALTHY", "QUICK", "LoadPlan", "LoadReport", "main", "run_load"]
 
 HEALTHY, FLAKY, DYING = "healthy", "flaky", "dying"
 MAX_HITS_PER_REQUEST = 2.0
@@ -149,21 +148,6 @@ def _fleet(plan: LoadPlan) -> dict[str, UpstreamProcess]:
     }
 
 
-@contextlib.asynccontextmanager
-async def running(procs: Sequence[UpstreamProcess]) -> AsyncIterator[None]:
-    """Start ``procs`` in parallel threads; stop every one of them at the end."""
-    try:
-        started = await asyncio.gather(
-            *(asyncio.to_thread(p.start) for p in procs), return_exceptions=True
-        )
-        for result in started:
-            if isinstance(result, BaseException):
-                raise result
-        yield
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in procs))
-
-
 def _model_list(fleet: dict[str, UpstreamProcess]) -> list[dict[str, Any]]:
     return [openai_deployment(p.url, deployment_id=name) for name, p in fleet.items()]
 
@@ -220,9 +204,7 @@ def _maxrss_kib() -> int:
 
 def _percentile_ms(ordered: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of sorted seconds, in milliseconds."""
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] * 1e3
+    return percentile(ordered, q) * 1e3
 
 
 async def run_load(plan: LoadPlan = QUICK, *, trace_memory: bool = False) -> LoadReport:

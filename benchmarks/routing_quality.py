@@ -75,9 +75,10 @@ from benchmarks.common import (
     fmt,
     markdown_table,
     openai_deployment,
+    percentile,
+    running,
     write_json,
 )
-from benchmarks.load import running
 
 __all__ = ["ALL_STRATEGIES", "Plan", "Result", "main", "run_all"]
 
@@ -254,9 +255,7 @@ async def run_strategy(fleet: Fleet, workload: str, choice: Choice, plan: Plan) 
 
 def _percentile_ms(ordered: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of sorted seconds, in milliseconds."""
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] * 1e3
+    return percentile(ordered, q) * 1e3
 
 
 def _slowed_share(outcomes: Sequence[Outcome], switched_at: float) -> float | None:
