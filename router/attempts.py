@@ -198,9 +198,11 @@ class Dispatcher:
         admission: Admission | None,
     ) -> tuple[Deployment, Sequence[Deployment]]:
         """The deployment to try, and every deployment the checks allow."""
-        if admission is not None:
+        if admission is not None and admission.shared is not None:
             await admission.refresh([d.id for d in deployments])
-        eligible = await self._apply_checks(group, deployments, request)
+        eligible = (
+            await self._apply_checks(group, deployments, request) if self._checks else deployments
+        )
         candidates = eligible
         if refused:  # limits reached since the checks' figures were read
             candidates = [d for d in candidates if d.id not in refused]

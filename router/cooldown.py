@@ -157,7 +157,8 @@ class Cooldowns:
         self._expire(self._clock.now())
         if not self._entries:
             return deployments
-        return [d for d in deployments if d.id not in self._entries]
+        kept = [d for d in deployments if d.id not in self._entries]
+        return deployments if len(kept) == len(deployments) else kept
 
     def active(self) -> list[CooldownEntry]:
         """Cooldowns in force now, soonest recovery first."""

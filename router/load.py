@@ -267,13 +267,13 @@ class LoadTracker:
             if stats.minute != minute:
                 stats.roll(minute)
             stats.requests += 1
-        if stats.shared is not None and now - stats.shared_at < self._shared_ttl:
-            flight = max(flight, stats.shared.in_flight + 1)
-        handle = LoadHandle(self, stats, now, flight)
-        waiting = stats.waiting
-        waiting.append(handle)
-        if len(waiting) > _WAITING_COMPACT_AT and len(waiting) > 4 * stats.in_flight:
-            _compact(waiting)
+            if stats.shared is not None and now - stats.shared_at < self._shared_ttl:
+                flight = max(flight, stats.shared.in_flight + 1)
+            handle = LoadHandle(self, stats, now, flight)
+            waiting = stats.waiting
+            waiting.append(handle)
+            if len(waiting) > _WAITING_COMPACT_AT and len(waiting) > 4 * stats.in_flight:
+                _compact(waiting)
         return handle
 
     def _new_minute(self, now: float) -> int:

@@ -298,16 +298,14 @@ class Router:
         """Cost the response, attach its routing, report it when anything observes."""
         response = served.result
         prices = self._prices.get(served.deployment.id)
-        if not self._observers.watching():  # the usual case: nothing more to build
-            usage = None if prices is None else TokenUsage.from_usage(
-                response._data.get("usage"))
-            response.routing = _routing(served, None if prices is None else prices.cost(usage))
-            return response
-        usage = TokenUsage.from_usage(response._data.get("usage"))
+        watching = self._observers.watching()
+        usage = (TokenUsage.from_usage(response._data.get("usage"))
+                 if watching or prices is not None else None)
         response.routing = routing = _routing(
             served, None if prices is None else prices.cost(usage))
-        self._observers.succeeded(request, routing, latency=self._clock.now() - started,
-                                  ttft=None, usage=usage, data=response._data)
+        if watching:
+            self._observers.succeeded(request, routing, latency=self._clock.now() - started,
+                                      ttft=None, usage=usage, data=response._data)
         return response
 
     def _report_failure(self, request: RouteRequest, error: BaseException, started: float) -> None:

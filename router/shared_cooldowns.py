@@ -50,6 +50,7 @@ import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from router.cooldown import CooldownEntry
@@ -199,15 +200,8 @@ class SharedCooldowns:
     async def _write(self, state: _LoopState) -> None:
         while state.pending:
             batch, state.pending = state.pending, {}
-            if not self._breaker.allows():
-                continue  # Redis is down: these stay local (re-sent after the next load)
-            epoch = self._breaker.epoch
-            try:
-                await self._write_batch(batch.values())
-            except FAILURES as exc:
-                self._breaker.trip(exc)
-            else:
-                self._breaker.succeeded(epoch)
+            # Redis down: these stay local (re-sent after the next load)
+            await self._breaker.guard(partial(self._write_batch, batch.values()), None)
 
     async def _write_batch(self, entries: Iterable[CooldownEntry]) -> None:
         pipe = self._redis.client().pipeline(transaction=False)

@@ -55,7 +55,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from checks.limits import DeploymentLimits, LoadFigures, limits_by_id
+from checks.limits import DeploymentLimits, LoadFigures
 from router.load import SharedFigures, Usage
 from router.state.breaker import Breaker
 
@@ -336,12 +336,6 @@ class Admission:
         """
         return bool(self._limits) or self.shared is not None
 
-    @classmethod
-    def from_services(cls, services: Any, shared: SharedLoad | None) -> Admission:
-        """Limits from the router's table and settings (``services``: RouterServices)."""
-        limits = limits_by_id(services.table.all(), services.config)
-        return cls(services.load, services.clock, limits, shared)
-
     async def refresh(self, deployment_ids: Sequence[str]) -> None:
         """Merge the shared figures of ``deployment_ids`` into the load tracker."""
         if self.shared is not None:
@@ -352,9 +346,11 @@ class Admission:
     async def admit(self, deployment: Deployment, request: RouteRequest) -> Reservation | Refusal:
         """Reserve a place for ``request`` on ``deployment``, or say why not."""
         limits = self._limits.get(deployment.id)
+        if self.shared is None:
+            return self._local(Reservation(deployment.id), limits)
         busy = self._busy(deployment.id, limits)
-        if busy is not None or self.shared is None:
-            return busy or self._local(Reservation(deployment.id), limits)
+        if busy is not None:
+            return busy
         hold = None if request.stream else request.time_left(self._clock.now())
         outcome = await self.shared.reserve(deployment.id, limits, hold)
         if isinstance(outcome, Refusal):

@@ -21,7 +21,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from providers.responses_http import TERMINAL_EVENTS
-from router.errors import RouterError, StreamInterruptedError, UpstreamError
+from router.errors import (
+    RouterError,
+    StreamInterruptedError,
+    UpstreamError,
+    error_from_failed_response,
+)
 from router.load import release_with_usage
 from router.types import Response, RoutingInfo, StreamEvent
 
@@ -80,7 +85,7 @@ class ResponseStream:
         try:
             event = await self._rest.__anext__()
         except StopAsyncIteration:
-            self._end(ok=True)
+            self._end(ok=self.response is not None)
             if self._watch is not None and self.response is None:
                 self._watch.failed(self.routing, _ended_early(self.routing))
             raise
@@ -122,7 +127,16 @@ class ResponseStream:
             if self._watch is not None and self.routing is not None:
                 self.routing = self._watch.completed(self.routing, data)
             self.response = Response(data, self.routing)
-            release_with_usage(self._handle, data.get("usage"))
+            if data.get("status") == "failed":  # as a failed plain response: it counts
+                self._handle.release(ok=False)
+                if self._on_failure is not None:
+                    self._on_failure(error_from_failed_response(
+                        data.get("error") or {},
+                        model_group=self.routing.model_group if self.routing else None,
+                        deployment_id=self.routing.deployment_id if self.routing else None,
+                    ))
+            else:
+                release_with_usage(self._handle, data.get("usage"))
 
     def _end(self, *, ok: bool) -> None:
         """The upstream iterator has finished (ended or raised): nothing to close."""

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from router.clock import ManualClock
-from router.errors import ConnectionError, MalformedResponseError, StreamInterruptedError
+from router.errors import (
+    ConnectionError,
+    MalformedResponseError,
+    StreamInterruptedError,
+    UpstreamError,
+)
 from router.load import LoadHandle, LoadTracker
 from router.streaming import ResponseStream
 from router.types import AttemptTrail, RoutingInfo, StreamEvent
@@ -114,6 +119,24 @@ async def test_other_terminal_events(kind: str) -> None:
     [e async for e in stream]
     assert load.in_flight("d1") == 0
     assert stream.response is not None and stream.response.id == "resp_1"
+
+
+async def test_a_failed_response_event_counts_as_a_failure_not_a_latency_sample() -> None:
+    failed = {"id": "resp_1", "status": "failed",
+              "error": {"code": "server_error", "message": "boom"}}
+    up = Upstream([_ev("response.failed", response=failed)])
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    seen: list[UpstreamError] = []
+    stream = ResponseStream(CREATED, up.run(), load.acquire("d1"), None, seen.append)
+    stream.routing = RoutingInfo("g", "d1", "mock", AttemptTrail("g"))
+    clock.advance(1.0)
+    kinds = [e.type async for e in stream]
+    assert kinds == ["response.created", "response.failed"]  # passed on, as before
+    assert [type(e).__name__ for e in seen] == ["ServerError"]
+    assert seen[0].deployment_id == "d1"
+    assert load.in_flight("d1") == 0
+    assert load.latency("d1") is None  # a failure feeds no latency sample
 
 
 async def test_response_carries_routing_when_set() -> None:
