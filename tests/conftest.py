@@ -176,3 +176,14 @@ async def make_router() -> AsyncIterator[Callable[..., Router]]:
     yield make
     for router in routers:
         await router.aclose()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` every 5 ms until it holds (True) or ``timeout`` passes (False)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True

@@ -8,7 +8,7 @@ import pytest
 
 from router.clock import ManualClock
 from router.inspection import DeploymentState
-from tests.conftest import InOrder, openai_dep
+from tests.conftest import InOrder, openai_dep, wait_until
 
 
 async def test_a_fresh_router_reports_every_deployment_healthy_and_idle(upstreams, make_router):
@@ -52,10 +52,7 @@ async def test_in_flight_latency_and_this_minutes_usage(upstreams, make_router):
     assert state.in_flight == 0
     up.faults.hang()
     task = asyncio.create_task(router.aresponses(model="gpt-4o", input="hi"))
-    for _ in range(500):  # until the upstream holds the request
-        if len(up.requests) >= 2:
-            break
-        await asyncio.sleep(0.005)
+    assert await wait_until(lambda: bool(len(up.requests) >= 2))  # the upstream holds the request
     assert router.inspect()[0].in_flight == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

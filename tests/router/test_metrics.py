@@ -22,7 +22,7 @@ from router.errors import BadRequestError
 from router.events import CooldownEvent, EndUser, SuccessEvent
 from router.metrics import PrometheusMetrics
 from router.types import AttemptTrail
-from tests.conftest import InOrder, openai_dep
+from tests.conftest import InOrder, openai_dep, wait_until
 
 PRICED = {"input_cost_per_token": 2.5e-6, "output_cost_per_token": 1e-5,
           "cache_read_input_token_cost": 1.25e-6}
@@ -110,10 +110,7 @@ async def test_in_flight_is_read_live(upstreams, make_router):
     metrics = PrometheusMetrics()
     router = make_router([openai_dep(up)], metrics=metrics)
     task = asyncio.create_task(router.aresponses(model="gpt-4o", input="hi"))
-    for _ in range(500):  # until the upstream holds the request
-        if up.requests:
-            break
-        await asyncio.sleep(0.005)
+    assert await wait_until(lambda: bool(up.requests))  # the upstream holds the request
     labels = {"model_group": "gpt-4o", "deployment_id": "a"}
     assert metrics.registry.get_sample_value("router_in_flight", labels) == 1
     task.cancel()

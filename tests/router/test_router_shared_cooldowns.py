@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tests.conftest import InOrder, openai_dep
+from tests.conftest import InOrder, openai_dep, wait_until
 
 if TYPE_CHECKING:
     from tests.redis_fixtures import RedisSpace
 
 pytest_plugins = ("tests.redis_fixtures",)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
 
 
 async def test_a_429_on_one_router_cools_the_deployment_on_the_other(
@@ -38,7 +26,7 @@ async def test_a_429_on_one_router_cools_the_deployment_on_the_other(
 
     first = await one.aresponses(model="gpt-4o", input="x")
     assert first.routing.deployment_id == "b"
-    assert await eventually(lambda: [c.deployment_id for c in two.cooldowns()] == ["a"])
+    assert await wait_until(lambda: [c.deployment_id for c in two.cooldowns()] == ["a"])
 
     served = await two.aresponses(model="gpt-4o", input="y")
     assert served.routing.deployment_id == "b"

@@ -24,6 +24,7 @@ from router.cooldown import CooldownEntry, Cooldowns
 from router.errors import RateLimitError, ServerError
 from router.shared_cooldowns import SharedCooldowns
 from router.state.redis import RedisStore
+from tests.conftest import wait_until
 
 if TYPE_CHECKING:
     from tests.redis_fixtures import PrivateRedis, RedisSpace
@@ -44,17 +45,6 @@ class FakeSource:
 
     def client(self) -> aioredis.Redis:
         return self._client
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
 
 
 def _429(seconds: float) -> RateLimitError:
@@ -110,7 +100,7 @@ async def test_a_cooldown_recorded_on_a_reaches_b(server: fakeredis.FakeServer, 
     entry = a_cd.record_failure("d1", _429(3.0))
 
     assert entry is not None
-    assert await eventually(lambda: b_cd.get("d1") is not None)
+    assert await wait_until(lambda: b_cd.get("d1") is not None)
     seen = b_cd.get("d1")
     assert seen is not None
     assert (seen.until_wall, seen.reason, seen.status, seen.times) == (
@@ -152,9 +142,9 @@ async def test_own_publications_do_not_come_back(server: fakeredis.FakeServer, m
     await b.start()
 
     a_cd.record_failure("d1", _429(3.0))
-    assert await eventually(lambda: len(b_seen) == 1)
+    assert await wait_until(lambda: len(b_seen) == 1)
     a_cd.record_failure("d2", _429(3.0))  # a later message A must also not echo back
-    assert await eventually(lambda: len(b_seen) == 2)
+    assert await wait_until(lambda: len(b_seen) == 2)
 
     assert [e.origin for e in a_seen] == [None, None]
     assert [e.origin for e in b_seen] == [a.instance_id, a.instance_id]
@@ -193,7 +183,7 @@ async def test_times_are_converted_to_the_local_clock(
 
     a_cd.record_failure("d1", _429(10.0))
 
-    assert await eventually(lambda: b_cd.get("d1") is not None)
+    assert await wait_until(lambda: b_cd.get("d1") is not None)
     seen = b_cd.get("d1")
     assert seen is not None
     assert seen.until == pytest.approx(62.0)
@@ -212,14 +202,14 @@ async def test_extensions_travel_and_shorter_entries_do_not_shorten(
     await b.start()
     b_own = b_cd.record_failure("d2", _429(60.0))
     a_cd.record_failure("d1", _429(5.0))
-    assert await eventually(lambda: b_cd.get("d1") is not None)
+    assert await wait_until(lambda: b_cd.get("d1") is not None)
 
     a_cd.record_failure("d1", _429(40.0))  # an extension
     a_cd.record_failure("d2", _429(5.0))  # shorter than what B has
     await asyncio.sleep(0)  # let that batch go out before the marker
     a_cd.record_failure("d3", _429(5.0))  # a marker: published after both
 
-    assert await eventually(lambda: b_cd.get("d3") is not None)
+    assert await wait_until(lambda: b_cd.get("d3") is not None)
     extended = b_cd.get("d1")
     assert extended is not None and extended.until_wall == pytest.approx(
         a_cd.get("d1").until_wall)  # type: ignore[union-attr]
@@ -243,10 +233,10 @@ async def test_foreign_and_unreadable_entries_are_ignored(
     await asyncio.sleep(0)
     a_cd.record_failure("d2", _429(30.0))  # a marker: published after the junk and x1
 
-    assert await eventually(lambda: b_cd.get("d2") is not None)
+    assert await wait_until(lambda: b_cd.get("d2") is not None)
     assert [e.deployment_id for e in b_cd.active()] == ["d2"]
     a_cd.record_failure("d3", _429(30.0))  # and B's subscriber is still alive
-    assert await eventually(lambda: b_cd.get("d3") is not None)
+    assert await wait_until(lambda: b_cd.get("d3") is not None)
 
 
 async def test_redis_down_keeps_cooldowns_local_warns_once_and_recovers(
@@ -268,8 +258,8 @@ async def test_redis_down_keeps_cooldowns_local_warns_once_and_recovers(
 
     server.connected = True
     # A re-sends its own cooldowns once it is back; B loads or hears them
-    assert await eventually(lambda: b_cd.get("d1") is not None and b_cd.get("d2") is not None)
-    assert await eventually(lambda: not a.degraded and not b.degraded)
+    assert await wait_until(lambda: b_cd.get("d1") is not None and b_cd.get("d2") is not None)
+    assert await wait_until(lambda: not a.degraded and not b.degraded)
     assert any("answers again" in r.getMessage() for r in caplog.records)
 
 
@@ -280,7 +270,7 @@ async def test_a_lost_subscription_reloads_what_it_missed(
     await b.start()
     assert b.loads == 1
     server.connected = False
-    assert await eventually(lambda: b.degraded)
+    assert await wait_until(lambda: b.degraded)
 
     # published while B was not listening: only the key remains
     server.connected = True
@@ -289,7 +279,7 @@ async def test_a_lost_subscription_reloads_what_it_missed(
                           "times": 2, "origin": "elsewhere"})
     await FakeSource(server).client().set("t:cd:d3", payload, px=60_000)
 
-    assert await eventually(lambda: b_cd.get("d3") is not None)
+    assert await wait_until(lambda: b_cd.get("d3") is not None)
     assert b.loads == 2
     seen = b_cd.get("d3")
     assert seen is not None and (seen.reason, seen.times, seen.origin) == (
@@ -376,8 +366,8 @@ async def test_real_redis_two_routers_and_a_late_one(
     assert await a.start() and await b.start()
 
     a_cd.record_failure("d1", _429(20.0))
-    assert await eventually(lambda: b_cd.get("d1") is not None)
-    assert await eventually(lambda: redis_space.pttl("cd:d1") > 0)
+    assert await wait_until(lambda: b_cd.get("d1") is not None)
+    assert await wait_until(lambda: redis_space.pttl("cd:d1") > 0)
     assert 10_000 < redis_space.pttl("cd:d1") <= 20_000
 
     c_cd, c = make(redis_store(redis_space.url, redis_space.prefix))
@@ -397,10 +387,10 @@ async def test_real_redis_survives_a_killed_subscription(
         killed = admin.client_kill_filter(_type="pubsub")
     assert killed == 2
     # the subscriptions come back and reload what is in force
-    assert await eventually(lambda: a.loads >= 2 and b.loads >= 2)
+    assert await wait_until(lambda: a.loads >= 2 and b.loads >= 2)
 
     a_cd.record_failure("d2", _429(20.0))
-    assert await eventually(lambda: b_cd.get("d2") is not None)
+    assert await wait_until(lambda: b_cd.get("d2") is not None)
 
 
 async def test_real_redis_restart_recovers(
@@ -415,11 +405,11 @@ async def test_real_redis_restart_recovers(
     await asyncio.to_thread(private_redis.stop)
     entry = a_cd.record_failure("d3", _429(30.0))
     assert entry is not None and a_cd.get("d3") == entry  # local cooldowns go on
-    assert await eventually(lambda: a.degraded, timeout=10.0)  # its write failed
+    assert await wait_until(lambda: a.degraded, timeout=10.0)  # its write failed
 
     await asyncio.to_thread(private_redis.start)
     # recorded while Redis was down, A's cooldown reaches B once both are back
-    assert await eventually(lambda: b_cd.get("d3") is not None, timeout=10.0)
-    assert await eventually(lambda: not a.degraded and not b.degraded, timeout=10.0)
+    assert await wait_until(lambda: b_cd.get("d3") is not None, timeout=10.0)
+    assert await wait_until(lambda: not a.degraded and not b.degraded, timeout=10.0)
     warnings = [r.getMessage() for r in caplog.records]
     assert 1 <= sum("Redis failed" in w for w in warnings) <= 2  # once per router at most

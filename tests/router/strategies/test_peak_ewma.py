@@ -217,7 +217,12 @@ def _routing_quality(name: str) -> tuple[float, float]:
     return result.percentile(0.99), later.count("d2") / len(later)
 
 
-def test_meets_the_routing_quality_targets_in_simulation() -> None:
+def test_meets_the_routing_quality_targets_in_the_simulated_model() -> None:
+    """Only the discrete-event model (no cooldowns, no retry cap, instant failures).
+
+    The real ``benchmarks/routing_quality.py`` run does not meet these targets
+    yet (see the README); this pins the model's behaviour, not the benchmark's.
+    """
     p99 = {name: _routing_quality(name)[0] for name in (
         "simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing",
         "usage-based-routing")}
