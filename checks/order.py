@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
-
-from checks.base import CheckContext
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from router.deployment import Deployment
@@ -42,11 +40,6 @@ class OrderTiers:
         self._groups = frozenset(
             d.model_name for d in deployments if d.config.litellm_params.order is not None
         )
-
-    @classmethod
-    def from_context(cls, context: CheckContext) -> OrderTiers:
-        services: Any = context.services
-        return cls(services.table.all())
 
     @property
     def active(self) -> bool:

@@ -51,13 +51,13 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from router.cooldown import CooldownEntry
 from router.state.breaker import FAILURES, Breaker
+from router.state.redis import RedisSource
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
 
     from router.clock import Clock
     from router.cooldown import Cooldowns
@@ -68,15 +68,6 @@ log = logging.getLogger("router.shared_cooldowns")
 
 _LISTEN_TIMEOUT = 1.0  # a get_message's own wait: the connection's socket timeout is short
 _FORMAT = 1
-
-
-class RedisSource(Protocol):
-    """Where the Redis client comes from: :class:`router.state.redis.RedisStore` fits."""
-
-    @property
-    def prefix(self) -> str: ...
-
-    def client(self) -> aioredis.Redis: ...
 
 
 @dataclass

@@ -58,9 +58,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from checks.limits import DeploymentLimits, LoadFigures
 from router.load import SharedFigures, Usage
 from router.state.breaker import Breaker
+from router.state.redis import RedisSource
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
 
     from router.clock import Clock
     from router.deployment import Deployment
@@ -83,15 +83,6 @@ DEFAULT_MAX_HOLD = 600.0
 #: Seconds a hold outlives its request's deadline (the release may lag a little).
 HOLD_GRACE = 5.0
 MINUTE_TTL = 120
-
-
-class RedisSource(Protocol):
-    """Where the client comes from: :class:`router.state.redis.RedisStore` fits."""
-
-    @property
-    def prefix(self) -> str: ...
-
-    def client(self) -> aioredis.Redis: ...
 
 
 @dataclass(frozen=True, slots=True)

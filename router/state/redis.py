@@ -10,16 +10,25 @@ fallback.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisSource", "RedisStore"]
 
 SOCKET_TIMEOUT = 0.5
+
+
+class RedisSource(Protocol):
+    """Where a Redis user gets its client and key prefix (:class:`RedisStore` fits)."""
+
+    @property
+    def prefix(self) -> str: ...
+
+    def client(self) -> aioredis.Redis: ...
 
 
 class RedisStore:

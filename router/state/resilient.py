@@ -42,7 +42,6 @@ class ResilientStore:
     ) -> None:
         self._shared = shared
         self._local = local or MemoryStore()
-        self._clock = clock
         self._breaker = Breaker(clock, retry_interval, what="shared state store", log=log)
 
     @property
