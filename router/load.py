@@ -16,24 +16,38 @@ Figures kept per deployment id (strategies read them synchronously):
   per output token of successful non-stream requests (the plain latency when
   the token count is unknown, as LiteLLM does); the time to first token of
   streams;
-* a *peak EWMA* latency (Finagle/Linkerd): a sample above the current value
-  replaces it at once, a sample below pulls it toward the sample by
-  ``1 - exp(-dt / peak_decay)`` where ``dt`` is the time since the previous
-  sample. Streams feed it their time to first token, because a stream's whole
-  duration depends on how fast the caller reads. While a deployment has
-  nothing in flight, the value read decays toward zero with the same time
-  constant, so a deployment that was slow and then stopped getting traffic
-  is probed again after a while instead of being shunned forever;
-* a peak EWMA, kept the same way and read with the same idle decay, of the
-  *drain time*: each latency sample divided by the requests in flight there
-  when it started (itself included; the shared count when fresh and
-  larger). When the deployment is saturated this is its time per request
-  (inverse throughput); below saturation it is the latency divided by the
-  concurrency it was serving. Peak semantics make it start where Finagle's
-  cost starts (a sample at one in flight is the whole latency) and relax
-  only as the deployment shows, for a few decay times, that it serves more
-  requests at once without getting slower; a drop in throughput counts at
-  once (see ``router/strategies/peak_ewma.py``).
+* three figures that :meth:`LoadTracker.expected_latency` combines, fed by
+  each successful latency sample ``L`` (a stream's: its time to first
+  token, because a stream's whole duration depends on how fast the caller
+  reads) and the requests ``f`` in flight there when it started (itself
+  included; the shared count when fresh and larger):
+
+  - the *drain time* ``d``: the time the deployment takes per request when
+    saturated (inverse throughput). The first sample gives ``L / f``. It
+    then moves by ``alpha`` toward ``L / f`` when that is lower (the
+    deployment has shown that throughput) or when the sample queued (``f``
+    beyond the parallelism below, or ``L`` over 1.5x the service time with
+    others in flight). A sample served at the parallelism already known,
+    without queueing, nudges it toward ``service / (f + 1)``: a deployment
+    not loaded yet is tried one request further instead of being taken as
+    serial for ever;
+  - the *service time* ``s``: an EWMA of the latency of the samples that
+    did not queue (``f`` within the parallelism): the deployment's latency
+    while it has room;
+  - the *peak* latency: each sample less its queue (``L`` within the
+    parallelism, ``L x parallelism / f`` beyond it) as a peak EWMA
+    (Finagle/Linkerd): a higher sample replaces it at once, a lower one
+    pulls it down by ``max(alpha, 1 - exp(-dt / peak_decay))`` where ``dt``
+    is the time since the previous sample. A deployment answering often
+    forgets a one-off spike within a few answers; one answering rarely
+    recovers over the decay time. While a deployment has nothing in flight
+    the value read decays toward zero with the same time constant, so one
+    that was slow and then stopped getting traffic is probed again after a
+    while instead of being shunned for ever.
+
+  The *parallelism*, ``s / d``, is how many requests it serves at once.
+  Keeping the three apart is what lets a queue count once (see
+  ``router/strategies/peak_ewma.py`` for the design that did not).
 
 :meth:`LoadTracker.expected_latency` also reads how long the oldest request
 still waiting for its answer (a stream: its first token) has waited so far:
@@ -44,8 +58,8 @@ A timeout (``release(timed_out=True)``) is a failure that still feeds each
 latency figure a penalty sample: ``max(2 x that figure, elapsed)``. Twice
 the figure makes a deployment that times out at once (a short deadline) look
 worse than its history, and the elapsed time makes one that hung for the
-whole deadline look as bad as it was. It feeds the latency, peak and drain
-figures always, and the TTFT and per-token figures too when no first token
+whole deadline look as bad as it was. It feeds the latency, peak and service
+figures always (the peak only upward), and the TTFT and per-token figures too when no first token
 came (a stream that stalls later keeps its TTFT). Other failures feed no
 latency: a fast error says nothing about how fast the deployment serves.
 
@@ -83,6 +97,11 @@ DEFAULT_EWMA_ALPHA = 0.3
 DEFAULT_PEAK_DECAY = 10.0  # seconds; Finagle's default decay time
 DEFAULT_SHARED_TTL = 1.0
 _PENALTY_FACTOR = 2.0
+#: A sample this many times the service time, with others in flight, queued.
+_QUEUED = 1.5
+#: The hedge of :meth:`LoadTracker.expected_latency`: requests already there
+#: add up to this share of the latency (all of it at the parallelism).
+_HEDGE = 0.5
 _WAITING_COMPACT_AT = 64
 
 
@@ -131,7 +150,8 @@ class DeploymentLoad:
     latency_per_token: float | None
     ttft: float | None
     peak_latency: float | None
-    peak_drain_time: float | None
+    drain_time: float | None
+    service_time: float | None
     shared: SharedFigures | None
 
 
@@ -140,7 +160,8 @@ class _Stats:
 
     __slots__ = (
         "drain", "id", "in_flight", "latency", "minute", "peak", "peak_at", "per_token",
-        "requests", "shared", "shared_at", "shared_minute", "tokens", "ttft", "waiting",
+        "requests", "service", "shared", "shared_at", "shared_minute", "tokens", "ttft",
+        "waiting",
     )
 
     def __init__(self, deployment_id: str) -> None:
@@ -154,6 +175,7 @@ class _Stats:
         self.ttft: float | None = None
         self.peak: float | None = None
         self.drain = 0.0
+        self.service = 0.0
         self.peak_at = 0.0
         self.shared: SharedFigures | None = None
         self.shared_at = 0.0
@@ -295,7 +317,7 @@ class LoadTracker:
         stats = handle._stats
         with self._lock:
             stats.ttft = _ewma(stats.ttft, elapsed, self._alpha)
-            self._observe_peak(stats, elapsed, elapsed / handle._flight, self._clock.now())
+            self._observe_peak(stats, elapsed, handle._flight, self._clock.now())
 
     def _release(
         self, handle: LoadHandle, ok: bool, output_tokens: int | None,
@@ -330,7 +352,7 @@ class LoadTracker:
             per_token = elapsed / output_tokens if output_tokens else elapsed
             old = stats.per_token
             stats.per_token = per_token if old is None else old + alpha * (per_token - old)
-            self._observe_peak(stats, elapsed, elapsed / handle._flight, now)
+            self._observe_peak(stats, elapsed, handle._flight, now)
 
     def _penalise(self, stats: _Stats, elapsed: float, now: float, handle: LoadHandle) -> None:
         alpha = self._alpha
@@ -338,20 +360,46 @@ class LoadTracker:
         if handle._ttft is None:
             stats.ttft = _ewma(stats.ttft, _penalty(stats.ttft, elapsed), alpha)
             stats.per_token = _ewma(stats.per_token, _penalty(stats.per_token, elapsed), alpha)
-        drain = _penalty(None if stats.peak is None else stats.drain, elapsed / handle._flight)
-        self._observe_peak(stats, _penalty(stats.peak, elapsed), drain, now)
-
-    def _observe_peak(self, stats: _Stats, sample: float, drain: float, now: float) -> None:
-        """Peak EWMA: up at once to a higher sample, toward a lower one by elapsed time."""
-        peak = stats.peak
-        if peak is None or (sample >= peak and drain >= stats.drain):
-            stats.peak, stats.drain = sample, drain
+        sample = _penalty(stats.peak, elapsed)
+        if stats.peak is None:
+            stats.service, stats.drain = sample, elapsed / handle._flight
         else:
-            weight = math.exp(min(0.0, stats.peak_at - now) / self._peak_decay)
-            stats.peak = sample if sample >= peak else sample + (peak - sample) * weight
-            old = stats.drain
-            stats.drain = drain if drain >= old else drain + (old - drain) * weight
+            stats.service = _ewma(stats.service, sample, alpha)
+        stats.peak = sample if stats.peak is None else max(stats.peak, sample)
         stats.peak_at = now
+
+    def _observe_peak(self, stats: _Stats, latency: float, flight: int, now: float) -> None:
+        """One sample of ``latency`` with ``flight`` requests in flight at its start.
+
+        The three figures of :meth:`expected_latency` (see the module
+        docstring): the drain time moves by ``alpha`` toward ``latency /
+        flight`` when that is lower or the deployment was saturated; the
+        latency less its queue (``latency x parallelism / flight`` beyond the
+        parallelism) feeds the service time (EWMA) and the peak (up at once,
+        down by elapsed time).
+        """
+        drain_sample = latency / flight
+        peak = stats.peak
+        if peak is None:
+            stats.peak = stats.service = latency
+            stats.drain, stats.peak_at = drain_sample, now
+            return
+        alpha, drain, service = self._alpha, stats.drain, stats.service
+        parallel = service / drain if drain > 0 else math.inf
+        if flight > parallel or drain_sample < drain or (
+                flight > 1 and latency > _QUEUED * service):
+            stats.drain = drain + alpha * (drain_sample - drain)
+        elif flight + 1 > parallel:  # served at its known parallelism: try one more
+            stats.drain = drain + alpha * (min(drain, service / (flight + 1)) - drain)
+        if flight <= parallel:
+            stats.service = service + alpha * (latency - service)
+            unqueued = latency
+        else:
+            unqueued = latency * parallel / flight
+        if unqueued < peak:
+            weight = min(1.0 - alpha, math.exp(min(0.0, stats.peak_at - now) / self._peak_decay))
+            unqueued += (peak - unqueued) * weight
+        stats.peak, stats.peak_at = unqueued, now
 
     # -- waiting for a free slot -----------------------------------------------------
 
@@ -485,8 +533,8 @@ class LoadTracker:
             return None
         return stats.peak * self._idle_decay(stats, now)
 
-    def peak_drain_time(self, deployment_id: str, now: float | None = None) -> float | None:
-        """The peak-EWMA drain time (see the module docstring), idle decay as for latency."""
+    def drain_time(self, deployment_id: str, now: float | None = None) -> float | None:
+        """The drain time (see the module docstring), read with the latency's idle decay."""
         stats = self._stats.get(deployment_id)
         if stats is None or stats.peak is None:
             return None
@@ -497,28 +545,39 @@ class LoadTracker:
     ) -> float | None:
         """The latency one more request should expect now; ``None`` before any sample.
 
-        ``max(peak_latency, drain_time x (in_flight + 1))``, the drain time
-        capped by ``peak_latency / capacity`` when the capacity (parallel
-        requests) is known: the deployment's latency while it has room, the
-        time to get through its queue once saturated (the ``peak-ewma``
-        strategy's cost; see ``router/strategies/peak_ewma.py`` for why).
-        One call per candidate, so a strategy can compare many cheaply.
+        With ``k`` requests in flight and parallelism ``c`` (``s / d``, at
+        least ``capacity`` when the deployment's parallel requests are
+        known)::
+
+            peak x max(1, (k + 1) / c) x (1 + 0.5 x min(1, k / c))
+
+        and at least the time the oldest request still waiting there has
+        waited: the deployment's latency while it has room, the time to get
+        through its queue once saturated, and a hedge (the last factor)
+        that makes each request already there cost a little even within the
+        parallelism. Estimates are noisy, and spreading over near-equal
+        deployments limits what a slow-down nobody has seen yet can catch.
+        This is the ``peak-ewma`` strategy's cost (see
+        ``router/strategies/peak_ewma.py`` for the figures). One call per
+        candidate, so a strategy can compare many cheaply.
         """
         stats = self._stats.get(deployment_id)
         if stats is None or stats.peak is None:
             return None
-        waiting = stats.in_flight if stats.shared is None else self.in_flight(deployment_id)
-        latency, drain = stats.peak, stats.drain
-        age = _oldest_wait(stats.waiting, now)
-        if age > latency:  # a slow-down shows before its first sample completes
-            latency = age
+        latency = stats.peak
         if not stats.in_flight and now > stats.peak_at:
-            decay = math.exp((stats.peak_at - now) / self._peak_decay)
-            latency, drain = latency * decay, drain * decay
-        if capacity:
-            drain = min(drain, latency / capacity)
-        queue = drain * (waiting + 1)
-        return queue if queue > latency else latency
+            latency *= math.exp((stats.peak_at - now) / self._peak_decay)
+        waiting = stats.in_flight if stats.shared is None else self.in_flight(deployment_id)
+        parallel = stats.service / stats.drain if stats.drain > 0 else math.inf
+        if capacity and capacity > parallel:
+            parallel = capacity
+        position = (waiting + 1) / parallel
+        if position > 1.0:
+            latency *= position
+        if waiting:
+            latency *= 1.0 + _HEDGE * min(1.0, waiting / parallel)
+        age = _oldest_wait(stats.waiting, now)
+        return age if age > latency else latency
 
     def _idle_decay(self, stats: _Stats, now: float | None) -> float:
         if stats.in_flight:
@@ -545,7 +604,8 @@ class LoadTracker:
             latency_per_token=stats.per_token,
             ttft=stats.ttft,
             peak_latency=self.peak_latency(deployment_id, now),
-            peak_drain_time=self.peak_drain_time(deployment_id, now),
+            drain_time=self.drain_time(deployment_id, now),
+            service_time=None if stats.peak is None else stats.service,
             shared=self._fresh_shared(stats, now),
         )
 

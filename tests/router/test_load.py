@@ -262,8 +262,8 @@ def test_peak_jumps_up_at_once_and_decays_toward_lower_samples() -> None:
     assert load.peak_latency("d1") == pytest.approx(1.0)
     _served(load, clock, 3.0)
     assert load.peak_latency("d1") == pytest.approx(3.0)
-    _served(load, clock, 1.0)  # 1 s after the previous sample
-    assert load.peak_latency("d1") == pytest.approx(1.0 + 2.0 * math.exp(-1.0 / TAU))
+    _served(load, clock, 1.0)  # 1 s later: e^-0.1 = 0.90, but at least alpha (0.3) of the way
+    assert load.peak_latency("d1") == pytest.approx(1.0 + 2.0 * 0.7)
 
 
 def test_peak_decays_by_elapsed_time_not_by_sample_count() -> None:
@@ -288,15 +288,36 @@ def test_idle_peak_reads_decayed_toward_zero_busy_does_not() -> None:
     handle.release(ok=False)
 
 
-def test_drain_time_is_latency_over_the_requests_in_flight_at_start() -> None:
+def test_drain_time_moves_toward_latency_over_the_requests_in_flight_at_start() -> None:
     clock = ManualClock()
     load = LoadTracker(clock, peak_decay=TAU)
     handles = [load.acquire("d1") for _ in range(4)]
     clock.advance(2.0)
     for h in handles:
         h.release()
-    # A burst: samples 2/1, 2/2, 2/3, 2/4 at one instant; the peak keeps the largest.
-    assert load.peak_drain_time("d1") == pytest.approx(2.0)
+    # Samples 2/1 (the first: taken as is), then 2/2, 2/3, 2/4, each lower: alpha of the way.
+    drain = 2.0
+    for flight in (2, 3, 4):
+        drain += 0.3 * (2.0 / flight - drain)
+    assert load.drain_time("d1") == pytest.approx(drain)
+    # None of them queued (2 s each, the service time): a parallelism of 1.4 shown...
+    assert load.snapshot("d1").service_time == pytest.approx(2.0)
+
+
+def test_a_one_off_slow_first_answer_is_not_taken_as_serial_for_long() -> None:
+    """A first answer slowed by opening the connection must not make it look serial."""
+    clock = ManualClock()
+    load = LoadTracker(clock, peak_decay=TAU)
+    _served(load, clock, 0.5)  # connection set-up: 10x the usual 0.05 s
+    pipeline = [load.acquire("d1") for _ in range(4)]
+    for _ in range(40):  # 4 at a time at 0.05 s each: 2 s of traffic
+        clock.advance(0.0125)
+        pipeline.pop(0).release()
+        pipeline.append(load.acquire("d1"))
+    assert load.drain_time("d1") == pytest.approx(0.0125, rel=0.05)
+    assert load.peak_latency("d1") == pytest.approx(0.05, rel=0.05)
+    for h in pipeline:
+        h.release(ok=False)
 
 
 def test_drain_time_learns_the_throughput_of_a_busy_deployment() -> None:
@@ -313,8 +334,17 @@ def test_drain_time_learns_the_throughput_of_a_busy_deployment() -> None:
         pipeline.append(load.acquire("d1"))
         clock.advance(0.5)
     assert load.peak_latency("d1") == pytest.approx(2.0)
-    assert load.peak_drain_time("d1") == pytest.approx(0.5, rel=0.01)
-    assert load.expected_latency("d1", clock.now()) == pytest.approx(0.5 * 5, rel=0.01)
+    assert load.drain_time("d1") == pytest.approx(0.5, rel=0.01)
+    # 4 in flight at parallelism 4: 2 s x 5/4 (the queue) x 1.5 (the hedge, at its most)
+    assert load.expected_latency("d1", clock.now()) == pytest.approx(2.0 * 1.25 * 1.5, rel=0.01)
+
+
+def test_a_deployment_not_loaded_yet_is_tried_one_request_further() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock, peak_decay=TAU)
+    _served(load, clock, 1.0)  # alone: drain 1 s, parallelism 1
+    _served(load, clock, 1.0)  # alone again, not queued: parallelism nudged toward 2
+    assert load.drain_time("d1") == pytest.approx(1.0 + 0.3 * (0.5 - 1.0))
 
 
 def test_drain_time_counts_shared_in_flight_when_larger() -> None:
@@ -322,24 +352,35 @@ def test_drain_time_counts_shared_in_flight_when_larger() -> None:
     load = LoadTracker(clock)
     load.merge_shared({"d1": SharedFigures(in_flight=3, requests=0, tokens=0)})
     _served(load, clock, 2.0)
-    assert load.peak_drain_time("d1") == pytest.approx(0.5)  # 2 s / (3 others + itself)
+    assert load.drain_time("d1") == pytest.approx(0.5)  # 2 s / (3 others + itself)
 
 
 def test_expected_latency() -> None:
     clock = ManualClock()
     load = LoadTracker(clock, peak_decay=TAU)
     assert load.expected_latency("d1", clock.now()) is None
-    _served(load, clock, 1.0)  # peak 1, drain 1 (alone in flight)
+    _served(load, clock, 1.0)  # peak 1, drain 1 (alone in flight): parallelism 1
     now = clock.now()
     assert load.expected_latency("d1", now) == pytest.approx(1.0)
     held = [load.acquire("d1") for _ in range(3)]
-    assert load.expected_latency("d1", now) == pytest.approx(1.0 * 4)  # drain x (3 + 1)
-    # A known capacity caps the drain time at latency / capacity.
-    assert load.expected_latency("d1", now, capacity=8) == pytest.approx(1.0)
-    assert load.expected_latency("d1", now, capacity=2) == pytest.approx(0.5 * 4)
+    # 3 ahead of it, one at a time: the queue (x 4) and the hedge at its most (x 1.5).
+    assert load.expected_latency("d1", now) == pytest.approx(1.0 * 4 * 1.5)
+    # A known capacity is a floor of the parallelism.
+    assert load.expected_latency("d1", now, capacity=8) == pytest.approx(1.0 + 0.5 * 3 / 8)
+    assert load.expected_latency("d1", now, capacity=2) == pytest.approx(2 * 1.5)
     for h in held:
         h.release(ok=False)
     assert load.expected_latency("d1", now + TAU) == pytest.approx(math.exp(-1))
+
+
+def test_expected_latency_is_at_least_the_oldest_wait() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock, peak_decay=TAU)
+    _served(load, clock, 1.0)
+    held = load.acquire("d1")
+    clock.advance(5.0)  # waited 5 s where 1 s is usual
+    assert load.expected_latency("d1", clock.now()) == pytest.approx(5.0)
+    held.release(ok=False)
 
 
 # --- usage per minute -------------------------------------------------------------------
@@ -443,8 +484,8 @@ def test_snapshot_holds_every_figure() -> None:
     assert load.snapshot("unknown") == DeploymentLoad(
         deployment_id="unknown", in_flight=0, local_in_flight=0, requests=0, tokens=0,
         local_requests=0, local_tokens=0, minute=load.minute(), latency=None,
-        latency_per_token=None, ttft=None, peak_latency=None, peak_drain_time=None,
-        shared=None,
+        latency_per_token=None, ttft=None, peak_latency=None, drain_time=None,
+        service_time=None, shared=None,
     )
     _served(load, clock, 2.0, output_tokens=50, total_tokens=80)
     held = load.acquire("d1")
@@ -452,8 +493,8 @@ def test_snapshot_holds_every_figure() -> None:
     assert snap == DeploymentLoad(
         deployment_id="d1", in_flight=1, local_in_flight=1, requests=2, tokens=80,
         local_requests=2, local_tokens=80, minute=load.minute(), latency=2.0,
-        latency_per_token=0.04, ttft=None, peak_latency=2.0, peak_drain_time=2.0,
-        shared=None,
+        latency_per_token=0.04, ttft=None, peak_latency=2.0, drain_time=2.0,
+        service_time=2.0, shared=None,
     )
     held.release(ok=False)
 

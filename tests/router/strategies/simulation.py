@@ -2,9 +2,13 @@
 
 Each simulated upstream serves up to ``capacity`` requests at once and
 queues the rest (FIFO); its service time may change at a given instant, and
-a fraction of its requests fail fast. ``concurrency`` closed-loop clients
-send one request after another; a failed request is retried at once on the
-other deployments (a new candidates list, as the attempt loop does). Time is
+a fraction of its requests fail fast; its first ``warmup_requests`` take
+``warmup`` seconds more (opening connections). ``stall_rate`` of the
+answers are read ``stall`` seconds late (the router's event loop busy
+elsewhere), which lengthens the router's latency sample without holding the
+upstream. ``concurrency`` closed-loop clients send one request after
+another; a failed request is retried at once on the other deployments (a
+new candidates list, as the attempt loop does). Time is
 a :class:`ManualClock` moved from event to event, so the strategies and the
 :class:`LoadTracker` see exactly the figures a real router would, with no
 sleeping and a fixed outcome per seed.
@@ -66,10 +70,17 @@ class Upstream:
     slow_after: int | None = None  # or once this many requests have been sent
     slow_factor: float = 4.0
     fail_rate: float = 0.0
+    #: added to each of the first ``warmup_requests`` (opening connections)
+    warmup: float = 0.0
+    warmup_requests: int = 0
 
     def service_time(self, now: float) -> float:
         slowed = self.slow_at is not None and now >= self.slow_at
-        return self.service * (self.slow_factor if slowed else 1.0)
+        extra = 0.0
+        if self.warmup_requests > 0:
+            self.warmup_requests -= 1
+            extra = self.warmup
+        return self.service * (self.slow_factor if slowed else 1.0) + extra
 
 
 @dataclass
@@ -115,6 +126,8 @@ class Simulation:
         concurrency: int,
         seed: int = 0,
         jitter: float = 0.2,
+        stall_rate: float = 0.0,
+        stall: float = 0.0,
         params: Sequence[dict[str, Any]] = (),
     ) -> None:
         self.clock = ManualClock()
@@ -128,6 +141,7 @@ class Simulation:
         self._seq = 0
         self._rng = random.Random(seed)
         self._jitter = jitter
+        self._stall_rate, self._stall = stall_rate, stall
         self._concurrency = concurrency
         self._request = RouteRequest(model="g", params={})
         self._picks: list[tuple[float, str]] = []
@@ -181,6 +195,14 @@ class Simulation:
         queue = self._queues[job.deployment]
         if queue:
             self._start(queue.popleft())
+        if self._stall_rate and self._rng.random() < self._stall_rate:
+            # The client reads the answer late (a busy event loop): the
+            # upstream's slot is free, the router's sample is longer.
+            self._at(self.clock.now() + self._stall, lambda: self._answered(job, failed))
+        else:
+            self._answered(job, failed)
+
+    def _answered(self, job: _Job, failed: bool) -> None:
         now = self.clock.now()
         if failed:
             job.handle.release(ok=False)

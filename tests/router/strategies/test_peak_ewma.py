@@ -196,20 +196,26 @@ def test_large_groups_use_two_random_choices() -> None:
     assert bench.strategy.pick(fresh, REQUEST) in fresh
 
 
-def _routing_quality(name: str) -> tuple[float, float]:
+def _routing_quality(name: str, seed: int) -> tuple[float, float]:
     """benchmarks/routing_quality.py's capacity-limited workload, simulated: (p99, share).
 
+    As on a real machine, each upstream's first answers are slowed by
+    opening connections (50 ms more for the first 6) and 1 % of answers are
+    read 50 ms late (a busy event loop): the noise that made an earlier
+    peak-ewma (peak EWMAs of latency and of latency / in-flight) take the
+    fast deployments for serial ones for a whole decay time.
     ``share``: of the requests sent after the slow-down, those sent to it.
     """
     requests = 1500
+    warm = {"warmup": 0.05, "warmup_requests": 6}
     upstreams = [
-        Upstream(0.020), Upstream(0.080),
-        Upstream(0.020, slow_factor=10, slow_after=requests // 2),
-        Upstream(0.020, fail_rate=0.05),
+        Upstream(0.020, **warm), Upstream(0.080, **warm),
+        Upstream(0.020, slow_factor=10, slow_after=requests // 2, **warm),
+        Upstream(0.020, fail_rate=0.05, **warm),
     ]
     result = Simulation(
         lambda load, clock: build_strategy(name, load, clock, 1), upstreams,
-        concurrency=24, seed=1,
+        concurrency=24, seed=seed, stall_rate=0.01, stall=0.05,
     ).run(requests)
     switched = upstreams[2].slow_at
     assert switched is not None
@@ -217,16 +223,13 @@ def _routing_quality(name: str) -> tuple[float, float]:
     return result.percentile(0.99), later.count("d2") / len(later)
 
 
-def test_meets_the_routing_quality_targets_in_the_simulated_model() -> None:
-    """Only the discrete-event model (no cooldowns, no retry cap, instant failures).
-
-    The real ``benchmarks/routing_quality.py`` run does not meet these targets
-    yet (see the README); this pins the model's behaviour, not the benchmark's.
-    """
-    p99 = {name: _routing_quality(name)[0] for name in (
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_meets_the_routing_quality_targets_in_the_simulated_model(seed: int) -> None:
+    """The discrete-event model (no cooldowns, no retry cap, instant failures)."""
+    p99 = {name: _routing_quality(name, seed)[0] for name in (
         "simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing",
         "usage-based-routing")}
-    mine, degraded_share = _routing_quality("peak-ewma")
+    mine, degraded_share = _routing_quality("peak-ewma", seed)
     assert mine < min(p99.values()), (mine, p99)
     assert mine <= p99["simple-shuffle"] / 2
     assert degraded_share <= 0.05
