@@ -59,7 +59,7 @@ latency figure a penalty sample: ``max(2 x that figure, elapsed)``. Twice
 the figure makes a deployment that times out at once (a short deadline) look
 worse than its history, and the elapsed time makes one that hung for the
 whole deadline look as bad as it was. It feeds the latency, peak and service
-figures always (the peak only upward), and the TTFT and per-token figures too when no first token
+figures always, and the TTFT and per-token figures too when no first token
 came (a stream that stalls later keeps its TTFT). Other failures feed no
 latency: a fast error says nothing about how fast the deployment serves.
 
@@ -211,6 +211,11 @@ def _penalty(old: float | None, elapsed: float) -> float:
     return elapsed if old is None else max(_PENALTY_FACTOR * old, elapsed)
 
 
+def _parallelism(service: float, drain: float) -> float:
+    """How many requests a deployment serves at once: service time / drain time."""
+    return service / drain if drain > 0 else math.inf
+
+
 def _oldest_wait(waiting: deque[LoadHandle], now: float) -> float:
     """How long the oldest request still waiting for an answer has waited (0: none)."""
     while waiting:
@@ -360,13 +365,12 @@ class LoadTracker:
         if handle._ttft is None:
             stats.ttft = _ewma(stats.ttft, _penalty(stats.ttft, elapsed), alpha)
             stats.per_token = _ewma(stats.per_token, _penalty(stats.per_token, elapsed), alpha)
-        sample = _penalty(stats.peak, elapsed)
+        sample = _penalty(stats.peak, elapsed)  # never below the peak
         if stats.peak is None:
             stats.service, stats.drain = sample, elapsed / handle._flight
         else:
             stats.service = _ewma(stats.service, sample, alpha)
-        stats.peak = sample if stats.peak is None else max(stats.peak, sample)
-        stats.peak_at = now
+        stats.peak, stats.peak_at = sample, now
 
     def _observe_peak(self, stats: _Stats, latency: float, flight: int, now: float) -> None:
         """One sample of ``latency`` with ``flight`` requests in flight at its start.
@@ -385,7 +389,7 @@ class LoadTracker:
             stats.drain, stats.peak_at = drain_sample, now
             return
         alpha, drain, service = self._alpha, stats.drain, stats.service
-        parallel = service / drain if drain > 0 else math.inf
+        parallel = _parallelism(service, drain)
         if flight > parallel or drain_sample < drain or (
                 flight > 1 and latency > _QUEUED * service):
             stats.drain = drain + alpha * (drain_sample - drain)
@@ -533,12 +537,16 @@ class LoadTracker:
             return None
         return stats.peak * self._idle_decay(stats, now)
 
-    def drain_time(self, deployment_id: str, now: float | None = None) -> float | None:
-        """The drain time (see the module docstring), read with the latency's idle decay."""
+    def drain_time(self, deployment_id: str) -> float | None:
+        """The drain time (see the module docstring); ``None`` before any sample.
+
+        Not decayed while idle: only the peak is (the parallelism, service
+        time over drain time, stays what the deployment has shown).
+        """
         stats = self._stats.get(deployment_id)
         if stats is None or stats.peak is None:
             return None
-        return stats.drain * self._idle_decay(stats, now)
+        return stats.drain
 
     def expected_latency(
         self, deployment_id: str, now: float, capacity: int | None = None
@@ -568,7 +576,7 @@ class LoadTracker:
         if not stats.in_flight and now > stats.peak_at:
             latency *= math.exp((stats.peak_at - now) / self._peak_decay)
         waiting = stats.in_flight if stats.shared is None else self.in_flight(deployment_id)
-        parallel = stats.service / stats.drain if stats.drain > 0 else math.inf
+        parallel = _parallelism(stats.service, stats.drain)
         if capacity and capacity > parallel:
             parallel = capacity
         position = (waiting + 1) / parallel
@@ -604,7 +612,7 @@ class LoadTracker:
             latency_per_token=stats.per_token,
             ttft=stats.ttft,
             peak_latency=self.peak_latency(deployment_id, now),
-            drain_time=self.drain_time(deployment_id, now),
+            drain_time=self.drain_time(deployment_id),
             service_time=None if stats.peak is None else stats.service,
             shared=self._fresh_shared(stats, now),
         )

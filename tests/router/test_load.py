@@ -300,7 +300,7 @@ def test_drain_time_moves_toward_latency_over_the_requests_in_flight_at_start() 
     for flight in (2, 3, 4):
         drain += 0.3 * (2.0 / flight - drain)
     assert load.drain_time("d1") == pytest.approx(drain)
-    # None of them queued (2 s each, the service time): a parallelism of 1.4 shown...
+    # None of them queued (2 s each): the service time stays 2 s.
     assert load.snapshot("d1").service_time == pytest.approx(2.0)
 
 

@@ -94,11 +94,14 @@ def test_one_slow_answer_is_enough_to_move_away() -> None:
 def test_a_slowed_deployment_is_probed_again_after_decaying() -> None:
     bench = Bench({}, {})
     bench.serve(d0=4.0, d1=1.0)
-    bench.hold("d1")  # d1 busy: cost max(1, 1 x 2) = 2; it is measured, so no idle decay
-    bench.held[-1].first_token()  # a stream being read: answered, so not a waiting request
-    bench.clock.advance(0.5 * TAU)  # d0 idle: 4 e^-0.5 = 2.4 > 2
+    bench.hold("d1")  # d1 busy, so measured: no idle decay
+    # A stream being read: answered, so not a waiting request. Its first token
+    # (a 0 s sample) pulls d1 to peak 0.7 = service = drain; with 1 in flight
+    # it costs 0.7 x 2 (the queue) x 1.5 (the hedge) = 2.1.
+    bench.held[-1].first_token()
+    bench.clock.advance(0.5 * TAU)  # d0 idle: 4 e^-0.5 = 2.4 > 2.1
     assert set(bench.picks()) == {"d1"}
-    bench.clock.advance(0.5 * TAU)  # 4 e^-1 = 1.5 < 2
+    bench.clock.advance(0.5 * TAU)  # 4 e^-1 = 1.5 < 2.1
     assert set(bench.picks()) == {"d0"}
 
 
@@ -114,7 +117,7 @@ def test_shown_parallelism_makes_a_busy_fast_deployment_still_cheap() -> None:
         pipeline.pop(0).release()
         pipeline.append(bench.load.acquire("d0"))
     slow.release(ok=True)  # d1: idle now, 3x slower
-    # d0 has 4 in flight: max(1, 0.25 x 5) = 1.25 s beats 3 s.
+    # d0 has 4 in flight at parallelism 4: 1 x 5/4 x 1.5 = 1.9 s beats 3 s.
     assert set(bench.picks()) == {"d0"}
     for h in pipeline:
         h.release(ok=False)
@@ -124,7 +127,7 @@ def test_a_request_waiting_longer_than_usual_shows_a_slowdown_at_once() -> None:
     bench = Bench({}, {})
     bench.serve(d0=1.0, d1=1.5)
     bench.hold("d0")  # d0's next request has not answered yet...
-    assert set(bench.picks()) == {"d1"}  # d0 costs max(1, 1 x 2) = 2 > 1.5
+    assert set(bench.picks()) == {"d1"}  # d0 costs 1 x 2 x 1.5 = 3 > 1.5
     bench.held.pop().release(ok=True)
     bench.clock.advance(0.1)
     assert set(bench.picks()) == {"d0"}
@@ -142,16 +145,16 @@ def test_a_request_waiting_longer_than_usual_shows_a_slowdown_at_once() -> None:
 def test_an_unknown_deployment_is_treated_as_serial() -> None:
     bench = Bench({}, {})
     bench.serve(d0=1.0, d1=3.0)  # alone in flight: drain = latency
-    bench.hold("d0", 3)  # 1 x 4 = 4 s > 3 s
+    bench.hold("d0", 3)  # 1 x 4 x 1.5 = 6 s > 3 s
     assert set(bench.picks()) == {"d1"}
 
 
-def test_max_parallel_requests_caps_the_drain_time() -> None:
+def test_max_parallel_requests_is_a_floor_of_the_parallelism() -> None:
     bench = Bench({"max_parallel_requests": 8}, {})
     bench.serve(d0=1.0, d1=3.0)
-    bench.hold("d0", 3)  # max(1, 1/8 x 4) = 1 s < 3 s
+    bench.hold("d0", 3)  # 1 x (1 + 0.5 x 3/8) = 1.2 s < 3 s
     assert set(bench.picks()) == {"d0"}
-    bench.hold("d0", 24)  # 1/8 x 28 = 3.5 s > 3 s
+    bench.hold("d0", 24)  # 1 x 28/8 x 1.5 = 5.25 s > 3 s
     assert set(bench.picks()) == {"d1"}
 
 
@@ -159,7 +162,7 @@ def test_an_unmeasured_deployment_stands_in_for_the_median() -> None:
     bench = Bench({}, {}, {}, {}, seed=3)
     bench.serve(d0=1.0, d1=3.0, d2=3.0)
     assert set(bench.picks()) == {"d0"}  # d3 stands in at the median, 3 s
-    bench.hold("d0", 3)  # d0: 1 x 4 = 4 s; the median of (4, 3, 3) is 3 s
+    bench.hold("d0", 3)  # d0: 1 x 4 x 1.5 = 6 s; the median of (6, 3, 3) is 3 s
     picks = bench.picks(3000)
     assert set(picks) == {"d1", "d2", "d3"}  # all three at 3 s
     assert picks["d3"] == pytest.approx(1000, abs=120)
