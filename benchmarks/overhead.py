@@ -3,14 +3,14 @@
 The same Responses API create, plain and ``stream=True``, against one fake
 upstream in its own process, at concurrency 1 and 32, through:
 
-  (i)   ``httpx.Request`` objects handed to ``providers.http.default_transport()``,
-        as the router sends them: the physical limit of this design (the
-        router's own transport, nothing else)
+  (i)   the router's default sender (``providers.aiohttp_sender.AiohttpSender``)
+        used directly, as the router uses it: the physical limit of this
+        design (the router's own transport, nothing else)
   (ii)  ``Router`` with one deployment, default settings
   (iii) a bare ``aiohttp.ClientSession``
   (iv)  ``Router`` with 3 deployments (same upstream, distinct ids) and
         ``optional_pre_call_checks=["responses_api_deployment_check"]``
-  (v)   an ``httpx.AsyncClient`` over the same transport
+  (v)   an ``httpx.AsyncClient`` over ``httpx_aiohttp``'s transport
         (``providers.http.default_client()``): what plain httpx code costs
   (vi)  (ii) with two no-op callbacks, one sync and one async, on every hook
   (vii) (ii) with Prometheus metrics on a private registry
@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 
 from router.observe import CallbackLimits
 from router.router import Router
@@ -86,8 +85,8 @@ DEFAULT = Sizes(serial=500, parallel=1000, warmup=100, rounds=3)
 QUICK = Sizes(serial=100, parallel=200, warmup=20, rounds=1)
 CONCURRENCIES = (1, 32)
 SSE_HEADERS = {**HEADERS, "accept": "text/event-stream"}
-BARE_TRANSPORT = "(i) bare httpx.Request -> aiohttp transport"
-BARE_HTTPX = "(v) bare httpx.AsyncClient, same transport"
+BARE_TRANSPORT = "(i) the router's sender (aiohttp), bare"
+BARE_HTTPX = "(v) bare httpx.AsyncClient over httpx-aiohttp"
 ROUTER = "(ii) Router, 1 deployment"
 BARE_AIOHTTP = "(iii) bare aiohttp"
 ROUTER_CHECK = "(iv) Router, 3 deployments + check"
@@ -109,22 +108,17 @@ def _check(status: int, body: bytes) -> None:
 
 
 def bare_transport(url: str, stream: bool) -> Variant:
-    """(i): the router's transport, handed ``httpx.Request`` objects as the router does."""
+    """(i): the router's default sender (``AiohttpSender``), used directly as the router does."""
     body = create_body(stream=stream)
 
     @contextlib.asynccontextmanager
     async def open_() -> AsyncIterator[Call]:
-        from providers.http import default_transport  # after router: import order matters
+        from providers.aiohttp_sender import AiohttpSender  # after router: import order matters
 
-        transport = default_transport()
-        target = httpx.URL(url)
-
-        async def send(headers: dict[str, str]) -> httpx.Response:
-            request = httpx.Request("POST", target, content=body, headers=headers)
-            return await transport.handle_async_request(request)
+        sender = AiohttpSender()
 
         async def plain() -> None:
-            answer = await send(HEADERS)
+            answer = await sender.send("POST", url, content=body, headers=HEADERS)
             try:
                 await answer.aread()
             finally:
@@ -133,10 +127,10 @@ def bare_transport(url: str, stream: bool) -> Variant:
             json.loads(answer.content)
 
         async def streamed() -> None:
-            answer = await send(SSE_HEADERS)
+            answer = await sender.send("POST", url, content=body, headers=SSE_HEADERS)
             try:
                 _check(answer.status_code, b"")
-                async for _ in answer.aiter_lines():
+                async for _ in answer.aiter_text():
                     pass
             finally:
                 await answer.aclose()
@@ -144,13 +138,13 @@ def bare_transport(url: str, stream: bool) -> Variant:
         try:
             yield streamed if stream else plain
         finally:
-            await transport.aclose()
+            await sender.aclose()
 
     return Variant(BARE_TRANSPORT, open_)
 
 
 def bare_httpx(url: str, stream: bool) -> Variant:
-    """(v): an ``httpx.AsyncClient`` over the same transport."""
+    """(v): an ``httpx.AsyncClient`` over ``httpx_aiohttp``'s transport."""
     body = create_body(stream=stream)
 
     @contextlib.asynccontextmanager

@@ -5,15 +5,19 @@ upstream running in its own process, at concurrency 1 and 32, through:
 
   (a) httpx.AsyncClient()                              httpx's own pool (httpcore)
   (b) httpx.AsyncClient(transport=AiohttpTransport())  httpx API over aiohttp
-  (c) providers.http.default_client()                  (b) as the router builds it
+  (c) providers.http.default_client()                  (b) with the pool limits raised
   (d) aiohttp.ClientSession()                          bare aiohttp
   (e) httpx.Request sent to AiohttpTransport directly  httpx types, no AsyncClient
+  (f) providers.aiohttp_sender.AiohttpSender           the router's default sender
 
 Each call reads and JSON-decodes the whole answer. Reported: requests/s,
 p50/p99 latency, this process's CPU time per request, and the upstream's.
-This is the evidence behind ``providers/http.py`` choosing httpx over the
-aiohttp transport; (e) shows what httpx's ``AsyncClient`` layer (auth,
-redirects, cookies, event hooks, per-request config merging) costs on top.
+This is the evidence behind the router's default sender (f): aiohttp's
+connection pool, handed the prepared URL, headers and body, with no httpx
+request or response objects per request. (e) shows what httpx's
+``AsyncClient`` layer (auth, redirects, cookies, event hooks, per-request
+config merging) costs on top of the aiohttp transport, and (e) against (f)
+what the httpx request and response objects cost.
 
     .venv/bin/python benchmarks/transport.py [--quick] [--json PATH]
 """
@@ -114,6 +118,30 @@ def direct_transport_variant(url: str) -> Variant:
     return Variant("(e) httpx.Request -> AiohttpTransport", open_)
 
 
+def sender_variant(url: str) -> Variant:
+    """(f): the router's default sender, ``providers.aiohttp_sender.AiohttpSender``."""
+    body = create_body()
+
+    @contextlib.asynccontextmanager
+    async def open_() -> AsyncIterator[Call]:
+        from providers.aiohttp_sender import AiohttpSender  # late: see variants()
+
+        sender = AiohttpSender()
+        try:
+            async def call() -> None:
+                answer = await sender.send("POST", url, content=body, headers=HEADERS)
+                try:
+                    _check(answer.status_code, await answer.aread())
+                finally:
+                    await answer.aclose()
+
+            yield call
+        finally:
+            await sender.aclose()
+
+    return Variant("(f) providers.aiohttp_sender.AiohttpSender (the router's default)", open_)
+
+
 def variants(url: str) -> list[Variant]:
     # Imported late: ``import providers`` before ``router`` hits an import cycle.
     from providers.http import default_client
@@ -127,6 +155,7 @@ def variants(url: str) -> list[Variant]:
         httpx_variant("(c) providers.http.default_client()", default_client, url),
         aiohttp_variant(url),
         direct_transport_variant(url),
+        sender_variant(url),
     ]
 
 

@@ -1,21 +1,22 @@
 """One pooled connection per upstream, and the default way requests are sent.
 
-The router speaks httpx's types everywhere (``httpx.Request``,
-``httpx.Response``, httpx's exceptions). How a request is *sent* is a
-:class:`Sender`:
+The router speaks httpx's types at its edges (a caller's
+``httpx.AsyncClient``, httpx's exceptions). How a request is *sent* is a
+:class:`Sender`, and what comes back is an :class:`Answer` (which
+``httpx.Response`` meets):
 
-* by default an ``httpx_aiohttp.AiohttpTransport`` per upstream origin, handed
-  each ``httpx.Request`` directly. On this project's benchmark
-  (``benchmarks/transport.py``) httpx's own connection pool costs several
-  milliseconds of CPU per request at concurrency 32; the aiohttp transport
-  under an ``httpx.AsyncClient`` cuts that roughly five-fold, and handing it
-  the request without the ``AsyncClient`` layers (redirects, cookies, auth
-  flows, event hooks: none of which the router uses) cuts the rest by
-  another third or more;
+* by default an :class:`providers.aiohttp_sender.AiohttpSender` per
+  upstream origin: one ``aiohttp.ClientSession`` handed the prepared URL,
+  headers and body, with no httpx objects built per request. On this
+  project's benchmarks (``benchmarks/transport.py``, ``benchmarks/overhead.py``)
+  httpx's own connection pool costs milliseconds of CPU per request at
+  concurrency 32; httpx over ``httpx_aiohttp.AiohttpTransport`` cuts that
+  about five-fold, and dropping the httpx request and response objects
+  cuts another third;
 * a caller's own ``httpx.AsyncClient`` (proxies, custom TLS, HTTP/2, event
   hooks) is honoured as given: every request goes through its ``send``.
 
-Transports bind to the event loop they were created in, so the pool keys
+Senders bind to the event loop they were created in, so the pool keys
 them by loop as well as by upstream origin; the sync twins of the router run
 on a loop of their own and get their own.
 """
@@ -23,19 +24,51 @@ on a loop of their own and get their own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import ssl
+from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = [
-    "ClientPool", "ClientSender", "Sender", "TransportSender", "default_client",
-    "default_transport", "origin_of",
-]
+from providers.aiohttp_sender import AiohttpSender
+
+__all__ = ["Answer", "ClientPool", "ClientSender", "Sender", "default_client", "origin_of"]
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30)
-_NO_TIMEOUT: dict[str, float | None] = {"connect": None, "read": None, "write": None, "pool": None}
+
+
+class Answer(Protocol):
+    """An upstream's answer, its body still to read.
+
+    ``httpx.Response`` meets it (so :class:`ClientSender` returns httpx's own),
+    and so does :class:`providers.aiohttp_sender.AiohttpAnswer`; mypy checks
+    both through :meth:`ClientPool.get`'s return type.
+    """
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Case-insensitive."""
+        ...
+
+    @property
+    def content(self) -> bytes:
+        """The body, once :meth:`aread` has read it."""
+        ...
+
+    @property
+    def text(self) -> str: ...
+
+    async def aread(self) -> bytes: ...
+
+    def aiter_text(self) -> AsyncIterator[str]:
+        """The body as text, as it arrives (what ``httpx_sse.EventSource`` reads)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class Sender(Protocol):
@@ -44,55 +77,22 @@ class Sender(Protocol):
     async def send(
         self,
         method: str,
-        url: httpx.URL,
+        url: str,
         *,
         headers: Mapping[str, str],
         content: bytes | None = None,
         timeout: float | None = None,
         read_timeout: float | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send the request (``url`` holds the whole query); the answer's body is left to read.
 
-        ``timeout`` bounds connecting, writing and waiting for a pooled
-        connection; ``read_timeout`` (else ``timeout``) bounds each read.
+        ``timeout`` bounds connecting and waiting for a pooled connection;
+        ``read_timeout`` (else ``timeout``) bounds each read. Transport
+        failures raise httpx's exceptions.
         """
         ...
 
     async def aclose(self) -> None: ...
-
-
-def _timeouts(timeout: float | None, read: float | None) -> dict[str, float | None]:
-    if timeout is None and read is None:
-        return _NO_TIMEOUT
-    return {"connect": timeout, "read": read or timeout, "write": timeout, "pool": timeout}
-
-
-class TransportSender:
-    """Hands ``httpx.Request`` objects straight to an httpx transport."""
-
-    __slots__ = ("_transport",)
-
-    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
-        self._transport = transport
-
-    async def send(
-        self,
-        method: str,
-        url: httpx.URL,
-        *,
-        headers: Mapping[str, str],
-        content: bytes | None = None,
-        timeout: float | None = None,
-        read_timeout: float | None = None,
-    ) -> httpx.Response:
-        request = httpx.Request(
-            method, url, headers=headers, content=content,
-            extensions={"timeout": _timeouts(timeout, read_timeout)},
-        )
-        return await self._transport.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
 
 
 class ClientSender:
@@ -106,7 +106,7 @@ class ClientSender:
     async def send(
         self,
         method: str,
-        url: httpx.URL,
+        url: str,
         *,
         headers: Mapping[str, str],
         content: bytes | None = None,
@@ -115,7 +115,9 @@ class ClientSender:
     ) -> httpx.Response:
         request = self._client.build_request(
             method, url, headers=headers, content=content,
-            timeout=httpx.Timeout(**_timeouts(timeout, read_timeout)),
+            timeout=httpx.Timeout(
+                connect=timeout, read=read_timeout or timeout, write=timeout, pool=timeout
+            ),
         )
         return await self._client.send(request, stream=True)
 
@@ -123,29 +125,26 @@ class ClientSender:
         """A caller's client is the caller's to close."""
 
 
-def default_transport() -> httpx.AsyncBaseTransport:
-    """A new pooled aiohttp transport that ignores proxy environment variables."""
-    return AiohttpTransport(limits=_LIMITS, trust_env=False)
-
-
 def default_client() -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` over :func:`default_transport` (for callers and benchmarks)."""
+    """An ``httpx.AsyncClient`` over ``httpx_aiohttp``'s transport, without proxy variables.
+
+    The fastest way found to keep httpx's own API (hooks, auth, proxies) and
+    still get aiohttp's connection pool: pass it as ``Router(http_client=...)``
+    when those matter more than the last third of the transport's CPU.
+    """
     return httpx.AsyncClient(
-        transport=default_transport(), limits=_LIMITS, trust_env=False, timeout=None
+        transport=AiohttpTransport(limits=_LIMITS, trust_env=False), limits=_LIMITS,
+        trust_env=False, timeout=None,
     )
 
 
 class ClientPool:
     """Senders by (event loop, origin); a caller's client serves every origin."""
 
-    def __init__(
-        self,
-        shared: httpx.AsyncClient | None = None,
-        factory: Callable[[], httpx.AsyncBaseTransport] = default_transport,
-    ) -> None:
+    def __init__(self, shared: httpx.AsyncClient | None = None) -> None:
         self._shared = None if shared is None else ClientSender(shared)
-        self._factory = factory
         self._senders: dict[tuple[int, str], Sender] = {}
+        self._tls: ssl.SSLContext | None = None
 
     def get(self, origin: str) -> Sender:
         """The sender for ``origin`` (scheme://host:port) in the running loop."""
@@ -154,13 +153,20 @@ class ClientPool:
         key = (id(asyncio.get_running_loop()), origin)
         sender = self._senders.get(key)
         if sender is None:
-            sender = self._senders[key] = TransportSender(self._factory())
+            tls = self._tls_context() if origin.startswith("https:") else None
+            sender = self._senders[key] = AiohttpSender(tls)
         return sender
 
-    async def aclose(self) -> None:
-        """Close the running loop's transports (and forget the others').
+    def _tls_context(self) -> ssl.SSLContext:
+        """httpx's verifying context (certifi's CA bundle), built once per pool."""
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context(trust_env=False)
+        return self._tls
 
-        A transport bound to another loop cannot be closed from here; its loop
+    async def aclose(self) -> None:
+        """Close the running loop's senders (and forget the others').
+
+        A sender bound to another loop cannot be closed from here; its loop
         owner (the router's sync runner) closes it there.
         """
         loop_id = id(asyncio.get_running_loop())

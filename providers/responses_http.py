@@ -13,12 +13,12 @@ import builtins
 import json
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from providers.http import ClientPool
+from providers.http import Answer, ClientPool
 from router.errors import (
     ConnectionError,
     MalformedResponseError,
@@ -49,8 +49,9 @@ class Endpoint:
     """Where and how to reach one deployment, prepared once.
 
     ``url`` is the Responses collection URL with the deployment's own query
-    (Azure's ``api-version``, ``extra_query``) already in it;
-    ``stream_headers`` are ``headers`` plus ``accept: text/event-stream``.
+    (Azure's ``api-version``, ``extra_query``) already in it, and ``target``
+    the same as text (what a sender is given); ``stream_headers`` are
+    ``headers`` plus ``accept: text/event-stream``.
     """
 
     collection_url: str
@@ -59,11 +60,13 @@ class Endpoint:
     query: Mapping[str, str]
     state_domain: str
     url: httpx.URL = field(init=False)
+    target: str = field(init=False)
     stream_headers: Mapping[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         url = httpx.URL(self.collection_url, params=self.query or None)
         object.__setattr__(self, "url", url)
+        object.__setattr__(self, "target", str(url))
         object.__setattr__(self, "stream_headers", {**self.headers, "accept": "text/event-stream"})
 
     def __repr__(self) -> str:  # headers hold the key: never show them
@@ -91,7 +94,7 @@ class HttpResponsesProvider:
         ep: Endpoint = deployment.endpoint
         try:
             answer = await self._pool.get(ep.origin).send(
-                "POST", _url(ep.url, request.extra_query),
+                "POST", _target(ep, request.extra_query),
                 content=_body(deployment, request, stream=False),
                 headers=_headers(ep.headers, request.extra_headers), timeout=timeout,
             )
@@ -115,7 +118,7 @@ class HttpResponsesProvider:
         ep: Endpoint = deployment.endpoint
         try:
             answer = await self._pool.get(ep.origin).send(
-                "POST", _url(ep.url, request.extra_query),
+                "POST", _target(ep, request.extra_query),
                 content=_body(deployment, request, stream=True),
                 headers=_headers(ep.stream_headers, request.extra_headers), timeout=timeout,
                 read_timeout=request.stream_timeout or deployment.stream_timeout or timeout,
@@ -126,7 +129,7 @@ class HttpResponsesProvider:
             if answer.status_code >= 400:
                 await answer.aread()
                 raise _status_error(answer, deployment)
-            source = EventSource(answer).aiter_sse()
+            source = _events(answer)
             async for sse in source:
                 event = _parse_event(sse, deployment)
                 yield event
@@ -152,7 +155,7 @@ class HttpResponsesProvider:
         timeout: float | None = None,
     ) -> Record:
         ep: Endpoint = deployment.endpoint
-        url = _url(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query)
+        url = str(_merge(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query))
         try:
             answer = await self._pool.get(ep.origin).send(
                 method, url, headers=ep.headers, timeout=timeout
@@ -181,15 +184,28 @@ def _body(deployment: Deployment, request: RouteRequest, *, stream: bool) -> byt
     return json.dumps(body).encode()
 
 
-def _url(base: httpx.URL, extra: Mapping[str, Any] | None) -> httpx.URL:
+def _merge(base: httpx.URL, extra: Mapping[str, Any] | None) -> httpx.URL:
     return base.copy_merge_params(extra) if extra else base
+
+
+def _target(endpoint: Endpoint, extra: Mapping[str, Any] | None) -> str:
+    return str(endpoint.url.copy_merge_params(extra)) if extra else endpoint.target
+
+
+def _events(answer: Answer) -> AsyncGenerator[ServerSentEvent, None]:
+    """The answer's SSE messages, parsed by httpx-sse.
+
+    httpx-sse reads only a response's ``headers`` and ``aiter_text()``, which
+    every :class:`Answer` has (a test holds it to that).
+    """
+    return EventSource(cast(httpx.Response, answer)).aiter_sse()
 
 
 def _headers(base: Mapping[str, str], extra: Mapping[str, str] | None) -> Mapping[str, str]:
     return {**base, **extra} if extra else base
 
 
-def _decode(answer: httpx.Response, deployment: Deployment) -> dict[str, Any]:
+def _decode(answer: Answer, deployment: Deployment) -> dict[str, Any]:
     if answer.status_code >= 400:
         raise _status_error(answer, deployment)
     try:
@@ -207,7 +223,7 @@ def _decode(answer: httpx.Response, deployment: Deployment) -> dict[str, Any]:
     return data
 
 
-def _status_error(answer: httpx.Response, deployment: Deployment) -> UpstreamError:
+def _status_error(answer: Answer, deployment: Deployment) -> UpstreamError:
     try:
         body: Any = json.loads(answer.content)
     except ValueError:

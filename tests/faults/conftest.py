@@ -47,17 +47,15 @@ def attempts_of(trail: Any) -> list[tuple[str, str, str | None]]:
 def connections_in_use(router: Router) -> int:
     """Pooled connections the router has checked out and not given back.
 
-    The default pool is one ``httpx_aiohttp.AiohttpTransport`` per upstream
-    origin (``ClientPool._senders`` -> ``TransportSender._transport``); its
-    aiohttp ``ClientSession``'s connector keeps the connections in use in
-    ``_acquired``. Idle keep-alive connections are not counted.
+    The default pool is one ``AiohttpSender`` per upstream origin
+    (``ClientPool._senders``); its ``connections_in_use`` reads the aiohttp
+    connector's connections in use. Idle keep-alive connections are not
+    counted.
     """
-    total = 0
-    for sender in list(router._pool._senders.values()):
-        session = sender._transport.client  # type: ignore[attr-defined]
-        if session is not None:  # None: no request has gone through it yet
-            total += len(session.connector._acquired)  # a renamed internal raises, loudly
-    return total
+    return sum(
+        sender.connections_in_use  # type: ignore[attr-defined]
+        for sender in list(router._pool._senders.values())
+    )
 
 
 def _name(task: asyncio.Task[Any]) -> str:

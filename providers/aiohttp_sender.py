@@ -1,0 +1,174 @@
+"""The default sender: one ``aiohttp.ClientSession`` per upstream, no httpx layers.
+
+``benchmarks/transport.py`` and ``benchmarks/overhead.py`` measured where a
+request's client CPU goes at concurrency 32 against one loopback upstream:
+httpx's own pool costs milliseconds; ``httpx_aiohttp.AiohttpTransport`` under
+httpx cuts that to about 200 µs, of which about a third is building the
+``httpx.Request`` and ``httpx.Response`` objects and translating between
+them and aiohttp's. This sender hands the router's prepared URL, headers
+and body straight to aiohttp and returns aiohttp's answer behind the small
+:class:`providers.http.Answer` interface, which ``httpx.Response`` also
+meets (so a caller's own ``httpx.AsyncClient`` plugs in unchanged).
+
+aiohttp's exceptions become httpx's here, in one place
+(:func:`httpx_error`), so :func:`router.errors.error_from_transport` sees
+one family whatever the sender. Cookies are never kept (an upstream's
+cookie must not follow a request to another deployment), proxy environment
+variables are ignored, redirects are not followed, and HTTPS verifies with
+httpx's CA bundle (certifi), as the httpx-based senders do.
+"""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import ssl
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+import httpx
+
+__all__ = ["AiohttpAnswer", "AiohttpSender", "httpx_error"]
+
+#: Connections per upstream origin; a request beyond them waits for one (pool timeout).
+MAX_CONNECTIONS = 1000
+#: Seconds an idle keep-alive connection is kept.
+KEEPALIVE_SECONDS = 30.0
+
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None)
+
+
+def httpx_error(exc: aiohttp.ClientError | builtins.TimeoutError) -> httpx.TransportError:
+    """The httpx exception that says what ``exc`` (aiohttp's) says; its text is kept."""
+    cls: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        cls = httpx.ConnectTimeout  # connecting, or waiting for a pooled connection
+    elif isinstance(exc, builtins.TimeoutError):  # aiohttp's read timeouts are TimeoutErrors
+        cls = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        cls = httpx.ConnectError
+    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        cls = httpx.RemoteProtocolError  # the answer was cut or malformed
+    elif isinstance(exc, aiohttp.InvalidURL):
+        cls = httpx.UnsupportedProtocol
+    elif isinstance(exc, aiohttp.ClientConnectionError):
+        cls = httpx.ReadError
+    else:
+        cls = httpx.TransportError
+    return cls(str(exc) or type(exc).__name__)
+
+
+def _timeout(timeout: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    if timeout is None and read is None:
+        return _NO_TIMEOUT
+    return aiohttp.ClientTimeout(
+        total=None, connect=timeout, sock_connect=timeout, sock_read=read or timeout
+    )
+
+
+class AiohttpAnswer:
+    """An upstream's answer as aiohttp received it; the body is read on demand.
+
+    Meets :class:`providers.http.Answer`. ``headers`` are aiohttp's
+    case-insensitive headers; the body is decompressed as it is read.
+    """
+
+    __slots__ = ("_body", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self._body: bytes | None = None
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    @property
+    def content(self) -> bytes:
+        """The body, once :meth:`aread` has read it."""
+        if self._body is None:
+            raise httpx.ResponseNotRead()
+        return self._body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self._response.get_encoding(), errors="replace")
+
+    async def aread(self) -> bytes:
+        if self._body is None:
+            try:
+                self._body = await self._response.read()
+            except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+                raise httpx_error(exc) from exc
+        return self._body
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        """The body as text, chunk by chunk as it arrives (UTF-8, as SSE always is)."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            async for chunk in self._response.content.iter_any():
+                text = decoder.decode(chunk)
+                if text:
+                    yield text
+        except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+            raise httpx_error(exc) from exc
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    async def aclose(self) -> None:
+        """Give the connection back (kept alive only when the body was read to its end)."""
+        self._response.release()
+        try:
+            await self._response.wait_for_close()
+        except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+            raise httpx_error(exc) from exc
+
+
+class AiohttpSender:
+    """Sends over one pooled ``aiohttp.ClientSession``, bound to the running event loop."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=MAX_CONNECTIONS, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS,
+            ssl=ssl_context if ssl_context is not None else True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+            timeout=_NO_TIMEOUT, raise_for_status=False,
+        )
+
+    @property
+    def connections_in_use(self) -> int:
+        """Connections checked out of the pool and not given back (idle ones not counted)."""
+        connector = self._session.connector
+        return 0 if connector is None else len(connector._acquired)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> AiohttpAnswer:
+        """Send the request; the answer's body is left to read (see ``providers.http.Sender``)."""
+        try:
+            response = await self._session.request(
+                method, url, headers=headers, data=content, allow_redirects=False,
+                timeout=_timeout(timeout, read_timeout),
+            )
+        except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+            raise httpx_error(exc) from exc
+        return AiohttpAnswer(response)
+
+    async def aclose(self) -> None:
+        await self._session.close()

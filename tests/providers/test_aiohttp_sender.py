@@ -1,0 +1,308 @@
+"""The default sender over real loopback sockets: answers, bodies, errors, pooling.
+
+Each test serves a small aiohttp app on 127.0.0.1 that does what the test
+needs (chunks cut mid-character, cookies, redirects, a cut body, a stall),
+since these are the transport's own behaviours, not the Responses API's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+from aiohttp import web
+from httpx_sse import EventSource
+
+from providers.aiohttp_sender import AiohttpSender, httpx_error
+from providers.http import ClientPool
+from providers.responses_http import _events
+from router import errors
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serve(**routes: Handler) -> AsyncIterator[str]:
+    """Serve ``GET``/``POST /<name>`` with each handler; yields ``http://127.0.0.1:port``."""
+    app = web.Application()
+    for name, handler in routes.items():
+        app.router.add_route("*", f"/{name}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def sender() -> AsyncIterator[AiohttpSender]:
+    s = AiohttpSender()
+    try:
+        yield s
+    finally:
+        await s.aclose()
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    body = await request.read()
+    return web.json_response(
+        {"method": request.method, "query": dict(request.query), "body": body.decode(),
+         "authorization": request.headers.get("authorization"),
+         "cookie": request.headers.get("cookie"), "peer": request.transport.get_extra_info(
+             "peername")[1] if request.transport else None},
+        headers={"X-Request-Id": "req_1", "Set-Cookie": "affinity=east; Path=/"},
+    )
+
+
+async def test_sends_method_url_headers_and_body_and_reads_the_answer():
+    async with serve(echo=echo) as base, sender() as s:
+        answer = await s.send(
+            "POST", f"{base}/echo?api-version=v1", headers={"authorization": "Bearer k"},
+            content=b'{"input": "hi"}',
+        )
+        assert answer.status_code == 200
+        assert answer.headers["x-request-id"] == "req_1"  # any case
+        assert answer.headers["X-REQUEST-ID"] == "req_1"
+        body = await answer.aread()
+        await answer.aclose()
+
+    assert answer.content == body
+    got = httpx.Response(200, content=body).json()
+    assert got["method"] == "POST"
+    assert got["query"] == {"api-version": "v1"}
+    assert got["body"] == '{"input": "hi"}'
+    assert got["authorization"] == "Bearer k"
+    assert answer.text == body.decode()
+
+
+async def test_content_before_reading_is_an_error():
+    async with serve(echo=echo) as base, sender() as s:
+        answer = await s.send("GET", f"{base}/echo", headers={})
+        with pytest.raises(httpx.ResponseNotRead):
+            _ = answer.content
+        await answer.aclose()
+
+
+async def test_cookies_are_never_kept_between_requests():
+    async with serve(echo=echo) as base, sender() as s:
+        for _ in range(2):
+            answer = await s.send("GET", f"{base}/echo", headers={})
+            await answer.aread()
+            await answer.aclose()
+        assert answer.headers["set-cookie"].startswith("affinity=")
+
+    assert httpx.Response(200, content=answer.content).json()["cookie"] is None
+
+
+async def test_a_connection_read_to_its_end_is_reused_and_given_back():
+    async with serve(echo=echo) as base, sender() as s:
+        peers = []
+        for _ in range(3):
+            answer = await s.send("GET", f"{base}/echo", headers={})
+            peers.append(httpx.Response(200, content=await answer.aread()).json()["peer"])
+            await answer.aclose()
+            assert s.connections_in_use == 0
+
+    assert len(set(peers)) == 1
+
+
+async def test_a_body_left_unread_closes_its_connection():
+    async def big(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse()
+        await answer.prepare(request)
+        for _ in range(64):
+            await answer.write(b"x" * 65536)
+        return answer
+
+    async with serve(echo=echo, big=big) as base, sender() as s:
+        first = await s.send("GET", f"{base}/big", headers={})
+        assert s.connections_in_use == 1
+        await first.aclose()
+        assert s.connections_in_use == 0
+        after = await s.send("GET", f"{base}/echo", headers={})
+        await after.aread()
+        await after.aclose()
+
+    assert after.status_code == 200
+
+
+async def test_redirects_are_returned_not_followed():
+    async def moved(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPTemporaryRedirect("/echo")
+
+    async with serve(echo=echo, moved=moved) as base, sender() as s:
+        answer = await s.send("POST", f"{base}/moved", headers={}, content=b"{}")
+        await answer.aread()
+        await answer.aclose()
+
+    assert answer.status_code == 307
+    assert answer.headers["location"] == "/echo"
+
+
+async def test_proxy_environment_variables_are_ignored(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    async with serve(echo=echo) as base, sender() as s:
+        answer = await s.send("GET", f"{base}/echo", headers={})
+        await answer.aread()
+        await answer.aclose()
+
+    assert answer.status_code == 200
+
+
+async def test_text_chunks_cut_inside_a_character_decode_whole():
+    async def split(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await answer.prepare(request)
+        data = "data: {\"delta\": \"caf\u00e9 \u2603\"}\n\n".encode()
+        cut = data.index("\u00e9".encode()) + 1  # between the two bytes of é
+        for part in (data[:cut], data[cut:]):
+            await answer.write(part)
+            await asyncio.sleep(0.01)  # separate reads
+        return answer
+
+    async with serve(split=split) as base, sender() as s:
+        answer = await s.send("GET", f"{base}/split", headers={})
+        text = "".join([t async for t in answer.aiter_text()])
+        await answer.aclose()
+
+    assert text == "data: {\"delta\": \"caf\u00e9 \u2603\"}\n\n"
+
+
+async def test_httpx_sse_parses_events_from_the_sender_answer():
+    """``_events`` hands httpx-sse an :class:`AiohttpAnswer`: it must read only
+    ``headers`` and ``aiter_text()`` (pins the duck typing across httpx-sse versions)."""
+    async def sse(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await answer.prepare(request)
+        await answer.write(b"event: a\r\ndata: {\"n\": 1}\r\n\r\ndata: {\"n\": 2}\n\n")
+        return answer
+
+    async with serve(sse=sse) as base, sender() as s:
+        answer = await s.send("GET", f"{base}/sse", headers={})
+        got = [(e.event, e.data) async for e in _events(answer)]
+        await answer.aclose()
+
+    assert got == [("a", '{"n": 1}'), ("message", '{"n": 2}')]
+
+
+async def test_a_stream_that_is_not_sse_is_refused_by_httpx_sse():
+    async with serve(echo=echo) as base, sender() as s:
+        answer = await s.send("GET", f"{base}/echo", headers={})
+        with pytest.raises(httpx.TransportError):  # httpx_sse.SSEError
+            async for _ in EventSource(answer).aiter_sse():  # type: ignore[arg-type]
+                pass
+        await answer.aclose()
+
+
+# --------------------------------------------------------------------------- failures
+
+
+async def test_a_refused_connection_is_a_connect_error():
+    async with serve() as base:
+        pass  # the port is free again
+    async with sender() as s:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await s.send("GET", f"{base}/echo", headers={})
+
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    assert type(errors.error_from_transport(caught.value)) is errors.ConnectionError
+
+
+async def test_no_answer_within_the_read_timeout_is_a_read_timeout():
+    async def stall(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(5)
+        return web.Response()
+
+    async with serve(stall=stall) as base, sender() as s:
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await s.send("GET", f"{base}/stall", headers={}, timeout=5, read_timeout=0.1)
+
+    assert type(errors.error_from_transport(caught.value)) is errors.TimeoutError
+
+
+async def test_a_body_cut_short_is_a_remote_protocol_error():
+    async def cut(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"content-length": "1000"})
+        await answer.prepare(request)
+        await answer.write(b"{\"partial\": ")
+        assert request.transport is not None
+        request.transport.close()
+        return answer
+
+    async with serve(cut=cut) as base, sender() as s:
+        answer = await s.send("GET", f"{base}/cut", headers={})
+        with pytest.raises(httpx.RemoteProtocolError) as caught:
+            await answer.aread()
+        await answer.aclose()
+
+    assert type(errors.error_from_transport(caught.value)) is errors.ConnectionError
+
+
+async def test_a_server_that_closes_before_answering_is_a_remote_protocol_error():
+    async def hang_up(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.close()
+        await asyncio.sleep(0.1)
+        return web.Response()
+
+    async with serve(hang_up=hang_up) as base, sender() as s:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await s.send("GET", f"{base}/hang_up", headers={})
+
+
+def _connector_error() -> aiohttp.ClientConnectorError:
+    key: Any = type("Key", (), {"host": "h", "port": 1, "ssl": False})()
+    return aiohttp.ClientConnectorError(key, OSError(111, "refused"))
+
+
+@pytest.mark.parametrize(("raised", "as_httpx", "as_router"), [
+    (aiohttp.ConnectionTimeoutError(), httpx.ConnectTimeout, errors.TimeoutError),
+    (aiohttp.SocketTimeoutError(), httpx.ReadTimeout, errors.TimeoutError),
+    (aiohttp.ServerTimeoutError(), httpx.ReadTimeout, errors.TimeoutError),
+    (_connector_error(), httpx.ConnectError, errors.ConnectionError),
+    (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError, errors.ConnectionError),
+    (aiohttp.ClientPayloadError("cut"), httpx.RemoteProtocolError, errors.ConnectionError),
+    (aiohttp.InvalidURL("ftp://x"), httpx.UnsupportedProtocol, errors.ConnectionError),
+    (aiohttp.ClientOSError(104, "reset"), httpx.ReadError, errors.ConnectionError),
+    (aiohttp.ClientConnectionError("gone"), httpx.ReadError, errors.ConnectionError),
+    (aiohttp.ClientError("other"), httpx.TransportError, errors.ConnectionError),
+])
+def test_every_aiohttp_failure_maps_to_the_most_specific_httpx_and_router_error(
+    raised: Exception, as_httpx: type[Exception], as_router: type[Exception]
+):
+    mapped = httpx_error(raised)  # type: ignore[arg-type]
+    mapped.__cause__ = raised  # as ``raise ... from`` sets it
+
+    assert type(mapped) is as_httpx
+    assert str(mapped)  # never an empty message
+    assert type(errors.error_from_transport(mapped)) is as_router
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+async def test_the_pool_gives_one_sender_per_origin_and_tls_only_to_https():
+    pool = ClientPool()
+    try:
+        plain = pool.get("http://a:80")
+        assert pool.get("http://a:80") is plain
+        secure = pool.get("https://b:443")
+        assert secure is not plain
+        assert isinstance(pool._tls, ssl.SSLContext)
+        assert pool._tls.verify_mode == ssl.CERT_REQUIRED
+        assert pool.get("https://c:443") is not secure
+        assert pool._tls_context() is pool._tls  # built once
+    finally:
+        await pool.aclose()
+    assert pool._senders == {}
