@@ -1,4 +1,4 @@
-"""Upstream adapters: one small class per API, over httpx.
+"""Upstream adapters: one small class per API, over one pooled sender per upstream.
 
 :func:`provider_set` builds one instance of each built-in provider for a
 router, sharing that router's :class:`providers.http.ClientPool`.
