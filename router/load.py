@@ -45,14 +45,26 @@ Figures kept per deployment id (strategies read them synchronously):
     that was slow and then stopped getting traffic is probed again after a
     while instead of being shunned for ever.
 
+  A sample is *overtaken* when a request that started later on the same
+  deployment has already answered (a success). The deployment was not slow
+  for that younger request, so what made this one slow is its own (a long
+  answer, a late read by a busy event loop): an overtaken sample above the
+  peak moves the peak by ``alpha`` only, like a plain EWMA, and feeds
+  neither the service nor the drain time. Without this, one late read made
+  a fast deployment look 3x slower, it got no traffic, so no answer pulled
+  the peak back down, and it stayed shunned for a decay time.
+
   The *parallelism*, ``s / d``, is how many requests it serves at once.
   Keeping the three apart is what lets a queue count once (see
   ``router/strategies/peak_ewma.py`` for the design that did not).
 
 :meth:`LoadTracker.expected_latency` also reads how long the oldest request
-still waiting for its answer (a stream: its first token) has waited so far:
-a lower bound of a sample still to come, so a deployment that has just
-slowed down looks slow at once, not one slow latency later.
+still waiting for its answer (a stream: its first token) has waited so far,
+but no longer than since the latest-started answered request started: a
+lower bound of a sample still to come that is not overtaken, so a
+deployment that has just slowed down looks slow at once, not one slow
+latency later, while one long request that younger ones overtake does not
+make the whole deployment look slow.
 
 A timeout (``release(timed_out=True)``) is a failure that still feeds each
 latency figure a penalty sample: ``max(2 x that figure, elapsed)``. Twice
@@ -161,7 +173,7 @@ class _Stats:
     __slots__ = (
         "drain", "id", "in_flight", "latency", "minute", "peak", "peak_at", "per_token",
         "requests", "service", "shared", "shared_at", "shared_minute", "tokens", "ttft",
-        "waiting",
+        "waiting", "youngest",
     )
 
     def __init__(self, deployment_id: str) -> None:
@@ -177,6 +189,8 @@ class _Stats:
         self.drain = 0.0
         self.service = 0.0
         self.peak_at = 0.0
+        #: When the latest-started answered (successful) request started.
+        self.youngest = -math.inf
         self.shared: SharedFigures | None = None
         self.shared_at = 0.0
         self.shared_minute = -1
@@ -322,7 +336,7 @@ class LoadTracker:
         stats = handle._stats
         with self._lock:
             stats.ttft = _ewma(stats.ttft, elapsed, self._alpha)
-            self._observe_peak(stats, elapsed, handle._flight, self._clock.now())
+            self._observe_peak(stats, elapsed, handle, self._clock.now())
 
     def _release(
         self, handle: LoadHandle, ok: bool, output_tokens: int | None,
@@ -357,7 +371,7 @@ class LoadTracker:
             per_token = elapsed / output_tokens if output_tokens else elapsed
             old = stats.per_token
             stats.per_token = per_token if old is None else old + alpha * (per_token - old)
-            self._observe_peak(stats, elapsed, handle._flight, now)
+            self._observe_peak(stats, elapsed, handle, now)
 
     def _penalise(self, stats: _Stats, elapsed: float, now: float, handle: LoadHandle) -> None:
         alpha = self._alpha
@@ -372,18 +386,28 @@ class LoadTracker:
             stats.service = _ewma(stats.service, sample, alpha)
         stats.peak, stats.peak_at = sample, now
 
-    def _observe_peak(self, stats: _Stats, latency: float, flight: int, now: float) -> None:
-        """One sample of ``latency`` with ``flight`` requests in flight at its start.
+    def _observe_peak(
+        self, stats: _Stats, latency: float, handle: LoadHandle, now: float
+    ) -> None:
+        """One sample of ``latency`` from ``handle`` (its in-flight count at its start).
 
         The three figures of :meth:`expected_latency` (see the module
         docstring): the drain time moves by ``alpha`` toward ``latency /
         flight`` when that is lower or the deployment was saturated; the
         latency less its queue (``latency x parallelism / flight`` beyond the
         parallelism) feeds the service time (EWMA) and the peak (up at once,
-        down by elapsed time).
+        down by elapsed time). An overtaken sample (a request started later
+        has answered already) above the peak only moves the peak by ``alpha``.
         """
+        flight, started = handle._flight, handle._started
         drain_sample = latency / flight
         peak = stats.peak
+        if started < stats.youngest:  # overtaken: its slowness is its own
+            if peak is not None and latency > peak:
+                stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
+                return
+        else:
+            stats.youngest = started
         if peak is None:
             stats.peak = stats.service = latency
             stats.drain, stats.peak_at = drain_sample, now
@@ -560,11 +584,14 @@ class LoadTracker:
             peak x max(1, (k + 1) / c) x (1 + 0.5 x min(1, k / c))
 
         and at least the time the oldest request still waiting there has
-        waited: the deployment's latency while it has room, the time to get
-        through its queue once saturated, and a hedge (the last factor)
-        that makes each request already there cost a little even within the
-        parallelism. Estimates are noisy, and spreading over near-equal
-        deployments limits what a slow-down nobody has seen yet can catch.
+        waited, capped at the time since the latest-started answered request
+        there started (a request younger ones overtook waits on its own, not
+        on the deployment): the deployment's latency while it has room, the
+        time to get through its queue once saturated, and a hedge (the last
+        factor) that makes each request already there cost a little even
+        within the parallelism. Estimates are noisy, and spreading over
+        near-equal deployments limits what a slow-down nobody has seen yet
+        can catch.
         This is the ``peak-ewma`` strategy's cost (see
         ``router/strategies/peak_ewma.py`` for the figures). One call per
         candidate, so a strategy can compare many cheaply.
@@ -585,6 +612,8 @@ class LoadTracker:
         if waiting:
             latency *= 1.0 + _HEDGE * min(1.0, waiting / parallel)
         age = _oldest_wait(stats.waiting, now)
+        if now - stats.youngest < age:  # overtaken by an answered request
+            age = now - stats.youngest
         return age if age > latency else latency
 
     def _idle_decay(self, stats: _Stats, now: float | None) -> float:

@@ -383,6 +383,52 @@ def test_expected_latency_is_at_least_the_oldest_wait() -> None:
     held.release(ok=False)
 
 
+def test_an_overtaken_slow_answer_moves_the_peak_by_alpha_only() -> None:
+    """A late answer that a younger request beat says little about the deployment."""
+    clock = ManualClock()
+    load = LoadTracker(clock, peak_decay=TAU)
+    _served(load, clock, 1.0)
+    late = load.acquire("d1")  # its answer will be read late
+    clock.advance(0.1)
+    young = load.acquire("d1")  # started later, answered first, as usual
+    clock.advance(1.0)
+    young.release(ok=True)
+    before = load.snapshot("d1")
+    assert before.peak_latency is not None and before.peak_latency <= 1.0
+    clock.advance(3.0)
+    late.release(ok=True)  # 4.1 s, overtaken
+    snap = load.snapshot("d1")
+    peak = before.peak_latency
+    assert snap.peak_latency == pytest.approx(peak + 0.3 * (4.1 - peak))  # not 4.1
+    assert snap.service_time == before.service_time
+    assert snap.drain_time == before.drain_time
+    # The same slow answer, not overtaken (nobody younger answered), jumps at once.
+    alone = load.acquire("d1")
+    clock.advance(4.1)
+    alone.release(ok=True)
+    assert load.peak_latency("d1") == pytest.approx(4.1)
+
+
+def test_an_overtaken_waiting_request_bounds_the_cost_only_since_the_youngest_answer() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock, peak_decay=TAU)
+    _served(load, clock, 1.0)
+    long = load.acquire("d1")  # a long answer
+    clock.advance(0.5)
+    young = load.acquire("d1")
+    clock.advance(1.0)
+    young.release(ok=True)  # started 0.5 s after the long one, answered in 1 s
+    clock.advance(3.5)
+    # The long one has waited 5 s, but the deployment answered a request
+    # started 4.5 s ago: the bound is 4.5 s, not 5 s.
+    assert load.expected_latency("d1", clock.now()) == pytest.approx(4.5)
+    later = load.acquire("d1")  # not overtaken: it bounds the cost as it waits
+    clock.advance(6.0)
+    assert load.expected_latency("d1", clock.now()) == pytest.approx(10.5)
+    for h in (long, later):
+        h.release(ok=False)
+
+
 # --- usage per minute -------------------------------------------------------------------
 
 

@@ -199,8 +199,11 @@ def test_large_groups_use_two_random_choices() -> None:
     assert bench.strategy.pick(fresh, REQUEST) in fresh
 
 
-def _routing_quality(name: str, seed: int) -> tuple[float, float]:
-    """benchmarks/routing_quality.py's capacity-limited workload, simulated: (p99, share).
+def _routing_quality(name: str, seed: int, capacity: int = 4) -> tuple[float, float]:
+    """benchmarks/routing_quality.py's workload, simulated: (p99, share).
+
+    ``capacity``: requests each upstream serves at once (4: the
+    capacity-limited workload; 10,000: the unlimited one).
 
     As on a real machine, each upstream's first answers are slowed by
     opening connections (50 ms more for the first 6) and 1 % of answers are
@@ -212,9 +215,9 @@ def _routing_quality(name: str, seed: int) -> tuple[float, float]:
     requests = 1500
     warm = {"warmup": 0.05, "warmup_requests": 6}
     upstreams = [
-        Upstream(0.020, **warm), Upstream(0.080, **warm),
-        Upstream(0.020, slow_factor=10, slow_after=requests // 2, **warm),
-        Upstream(0.020, fail_rate=0.05, **warm),
+        Upstream(0.020, capacity=capacity, **warm), Upstream(0.080, capacity=capacity, **warm),
+        Upstream(0.020, capacity=capacity, slow_factor=10, slow_after=requests // 2, **warm),
+        Upstream(0.020, capacity=capacity, fail_rate=0.05, **warm),
     ]
     result = Simulation(
         lambda load, clock: build_strategy(name, load, clock, 1), upstreams,
@@ -236,3 +239,23 @@ def test_meets_the_routing_quality_targets_in_the_simulated_model(seed: int) -> 
     assert mine < min(p99.values()), (mine, p99)
     assert mine <= p99["simple-shuffle"] / 2
     assert degraded_share <= 0.05
+
+
+def test_meets_the_unlimited_capacity_target_in_the_median_seed() -> None:
+    """Unlimited capacity: p99 within 1.2x of the best other strategy's, in the median seed.
+
+    Not in every seed: the first requests sent to the slowed deployment
+    after its slow-down cannot be told apart for one service time (20 ms,
+    ~8 requests when spread over the three fast deployments), and that is
+    about the 1 % tail. latency-based-routing wins the seeds where it has
+    piled nearly everything onto another fast deployment (p99 ~74 ms here,
+    against ~150 ms for peak-ewma in seeds 1 and 3) and loses those where it
+    piled onto the slowed one (~180-210 ms).
+    """
+    others = ("simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing",
+              "usage-based-routing")
+    ratios = []
+    for seed in range(1, 6):
+        best = min(_routing_quality(name, seed, capacity=10_000)[0] for name in others)
+        ratios.append(_routing_quality("peak-ewma", seed, capacity=10_000)[0] / best)
+    assert sorted(ratios)[len(ratios) // 2] <= 1.2, ratios
