@@ -81,7 +81,7 @@ from benchmarks.common import (
     write_json,
 )
 
-DEFAULT = Sizes(serial=500, parallel=1000, warmup=100, rounds=3)
+DEFAULT = Sizes(serial=500, parallel=1000, warmup=100, rounds=5)
 QUICK = Sizes(serial=100, parallel=200, warmup=20, rounds=1)
 CONCURRENCIES = (1, 32)
 SSE_HEADERS = {**HEADERS, "accept": "text/event-stream"}
