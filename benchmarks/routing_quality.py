@@ -31,7 +31,7 @@ serves at most 5 % of the requests started after the slow-down on
 ``degrading`` (moves >= 95 % of traffic off it); on the unlimited workload its
 p99 is within 1.2x of the best.
 
-    .venv/bin/python benchmarks/routing_quality.py [--quick] [--json PATH] [--png PATH]
+    .venv/bin/python benchmarks/routing_quality.py [--quick] [--rounds N] [--json PATH] [--png PATH]
         [--strategies simple-shuffle,peak-ewma,...] [--requests N] [--set NAME=VALUE]
 
 ``--strategies`` defaults to all six; a name this router does not register
@@ -40,8 +40,15 @@ your own (``factory(StrategyContext) -> Strategy``). ``--png`` draws a chart
 when matplotlib is installed (``pip install -e '.[charts]'``) and says it was
 skipped otherwise. ``--set allowed_fails=1000`` (any Router setting, the value
 as JSON) changes the router for every run: with the default cooldowns the
-flaky deployment spends much of the run cooling down. A full run takes about
-two minutes on two cores.
+flaky deployment spends much of the run cooling down.
+
+``--rounds`` (default 3; ``--quick``: 1) runs every strategy that many times,
+taking turns, and reports the median of each figure, with each round's p99
+beside it: a p99 here is the 15th slowest of 1,500 requests, and which
+deployment a strategy happens to favour when ``degrading`` slows decides it,
+so single runs swing by 2-3x. Targets are judged on the medians; the
+unlimited one also says in how many single rounds it held. A full run of 3
+rounds takes about six minutes on two cores.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ import dataclasses
 import importlib
 import json
 import math
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -161,6 +169,7 @@ class Result:
     share: dict[str, float] = field(default_factory=dict)  # of served requests
     slowed_share_after: float | None = None  # degrading's share after the slow-down
     upstream_hits: dict[str, int] = field(default_factory=dict)
+    p99_rounds: tuple[float, ...] = ()  # each round's p99 when this is a median of rounds
 
     @property
     def error_rate(self) -> float:
@@ -282,17 +291,54 @@ def summarise(
     )
 
 
-async def run_all(choices: Sequence[Choice], plan: Plan) -> list[Result]:
-    """Every strategy on the capacity-limited workload, then on the unlimited one."""
+async def run_all(choices: Sequence[Choice], plan: Plan, rounds: int = 1) -> list[Result]:
+    """Every strategy on the capacity-limited workload, then on the unlimited one.
+
+    With ``rounds`` > 1 the strategies take turns, round after round, and
+    each figure is the median of the rounds (:func:`median_of_rounds`).
+    """
     results: list[Result] = []
     for workload, capacity in ((LIMITED, CAPACITY), (UNLIMITED, None)):
         fleet = Fleet(capacity)
+        runs: dict[str, list[Result]] = {c.name: [] for c in choices}
         async with running(list(fleet.procs.values())):
-            for choice in choices:
-                result = await run_strategy(fleet, workload, choice, plan)
-                _progress(result)
-                results.append(result)
+            for _ in range(rounds):
+                for choice in choices:
+                    result = await run_strategy(fleet, workload, choice, plan)
+                    _progress(result)
+                    runs[choice.name].append(result)
+        results.extend(median_of_rounds(r) if rounds > 1 else r[0] for r in runs.values())
     return results
+
+
+def median_of_rounds(rounds: Sequence[Result]) -> Result:
+    """One strategy's rounds on one workload as one result: each figure the median.
+
+    Traffic shares are the mean of the rounds instead, so they add up to 100 %.
+
+    Single runs of this benchmark swing (a p99 is the 15th slowest of 1,500
+    requests, and which deployment a strategy happens to favour before the
+    slow-down decides it), so the report shows every round's p99 too.
+    """
+    first = rounds[0]
+    if not first.available:
+        return first
+
+    def med(values: Sequence[float]) -> float:
+        return statistics.median(values)
+
+    afters = [r.slowed_share_after for r in rounds if r.slowed_share_after is not None]
+    return dataclasses.replace(
+        first, requests=sum(r.requests for r in rounds), errors=sum(r.errors for r in rounds),
+        seconds=sum(r.seconds for r in rounds),
+        p50_ms=med([r.p50_ms for r in rounds]), p95_ms=med([r.p95_ms for r in rounds]),
+        p99_ms=med([r.p99_ms for r in rounds]),
+        attempts_per_request=med([r.attempts_per_request for r in rounds]),
+        share={n: statistics.fmean([r.share.get(n, 0.0) for r in rounds]) for n in LATENCY},
+        slowed_share_after=med(afters) if afters else None,
+        upstream_hits={n: sum(r.upstream_hits.get(n, 0) for r in rounds) for n in LATENCY},
+        p99_rounds=tuple(r.p99_ms for r in rounds),
+    )
 
 
 def _progress(result: Result) -> None:
@@ -354,7 +400,20 @@ def _near_best_unlimited(runs: dict[str, Result]) -> dict[str, Any]:
     ratio = mine.p99_ms / best.p99_ms if best.p99_ms else math.inf
     return _check(name, ratio <= MAX_P99_VS_BEST_UNLIMITED,
                   f"{mine.p99_ms:.0f} ms; best: {best.strategy} {best.p99_ms:.0f} ms "
-                  f"({ratio:.2f}x)")
+                  f"({ratio:.2f}x){_rounds_within(runs, mine)}")
+
+
+def _rounds_within(runs: dict[str, Result], mine: Result) -> str:
+    """In how many single rounds ``mine`` was within the bound of that round's best."""
+    count = len(mine.p99_rounds)
+    if count < 2 or any(len(r.p99_rounds) != count for r in runs.values()):
+        return ""
+    bound = MAX_P99_VS_BEST_UNLIMITED
+    within = sum(
+        mine.p99_rounds[i] <= bound * min(r.p99_rounds[i] for r in runs.values())
+        for i in range(count)
+    )
+    return f"; within it in {within} of {count} single rounds"
 
 
 def targets(results: Sequence[Result]) -> list[dict[str, Any]]:
@@ -369,20 +428,26 @@ def targets(results: Sequence[Result]) -> list[dict[str, Any]]:
 
 def _row(r: Result) -> list[str]:
     if not r.available:
-        return [f"{r.strategy} (not available)", *(["-"] * 11)]
+        return [f"{r.strategy} (not available)", *(["-"] * (12 if r.p99_rounds else 11))]
     after = "-" if r.slowed_share_after is None else f"{r.slowed_share_after:.1%}"
-    return [
+    row = [
         r.strategy, fmt(r.p50_ms), fmt(r.p95_ms), fmt(r.p99_ms), fmt(r.rps),
         f"{r.error_rate:.2%}", f"{r.attempts_per_request:.3f}",
         *(f"{r.share.get(name, 0.0):.1%}" for name in LATENCY), after,
     ]
+    if r.p99_rounds:
+        row.insert(4, " / ".join(fmt(p) for p in r.p99_rounds))
+    return row
 
 
 def table(results: Sequence[Result], workload: str) -> str:
+    runs = [r for r in results if r.workload == workload]
     headers = ["strategy", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors",
                "attempts/req", *(f"{n} share" for n in LATENCY),
                f"{DEGRADING} after slow-down"]
-    return markdown_table(headers, [_row(r) for r in results if r.workload == workload])
+    if any(r.p99_rounds for r in runs):
+        headers.insert(4, "p99 ms each round")
+    return markdown_table(headers, [_row(r) for r in runs])
 
 
 def _describe(plan: Plan) -> str:
@@ -395,11 +460,14 @@ def _describe(plan: Plan) -> str:
     return settings + cooldowns
 
 
-def print_report(results: Sequence[Result], found: list[dict[str, Any]], plan: Plan) -> None:
+def print_report(
+    results: Sequence[Result], found: list[dict[str, Any]], plan: Plan, rounds: int = 1
+) -> None:
     env = environment()
     print("## Routing quality: four upstream processes, each strategy under the same load\n")
+    each = f"; {rounds} interleaved rounds, median per figure" if rounds > 1 else ""
     print(f"Python {env['python']}, {env['cpus']} CPUs; {fmt(plan.requests)} requests at "
-          f"concurrency {plan.concurrency} per strategy and workload; upstreams: fast 20 ms, "
+          f"concurrency {plan.concurrency} per strategy and workload{each}; upstreams: fast 20 ms, "
           f"slow 80 ms, degrading 20 -> {SLOWED_LATENCY * 1e3:.0f} ms from half-way, flaky "
           f"20 ms with {FLAKY_RATE:.0%} 500s; router: {_describe(plan)}; 1-min load average "
           f"at the end: {env['loadavg_1m']}\n")
@@ -477,6 +545,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="300 requests per run (smoke)")
     parser.add_argument("--requests", type=int, help="requests per strategy and workload")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds per strategy and workload; figures are medians (default 3)")
     parser.add_argument("--strategies", default=",".join(ALL_STRATEGIES),
                         help="comma-separated names (default: all six)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -507,15 +577,16 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     plan = dataclasses.replace(QUICK if args.quick else DEFAULT, extra=_settings(args.set))
     if args.requests:
         plan = dataclasses.replace(plan, requests=args.requests)
-    results = asyncio.run(run_all(choices(args.strategies), plan))
+    rounds = 1 if args.quick else max(1, args.rounds)
+    results = asyncio.run(run_all(choices(args.strategies), plan, rounds))
     found = targets(results)
-    print_report(results, found, plan)
+    print_report(results, found, plan, rounds)
     if args.png:
         drawn = draw_chart(results, args.png)
         print(f"\nwrote {args.png}" if drawn else
               "\nchart skipped: matplotlib is not installed (pip install -e '.[charts]')")
     write_json(args.json, {
-        "benchmark": "routing_quality", "plan": asdict(plan),
+        "benchmark": "routing_quality", "plan": asdict(plan), "rounds": rounds,
         "results": [{**asdict(r), "error_rate": r.error_rate, "rps": r.rps} for r in results],
         "targets": found,
     })
