@@ -96,7 +96,12 @@ class AiohttpAnswer:
 
     @property
     def text(self) -> str:
-        return self.content.decode(self._response.get_encoding(), errors="replace")
+        """The body decoded by its declared charset (UTF-8 when none or an unknown one)."""
+        content = self.content
+        try:
+            return content.decode(self._response.get_encoding(), errors="replace")
+        except (LookupError, RuntimeError):
+            return content.decode("utf-8", errors="replace")
 
     async def aread(self) -> bytes:
         if self._body is None:

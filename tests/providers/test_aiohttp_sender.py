@@ -306,3 +306,23 @@ async def test_the_pool_gives_one_sender_per_origin_and_tls_only_to_https():
     finally:
         await pool.aclose()
     assert pool._senders == {}
+
+
+async def test_text_decodes_by_the_declared_charset_and_survives_an_unknown_one():
+    async def latin(request: web.Request) -> web.StreamResponse:
+        return web.Response(body="café".encode("latin-1"),
+                            headers={"content-type": "text/plain; charset=latin-1"})
+
+    async def bogus(request: web.Request) -> web.StreamResponse:
+        return web.Response(body="café".encode(),
+                            headers={"content-type": "text/plain; charset=no-such-codec"})
+
+    async with serve(latin=latin, bogus=bogus) as base, sender() as s:
+        texts = []
+        for name in ("latin", "bogus"):
+            answer = await s.send("GET", f"{base}/{name}", headers={})
+            await answer.aread()
+            await answer.aclose()
+            texts.append(answer.text)
+
+    assert texts == ["café", "café"]
