@@ -54,7 +54,16 @@ class RouteRequest:
 
     @property
     def previous_response_id(self) -> str | None:
-        value = self.params.get("previous_response_id")
+        """The ``previous_response_id`` the upstream will read.
+
+        ``extra_body`` is merged into the body last, so its value, when it has
+        one, is the one that counts (and the one to route by).
+        """
+        extra = self.extra_body
+        if extra and "previous_response_id" in extra:
+            value = extra["previous_response_id"]
+        else:
+            value = self.params.get("previous_response_id")
         return value if isinstance(value, str) else None
 
     def time_left(self, now: float) -> float | None:
@@ -82,6 +91,7 @@ def build_request(
         return RouteRequest(model=model, params=params, stream=stream, deadline=deadline)
     timeout = params.pop("timeout", None)
     timeout = default_timeout if timeout is None else _positive(timeout, "timeout")
+    extra_body = _extra_body(params.pop("extra_body", None))
     return RouteRequest(
         model=model,
         params=params,
@@ -94,8 +104,22 @@ def build_request(
         stream_timeout=params.pop("stream_timeout", None),
         extra_headers=params.pop("extra_headers", None),
         extra_query=params.pop("extra_query", None),
-        extra_body=params.pop("extra_body", None),
+        extra_body=extra_body,
     )
+
+
+def _extra_body(value: Any) -> Mapping[str, Any] | None:
+    """``extra_body`` as given, its ``previous_response_id`` checked like the parameter's."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(
+            f"extra_body: expected a mapping of body fields, got {type(value).__name__}"
+        )
+    prev = value.get("previous_response_id")
+    if prev is not None:
+        check_response_id(prev, "extra_body.previous_response_id")
+    return value
 
 
 def check_response_id(value: object, where: str) -> str:

@@ -373,6 +373,22 @@ async def test_owner_down_gives_a_clear_error_and_no_stranger_is_asked(
         await router.aclose()
 
 
+async def test_a_previous_response_id_in_extra_body_is_pinned_too(ups: Ups) -> None:
+    """The body carries ``extra_body``'s id (merged last), so that is the one routed by."""
+    router = build_router(ups)
+    try:
+        first = await turn(router, "c0 t1")
+        turns = [first]
+        for t in (2, 3, 4):
+            turns.append(await turn(
+                router, f"c0 t{t}", extra_body={"previous_response_id": turns[-1].id}
+            ))
+    finally:
+        await router.aclose()
+
+    assert_served_by_owner(turns, 0)
+
+
 async def test_pinned_retry_honours_the_owners_retry_after(ups: Ups) -> None:
     names = {up.name: up for up in ups}
     clock = ManualClock()

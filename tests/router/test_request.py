@@ -134,6 +134,29 @@ def test_previous_response_id_property() -> None:
     assert _build({}).previous_response_id is None
 
 
+def test_extra_body_previous_response_id_is_the_one_routed_by() -> None:
+    """``extra_body`` is merged into the body last: its value is what the upstream reads."""
+    def extra(value: object) -> dict[str, object]:
+        return {"extra_body": {"previous_response_id": value}}
+
+    assert _build({"previous_response_id": "resp_1", **extra("resp_2")}).previous_response_id \
+        == "resp_2"
+    assert _build(extra("resp_3")).previous_response_id == "resp_3"
+    cleared = _build({"previous_response_id": "resp_1", **extra(None)})
+    assert cleared.previous_response_id is None  # the body will carry null
+    assert _build({"extra_body": {"other": 1}}).previous_response_id is None
+
+
+def test_invalid_extra_body_previous_response_id_names_where() -> None:
+    with pytest.raises(InvalidRequestError, match=r"^extra_body\.previous_response_id: "):
+        _build({"extra_body": {"previous_response_id": "../../admin"}})
+
+
+def test_extra_body_must_be_a_mapping() -> None:
+    with pytest.raises(InvalidRequestError, match=r"^extra_body: expected a mapping"):
+        _build({"extra_body": ["previous_response_id", "resp_1"]})
+
+
 # -- fallbacks -------------------------------------------------------------------------
 
 
