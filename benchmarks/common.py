@@ -224,8 +224,23 @@ def _median(runs: Sequence[Measurement]) -> Measurement:
         name=first.name, concurrency=first.concurrency,
         requests=sum(r.requests for r in runs), seconds=sum(r.seconds for r in runs),
         rps=med("rps"), p50_us=med("p50_us"), p99_us=med("p99_us"), cpu_us=med("cpu_us"),
-        upstream_cpu_us=med("upstream_cpu_us"), extra={"rounds": len(runs)},
+        upstream_cpu_us=med("upstream_cpu_us"),
+        extra={"rounds": len(runs), "rps_rounds": [r.rps for r in runs],
+               "p50_us_rounds": [r.p50_us for r in runs]},
     )
+
+
+def paired(a: Measurement, b: Measurement, attr: str, how: Callable[[float, float], float]
+           ) -> tuple[float, list[float]]:
+    """``how(a, b)`` round by round (each round measured both, side by side): the median
+    and every round's value; one value from the medians when there were no rounds."""
+    key = f"{attr}_rounds"
+    mine, theirs = a.extra.get(key), b.extra.get(key)
+    if not mine or not theirs or len(mine) != len(theirs):
+        value = how(getattr(a, attr), getattr(b, attr))
+        return value, [value]
+    values = [how(x, y) for x, y in zip(mine, theirs, strict=True)]
+    return float(statistics.median(values)), values
 
 
 async def compare(

@@ -405,7 +405,7 @@ def _near_best_unlimited(runs: dict[str, Result]) -> dict[str, Any]:
 
 def _rounds_within(runs: dict[str, Result], mine: Result) -> str:
     """In how many single rounds ``mine`` was within the bound of that round's best."""
-    count = len(mine.p99_rounds)
+    count = len(mine.p99_rounds)  # ``runs`` holds only available strategies
     if count < 2 or any(len(r.p99_rounds) != count for r in runs.values()):
         return ""
     bound = MAX_P99_VS_BEST_UNLIMITED

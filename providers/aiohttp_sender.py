@@ -12,7 +12,10 @@ meets (so a caller's own ``httpx.AsyncClient`` plugs in unchanged).
 
 aiohttp's exceptions become httpx's here, in one place
 (:func:`httpx_error`), so :func:`router.errors.error_from_transport` sees
-one family whatever the sender. Cookies are never kept (an upstream's
+one family whatever the sender. The httpx exception's text never holds a
+URL (its query may carry a key) and aiohttp's exception is not chained as
+its cause (its repr holds the request's headers); it stays reachable as
+``__context__`` for debugging, hidden from tracebacks. Cookies are never kept (an upstream's
 cookie must not follow a request to another deployment), proxy environment
 variables are ignored, redirects are not followed, and HTTPS verifies with
 httpx's CA bundle (certifi), as the httpx-based senders do.
@@ -27,6 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import httpx
+from aiohttp import http_exceptions
 
 __all__ = ["AiohttpAnswer", "AiohttpSender", "httpx_error"]
 
@@ -38,24 +42,39 @@ KEEPALIVE_SECONDS = 30.0
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None)
 
 
-def httpx_error(exc: aiohttp.ClientError | builtins.TimeoutError) -> httpx.TransportError:
-    """The httpx exception that says what ``exc`` (aiohttp's) says; its text is kept."""
-    cls: type[httpx.TransportError]
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        cls = httpx.ConnectTimeout  # connecting, or waiting for a pooled connection
-    elif isinstance(exc, builtins.TimeoutError):  # aiohttp's read timeouts are TimeoutErrors
-        cls = httpx.ReadTimeout
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        cls = httpx.ConnectError
-    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        cls = httpx.RemoteProtocolError  # the answer was cut or malformed
-    elif isinstance(exc, aiohttp.InvalidURL):
-        cls = httpx.UnsupportedProtocol
-    elif isinstance(exc, aiohttp.ClientConnectionError):
-        cls = httpx.ReadError
+#: aiohttp's failures and the httpx exceptions that say the same, most specific first.
+_AS_HTTPX: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
+                       type[httpx.RequestError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),  # connecting, or a pooled one
+    (builtins.TimeoutError, httpx.ReadTimeout),  # aiohttp's read timeouts are TimeoutErrors
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    ((aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+      aiohttp.ClientResponseError), httpx.RemoteProtocolError),  # cut or malformed answer
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ClientConnectionError, httpx.ReadError),
+)
+
+
+def httpx_error(exc: aiohttp.ClientError | builtins.TimeoutError) -> httpx.RequestError:
+    """The httpx exception that says what ``exc`` (aiohttp's) says, without any URL."""
+    cls: type[httpx.RequestError] = httpx.TransportError
+    if isinstance(exc.__cause__, http_exceptions.ContentEncodingError):
+        cls = httpx.DecodingError  # a compressed body that does not decompress
     else:
-        cls = httpx.TransportError
-    return cls(str(exc) or type(exc).__name__)
+        cls = next((to for frm, to in _AS_HTTPX if isinstance(exc, frm)), cls)
+    return cls(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    """``exc``'s class and what it says, unless what it says may hold a URL."""
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.InvalidURL):
+        return name  # their text is (or ends with) the URL, query and all
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+        return f"{name}: cannot connect to {exc.host}:{exc.port}: {why}"
+    text = str(exc).replace("\n", " ").strip()
+    return f"{name}: {text}" if text else name
 
 
 def _timeout(timeout: float | None, read: float | None) -> aiohttp.ClientTimeout:
@@ -108,7 +127,7 @@ class AiohttpAnswer:
             try:
                 self._body = await self._response.read()
             except (aiohttp.ClientError, builtins.TimeoutError) as exc:
-                raise httpx_error(exc) from exc
+                raise httpx_error(exc) from None
         return self._body
 
     async def aiter_text(self) -> AsyncIterator[str]:
@@ -120,7 +139,7 @@ class AiohttpAnswer:
                 if text:
                     yield text
         except (aiohttp.ClientError, builtins.TimeoutError) as exc:
-            raise httpx_error(exc) from exc
+            raise httpx_error(exc) from None
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
@@ -131,7 +150,7 @@ class AiohttpAnswer:
         try:
             await self._response.wait_for_close()
         except (aiohttp.ClientError, builtins.TimeoutError) as exc:
-            raise httpx_error(exc) from exc
+            raise httpx_error(exc) from None
 
 
 class AiohttpSender:
@@ -148,12 +167,6 @@ class AiohttpSender:
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
             timeout=_NO_TIMEOUT, raise_for_status=False,
         )
-
-    @property
-    def connections_in_use(self) -> int:
-        """Connections checked out of the pool and not given back (idle ones not counted)."""
-        connector = self._session.connector
-        return 0 if connector is None else len(connector._acquired)
 
     async def send(
         self,
@@ -172,7 +185,7 @@ class AiohttpSender:
                 timeout=_timeout(timeout, read_timeout),
             )
         except (aiohttp.ClientError, builtins.TimeoutError) as exc:
-            raise httpx_error(exc) from exc
+            raise httpx_error(exc) from None
         return AiohttpAnswer(response)
 
     async def aclose(self) -> None:

@@ -31,11 +31,14 @@ from typing import Protocol
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from providers.aiohttp_sender import AiohttpSender
+from providers.aiohttp_sender import KEEPALIVE_SECONDS, MAX_CONNECTIONS, AiohttpSender
 
 __all__ = ["Answer", "ClientPool", "ClientSender", "Sender", "default_client", "origin_of"]
 
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30)
+_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS,
+    keepalive_expiry=KEEPALIVE_SECONDS,
+)
 
 
 class Answer(Protocol):
@@ -144,18 +147,34 @@ class ClientPool:
     def __init__(self, shared: httpx.AsyncClient | None = None) -> None:
         self._shared = None if shared is None else ClientSender(shared)
         self._senders: dict[tuple[int, str], Sender] = {}
+        self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         self._tls: ssl.SSLContext | None = None
 
     def get(self, origin: str) -> Sender:
         """The sender for ``origin`` (scheme://host:port) in the running loop."""
         if self._shared is not None:
             return self._shared
-        key = (id(asyncio.get_running_loop()), origin)
+        loop = asyncio.get_running_loop()
+        key = (id(loop), origin)
         sender = self._senders.get(key)
         if sender is None:
+            self._forget_closed_loops()
+            self._loops[id(loop)] = loop
             tls = self._tls_context() if origin.startswith("https:") else None
             sender = self._senders[key] = AiohttpSender(tls)
         return sender
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the senders of loops closed without :meth:`aclose` (e.g. each ``asyncio.run``).
+
+        Their sockets can no longer be closed politely; dropping them lets
+        them be collected instead of piling up (and a new loop reusing a
+        closed one's id never gets its dead sender).
+        """
+        closed = {lid for lid, loop in self._loops.items() if loop.is_closed()}
+        if closed:
+            self._senders = {k: s for k, s in self._senders.items() if k[0] not in closed}
+            self._loops = {lid: lp for lid, lp in self._loops.items() if lid not in closed}
 
     def _tls_context(self) -> ssl.SSLContext:
         """httpx's verifying context (certifi's CA bundle), built once per pool."""
@@ -172,6 +191,7 @@ class ClientPool:
         loop_id = id(asyncio.get_running_loop())
         mine = [s for (lid, _), s in self._senders.items() if lid == loop_id]
         self._senders = {k: s for k, s in self._senders.items() if k[0] != loop_id}
+        self._loops.pop(loop_id, None)
         for sender in mine:
             await sender.aclose()
 

@@ -155,7 +155,7 @@ class HttpResponsesProvider:
         timeout: float | None = None,
     ) -> Record:
         ep: Endpoint = deployment.endpoint
-        url = str(_merge(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query))
+        url = _with_query(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query)
         try:
             answer = await self._pool.get(ep.origin).send(
                 method, url, headers=ep.headers, timeout=timeout
@@ -184,12 +184,14 @@ def _body(deployment: Deployment, request: RouteRequest, *, stream: bool) -> byt
     return json.dumps(body).encode()
 
 
-def _merge(base: httpx.URL, extra: Mapping[str, Any] | None) -> httpx.URL:
-    return base.copy_merge_params(extra) if extra else base
+def _with_query(base: httpx.URL, extra: Mapping[str, Any] | None) -> str:
+    """``base`` with ``extra`` merged into its query, as text."""
+    return str(base.copy_merge_params(extra) if extra else base)
 
 
 def _target(endpoint: Endpoint, extra: Mapping[str, Any] | None) -> str:
-    return str(endpoint.url.copy_merge_params(extra)) if extra else endpoint.target
+    """The collection URL with ``extra`` (a request's ``extra_query``) merged in."""
+    return _with_query(endpoint.url, extra) if extra else endpoint.target
 
 
 def _events(answer: Answer) -> AsyncGenerator[ServerSentEvent, None]:

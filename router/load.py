@@ -47,12 +47,16 @@ Figures kept per deployment id (strategies read them synchronously):
 
   A sample is *overtaken* when a request that started later on the same
   deployment has already answered (a success). The deployment was not slow
-  for that younger request, so what made this one slow is its own (a long
-  answer, a late read by a busy event loop): an overtaken sample above the
-  peak moves the peak by ``alpha`` only, like a plain EWMA, and feeds
-  neither the service nor the drain time. Without this, one late read made
-  a fast deployment look 3x slower, it got no traffic, so no answer pulled
-  the peak back down, and it stayed shunned for a decay time.
+  for that younger request, so what made this one slow may be its own (a
+  long answer, a late read by a busy event loop). While such outliers
+  (overtaken and above the peak) are rare, fewer than one answer in 50 (an
+  EWMA of their share, weight 1/50), one moves the peak by ``alpha`` only,
+  like a plain EWMA, and feeds neither the service nor the drain time.
+  Without this, one late read made a fast deployment look 3x slower, it got
+  no traffic, so no answer pulled the peak back down, and it stayed shunned
+  for a decay time. Once they are more common they are the deployment's
+  tail (a slow replica behind the endpoint) and count at once, as any
+  sample does.
 
   The *parallelism*, ``s / d``, is how many requests it serves at once.
   Keeping the three apart is what lets a queue count once (see
@@ -60,11 +64,10 @@ Figures kept per deployment id (strategies read them synchronously):
 
 :meth:`LoadTracker.expected_latency` also reads how long the oldest request
 still waiting for its answer (a stream: its first token) has waited so far,
-but no longer than since the latest-started answered request started: a
-lower bound of a sample still to come that is not overtaken, so a
-deployment that has just slowed down looks slow at once, not one slow
-latency later, while one long request that younger ones overtake does not
-make the whole deployment look slow.
+among those no younger answer has overtaken: a lower bound of a sample
+still to come, so a deployment that has just slowed down looks slow at once,
+not one slow latency later, while one long request that younger ones
+overtook does not make the whole deployment look slow.
 
 A timeout (``release(timed_out=True)``) is a failure that still feeds each
 latency figure a penalty sample: ``max(2 x that figure, elapsed)``. Twice
@@ -111,6 +114,9 @@ DEFAULT_SHARED_TTL = 1.0
 _PENALTY_FACTOR = 2.0
 #: A sample this many times the service time, with others in flight, queued.
 _QUEUED = 1.5
+#: Overtaken samples above the peak are a request's own slowness while rarer
+#: than this share of the answers (also the weight of the EWMA of that share).
+_RARE = 0.02
 #: The hedge of :meth:`LoadTracker.expected_latency`: requests already there
 #: add up to this share of the latency (all of it at the parallelism).
 _HEDGE = 0.5
@@ -171,9 +177,24 @@ class _Stats:
     """The mutable figures of one deployment (guarded by the tracker's lock)."""
 
     __slots__ = (
-        "drain", "id", "in_flight", "latency", "minute", "peak", "peak_at", "per_token",
-        "requests", "service", "shared", "shared_at", "shared_minute", "tokens", "ttft",
-        "waiting", "youngest",
+        "drain",
+        "id",
+        "in_flight",
+        "latency",
+        "minute",
+        "outliers",
+        "peak",
+        "peak_at",
+        "per_token",
+        "requests",
+        "service",
+        "shared",
+        "shared_at",
+        "shared_minute",
+        "tokens",
+        "ttft",
+        "waiting",
+        "youngest",
     )
 
     def __init__(self, deployment_id: str) -> None:
@@ -191,11 +212,14 @@ class _Stats:
         self.peak_at = 0.0
         #: When the latest-started answered (successful) request started.
         self.youngest = -math.inf
+        #: EWMA of the share of answers that were overtaken and above the peak.
+        self.outliers = 0.0
         self.shared: SharedFigures | None = None
         self.shared_at = 0.0
         self.shared_minute = -1
         #: Handles in acquire order; those still waiting for an answer (or a
-        #: stream's first token) tell how long the oldest has waited so far.
+        #: stream's first token), and not overtaken, tell how long the oldest
+        #: has waited so far.
         self.waiting: deque[LoadHandle] = deque()
 
     def roll(self, minute: int) -> None:
@@ -241,6 +265,17 @@ def _oldest_wait(waiting: deque[LoadHandle], now: float) -> float:
         except IndexError:  # emptied by another thread meanwhile
             break
     return 0.0
+
+
+def _drop_overtaken(waiting: deque[LoadHandle], started: float) -> None:
+    """Forget the handles started by ``started``: a request started then has answered."""
+    while waiting:
+        try:
+            if waiting[0]._started > started:
+                return
+            waiting.popleft()
+        except IndexError:  # emptied by another thread meanwhile
+            return
 
 
 def _compact(waiting: deque[LoadHandle]) -> None:
@@ -396,18 +431,24 @@ class LoadTracker:
         flight`` when that is lower or the deployment was saturated; the
         latency less its queue (``latency x parallelism / flight`` beyond the
         parallelism) feeds the service time (EWMA) and the peak (up at once,
-        down by elapsed time). An overtaken sample (a request started later
-        has answered already) above the peak only moves the peak by ``alpha``.
+        down by elapsed time). A rare overtaken sample (a request started
+        later has answered already) above the peak only moves the peak by
+        ``alpha``; a sample not overtaken ends the wait of every request
+        started before it.
         """
         flight, started = handle._flight, handle._started
         drain_sample = latency / flight
         peak = stats.peak
-        if started < stats.youngest:  # overtaken: its slowness is its own
-            if peak is not None and latency > peak:
-                stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
-                return
-        else:
+        overtaken = started < stats.youngest
+        if not overtaken:
             stats.youngest = started
+            _drop_overtaken(stats.waiting, started)
+        outlier = overtaken and peak is not None and latency > peak
+        rate = stats.outliers
+        stats.outliers = rate + _RARE * (float(outlier) - rate)
+        if outlier and rate < _RARE and peak is not None:  # rare: the request's own
+            stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
+            return
         if peak is None:
             stats.peak = stats.service = latency
             stats.drain, stats.peak_at = drain_sample, now
@@ -584,9 +625,9 @@ class LoadTracker:
             peak x max(1, (k + 1) / c) x (1 + 0.5 x min(1, k / c))
 
         and at least the time the oldest request still waiting there has
-        waited, capped at the time since the latest-started answered request
-        there started (a request younger ones overtook waits on its own, not
-        on the deployment): the deployment's latency while it has room, the
+        waited (among those no younger answer has overtaken: such a request
+        waits on its own, not on the deployment): the deployment's latency
+        while it has room, the
         time to get through its queue once saturated, and a hedge (the last
         factor) that makes each request already there cost a little even
         within the parallelism. Estimates are noisy, and spreading over
@@ -612,8 +653,6 @@ class LoadTracker:
         if waiting:
             latency *= 1.0 + _HEDGE * min(1.0, waiting / parallel)
         age = _oldest_wait(stats.waiting, now)
-        if now - stats.youngest < age:  # overtaken by an answered request
-            age = now - stats.youngest
         return age if age > latency else latency
 
     def _idle_decay(self, stats: _Stats, now: float | None) -> float:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from providers.aiohttp_sender import AiohttpSender
 from router.router import Router
 from router.testing import Upstream
 
@@ -187,3 +188,13 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> boo
             return False
         await asyncio.sleep(0.005)
     return True
+
+
+def sender_connections_in_use(sender: AiohttpSender) -> int:
+    """Connections ``sender`` has checked out of its pool and not given back.
+
+    Reads the aiohttp connector's ``_acquired`` (a renamed internal fails
+    loudly); idle keep-alive connections are not counted.
+    """
+    connector = sender._session.connector
+    return 0 if connector is None else len(connector._acquired)

@@ -50,23 +50,23 @@ cost, 261 ms with the previous one, 330 ms for least-busy, 423 ms for
 latency-based-routing and 1.18 s for simple-shuffle; with unlimited
 capacity 105 ms, 172 ms, 210 ms, 157 ms and 235 ms.
 
-Why an overtaken answer (a request started later has answered already)
-cannot raise the peak at once, and why the oldest wait counts only since the
-latest-started answered request started: a late read (a busy event loop) or
-a long answer is that request's, not the deployment's. Taken as the
-deployment's, one late read (70 ms on a 20 ms deployment) made it cost 3x;
-it got no more traffic, so no answer brought the peak down, and the group's
-traffic split by accident for a whole decay time. In the same simulation,
-over 30 seeds at three noise levels (jitter 10 / 20 / 30 %, late reads
-0 / 1 / 3 %), the mean p99 went from 157 to 151 ms capacity-limited (the
-worst seed from 305 to 279 ms) and from 108 to 104 ms with unlimited
-capacity. With unlimited capacity latency-based-routing still wins about
-half of the seeds where it happens to pile onto a fast deployment (p99 ~40
-and ~74 ms against peak-ewma's ~53 and ~97 ms, quiet and standard noise)
-and loses the others (~190 ms): the requests sent to the slowed deployment
-before its first one there is overdue (one service time: ~8 when spread
-over three fast deployments) are about the 1 % tail, and no estimate can
-see them.
+Why a rare overtaken answer (a request started later has answered already)
+cannot raise the peak at once, and why an overtaken request's wait does not
+count: a late read (a busy event loop) or a long answer is that request's,
+not the deployment's. Taken as the deployment's, one late read (70 ms on a
+20 ms deployment) made it cost 3x; it got no more traffic, so no answer
+brought the peak down, and the group's traffic split by accident for a
+whole decay time. Only rare ones (under one answer in 50) are damped: more
+common, they are the deployment's own tail and count at once. In the same
+simulation, over 30 seeds at three noise levels (jitter 10 / 20 / 30 %,
+late reads 0 / 1 / 3 %), the mean p99 capacity-limited went from 116 / 139
+/ 215 ms to 111 / 139 / 199 ms (the worst seed from 305 to 227 ms), and
+with unlimited capacity from 57 / 122 / 146 ms to 55 / 108 / 156 ms. With
+unlimited capacity latency-based-routing still wins about half of the seeds
+where it happens to pile onto a fast deployment and loses the others
+(~190 ms): the requests sent to the slowed deployment before its first one
+there is overdue (one service time: ~8 when spread over three fast
+deployments) are about the 1 % tail, and no estimate can see them.
 
 A deployment not measured yet is expected to serve like the median measured
 candidate (the other one, when two are sampled), as if it served one request

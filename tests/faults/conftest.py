@@ -27,7 +27,7 @@ from aiohttp import web
 
 from router.router import Router
 from router.testing import Upstream
-from tests.conftest import wait_until
+from tests.conftest import sender_connections_in_use, wait_until
 
 #: Longest wait for in-flight work to wind down after a test (a settle, not a bound).
 SETTLE = 3.0
@@ -48,12 +48,10 @@ def connections_in_use(router: Router) -> int:
     """Pooled connections the router has checked out and not given back.
 
     The default pool is one ``AiohttpSender`` per upstream origin
-    (``ClientPool._senders``); its ``connections_in_use`` reads the aiohttp
-    connector's connections in use. Idle keep-alive connections are not
-    counted.
+    (``ClientPool._senders``); see :func:`tests.conftest.connections_in_use`.
     """
     return sum(
-        sender.connections_in_use  # type: ignore[attr-defined]
+        sender_connections_in_use(sender)  # type: ignore[arg-type]
         for sender in list(router._pool._senders.values())
     )
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from httpx_sse import EventSource
 
 from providers.aiohttp_sender import AiohttpSender, httpx_error
 from providers.http import ClientPool
 from providers.responses_http import _events
 from router import errors
+from tests.conftest import sender_connections_in_use
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,7 +113,7 @@ async def test_a_connection_read_to_its_end_is_reused_and_given_back():
             answer = await s.send("GET", f"{base}/echo", headers={})
             peers.append(httpx.Response(200, content=await answer.aread()).json()["peer"])
             await answer.aclose()
-            assert s.connections_in_use == 0
+            assert sender_connections_in_use(s) == 0
 
     assert len(set(peers)) == 1
 
@@ -126,9 +128,9 @@ async def test_a_body_left_unread_closes_its_connection():
 
     async with serve(echo=echo, big=big) as base, sender() as s:
         first = await s.send("GET", f"{base}/big", headers={})
-        assert s.connections_in_use == 1
+        assert sender_connections_in_use(s) == 1
         await first.aclose()
-        assert s.connections_in_use == 0
+        assert sender_connections_in_use(s) == 0
         after = await s.send("GET", f"{base}/echo", headers={})
         await after.aread()
         await after.aclose()
@@ -215,7 +217,9 @@ async def test_a_refused_connection_is_a_connect_error():
         with pytest.raises(httpx.ConnectError) as caught:
             await s.send("GET", f"{base}/echo", headers={})
 
-    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    assert caught.value.__cause__ is None  # aiohttp's repr holds the request headers
+    assert isinstance(caught.value.__context__, aiohttp.ClientConnectorError)
+    assert str(caught.value).startswith("ClientConnectorError: cannot connect to 127.0.0.1:")
     assert type(errors.error_from_transport(caught.value)) is errors.ConnectionError
 
 
@@ -261,6 +265,17 @@ async def test_a_server_that_closes_before_answering_is_a_remote_protocol_error(
             await s.send("GET", f"{base}/hang_up", headers={})
 
 
+def _bad_status_line() -> aiohttp.ClientResponseError:
+    info: Any = type("Info", (), {"real_url": "http://h/x?api-key=SECRET"})()
+    return aiohttp.ClientResponseError(info, (), status=400, message="Bad status line")
+
+
+def _bad_gzip() -> aiohttp.ClientPayloadError:
+    error = aiohttp.ClientPayloadError("Can not decode content-encoding: gzip")
+    error.__cause__ = http_exceptions.ContentEncodingError("gzip")
+    return error
+
+
 def _connector_error() -> aiohttp.ClientConnectorError:
     key: Any = type("Key", (), {"host": "h", "port": 1, "ssl": False})()
     return aiohttp.ClientConnectorError(key, OSError(111, "refused"))
@@ -277,16 +292,52 @@ def _connector_error() -> aiohttp.ClientConnectorError:
     (aiohttp.ClientOSError(104, "reset"), httpx.ReadError, errors.ConnectionError),
     (aiohttp.ClientConnectionError("gone"), httpx.ReadError, errors.ConnectionError),
     (aiohttp.ClientError("other"), httpx.TransportError, errors.ConnectionError),
+    (_bad_status_line(), httpx.RemoteProtocolError, errors.ConnectionError),
+    (_bad_gzip(), httpx.DecodingError, errors.MalformedResponseError),
 ])
 def test_every_aiohttp_failure_maps_to_the_most_specific_httpx_and_router_error(
     raised: Exception, as_httpx: type[Exception], as_router: type[Exception]
 ):
     mapped = httpx_error(raised)  # type: ignore[arg-type]
-    mapped.__cause__ = raised  # as ``raise ... from`` sets it
+    mapped.__context__ = raised  # as ``raise ... from None`` inside ``except`` sets it
+    mapped.__suppress_context__ = True
 
     assert type(mapped) is as_httpx
     assert str(mapped)  # never an empty message
+    assert "SECRET" not in str(mapped)  # no URL (a query may carry a key)
     assert type(errors.error_from_transport(mapped)) is as_router
+
+
+async def test_a_body_that_does_not_decompress_is_a_decoding_error():
+    async def bad(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"not gzip", headers={"content-encoding": "gzip"})
+
+    async with serve(bad=bad) as base, sender() as s:
+        answer = await s.send("GET", f"{base}/bad", headers={})
+        with pytest.raises(httpx.DecodingError) as caught:
+            await answer.aread()
+        await answer.aclose()
+
+    assert type(errors.error_from_transport(caught.value)) is errors.MalformedResponseError
+
+
+async def test_a_malformed_status_line_names_no_url():
+    async def garbage(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.write(b"HTTP/1.1 2x0 WHAT\r\n\r\n")
+        request.transport.close()
+        await asyncio.sleep(0.1)
+        return web.Response()
+
+    key = "-".join(["sk", "query", "key"])  # built: a traceback shows source lines
+    token = "-".join(["sk", "header", "key"])
+    async with serve(garbage=garbage) as base, sender() as s:
+        with pytest.raises(httpx.RemoteProtocolError) as caught:
+            await s.send("GET", f"{base}/garbage?api-key={key}",
+                         headers={"authorization": f"Bearer {token}"})
+
+    shown = "".join(traceback.format_exception(caught.value))
+    assert key not in shown and token not in shown  # aiohttp's repr has both
 
 
 # --------------------------------------------------------------------------- the pool
@@ -308,14 +359,16 @@ async def test_the_pool_gives_one_sender_per_origin_and_tls_only_to_https():
     assert pool._senders == {}
 
 
-async def test_text_decodes_by_the_declared_charset_and_survives_an_unknown_one():
+async def test_text_decodes_by_the_declared_charset_and_survives_a_non_text_one():
     async def latin(request: web.Request) -> web.StreamResponse:
         return web.Response(body="café".encode("latin-1"),
                             headers={"content-type": "text/plain; charset=latin-1"})
 
     async def bogus(request: web.Request) -> web.StreamResponse:
+        # aiohttp itself falls back to UTF-8 for an unknown name; base64 is a
+        # codec but not a text encoding, so bytes.decode raises LookupError
         return web.Response(body="café".encode(),
-                            headers={"content-type": "text/plain; charset=no-such-codec"})
+                            headers={"content-type": "text/plain; charset=base64"})
 
     async with serve(latin=latin, bogus=bogus) as base, sender() as s:
         texts = []
@@ -326,3 +379,23 @@ async def test_text_decodes_by_the_declared_charset_and_survives_an_unknown_one(
             texts.append(answer.text)
 
     assert texts == ["café", "café"]
+
+
+def test_senders_of_a_loop_closed_without_aclose_are_dropped():
+    pool = ClientPool()
+
+    async def use() -> int:
+        pool.get("http://a:80")
+        return id(asyncio.get_running_loop())
+
+    first = asyncio.run(use())  # no pool.aclose(): the loop is gone, its sender stays
+    assert [k[0] for k in pool._senders] == [first]
+    second = asyncio.run(use())
+    assert [k[0] for k in pool._senders] == [second]  # the dead loop's sender was dropped
+
+    async def close() -> None:
+        pool.get("http://a:80")
+        await pool.aclose()
+
+    asyncio.run(close())
+    assert pool._senders == {} and pool._loops == {}
