@@ -18,12 +18,14 @@ failover paths are deterministic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from providers.aiohttp_sender import AiohttpSender
 from router.router import Router
@@ -198,3 +200,24 @@ def sender_connections_in_use(sender: AiohttpSender) -> int:
     """
     connector = sender._session.connector
     return 0 if connector is None else len(connector._acquired)
+
+
+@contextlib.asynccontextmanager
+async def serve_routes(
+    **routes: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve each handler at ``/<name>`` (any method, ``__`` in a name for ``/``) on a
+    loopback port; yields ``http://127.0.0.1:port``. For raw HTTP behaviour the
+    Responses upstream does not play (cut status lines, bad gzip, held bodies)."""
+    app = web.Application()
+    for name, handler in routes.items():
+        app.router.add_route("*", "/" + name.replace("__", "/"), handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

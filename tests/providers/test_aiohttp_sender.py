@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import ssl
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -25,25 +25,7 @@ from providers.http import ClientPool
 from providers.responses_http import _events
 from router import errors
 from tests.conftest import sender_connections_in_use
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@contextlib.asynccontextmanager
-async def serve(**routes: Handler) -> AsyncIterator[str]:
-    """Serve ``GET``/``POST /<name>`` with each handler; yields ``http://127.0.0.1:port``."""
-    app = web.Application()
-    for name, handler in routes.items():
-        app.router.add_route("*", f"/{name}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+from tests.conftest import serve_routes as serve
 
 
 @contextlib.asynccontextmanager

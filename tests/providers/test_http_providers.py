@@ -20,7 +20,7 @@ from openai.types.responses import Response as OpenAIResponse
 
 from providers import responses_http
 from router.errors import AuthenticationError, BadRequestError, RateLimitError
-from tests.conftest import azure_dep, create_paths, openai_dep
+from tests.conftest import azure_dep, create_paths, openai_dep, serve_routes
 
 
 def only_create(up: Any) -> Any:
@@ -419,18 +419,11 @@ async def _raw_sse_server(tail: bytes, *, hold_open: bool) -> AsyncIterator[str]
             await release.wait()
         return answer
 
-    app = web.Application()
-    app.router.add_post("/v1/responses", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        release.set()
-        await runner.cleanup()
+    async with serve_routes(v1__responses=handle) as base:
+        try:
+            yield f"{base}/v1"
+        finally:
+            release.set()
 
 
 async def test_a_done_sentinel_after_the_terminal_event_is_ignored(make_router):
