@@ -268,10 +268,14 @@ def _oldest_wait(waiting: deque[LoadHandle], now: float) -> float:
 
 
 def _drop_overtaken(waiting: deque[LoadHandle], started: float) -> None:
-    """Forget the handles started by ``started``: a request started then has answered."""
+    """Forget the handles started before ``started``: a request started then has answered.
+
+    The queue is in start order, so they are at its head (with the answered
+    handle itself, which :func:`_oldest_wait` would drop anyway).
+    """
     while waiting:
         try:
-            if waiting[0]._started > started:
+            if waiting[0]._started >= started:
                 return
             waiting.popleft()
         except IndexError:  # emptied by another thread meanwhile

@@ -61,7 +61,7 @@ common, they are the deployment's own tail and count at once. In the same
 simulation, over 30 seeds at three noise levels (jitter 10 / 20 / 30 %,
 late reads 0 / 1 / 3 %), the mean p99 capacity-limited went from 116 / 139
 / 215 ms to 111 / 139 / 199 ms (the worst seed from 305 to 227 ms), and
-with unlimited capacity from 57 / 122 / 146 ms to 55 / 108 / 156 ms. With
+with unlimited capacity from 57 / 122 / 146 ms to 55 / 108 / 157 ms. With
 unlimited capacity latency-based-routing still wins about half of the seeds
 where it happens to pile onto a fast deployment and loses the others
 (~190 ms): the requests sent to the slowed deployment before its first one
