@@ -115,7 +115,7 @@ class AiohttpAnswer:
 
     @property
     def text(self) -> str:
-        """The body decoded by its declared charset (UTF-8 when none or an unknown one)."""
+        """The body decoded by its declared charset (UTF-8 when it names no text encoding)."""
         content = self.content
         try:
             return content.decode(self._response.get_encoding(), errors="replace")
