@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -204,20 +205,22 @@ def sender_connections_in_use(sender: AiohttpSender) -> int:
 
 @contextlib.asynccontextmanager
 async def serve_routes(
+    tls: ssl.SSLContext | None = None,
     **routes: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> AsyncIterator[str]:
     """Serve each handler at ``/<name>`` (any method, ``__`` in a name for ``/``) on a
-    loopback port; yields ``http://127.0.0.1:port``. For raw HTTP behaviour the
-    Responses upstream does not play (cut status lines, bad gzip, held bodies)."""
+    loopback port, over HTTPS with ``tls``; yields ``http(s)://127.0.0.1:port``. For
+    raw HTTP behaviour the Responses upstream does not play (cut status lines, bad
+    gzip, held bodies, certificates)."""
     app = web.Application()
     for name, handler in routes.items():
         app.router.add_route("*", "/" + name.replace("__", "/"), handler)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
