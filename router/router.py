@@ -45,7 +45,7 @@ from router.config import (
 )
 from router.cooldown import CooldownEntry, Cooldowns
 from router.cost import TokenUsage, price_book
-from router.errors import UpstreamError, error_from_transport
+from router.errors import InvalidRequestError, UpstreamError, error_from_transport
 from router.fallbacks import FallbackPlan
 from router.inspection import DeploymentState, deployment_states
 from router.load import DEFAULT_PEAK_DECAY, LoadTracker, release_with_usage
@@ -280,9 +280,13 @@ class Router:
         if self._shared_cooldowns is not None:
             self._shared_cooldowns.ensure_started()
         started = self._clock.now()
-        request = build_request(
-            model, params, stream=stream, default_timeout=self._timeout, now=started
-        )
+        try:
+            request = build_request(
+                model, params, stream=stream, default_timeout=self._timeout, now=started
+            )
+        except InvalidRequestError as exc:  # rejected before routing: observers hear of it
+            self._report_failure(_rejected(model, params, stream), exc, started)
+            raise
         if stream:
             return await self._stream(request, started)
         try:
@@ -548,6 +552,12 @@ class Router:
 def _routing(served: Served[Any], cost: float | None) -> RoutingInfo:
     d = served.deployment
     return RoutingInfo(d.model_name, d.id, d.provider_name, served.trail, cost)
+
+
+def _rejected(model: object, params: dict[str, Any], stream: bool) -> RouteRequest:
+    """What a failure event can say of a request rejected before routing."""
+    return RouteRequest(model=model if isinstance(model, str) else repr(model)[:80],
+                        params=params, stream=stream)
 
 
 def _make_redis(settings: Any) -> RedisStore | None:

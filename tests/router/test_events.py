@@ -16,6 +16,7 @@ import pytest
 from router.clock import ManualClock
 from router.errors import (
     BadRequestError,
+    InvalidRequestError,
     ServerError,
     StreamInterruptedError,
     UnknownModelError,
@@ -154,6 +155,24 @@ async def test_an_unknown_model_fails_without_a_deployment(make_router):
     assert (event.error_class, event.deployment_id, event.attempt) == (
         "UnknownModelError", None, 0)
     assert event.requested_model == event.model_group == "nope"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_request_rejected_before_routing_reports_a_failure(make_router, stream):
+    rec = Recorder()
+    router = make_router([mock_dep("m1")], callbacks=[rec])
+    with pytest.raises(InvalidRequestError, match="^timeout: "):
+        await router.aresponses(model="m", input="hi", timeout=-1, stream=stream,
+                                user="u-42")
+    await router.drain_callbacks()
+    [event] = rec.events
+    assert isinstance(event, FailureEvent)
+    assert (event.error_class, event.deployment_id, event.attempt) == (
+        "InvalidRequestError", None, 0)
+    assert event.requested_model == event.model_group == "m"
+    assert event.stream is stream
+    assert event.end_user.user == "u-42"
+    assert "timeout" in (event.message or "")
 
 
 async def test_a_retry_is_reported_before_the_success(upstreams, make_router):
