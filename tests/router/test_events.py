@@ -161,7 +161,7 @@ async def test_an_unknown_model_fails_without_a_deployment(make_router):
 async def test_a_request_rejected_before_routing_reports_a_failure(make_router, stream):
     rec = Recorder()
     router = make_router([mock_dep("m1")], callbacks=[rec])
-    with pytest.raises(InvalidRequestError, match="^timeout: "):
+    with pytest.raises(InvalidRequestError, match=r"^timeout: "):
         await router.aresponses(model="m", input="hi", timeout=-1, stream=stream,
                                 user="u-42")
     await router.drain_callbacks()
