@@ -19,6 +19,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from router.cost import Prices
 from router.strategies.sampling import EXACT_LIMIT, TupleCache, random_min, two_distinct
 
 if TYPE_CHECKING:
@@ -32,11 +33,8 @@ __all__ = ["CostBased", "price"]
 
 def price(deployment: Deployment) -> float:
     """Cost per input + output token; ``inf`` when the deployment declares no price."""
-    info = deployment.config.model_info
-    given_in, given_out = info.input_cost_per_token, info.output_cost_per_token
-    if given_in is None and given_out is None:
-        return math.inf
-    return (given_in or 0.0) + (given_out or 0.0)
+    prices = Prices.from_model_info(deployment.config.model_info)
+    return math.inf if prices is None else prices.input + prices.output
 
 
 def _cheapest_by(candidates: Sequence[Deployment], prices: list[float]) -> tuple[
