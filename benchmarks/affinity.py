@@ -5,7 +5,9 @@ on the upstream that made it), one deployment each, and
 ``optional_pre_call_checks=["responses_api_deployment_check"]``. At
 concurrency 1 and 32 it times:
 
-* a bare client that already knows each response's owner (the floor);
+* a bare client that already knows each response's owner (the floor): the
+  router's own sender (``providers.aiohttp_sender.AiohttpSender``) used
+  directly, as in ``benchmarks/overhead.py``;
 * the router with the memory store: creates, then follow-ups
   (``previous_response_id``) on those responses;
 * a *fresh* memory router given those follow-ups' ids: no record, so the
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,11 +39,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from router.router import Router
+
+# isort: split
+from providers.aiohttp_sender import AiohttpSender  # after router: import order matters
 
 if not __package__:  # run as a script: make the ``benchmarks`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -127,15 +132,19 @@ def router_follow(router: Router, source: Ids, out: Ids) -> Call:
     return call
 
 
-async def _post(client: httpx.AsyncClient, url: str, body: bytes) -> str:
-    answer = await client.post(url, content=body, headers=HEADERS)
+async def _post(sender: AiohttpSender, url: str, body: bytes) -> str:
+    answer = await sender.send("POST", url, content=body, headers=HEADERS)
+    try:
+        await answer.aread()
+    finally:
+        await answer.aclose()
     if answer.status_code != 200:
         raise RuntimeError(f"upstream answered {answer.status_code}: {answer.text[:200]}")
-    response_id: str = answer.json()["id"]
+    response_id: str = json.loads(answer.content)["id"]
     return response_id
 
 
-def bare_create(client: httpx.AsyncClient, urls: Sequence[str], out: Ids) -> Call:
+def bare_create(client: AiohttpSender, urls: Sequence[str], out: Ids) -> Call:
     """Round-robin over the upstreams; remembers (id, owner url)."""
     turn = 0
     body = create_body()
@@ -149,7 +158,7 @@ def bare_create(client: httpx.AsyncClient, urls: Sequence[str], out: Ids) -> Cal
     return call
 
 
-def bare_follow(client: httpx.AsyncClient, source: Ids, out: Ids) -> Call:
+def bare_follow(client: AiohttpSender, source: Ids, out: Ids) -> Call:
     """Follow-up sent straight to the owner (the client knows it)."""
     async def call() -> None:
         previous, url = source.take()
@@ -193,13 +202,14 @@ class Bench:
         self.rows.append(Row(path, op, m))
 
     async def bare(self, concurrency: int) -> None:
-        from providers.http import default_client  # after router: import order matters
-
         made, followed = Ids(), Ids()
-        async with default_client() as client:
+        client = AiohttpSender()
+        try:
             urls = [f"{url}/v1/responses" for url in self.urls]
             await self.time(BARE, "create", bare_create(client, urls, made), concurrency)
             await self.time(BARE, "follow-up", bare_follow(client, made, followed), concurrency)
+        finally:
+            await client.aclose()
 
     async def routed(self, concurrency: int, *, redis: bool) -> None:
         made, followed, again = Ids(), Ids(), Ids()
