@@ -5,9 +5,11 @@ on the upstream that made it), one deployment each, and
 ``optional_pre_call_checks=["responses_api_deployment_check"]``. At
 concurrency 1 and 32 it times:
 
-* a bare client that already knows each response's owner (the floor): the
-  router's own sender (``providers.aiohttp_sender.AiohttpSender``) used
-  directly, as in ``benchmarks/overhead.py``;
+* a bare client that already knows each response's owner (the reference):
+  the router's own sender (``providers.aiohttp_sender.AiohttpSender``, one
+  per upstream as the router keeps them) used directly, as in
+  ``benchmarks/overhead.py``. One round per path: differences of a few
+  hundred µs at c=1 are within this machine's noise;
 * the router with the memory store: creates, then follow-ups
   (``previous_response_id``) on those responses;
 * a *fresh* memory router given those follow-ups' ids: no record, so the
@@ -132,8 +134,11 @@ def router_follow(router: Router, source: Ids, out: Ids) -> Call:
     return call
 
 
-async def _post(sender: AiohttpSender, url: str, body: bytes) -> str:
-    answer = await sender.send("POST", url, content=body, headers=HEADERS)
+Senders = dict[str, AiohttpSender]  # by URL: one per upstream, as the router keeps them
+
+
+async def _post(senders: Senders, url: str, body: bytes) -> str:
+    answer = await senders[url].send("POST", url, content=body, headers=HEADERS)
     try:
         await answer.aread()
     finally:
@@ -144,7 +149,7 @@ async def _post(sender: AiohttpSender, url: str, body: bytes) -> str:
     return response_id
 
 
-def bare_create(client: AiohttpSender, urls: Sequence[str], out: Ids) -> Call:
+def bare_create(client: Senders, urls: Sequence[str], out: Ids) -> Call:
     """Round-robin over the upstreams; remembers (id, owner url)."""
     turn = 0
     body = create_body()
@@ -158,7 +163,7 @@ def bare_create(client: AiohttpSender, urls: Sequence[str], out: Ids) -> Call:
     return call
 
 
-def bare_follow(client: AiohttpSender, source: Ids, out: Ids) -> Call:
+def bare_follow(client: Senders, source: Ids, out: Ids) -> Call:
     """Follow-up sent straight to the owner (the client knows it)."""
     async def call() -> None:
         previous, url = source.take()
@@ -203,13 +208,14 @@ class Bench:
 
     async def bare(self, concurrency: int) -> None:
         made, followed = Ids(), Ids()
-        client = AiohttpSender()
+        urls = [f"{url}/v1/responses" for url in self.urls]
+        client = {url: AiohttpSender() for url in urls}
         try:
-            urls = [f"{url}/v1/responses" for url in self.urls]
             await self.time(BARE, "create", bare_create(client, urls, made), concurrency)
             await self.time(BARE, "follow-up", bare_follow(client, made, followed), concurrency)
         finally:
-            await client.aclose()
+            for sender in client.values():
+                await sender.aclose()
 
     async def routed(self, concurrency: int, *, redis: bool) -> None:
         made, followed, again = Ids(), Ids(), Ids()

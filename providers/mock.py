@@ -146,7 +146,8 @@ class MockProvider:
         self._stored.clear()
 
     def _make(self, deployment: Deployment, request: RouteRequest) -> dict[str, Any]:
-        params = request.params
+        # What an upstream would read: extra_body is merged into the body last.
+        params = {**request.params, **request.extra_body} if request.extra_body else request.params
         previous = params.get("previous_response_id")
         if previous is not None and self._owner(previous) != deployment.id:
             raise PreviousResponseNotFoundError(

@@ -87,7 +87,6 @@ attempt ``trail`` once the router has one; messages never contain secrets.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import datetime
 import email.utils
@@ -617,12 +616,15 @@ def error_from_transport(
 
 
 def _refused(exc: BaseException) -> bool:
-    """A "timeout" whose cause is not a timeout (httpx-aiohttp maps a refused
-    connection to ``ConnectTimeout``): it is a connection failure."""
+    """A "timeout" caused by a socket error that is not a timeout: a connection failure.
+
+    httpx-aiohttp (``providers.http.default_client()``, a caller's client)
+    maps a refused connection (aiohttp's ``ClientConnectorError``, an
+    ``OSError``) to ``ConnectTimeout``. httpx's own timeouts are caused by
+    httpcore's, which are not ``OSError``s, and stay timeouts.
+    """
     cause = exc.__cause__ or exc.__context__
-    return cause is not None and not isinstance(
-        cause, builtins.TimeoutError | asyncio.CancelledError
-    )
+    return isinstance(cause, OSError) and not isinstance(cause, builtins.TimeoutError)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, wall: float | None = None) -> float | None:

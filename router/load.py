@@ -254,32 +254,33 @@ def _parallelism(service: float, drain: float) -> float:
     return service / drain if drain > 0 else math.inf
 
 
-def _oldest_wait(waiting: deque[LoadHandle], now: float) -> float:
-    """How long the oldest request still waiting for an answer has waited (0: none)."""
-    while waiting:
+def _oldest_wait(waiting: deque[LoadHandle], now: float, lock: threading.Lock) -> float:
+    """How long the oldest request still waiting for an answer has waited (0: none).
+
+    Reads without ``lock`` (the hot path); answered handles at the head are
+    dropped under it, and only if still at the head, since another thread
+    may drop handles too (:func:`_drop_overtaken`).
+    """
+    while True:
         try:
             head = waiting[0]
-            if head._ttft is None and not head._released:
-                return now - head._started
-            waiting.popleft()
-        except IndexError:  # emptied by another thread meanwhile
-            break
-    return 0.0
+        except IndexError:
+            return 0.0
+        if head._ttft is None and not head._released:
+            return now - head._started
+        with lock:
+            if waiting and waiting[0] is head:
+                waiting.popleft()
 
 
 def _drop_overtaken(waiting: deque[LoadHandle], started: float) -> None:
     """Forget the handles started before ``started``: a request started then has answered.
 
-    The queue is in start order, so they are at its head (with the answered
-    handle itself, which :func:`_oldest_wait` would drop anyway).
+    The queue is in start order, so they are at its head. Called under the
+    tracker's lock, as every other removal is.
     """
-    while waiting:
-        try:
-            if waiting[0]._started >= started:
-                return
-            waiting.popleft()
-        except IndexError:  # emptied by another thread meanwhile
-            return
+    while waiting and waiting[0]._started < started:
+        waiting.popleft()
 
 
 def _compact(waiting: deque[LoadHandle]) -> None:
@@ -656,7 +657,7 @@ class LoadTracker:
             latency *= position
         if waiting:
             latency *= 1.0 + _HEDGE * min(1.0, waiting / parallel)
-        age = _oldest_wait(stats.waiting, now)
+        age = _oldest_wait(stats.waiting, now, self._lock)
         return age if age > latency else latency
 
     def _idle_decay(self, stats: _Stats, now: float | None) -> float:

@@ -152,6 +152,15 @@ def _optional_int(value: Any, name: str) -> int | None:
     return value
 
 
+def _names(targets: Any) -> list[str]:
+    """The model names of one LiteLLM fallback entry's value (a name or a list of names)."""
+    if isinstance(targets, str):
+        return [targets]
+    if isinstance(targets, list | tuple) and all(isinstance(t, str) for t in targets):
+        return list(targets)
+    raise InvalidRequestError(f"fallbacks: expected model names, got {targets!r}")
+
+
 def _fallback_list(value: Any) -> list[str] | None:
     """Per-request ``fallbacks``: a list of model names, or LiteLLM's list of dicts."""
     if value is None:
@@ -162,7 +171,7 @@ def _fallback_list(value: Any) -> list[str] | None:
             names.append(item)
         elif isinstance(item, Mapping):
             for targets in item.values():
-                names.extend([targets] if isinstance(targets, str) else map(str, targets))
+                names.extend(_names(targets))
         else:
             raise InvalidRequestError(f"fallbacks: expected model names, got {item!r}")
     return names

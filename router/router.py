@@ -554,9 +554,13 @@ def _routing(served: Served[Any], cost: float | None) -> RoutingInfo:
     return RoutingInfo(d.model_name, d.id, d.provider_name, served.trail, cost)
 
 
+#: The model group of a failure event whose request named no model (a metrics label).
+INVALID_MODEL = "<invalid>"
+
+
 def _rejected(model: object, params: dict[str, Any], stream: bool) -> RouteRequest:
     """What a failure event can say of a request rejected before routing."""
-    return RouteRequest(model=model if isinstance(model, str) else repr(model)[:80],
+    return RouteRequest(model=model if isinstance(model, str) and model else INVALID_MODEL,
                         params=params, stream=stream)
 
 

@@ -176,6 +176,18 @@ async def test_previous_response_on_another_deployment_is_not_found(router: Rout
         [("d-b", "PreviousResponseNotFoundError")]
 
 
+async def test_the_mock_reads_previous_response_id_as_an_upstream_would(router: Router) -> None:
+    """``extra_body`` is merged into the body last: its id, or its null, is the one read."""
+    first = await router.aresponses(model="g", input="one")  # on d-a
+    _chooser(router).target = "d-b"
+    cleared = await router.aresponses(model="g", input="two", previous_response_id=first.id,
+                                      extra_body={"previous_response_id": None})
+    assert cleared.previous_response_id is None
+    with pytest.raises(PreviousResponseNotFoundError):
+        await router.aresponses(model="g", input="three",
+                                extra_body={"previous_response_id": first.id})
+
+
 async def test_previous_response_across_groups_is_not_found(router: Router) -> None:
     first = await router.aresponses(model="g", input="one")
     with pytest.raises(PreviousResponseNotFoundError):

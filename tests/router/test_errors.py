@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
+from providers.http import default_client
 from router import errors
 from router.errors import (
     AuthenticationError,
@@ -51,6 +53,7 @@ from router.errors import (
     policy_for,
     render_error_table,
 )
+from tests.conftest import serve_routes
 
 # -- expected tables, written independently of the module -----------------------------
 
@@ -280,6 +283,26 @@ def test_timeout_caused_by_a_timeout_stays_a_timeout() -> None:
             raise httpx.ConnectTimeout("slow") from cause
     except httpx.ConnectTimeout as exc:
         assert type(error_from_transport(exc)) is TimeoutError
+
+
+async def test_real_httpx_timeouts_and_refusals_through_callers_clients() -> None:
+    """httpx's own read timeout (caused by httpcore's, not an OSError) stays a timeout;
+    a refused connection through httpx-aiohttp (reported as ConnectTimeout) does not."""
+    async def stall(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(5)
+        return web.Response()
+
+    async with serve_routes(stall=stall) as base, httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ReadTimeout) as read:
+            await client.get(f"{base}/stall", timeout=httpx.Timeout(5.0, read=0.1))
+    assert type(error_from_transport(read.value)) is TimeoutError
+
+    async with serve_routes() as gone:
+        pass  # the port is free again
+    async with default_client() as client:
+        with pytest.raises(httpx.TransportError) as refused:
+            await client.get(f"{gone}/x")
+    assert type(error_from_transport(refused.value)) is ConnectionError
 
 
 async def test_asyncio_timeout_is_a_timeout_error() -> None:

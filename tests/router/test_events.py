@@ -175,6 +175,17 @@ async def test_a_request_rejected_before_routing_reports_a_failure(make_router, 
     assert "timeout" in (event.message or "")
 
 
+async def test_a_request_without_a_model_reports_one_fixed_group(make_router):
+    rec = Recorder()
+    router = make_router([mock_dep("m1")], callbacks=[rec])
+    for model in (None, "", 42):
+        with pytest.raises(InvalidRequestError, match=r"^model: "):
+            await router.aresponses(model=model, input="hi")
+    await router.drain_callbacks()
+    assert [(e.requested_model, e.model_group) for e in rec.events] == [
+        ("<invalid>", "<invalid>")] * 3  # one metrics label, however it was wrong
+
+
 async def test_a_retry_is_reported_before_the_success(upstreams, make_router):
     a, b = await upstreams("a", "b")
     a.faults.fail(500, times=1)

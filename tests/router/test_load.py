@@ -432,6 +432,19 @@ def test_an_overtaken_waiting_request_no_longer_bounds_the_cost() -> None:
         h.release(ok=False)
 
 
+def test_a_request_started_at_the_same_instant_as_an_answered_one_still_waits() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock, peak_decay=TAU)
+    _served(load, clock, 1.0)
+    stuck, quick = load.acquire("d1"), load.acquire("d1")  # the same instant
+    clock.advance(1.0)
+    quick.release(ok=True)
+    clock.advance(5.0)
+    # Not overtaken (nobody started after it has answered): its 6 s bound the cost.
+    assert load.expected_latency("d1", clock.now()) == pytest.approx(6.0)
+    stuck.release(ok=False)
+
+
 def _mixed(slow_every: int | None, rounds: int = 60) -> float:
     """Median cost, read after each pair of answers, of a 20 ms deployment where every
     ``slow_every``-th request takes 200 ms and is overtaken (one sent just after it

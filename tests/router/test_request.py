@@ -152,6 +152,12 @@ def test_invalid_extra_body_previous_response_id_names_where() -> None:
         _build({"extra_body": {"previous_response_id": "../../admin"}})
 
 
+@pytest.mark.parametrize("bad", [{"a": 1}, [{"a": None}], [{"a": ["b", 2]}]])
+def test_fallback_targets_must_be_model_names(bad: Any) -> None:
+    with pytest.raises(InvalidRequestError, match=r"^fallbacks: expected model names"):
+        _build({"fallbacks": bad})
+
+
 def test_extra_body_must_be_a_mapping() -> None:
     with pytest.raises(InvalidRequestError, match=r"^extra_body: expected a mapping"):
         _build({"extra_body": ["previous_response_id", "resp_1"]})
