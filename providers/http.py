@@ -89,7 +89,8 @@ class Sender(Protocol):
     ) -> Answer:
         """Send the request (``url`` holds the whole query); the answer's body is left to read.
 
-        ``timeout`` bounds connecting and waiting for a pooled connection;
+        ``timeout`` bounds connecting and waiting for a pooled connection
+        (and writing, where the sender can: httpx can, aiohttp cannot);
         ``read_timeout`` (else ``timeout``) bounds each read. Transport
         failures raise httpx's exceptions.
         """

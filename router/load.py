@@ -177,24 +177,9 @@ class _Stats:
     """The mutable figures of one deployment (guarded by the tracker's lock)."""
 
     __slots__ = (
-        "drain",
-        "id",
-        "in_flight",
-        "latency",
-        "minute",
-        "outliers",
-        "peak",
-        "peak_at",
-        "per_token",
-        "requests",
-        "service",
-        "shared",
-        "shared_at",
-        "shared_minute",
-        "tokens",
-        "ttft",
-        "waiting",
-        "youngest",
+        "drain", "id", "in_flight", "latency", "minute", "outliers", "peak", "peak_at",
+        "per_token", "requests", "service", "shared", "shared_at", "shared_minute", "tokens",
+        "ttft", "waiting", "youngest",
     )
 
     def __init__(self, deployment_id: str) -> None:
@@ -632,12 +617,11 @@ class LoadTracker:
         and at least the time the oldest request still waiting there has
         waited (among those no younger answer has overtaken: such a request
         waits on its own, not on the deployment): the deployment's latency
-        while it has room, the
-        time to get through its queue once saturated, and a hedge (the last
-        factor) that makes each request already there cost a little even
-        within the parallelism. Estimates are noisy, and spreading over
-        near-equal deployments limits what a slow-down nobody has seen yet
-        can catch.
+        while it has room, the time to get through its queue once saturated,
+        and a hedge (the last factor) that makes each request already there
+        cost a little even within the parallelism. Estimates are noisy, and
+        spreading over near-equal deployments limits what a slow-down nobody
+        has seen yet can catch.
         This is the ``peak-ewma`` strategy's cost (see
         ``router/strategies/peak_ewma.py`` for the figures). One call per
         candidate, so a strategy can compare many cheaply.
