@@ -21,7 +21,8 @@ from router.errors import BadRequestError, NotFoundError, PreviousResponseNotFou
 from router.types import Record, Response, StreamEvent
 
 if TYPE_CHECKING:
-    from router.config import DeploymentConfig
+    from providers.http import ClientPool
+    from router.config.models import DeploymentConfig
     from router.deployment import Deployment
     from router.request import RouteRequest
 
@@ -99,7 +100,9 @@ class MockProvider:
 
     name = "mock"
 
-    def __init__(self) -> None:
+    def __init__(self, pool: ClientPool | None = None) -> None:
+        """``pool`` is unused (the mock sends nothing); it is taken so the
+        registry can build every provider the same way."""
         self._stored: LRUCache[str, tuple[str, dict[str, Any], list[Any]]] = LRUCache(_MAX_STORED)
 
     def prepare(self, config: DeploymentConfig) -> None:

@@ -32,7 +32,7 @@ from checks.limits import DeploymentLimits, limits_by_id
 from checks.order import OrderTiers
 from checks.registry import check_registry, default_checks
 from providers.http import ClientPool
-from providers.registry import provider_set
+from providers.registry import ProviderFactory, provider_names, provider_set
 from router.attempts import Dispatcher
 from router.budget import RetryBudgets
 from router.clock import Clock, SystemClock
@@ -106,7 +106,9 @@ class Router:
     cooldowns (see :mod:`router.observe`; sync or async, run after the
     response, bounded by ``callback_limits``). ``metrics``: a
     :class:`router.metrics.PrometheusMetrics` or a ``prometheus_client``
-    registry to report on.
+    registry to report on. ``providers``: third-party providers by config
+    prefix, ``{"name": factory}`` with ``factory(pool) -> Provider`` (see
+    :mod:`providers.registry`); a deployment then names one as ``"name/model"``.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Router:
         callbacks: Sequence[object] | None = None,
         metrics: object = None,
         callback_limits: CallbackLimits | None = None,
+        providers: Mapping[str, ProviderFactory] | None = None,
         _config: RouterConfig | None = None,
         **settings: Any,
     ) -> None:
@@ -133,13 +136,14 @@ class Router:
             names = [c for c in optional_pre_call_checks or () if isinstance(c, str)]
             if names:
                 settings["optional_pre_call_checks"] = names
-            _config, _ = build_config(list(model_list or ()), settings, source="Router(...)")
+            _config, _ = build_config(list(model_list or ()), settings, source="Router(...)",
+                                      providers=provider_names(providers))
         self._config = config = _config
         s = config.settings
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._pool = ClientPool(http_client)
-        self._providers = provider_set(self._pool)
+        self._providers = provider_set(self._pool, providers)
         self._mock = self._providers["mock"]
         self._table = DeploymentTable(
             config.model_list, self._providers, s.model_group_alias,
@@ -201,12 +205,15 @@ class Router:
     @classmethod
     def from_config(cls, path: str | PathLike[str], **objects: Any) -> Router:
         """A router from a YAML/JSON file (a LiteLLM ``config.yaml`` loads unchanged)."""
-        return cls(_config=load_config_file(path), **objects)
+        names = provider_names(objects.get("providers"))
+        return cls(_config=load_config_file(path, names), **objects)
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any], **objects: Any) -> Router:
         """A router from a config document (``model_list`` + ``router_settings``)."""
-        return cls(_config=parse_config_document(document, source="Router.from_dict"), **objects)
+        names = provider_names(objects.get("providers"))
+        config = parse_config_document(document, source="Router.from_dict", providers=names)
+        return cls(_config=config, **objects)
 
     def _make_observers(
         self, callbacks: Sequence[object] | None, metrics: object,

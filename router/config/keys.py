@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from difflib import get_close_matches
 
-SUPPORTED_PROVIDERS: tuple[str, ...] = ("openai", "azure", "mock")
-"""Provider prefixes this router has adapters for (``azure/gpt-4o``)."""
+from providers.registry import provider_names
+
+SUPPORTED_PROVIDERS: tuple[str, ...] = provider_names()
+"""Provider prefixes of the built-in adapters (``azure/gpt-4o``), from
+:data:`providers.registry.BUILTIN_PROVIDERS`; a router given third-party
+providers accepts their names too."""
 
 # --- top level of a config document -------------------------------------------------
 

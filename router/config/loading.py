@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from router.config import keys
-from router.config.keys import did_you_mean
+import router.config.keys as keys
+from router.config.keys import SUPPORTED_PROVIDERS, did_you_mean
 from router.config.models import DeploymentConfig, RouterConfig, RouterSettings
 from router.errors import ConfigError
 
@@ -64,6 +64,8 @@ class _Report:
     """What loading one configuration found: problems (fatal) and ignored keys."""
 
     source: str
+    #: Provider prefixes deployments may name (the built-ins and the caller's).
+    providers: tuple[str, ...] = SUPPORTED_PROVIDERS
     problems: list[str] = field(default_factory=list)
     problem_paths: list[str] = field(default_factory=list)
     ignored: dict[str, list[str]] = field(default_factory=dict)
@@ -198,7 +200,7 @@ def _validated(model: type[_M], data: Mapping[str, Any], prefix: str, report: _R
                origins: _Origins | None = None) -> _M | None:
     """Validate ``data`` as ``model``; on failure report each error by path."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"providers": report.providers})
     except ValidationError as exc:
         # include_input=False: pydantic would otherwise carry the value (a key, maybe).
         for error in exc.errors(include_url=False, include_input=False, include_context=False):
@@ -345,14 +347,17 @@ def _build(model_list: Any, settings: Mapping[Any, Any], origins: _Origins,
 
 
 def build_config(model_list: Sequence[Mapping[str, Any]], settings: Mapping[str, Any], *,
-                 source: str = "Router(...)") -> tuple[RouterConfig, list[str]]:
+                 source: str = "Router(...)",
+                 providers: Sequence[str] = SUPPORTED_PROVIDERS,
+                 ) -> tuple[RouterConfig, list[str]]:
     """Validate ``Router(model_list=..., **settings)`` arguments.
 
     ``settings`` uses LiteLLM's ``router_settings`` names; a ``None`` value means
-    "use the default". Returns the config and the warning messages issued (as
+    "use the default". ``providers``: the provider prefixes deployments may
+    name. Returns the config and the warning messages issued (as
     :class:`ConfigWarning`). Raises :class:`ConfigError` listing every problem.
     """
-    report = _Report(source)
+    report = _Report(source, tuple(providers))
     config = report.finish(_build(model_list, settings, {}, report))
     return config, report.warn(stacklevel=2)
 
@@ -395,19 +400,21 @@ def _parse_document(doc: Any, report: _Report) -> RouterConfig | None:
     return _build(kept["model_list"], merged, origins, report)
 
 
-def parse_config_document(doc: Mapping[str, Any], *, source: str) -> RouterConfig:
+def parse_config_document(doc: Mapping[str, Any], *, source: str,
+                          providers: Sequence[str] = SUPPORTED_PROVIDERS) -> RouterConfig:
     """Validate a whole LiteLLM config document (``model_list``, ``router_settings``, ...).
 
     ``litellm_settings`` feeds the router settings LiteLLM's Router reads from it
     (``num_retries``, ``request_timeout`` as ``timeout``, the fallbacks, ...) when
     ``router_settings`` does not set them. Other LiteLLM sections are ignored
-    with a :class:`ConfigWarning`. ``source`` names the document in messages.
+    with a :class:`ConfigWarning`. ``source`` names the document in messages;
+    ``providers``: the provider prefixes deployments may name.
     """
-    return _parse(doc, source)
+    return _parse(doc, source, providers)
 
 
-def _parse(doc: Any, source: str) -> RouterConfig:
-    report = _Report(source)
+def _parse(doc: Any, source: str, providers: Sequence[str]) -> RouterConfig:
+    report = _Report(source, tuple(providers))
     config = report.finish(_parse_document(doc, report))
     report.warn(stacklevel=3)  # attributed to the caller of the public function
     return config
@@ -438,11 +445,13 @@ def _read_document(path: Path, source: str) -> Any:
         raise ConfigError(_yaml_problem(source, exc)) from None
 
 
-def load_config_file(path: str | os.PathLike[str]) -> RouterConfig:
+def load_config_file(path: str | os.PathLike[str],
+                     providers: Sequence[str] = SUPPORTED_PROVIDERS) -> RouterConfig:
     """Load a LiteLLM ``config.yaml`` (or a ``.json`` file of the same shape).
 
     Raises :class:`ConfigError` when the file cannot be read or parsed, or when
-    its content is invalid; every message names the file.
+    its content is invalid; every message names the file. ``providers``: the
+    provider prefixes deployments may name.
     """
     source = os.fspath(path)
-    return _parse(_read_document(Path(source), source), source)
+    return _parse(_read_document(Path(source), source), source, providers)

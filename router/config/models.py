@@ -65,8 +65,16 @@ def _check_http_url(value: str) -> str:
     return value
 
 
-def _unsupported(provider: str) -> ValueError:
-    supported = ", ".join(SUPPORTED_PROVIDERS)
+def _supported(info: ValidationInfo) -> tuple[str, ...]:
+    """The provider prefixes this validation accepts (the loader passes the router's)."""
+    context = info.context
+    if isinstance(context, dict) and "providers" in context:
+        return tuple(context["providers"])
+    return SUPPORTED_PROVIDERS
+
+
+def _unsupported(provider: str, supported_names: tuple[str, ...]) -> ValueError:
+    supported = ", ".join(supported_names)
     return ValueError(f"unsupported provider '{provider}'; supported providers: {supported}")
 
 
@@ -105,9 +113,10 @@ class LiteLLMParams(BaseModel):
 
     @field_validator("custom_llm_provider")
     @classmethod
-    def _known_provider(cls, value: str | None) -> str | None:
-        if value is not None and value not in SUPPORTED_PROVIDERS:
-            raise _unsupported(value)
+    def _known_provider(cls, value: str | None, info: ValidationInfo) -> str | None:
+        supported = _supported(info)
+        if value is not None and value not in supported:
+            raise _unsupported(value, supported)
         return value
 
     @field_validator("model")
@@ -116,8 +125,9 @@ class LiteLLMParams(BaseModel):
         if "custom_llm_provider" not in info.data:
             return value  # custom_llm_provider itself was invalid and reported
         provider, upstream = split_model(value, info.data["custom_llm_provider"])
-        if provider not in SUPPORTED_PROVIDERS:
-            raise _unsupported(provider)
+        supported = _supported(info)
+        if provider not in supported:
+            raise _unsupported(provider, supported)
         if not upstream:
             raise ValueError(f"no model name after '{provider}/'")
         return value
