@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from router.services import RouterServices
 
 if TYPE_CHECKING:
     from router.deployment import Deployment
@@ -28,11 +29,6 @@ class PreCallCheck(Protocol):
     ) -> list[Deployment]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class CheckContext:
-    """What a check factory may use: the router's shared services.
-
-    ``services`` is the router's :class:`router.services.RouterServices`.
-    """
-
-    services: Any
+#: What a check factory is called with: the router's typed parts
+#: (:class:`router.services.RouterServices`).
+CheckContext = RouterServices

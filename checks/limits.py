@@ -23,20 +23,25 @@ As in LiteLLM, limits are enforced when the check is named in
 under ``usage-based-routing(-v2)`` (see :func:`rate_limits_enforced`); under
 other strategies alone ``rpm``/``tpm`` are only simple-shuffle weights.
 
-This module also holds what the load-based checks share: the per-deployment
-:class:`DeploymentLimits` and the read-only view of the load figures.
+The limits themselves and the figures they are read from are core
+(:mod:`router.limits`): the attempt loop's admission enforces them too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from checks.base import CheckContext
+from router.limits import (
+    DeploymentLimits,
+    LoadFigures,
+    SlotWaiter,
+    limits_by_id,
+    rate_limits_enforced,
+)
 
 if TYPE_CHECKING:
-    from router.config import RouterConfig
+    from checks.base import CheckContext
     from router.deployment import Deployment
     from router.request import RouteRequest
 
@@ -45,93 +50,9 @@ __all__ = [
     "LoadFigures",
     "RateLimitCheck",
     "SlotWaiter",
-    "UsageFigures",
     "limits_by_id",
     "rate_limits_enforced",
 ]
-
-#: Strategies under which LiteLLM enforces deployment rpm/tpm.
-USAGE_STRATEGIES = frozenset({"usage-based-routing", "usage-based-routing-v2"})
-
-
-class UsageFigures(Protocol):
-    """Requests and tokens of one deployment in the current minute."""
-
-    @property
-    def requests(self) -> int: ...
-
-    @property
-    def tokens(self) -> int: ...
-
-
-class LoadFigures(Protocol):
-    """What the checks read from :class:`router.load.LoadTracker`."""
-
-    def in_flight(self, deployment_id: str) -> int: ...
-
-    def usage(self, deployment_id: str) -> UsageFigures: ...
-
-
-class SlotWaiter(LoadFigures, Protocol):
-    """Load figures, and a wait for a request on some deployments to end."""
-
-    async def wait_for_release(
-        self, deployment_ids: Collection[str], timeout: float | None
-    ) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentLimits:
-    """One deployment's limits; ``None`` means none.
-
-    ``rpm``/``tpm`` are set only when rate limits are enforced (see
-    :func:`rate_limits_enforced`); ``max_parallel`` is the deployment's
-    ``max_parallel_requests``, else the router's ``default_max_parallel_requests``.
-    """
-
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-
-    def rate_refusal(self, usage: UsageFigures) -> str | None:
-        """Why ``usage`` leaves no room this minute, or ``None`` when it does."""
-        if self.rpm is not None and usage.requests >= self.rpm:
-            return f"rpm limit {self.rpm} reached ({usage.requests} requests this minute)"
-        if self.tpm is not None and usage.tokens >= self.tpm:
-            return f"tpm limit {self.tpm} reached ({usage.tokens} tokens this minute)"
-        return None
-
-
-def rate_limits_enforced(config: RouterConfig) -> bool:
-    """Whether deployment rpm/tpm are hard limits under ``config`` (LiteLLM's rules)."""
-    s = config.settings
-    return (
-        "enforce_model_rate_limits" in s.optional_pre_call_checks
-        or s.enable_pre_call_checks
-        or s.routing_strategy in USAGE_STRATEGIES
-    )
-
-
-def limits_by_id(
-    deployments: Iterable[Deployment], config: RouterConfig, *, rates: bool | None = None
-) -> dict[str, DeploymentLimits]:
-    """The limits of each deployment that has any (``rates``: default from ``config``)."""
-    enforce = rate_limits_enforced(config) if rates is None else rates
-    default_parallel = config.settings.default_max_parallel_requests
-    found: dict[str, DeploymentLimits] = {}
-    for d in deployments:
-        p = d.config.litellm_params
-        limits = DeploymentLimits(
-            rpm=p.rpm if enforce else None,
-            tpm=p.tpm if enforce else None,
-            max_parallel=p.max_parallel_requests or default_parallel,
-        )
-        if limits != _NONE:
-            found[d.id] = limits
-    return found
-
-
-_NONE = DeploymentLimits()
 
 
 class RateLimitCheck:
@@ -147,8 +68,7 @@ class RateLimitCheck:
 
     @classmethod
     def from_context(cls, context: CheckContext) -> RateLimitCheck:
-        s: Any = context.services
-        return cls(s.load, limits_by_id(s.table.all(), s.config, rates=True))
+        return cls(context.load, limits_by_id(context.table.all(), context.config, rates=True))
 
     async def filter(
         self, candidates: list[Deployment], request: RouteRequest

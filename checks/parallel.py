@@ -28,13 +28,13 @@ one that reads the shared counters).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from checks.base import CheckContext
-from checks.limits import DeploymentLimits, SlotWaiter, limits_by_id
 from router.errors import TimeoutError
+from router.limits import DeploymentLimits, SlotWaiter, limits_by_id
 
 if TYPE_CHECKING:
+    from checks.base import CheckContext
     from router.clock import Clock
     from router.deployment import Deployment
     from router.request import RouteRequest
@@ -74,11 +74,10 @@ class MaxParallelCheck:
 
     @classmethod
     def from_context(cls, context: CheckContext) -> MaxParallelCheck:
-        s: Any = context.services
-        admission = getattr(s, "admission", None)
+        c = context
         return cls(
-            s.load, s.clock, limits_by_id(s.table.all(), s.config, rates=False),
-            cooldowns=s.cooldowns, refresh=None if admission is None else admission.refresh,
+            c.load, c.clock, limits_by_id(c.table.all(), c.config, rates=False),
+            cooldowns=c.cooldowns, refresh=c.admission.refresh,
         )
 
     async def filter(

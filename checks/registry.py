@@ -21,7 +21,8 @@ from checks.tags import TagFilter
 from router.registry import Registry
 
 if TYPE_CHECKING:
-    from router.config import RouterConfig
+    from router.config.models import RouterConfig
+    from router.strategies.base import Strategy
 
 __all__ = ["LITELLM_CHECKS", "check_registry", "default_checks"]
 
@@ -46,8 +47,13 @@ LITELLM_CHECKS = frozenset({
 })
 
 
-def default_checks(config: RouterConfig, context: CheckContext) -> list[PreCallCheck]:
+def default_checks(
+    config: RouterConfig, context: CheckContext, strategy: Strategy | None = None
+) -> list[PreCallCheck]:
     """The checks ``config`` turns on without naming them, in the order to run them.
+
+    ``strategy``: the router's, when built (its declared needs may make
+    ``rpm``/``tpm`` hard limits, see :func:`router.limits.rate_limits_enforced`).
 
     Checks already named in ``optional_pre_call_checks`` are left out (the
     router builds those from the names). The order matters: tags narrow
@@ -56,11 +62,11 @@ def default_checks(config: RouterConfig, context: CheckContext) -> list[PreCallC
     check, whose figures are then fresh.
     """
     named = set(config.settings.optional_pre_call_checks)
-    wanted = [name for name, on in _implied(config) if on and name not in named]
+    wanted = [name for name, on in _implied(config, strategy) if on and name not in named]
     return [_BUILTINS[name](context) for name in wanted]
 
 
-def _implied(config: RouterConfig) -> list[tuple[str, bool]]:
+def _implied(config: RouterConfig, strategy: Strategy | None) -> list[tuple[str, bool]]:
     s = config.settings
     params = [d.litellm_params for d in config.model_list]
     info = [d.model_info for d in config.model_list]
@@ -70,6 +76,6 @@ def _implied(config: RouterConfig) -> list[tuple[str, bool]]:
          and any(i.max_input_tokens is not None for i in info)),
         (MaxParallelCheck.name, s.default_max_parallel_requests is not None
          or any(p.max_parallel_requests is not None for p in params)),
-        (RateLimitCheck.name, rate_limits_enforced(config)
+        (RateLimitCheck.name, rate_limits_enforced(config, strategy)
          and any(p.rpm is not None or p.tpm is not None for p in params)),
     ]

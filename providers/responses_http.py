@@ -28,20 +28,17 @@ from router.errors import (
     error_from_status,
     error_from_transport,
 )
-from router.types import Record, Response, StreamEvent
+from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent
 
 if TYPE_CHECKING:
     from router.config import DeploymentConfig
     from router.deployment import Deployment
     from router.request import RouteRequest
 
-__all__ = ["TERMINAL_EVENTS", "Endpoint", "HttpResponsesProvider"]
+__all__ = ["Endpoint", "HttpResponsesProvider"]
 
 #: Seconds to wait for the end of the body once a terminal event has arrived.
 DRAIN_SECONDS = 1.0
-
-#: Event types after which a Responses stream ends.
-TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,15 @@
 """The attempt loop: groups, retries, cooldowns, deadline; one concern per layer.
 
 :meth:`Dispatcher.run` tries the requested group and then its fallbacks;
-:meth:`Dispatcher._run_group` retries inside one group, re-picking and
-excluding deployments that already failed this request; :meth:`_choose`
-narrows the group (cooldowns, then pre-call checks) and asks the strategy.
-What an attempt *does* is the ``call`` passed in (create, or open a stream),
-so streaming and plain calls share every rule here.
+:meth:`Dispatcher._run_group` resolves the group's pin (:mod:`router.pinning`)
+and retries inside the group, re-picking and excluding deployments that
+already failed this request; :meth:`_choose` narrows the group (the pin,
+pre-call checks, then cooldowns) and asks the strategy. The loop owns each
+attempt's load slot with one ``async with``: what an attempt *does* is the
+``call`` passed in (:class:`router.exchange.Exchange`'s create, or open a
+stream, which takes the slot over), so streaming and plain calls share
+every rule here. Control only flows down: the call never calls back into
+the loop or the router.
 
 Decisions are logged at DEBUG on ``router.attempts`` (which check removed
 which deployment, what was cooling down, what the strategy picked among which
@@ -29,6 +33,7 @@ from router.errors import (
     TimeoutError,
     UpstreamError,
 )
+from router.pinning import PIN_CHECK_NAME
 from router.shared_load import Admission, Refusal
 from router.types import Attempt, AttemptTrail
 
@@ -41,11 +46,11 @@ if TYPE_CHECKING:
     from router.cooldown import Cooldowns
     from router.deployment import Deployment
     from router.fallbacks import FallbackPlan
-    from router.load import LoadTracker
+    from router.load import LoadHandle, LoadTracker
     from router.observe import Observers
+    from router.pinning import Pin, PinResolver
     from router.request import RouteRequest
     from router.retry import RetryPolicy
-    from router.shared_load import SlotHandle
     from router.strategies.base import Strategy
     from router.table import DeploymentTable
 
@@ -55,9 +60,10 @@ T = TypeVar("T")
 
 log = logging.getLogger("router.attempts")
 
-#: One attempt: (deployment, seconds it may take or None, its load handle) -> result.
-#: The call owns the handle: it releases it when the result is finished with.
-AttemptCall = Callable[["Deployment", "float | None", "SlotHandle"], Awaitable[T]]
+#: One attempt: (deployment, seconds it may take or None, its load slot) -> result.
+#: The loop releases the slot when the call returns or raises; the call reports
+#: the response's usage to it, or hands it over to a stream that outlives the call.
+AttemptCall = Callable[["Deployment", "float | None", "LoadHandle"], Awaitable[T]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,7 @@ class Dispatcher:
         budgets: RetryBudgets | None = None,
         panic_mode: PanicMode = "fail",
         observers: Observers | None = None,
+        pinning: PinResolver | None = None,
     ) -> None:
         self._table = table
         self._strategy = strategy
@@ -104,14 +111,16 @@ class Dispatcher:
         self._budgets = budgets
         self._panic_mode = panic_mode
         self._observers = observers
+        self._pinning = pinning
 
     async def run(self, request: RouteRequest, call: AttemptCall[T]) -> Served[T]:
         """Serve ``request`` from its group or a fallback; raise the last error with the trail."""
         trail = AttemptTrail(request.model)
         started = self._clock.now()
+        pins: list[Pin] = []
         try:
             try:
-                return await self._run_group(request.model, request, call, trail, started)
+                return await self._run_group(request.model, request, call, trail, started, pins)
             except RouterError as first:
                 error = first
             source = request.model
@@ -122,14 +131,14 @@ class Dispatcher:
                 trail.fallbacks.append(group)
                 source = group
                 try:
-                    return await self._run_group(group, request, call, trail, started)
+                    return await self._run_group(group, request, call, trail, started, pins)
                 except NoDeploymentAvailableError as exc:
                     trail.notes.append(f"fallback {group!r}: {exc.message}")
                 except RouterError as exc:
                     error = exc
                     if exc.fallback is None:
                         break
-            raise _final(error, request, trail)
+            raise _final(error, request, trail, pins[-1] if pins else None)
         finally:
             trail.duration = self._clock.now() - started
 
@@ -140,10 +149,12 @@ class Dispatcher:
         call: AttemptCall[T],
         trail: AttemptTrail,
         started: float,
+        pins: list[Pin],
     ) -> Served[T]:
         deployments = self._table.group(group)
         budget = self._budget(group)
         budget.deposit()
+        pin = await self._pin(group, deployments, request, pins)
         failed: set[str] = set()
         refused: dict[str, str] = {}
         last: UpstreamError | None = None
@@ -151,12 +162,13 @@ class Dispatcher:
         admission = self._admission if self._admission.active else None
         while True:
             deployment, eligible = await self._choose(
-                group, deployments, request, failed, last, refused, trail, admission)
+                group, deployments if pin is None else pin, request, failed, last, refused,
+                trail, admission, pinned=pin is not None)
             timeout = self._attempt_timeout(deployment, request, group)
             if last is not None:
                 self._check_time_for_retry(deployment, request, last, trail)
             if admission is None:
-                handle: SlotHandle = self._load.acquire(deployment.id)
+                slot = self._load.acquire(deployment.id)
             else:
                 outcome = await admission.admit(deployment, request)
                 if isinstance(outcome, Refusal):
@@ -164,12 +176,12 @@ class Dispatcher:
                     if outcome.kind == "rate" or refusals > 2 * len(deployments):
                         refused[outcome.deployment_id] = outcome.reason
                     continue  # "parallel": the checks now see it full and wait for a slot
-                handle = admission.acquire(outcome)
+                slot = admission.acquire(outcome)
             t0 = self._clock.now()
             try:
-                result = await call(deployment, timeout, handle)
+                async with slot:
+                    result = await call(deployment, timeout, slot)
             except UpstreamError as exc:
-                handle.release(ok=False, timed_out=isinstance(exc, TimeoutError))
                 self._record(trail, group, deployment, t0, started, exc)
                 self._on_failure(deployment, exc, len(deployments))
                 tries += 1
@@ -179,12 +191,31 @@ class Dispatcher:
                 last = exc
                 await self._backoff(tries - 1, exc, request, eligible, failed, budget, trail)
                 continue
-            except BaseException:
-                handle.release(ok=False)
-                raise
             self._cooldowns.record_success(deployment.id)
             self._record(trail, group, deployment, t0, started, None)
             return Served(result, deployment, trail)
+
+    async def _pin(
+        self, group: str, deployments: Sequence[Deployment], request: RouteRequest,
+        pins: list[Pin],
+    ) -> list[Deployment] | None:
+        """The deployments of ``group`` that can read the request's previous response;
+        ``None`` when the request is not pinned (or pinning is off)."""
+        if self._pinning is None or request.previous_response_id is None:
+            return None
+        pin = await self._pinning.resolve(group, request)
+        if pin is None:
+            return None
+        kept = pin.narrow(deployments)
+        if not kept:
+            removed = {PIN_CHECK_NAME: [d.id for d in deployments]}
+            raise NoDeploymentAvailableError(
+                f"no deployment of {group!r} passed the pre-call checks: "
+                f"{PIN_CHECK_NAME} removed {', '.join(removed[PIN_CHECK_NAME])}",
+                reason="checks_rejected", model_group=group, details=removed,
+            )
+        pins.append(pin)
+        return kept
 
     async def _choose(
         self,
@@ -196,8 +227,13 @@ class Dispatcher:
         refused: dict[str, str],
         trail: AttemptTrail,
         admission: Admission | None,
+        *,
+        pinned: bool,
     ) -> tuple[Deployment, Sequence[Deployment]]:
-        """The deployment to try, and every deployment the checks allow."""
+        """The deployment to try, and every deployment the checks allow.
+
+        ``deployments``: the group, or its pinned part (which outranks cooldown).
+        """
         if admission is not None and admission.shared is not None:
             await admission.refresh([d.id for d in deployments])
         eligible = (
@@ -216,7 +252,7 @@ class Dispatcher:
             candidates = [d for d in candidates if d.id not in failed] or candidates
         available = self._cooldowns.available(candidates)
         if not available:
-            if request.pinned_to is not None:
+            if pinned:
                 available = candidates  # the pin outranks cooldown: only the owner can serve
             elif last is not None:
                 raise last  # this request already failed here: no panic, the caller learns why
@@ -226,12 +262,12 @@ class Dispatcher:
             available = self._order.narrow(available)
         picked = self._strategy.pick(available, request)
         if log.isEnabledFor(logging.DEBUG):
-            self._log_pick(group, picked, candidates, available, failed, request)
+            self._log_pick(group, picked, candidates, available, failed, pinned)
         return picked, eligible
 
     def _log_pick(
         self, group: str, picked: Deployment, candidates: Sequence[Deployment],
-        available: Sequence[Deployment], failed: set[str], request: RouteRequest,
+        available: Sequence[Deployment], failed: set[str], pinned: bool,
     ) -> None:
         """Why ``picked``: the candidates the strategy saw, with the figures it reads."""
         now = self._clock.now()
@@ -245,7 +281,7 @@ class Dispatcher:
             "%r: %s picked %r among %s%s%s%s", group, type(self._strategy).__name__,
             picked.id, seen, f"; left out (cooling down or lower order): {cooling}"
             if cooling else "", f"; failed this request: {sorted(failed)}" if failed else "",
-            f"; pinned to {request.pinned_to!r}" if request.pinned_to else "",
+            "; pinned to the response's owner" if pinned else "",
         )
 
     def _falling_back(
@@ -426,17 +462,18 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}s"
 
 
-def _final(error: RouterError, request: RouteRequest, trail: AttemptTrail) -> RouterError:
+def _final(
+    error: RouterError, request: RouteRequest, trail: AttemptTrail, pin: Pin | None
+) -> RouterError:
     """The error the caller gets: with the trail, and naming the pin when one failed."""
-    pinned = request.pinned_to
-    if pinned is not None and isinstance(error, UpstreamError) and (
+    if pin is not None and isinstance(error, UpstreamError) and (
         error.retryable or error.cools_down
     ):
         wrapped = PinnedDeploymentUnavailableError(
-            f"deployment {pinned!r}, the only one holding response "
-            f"{request.previous_response_id!r}, failed: {type(error).__name__}: {error.message}",
-            response_id=request.previous_response_id or "",
-            model_group=error.model_group, deployment_id=pinned,
+            f"deployment {pin.owner!r}, the only one holding response "
+            f"{pin.response_id!r}, failed: {type(error).__name__}: {error.message}",
+            response_id=pin.response_id,
+            model_group=error.model_group, deployment_id=pin.owner,
         )
         wrapped.__cause__ = error
         error = wrapped

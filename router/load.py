@@ -90,12 +90,15 @@ import contextlib
 import math
 import threading
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
+
+from router.errors import TimeoutError as UpstreamTimeoutError
 
 if TYPE_CHECKING:
     from router.clock import Clock
+    from router.cost import TokenUsage
 
 __all__ = [
     "DEFAULT_PEAK_DECAY",
@@ -103,9 +106,8 @@ __all__ = [
     "DeploymentLoad",
     "LoadHandle",
     "LoadTracker",
+    "MinuteUsage",
     "SharedFigures",
-    "Usage",
-    "release_with_usage",
 ]
 
 DEFAULT_EWMA_ALPHA = 0.3
@@ -123,7 +125,7 @@ _HEDGE = 0.5
 _WAITING_COMPACT_AT = 64
 
 
-class Usage(NamedTuple):
+class MinuteUsage(NamedTuple):
     """Requests and tokens of one deployment in the current minute.
 
     A named tuple rather than a frozen dataclass: strategies build one per
@@ -134,7 +136,7 @@ class Usage(NamedTuple):
     tokens: int
 
 
-_NO_USAGE = Usage(0, 0)
+_NO_USAGE = MinuteUsage(0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +318,11 @@ class LoadTracker:
         self._minute_ends = -math.inf
 
     @property
+    def clock(self) -> Clock:
+        """The clock every figure is timed by."""
+        return self._clock
+
+    @property
     def peak_decay(self) -> float:
         """The peak EWMAs' time constant, seconds."""
         return self._peak_decay
@@ -367,7 +374,7 @@ class LoadTracker:
         self, handle: LoadHandle, ok: bool, output_tokens: int | None,
         total_tokens: int | None, timed_out: bool,
     ) -> None:
-        now = self._clock.now()
+        now = self._clock.now() if handle._answered_at is None else handle._answered_at
         tokens = total_tokens if total_tokens is not None else output_tokens
         minute = self._minute if now < self._minute_ends else self._new_minute(now)
         stats = handle._stats
@@ -545,7 +552,7 @@ class LoadTracker:
         now = self._clock.now()
         return self._minute if now < self._minute_ends else self._new_minute(now)
 
-    def usage(self, deployment_id: str, minute: int | None = None) -> Usage:
+    def usage(self, deployment_id: str, minute: int | None = None) -> MinuteUsage:
         """Requests and tokens this minute (shared ones while fresh and of this minute).
 
         ``minute``: :meth:`minute`, read once by a caller asking about many deployments.
@@ -558,13 +565,13 @@ class LoadTracker:
         if stats.minute != minute:
             local = _NO_USAGE
         else:  # tuple.__new__ skips NamedTuple's Python-level __new__: half the cost
-            local = tuple.__new__(Usage, (stats.requests, stats.tokens))
+            local = tuple.__new__(MinuteUsage, (stats.requests, stats.tokens))
         if stats.shared is None or stats.shared_minute != minute:
             return local
         shared = self._fresh_shared(stats, self._clock.now())
         if shared is None:
             return local
-        return Usage(max(local.requests, shared.requests), max(local.tokens, shared.tokens))
+        return MinuteUsage(max(local.requests, shared.requests), max(local.tokens, shared.tokens))
 
     def latency(self, deployment_id: str) -> float | None:
         """EWMA of successful request latency in seconds; ``None`` before any."""
@@ -676,9 +683,22 @@ class LoadTracker:
 
 
 class LoadHandle:
-    """One request's claim on a deployment; release it exactly once (extra calls are no-ops)."""
+    """One request's claim on a deployment: the one load-handle type of the router.
 
-    __slots__ = ("_flight", "_released", "_started", "_stats", "_tracker", "_ttft")
+    The attempt loop holds it with ``async with``: leaving the block releases
+    it, as a success when the block ended normally (with the usage
+    :meth:`report` gave) and as a failure when it raised (a timeout being a
+    penalty sample). A stream outlives the block: :meth:`hand_over` passes the
+    duty to release to the stream, which calls :meth:`release` when it ends.
+    Releasing is idempotent: only the first call counts. ``on_release`` (the
+    admission's) is called once with the request's tokens, to give a shared
+    reservation back.
+    """
+
+    __slots__ = (
+        "_answered_at", "_flight", "_handed_over", "_on_release", "_released", "_started",
+        "_stats", "_tracker", "_ttft", "_usage",
+    )
 
     def __init__(self, tracker: LoadTracker, stats: _Stats, started: float, flight: int) -> None:
         self._tracker = tracker
@@ -687,6 +707,10 @@ class LoadHandle:
         self._flight = max(1, flight)  # in flight when it started, itself included
         self._ttft: float | None = None
         self._released = False
+        self._handed_over = False
+        self._usage: TokenUsage | None = None
+        self._answered_at: float | None = None
+        self._on_release: Callable[[int], None] | None = None
 
     @property
     def deployment_id(self) -> str:
@@ -695,6 +719,55 @@ class LoadHandle:
     @property
     def released(self) -> bool:
         return self._released
+
+    @property
+    def started(self) -> float:
+        """When the request was counted (the tracker's clock)."""
+        return self._started
+
+    @property
+    def flight(self) -> int:
+        """Requests in flight on the deployment when this one started, itself included."""
+        return self._flight
+
+    @property
+    def answered(self) -> bool:
+        """Released, or a stream whose first token has arrived: no longer waiting."""
+        return self._released or self._ttft is not None
+
+    def on_release(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(tokens)`` once, when the handle is released."""
+        self._on_release = callback
+
+    def report(self, usage: TokenUsage | None) -> None:
+        """The answer is complete now, with ``usage``: the latency sample ends here,
+        and the ``async with`` block releases the handle as a success (what the
+        router does next, such as recording ownership, is not the deployment's)."""
+        self._usage = usage
+        self._answered_at = self._tracker._clock.now()
+
+    def hand_over(self) -> LoadHandle:
+        """Let the caller (a stream) release the handle; the ``async with`` block will not."""
+        self._handed_over = True
+        return self
+
+    async def __aenter__(self) -> LoadHandle:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        if self._handed_over and error is None:
+            return
+        if error is None or self._answered_at is not None:
+            usage = self._usage
+            if usage is None:
+                self.release(ok=True)
+            else:
+                self.release(ok=True, output_tokens=usage.output_tokens,
+                             total_tokens=usage.total_tokens)
+        else:
+            self.release(ok=False, timed_out=isinstance(error, UpstreamTimeoutError))
 
     def first_token(self) -> None:
         """Mark the stream's first token (feeds TTFT once; later calls are no-ops)."""
@@ -717,31 +790,18 @@ class LoadHandle:
         ``output_tokens``) is added to this minute's tokens. Idempotent: only
         the first call counts.
         """
-        if not self._released:
-            self._released = True
-            self._tracker._release(self, ok, output_tokens, total_tokens, timed_out)
+        if self._released:
+            return
+        self._released = True
+        self._tracker._release(self, ok, output_tokens, total_tokens, timed_out)
+        callback, self._on_release = self._on_release, None
+        if callback is not None:
+            callback(total_tokens or output_tokens or 0)
 
-
-class _Releasable(Protocol):
-    def release(
-        self,
-        ok: bool = True,
-        *,
-        output_tokens: int | None = None,
-        total_tokens: int | None = None,
-        timed_out: bool = False,
-    ) -> None: ...
-
-
-def release_with_usage(handle: _Releasable, usage: object) -> None:
-    """Release ``handle`` as a success, with the token counts of a response's ``usage``."""
-    if isinstance(usage, dict):
-        output = usage.get("output_tokens")
-        total = usage.get("total_tokens")
-        handle.release(
-            ok=True,
-            output_tokens=output if isinstance(output, int) else None,
-            total_tokens=total if isinstance(total, int) else None,
-        )
-    else:
-        handle.release(ok=True)
+    def release_with(self, usage: TokenUsage | None) -> None:
+        """Release as a success with ``usage``'s token counts (a stream's end)."""
+        if usage is None:
+            self.release(ok=True)
+        else:
+            self.release(ok=True, output_tokens=usage.output_tokens,
+                         total_tokens=usage.total_tokens)

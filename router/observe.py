@@ -479,9 +479,11 @@ class StreamWatch:
         self._ttft = ttft
         self._done = False
 
-    def completed(self, routing: RoutingInfo, data: Mapping[str, Any]) -> RoutingInfo:
-        """The terminal event's response ``data`` arrived: ``routing`` with its cost."""
-        usage = TokenUsage.from_usage(data.get("usage"))
+    def completed(
+        self, routing: RoutingInfo, data: Mapping[str, Any], usage: TokenUsage | None
+    ) -> RoutingInfo:
+        """The terminal event's response ``data`` (its ``usage`` parsed) arrived:
+        ``routing`` with its cost."""
         cost = None if self._prices is None else self._prices.cost(usage)
         if cost is not None:
             routing = routing.with_cost(cost)

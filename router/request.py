@@ -49,8 +49,6 @@ class RouteRequest:
     extra_headers: Mapping[str, str] | None = None
     extra_query: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
-    #: Set by a pinning check: the deployment that owns ``previous_response_id``.
-    pinned_to: str | None = None
 
     @property
     def previous_response_id(self) -> str | None:

@@ -53,27 +53,25 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from checks.limits import DeploymentLimits, LoadFigures
-from router.load import SharedFigures, Usage
+from router.load import MinuteUsage, SharedFigures
 from router.state.breaker import Breaker
 from router.state.redis import RedisSource
 
 if TYPE_CHECKING:
-
     from router.clock import Clock
     from router.deployment import Deployment
+    from router.limits import DeploymentLimits
+    from router.load import LoadHandle, LoadTracker
     from router.request import RouteRequest
 
 __all__ = [
     "HOLD_GRACE",
     "Admission",
-    "AdmittedHandle",
     "Refusal",
     "Reservation",
     "SharedLoad",
-    "SlotHandle",
 ]
 
 log = logging.getLogger("router.shared_load")
@@ -202,7 +200,7 @@ class SharedLoad:
         result = await pipe.execute()
         reservation = Reservation(deployment_id, member, minute)
         why = None if limits is None else limits.rate_refusal(
-            Usage(int(result[3]) - 1, _int(result[5])))
+            MinuteUsage(int(result[3]) - 1, _int(result[5])))
         if why is None:
             return reservation
         await self._cancel(reservation)
@@ -275,29 +273,6 @@ def _int(value: Any) -> int:
     return 0 if value is None else int(value)
 
 
-class SlotHandle(Protocol):
-    """A request's claim on a deployment (:class:`router.load.LoadHandle` fits)."""
-
-    def first_token(self) -> None: ...
-
-    def release(
-        self,
-        ok: bool = True,
-        *,
-        output_tokens: int | None = None,
-        total_tokens: int | None = None,
-        timed_out: bool = False,
-    ) -> None: ...
-
-
-class AdmissionLoad(LoadFigures, Protocol):
-    """The load tracker as :class:`Admission` uses it."""
-
-    def acquire(self, deployment_id: str) -> SlotHandle: ...
-
-    def merge_shared(self, figures: Mapping[str, SharedFigures]) -> None: ...
-
-
 class Admission:
     """The attempt loop's last word before a request is counted and sent.
 
@@ -309,7 +284,7 @@ class Admission:
 
     def __init__(
         self,
-        load: AdmissionLoad,
+        load: LoadTracker,
         clock: Clock,
         limits: Mapping[str, DeploymentLimits],
         shared: SharedLoad | None = None,
@@ -373,42 +348,14 @@ class Admission:
         return Refusal(deployment_id, "parallel",
                        f"max_parallel_requests {limits.max_parallel} reached ({busy} in flight)")
 
-    def acquire(self, reservation: Reservation) -> SlotHandle:
+    def acquire(self, reservation: Reservation) -> LoadHandle:
         """Count the admitted request in the load tracker; releasing gives both back."""
         handle = self._load.acquire(reservation.deployment_id)
-        return handle if self.shared is None else AdmittedHandle(handle, self, reservation)
+        if self.shared is not None:
+            handle.on_release(lambda tokens: self.release(reservation, tokens))
+        return handle
 
     def release(self, reservation: Reservation, tokens: int = 0) -> None:
         """Give a reservation back in the background (nothing to do without Redis)."""
         if self.shared is not None:
             self.shared.in_background(self.shared.release(reservation, tokens))
-
-
-class AdmittedHandle:
-    """A load handle that also gives its reservation back when released (once)."""
-
-    __slots__ = ("_admission", "_handle", "_reservation")
-
-    def __init__(
-        self, handle: SlotHandle, admission: Admission, reservation: Reservation
-    ) -> None:
-        self._handle = handle
-        self._admission: Admission | None = admission
-        self._reservation = reservation
-
-    def first_token(self) -> None:
-        self._handle.first_token()
-
-    def release(
-        self,
-        ok: bool = True,
-        *,
-        output_tokens: int | None = None,
-        total_tokens: int | None = None,
-        timed_out: bool = False,
-    ) -> None:
-        self._handle.release(
-            ok, output_tokens=output_tokens, total_tokens=total_tokens, timed_out=timed_out)
-        admission, self._admission = self._admission, None
-        if admission is not None:
-            admission.release(self._reservation, total_tokens or output_tokens or 0)

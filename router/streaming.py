@@ -20,19 +20,18 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from providers.responses_http import TERMINAL_EVENTS
+from router.cost import TokenUsage
 from router.errors import (
     RouterError,
     StreamInterruptedError,
     UpstreamError,
     error_from_failed_response,
 )
-from router.load import release_with_usage
-from router.types import Response, RoutingInfo, StreamEvent
+from router.types import TERMINAL_EVENTS, Response, RoutingInfo, StreamEvent
 
 if TYPE_CHECKING:
+    from router.load import LoadHandle
     from router.observe import StreamWatch
-    from router.shared_load import SlotHandle
     from router.sync import LoopRunner
 
 __all__ = ["ResponseStream", "SyncResponseStream"]
@@ -52,7 +51,7 @@ class ResponseStream:
         self,
         first: StreamEvent,
         rest: AsyncIterator[StreamEvent],
-        handle: SlotHandle,
+        handle: LoadHandle,
         observe: Observer | None,
         on_failure: Callable[[UpstreamError], None] | None = None,
     ) -> None:
@@ -103,7 +102,7 @@ class ResponseStream:
             await self._finish(ok=False)
             raise
         observe = self._observe
-        if observe is not None and event._data.get("type") == "response.created":
+        if observe is not None and event.raw.get("type") == "response.created":
             self._observe = None
             await observe(event)
         self._note(event)
@@ -122,10 +121,11 @@ class ResponseStream:
         await self.aclose()
 
     def _note(self, event: StreamEvent) -> None:
-        if event._data.get("type") in TERMINAL_EVENTS:
-            data = event._data.get("response") or {}
+        if event.raw.get("type") in TERMINAL_EVENTS:
+            data = event.raw.get("response") or {}
+            usage = TokenUsage.from_usage(data.get("usage"))
             if self._watch is not None and self.routing is not None:
-                self.routing = self._watch.completed(self.routing, data)
+                self.routing = self._watch.completed(self.routing, data, usage)
             self.response = Response(data, self.routing)
             if data.get("status") == "failed":  # as a failed plain response: it counts
                 self._handle.release(ok=False)
@@ -136,7 +136,7 @@ class ResponseStream:
                         deployment_id=self.routing.deployment_id if self.routing else None,
                     ))
             else:
-                release_with_usage(self._handle, data.get("usage"))
+                self._handle.release_with(usage)
 
     def _end(self, *, ok: bool) -> None:
         """The upstream iterator has finished (ended or raised): nothing to close."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "TERMINAL_EVENTS",
     "Attempt",
     "AttemptTrail",
     "Record",
@@ -64,6 +65,14 @@ class Record:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The JSON object itself, not copied: read it, do not change it.
+
+        (A field named ``raw`` is still readable as ``record["raw"]``.)
+        """
+        return self._data
 
     def get(self, name: str, default: Any = None) -> Any:
         """The field ``name``, or ``default`` when absent."""
@@ -200,6 +209,10 @@ class Response(Record):
                 if content.get("type") == "output_text":
                     parts.append(content.get("text", ""))
         return "".join(parts)
+
+
+#: Event types after which a Responses stream ends.
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class StreamEvent(Record):

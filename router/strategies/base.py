@@ -5,6 +5,19 @@ Built-in names (LiteLLM's, plus our ``peak-ewma``): ``simple-shuffle``,
 ``usage-based-routing-v2`` (the same strategy), ``cost-based-routing``,
 ``peak-ewma``. Users pass any object with a ``pick`` method instead, or
 register a factory under a name of their own.
+
+A strategy says what it needs instead of the router guessing from its name,
+so an object behaves exactly as the same strategy named in config:
+
+* ``needs`` (a :class:`Needs`): the figures it must see from every router
+  process (the router then shares them through Redis) and whether it makes
+  ``rpm``/``tpm`` hard limits;
+* ``bind(load)`` (:class:`LoadAware`): the router hands it the router's own
+  :class:`~router.load.LoadTracker`, so ``LeastBusy()`` passed as an object
+  reads the figures of the router it routes for. A strategy owns the state
+  its cost model keeps beyond the tracker's figures (``peak-ewma`` its peak,
+  drain and service times) and subscribes to the tracker's samples in
+  ``bind``.
 """
 
 from __future__ import annotations
@@ -12,8 +25,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Flag, auto
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from router.errors import ConfigError
 from router.registry import Registry
 
 if TYPE_CHECKING:
@@ -22,7 +37,79 @@ if TYPE_CHECKING:
     from router.load import LoadTracker
     from router.request import RouteRequest
 
-__all__ = ["BUILTIN_STRATEGIES", "Strategy", "StrategyContext", "strategy_registry"]
+__all__ = [
+    "BUILTIN_STRATEGIES",
+    "LoadAware",
+    "Needs",
+    "Strategy",
+    "StrategyContext",
+    "bind_strategy",
+    "builtin_needs",
+    "needs_of",
+    "strategy_registry",
+]
+
+
+class Needs(Flag):
+    """What a strategy needs from the router beyond ``pick``'s arguments."""
+
+    NONE = 0
+    #: In-flight counts of every router process (shared through Redis when configured).
+    SHARED_IN_FLIGHT = auto()
+    #: This minute's requests and tokens of every router process (shared likewise).
+    SHARED_USAGE = auto()
+    #: ``rpm``/``tpm`` are hard limits, not only weights (LiteLLM's usage-based routing).
+    RATE_LIMITS = auto()
+
+
+def needs_of(strategy: object) -> Needs:
+    """What ``strategy`` declares in its ``needs`` attribute (none when it has none)."""
+    declared = getattr(strategy, "needs", Needs.NONE)
+    return declared if isinstance(declared, Needs) else Needs.NONE
+
+
+@runtime_checkable
+class LoadAware(Protocol):
+    """A strategy that reads the router's load figures; the router binds it once."""
+
+    def bind(self, load: LoadTracker) -> None: ...
+
+
+def bind_strategy(strategy: object, load: LoadTracker) -> None:
+    """Give ``strategy`` the router's load tracker when it reads one."""
+    if isinstance(strategy, LoadAware):
+        strategy.bind(load)
+
+
+class LoadReader:
+    """Base of the built-in strategies that read load figures: bound once, to one tracker."""
+
+    def __init__(self, load: LoadTracker | None) -> None:
+        self._load: LoadTracker | None = None
+        if load is not None:
+            self.bind(load)
+
+    def bind(self, load: LoadTracker) -> None:
+        """Read ``load``'s figures; a strategy reads one router's figures only."""
+        if self._load is load:
+            return
+        if self._load is not None:
+            raise ConfigError(
+                f"{type(self).__name__} already reads another router's load figures; "
+                f"give each router its own {type(self).__name__}()"
+            )
+        self._load = load
+        self._bound(load)
+
+    def _bound(self, load: LoadTracker) -> None:
+        """Cache what ``pick`` reads from ``load`` (bound methods: the hot path)."""
+
+    @property
+    def load(self) -> LoadTracker:
+        """The tracker bound; a strategy used before it is bound is a programming error."""
+        if self._load is None:
+            raise ConfigError(f"{type(self).__name__} is not bound to a router's load figures")
+        return self._load
 
 
 @runtime_checkable
@@ -59,6 +146,12 @@ def _builtins() -> dict[str, Callable[[StrategyContext], Strategy]]:
         "cost-based-routing": CostBased.from_context,
         "peak-ewma": PeakEwma.from_context,
     }
+
+
+def builtin_needs(name: str) -> Needs:
+    """What the built-in strategy called ``name`` declares (none for other names)."""
+    factory = _builtins().get(name)
+    return needs_of(getattr(factory, "__self__", None))  # the class of a from_context
 
 
 def strategy_registry() -> Registry[StrategyContext, Strategy]:

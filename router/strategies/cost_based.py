@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from router.cost import Prices
+from router.strategies.base import LoadReader
 from router.strategies.sampling import EXACT_LIMIT, TupleCache, random_min, two_distinct
 
 if TYPE_CHECKING:
@@ -43,14 +44,21 @@ def _cheapest_by(candidates: Sequence[Deployment], prices: list[float]) -> tuple
     return tuple(d for d, p in zip(candidates, prices, strict=True) if p == low)
 
 
-class CostBased:
-    """Cheapest, then least busy, then random."""
+class CostBased(LoadReader):
+    """Cheapest, then least busy, then random.
 
-    def __init__(self, load: LoadTracker, rng: random.Random | None = None) -> None:
-        self._in_flight = load.in_flight
+    ``load``: the tracker to read; the router binds its own when ``None``.
+    """
+
+
+    def __init__(self, load: LoadTracker | None = None, rng: random.Random | None = None) -> None:
         self._random = (rng or random.Random()).random
         self._cache: TupleCache[tuple[Deployment, ...]] = TupleCache()
         self._prices: dict[str, float] = {}  # by deployment id: prices never change
+        super().__init__(load)
+
+    def _bound(self, load: LoadTracker) -> None:
+        self._in_flight = load.in_flight
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> CostBased:

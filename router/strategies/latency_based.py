@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from router.strategies.base import LoadReader
 from router.strategies.sampling import EXACT_LIMIT, number_arg, random_min, two_distinct
 
 if TYPE_CHECKING:
@@ -37,17 +38,22 @@ __all__ = ["LatencyBased"]
 _TIE = 1e-9
 
 
-class LatencyBased:
-    """Lowest latency per output token (TTFT for streams), with LiteLLM's buffer."""
+class LatencyBased(LoadReader):
+    """Lowest latency per output token (TTFT for streams), with LiteLLM's buffer.
+
+    ``load``: the tracker to read; the router binds its own when ``None``.
+    """
+
 
     def __init__(
-        self, load: LoadTracker, rng: random.Random | None = None, *, buffer: float = 0.0
+        self, load: LoadTracker | None = None, rng: random.Random | None = None, *,
+        buffer: float = 0.0,
     ) -> None:
         if not buffer >= 0:
             raise ValueError(f"LatencyBased: buffer must be >= 0, got {buffer!r}")
-        self._load = load
         self._random = (rng or random.Random()).random
         self._slack = (1.0 + buffer) * (1.0 + _TIE)
+        super().__init__(load)
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> LatencyBased:
@@ -58,7 +64,8 @@ class LatencyBased:
         n = len(candidates)
         if n == 1:
             return candidates[0]
-        figure = self._load.ttft if request.stream else self._load.latency_per_token
+        load = self.load
+        figure = load.ttft if request.stream else load.latency_per_token
         if n > EXACT_LIMIT:
             i, j = two_distinct(self._random, n)
             candidates = (candidates[i], candidates[j])
@@ -67,7 +74,7 @@ class LatencyBased:
     def _choose(
         self, candidates: Sequence[Deployment], figure: Callable[[str], float | None]
     ) -> Deployment:
-        in_flight = self._load.in_flight
+        in_flight = self.load.in_flight
         measured: list[tuple[float, Deployment]] = []
         idle_new: list[Deployment] = []
         probing: list[Deployment] = []

@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from router.strategies.base import LoadReader, Needs
 from router.strategies.sampling import EXACT_LIMIT, random_min, two_distinct
 
 if TYPE_CHECKING:
@@ -23,12 +24,21 @@ if TYPE_CHECKING:
 __all__ = ["LeastBusy"]
 
 
-class LeastBusy:
-    """Fewest in flight (``LoadTracker.in_flight``: shared figures included while fresh)."""
+class LeastBusy(LoadReader):
+    """Fewest in flight (``LoadTracker.in_flight``: shared figures included while fresh).
 
-    def __init__(self, load: LoadTracker, rng: random.Random | None = None) -> None:
-        self._in_flight = load.in_flight
+    ``load``: the tracker to read; the router binds its own when ``None``.
+    """
+
+
+    needs = Needs.SHARED_IN_FLIGHT
+
+    def __init__(self, load: LoadTracker | None = None, rng: random.Random | None = None) -> None:
         self._random = (rng or random.Random()).random
+        super().__init__(load)
+
+    def _bound(self, load: LoadTracker) -> None:
+        self._in_flight = load.in_flight
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> LeastBusy:

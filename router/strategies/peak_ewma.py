@@ -86,6 +86,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from router.errors import ConfigError
+from router.strategies.base import LoadReader
 from router.strategies.sampling import EXACT_LIMIT, TupleCache, lowest, number_arg, two_distinct
 
 if TYPE_CHECKING:
@@ -112,15 +113,27 @@ def _capacities(candidates: Sequence[Deployment]) -> list[int | None]:
     return [_capacity(d) for d in candidates]
 
 
-class PeakEwma:
-    """Lowest :meth:`LoadTracker.expected_latency`; see the module docstring."""
+class PeakEwma(LoadReader):
+    """Lowest :meth:`LoadTracker.expected_latency`; see the module docstring.
 
-    def __init__(self, load: LoadTracker, clock: Clock, rng: random.Random | None = None) -> None:
-        self._expected = load.expected_latency
-        self._in_flight = load.in_flight
-        self._now = clock.now
+    ``load``: the tracker to read (the router binds its own when ``None``);
+    ``clock``: the instant costs are read at (default: the tracker's).
+    """
+
+
+    def __init__(
+        self, load: LoadTracker | None = None, clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock = clock
         self._random = (rng or random.Random()).random
         self._capacities: TupleCache[list[int | None]] = TupleCache()
+        super().__init__(load)
+
+    def _bound(self, load: LoadTracker) -> None:
+        self._expected = load.expected_latency
+        self._in_flight = load.in_flight
+        self._now = (self._clock or load.clock).now
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> PeakEwma:

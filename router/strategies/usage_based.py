@@ -20,6 +20,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from router.strategies.base import LoadReader, Needs
 from router.strategies.sampling import EXACT_LIMIT, TupleCache, lowest, two_distinct
 
 if TYPE_CHECKING:
@@ -49,14 +50,24 @@ def _rank(requests: int, tokens: int, rpm: int | None, tpm: int | None) -> _Key:
     return (over if over >= 1.0 else 0.0, tokens, requests)
 
 
-class UsageBased:
-    """Fewest tokens this minute among the deployments under their rpm/tpm."""
+class UsageBased(LoadReader):
+    """Fewest tokens this minute among the deployments under their rpm/tpm.
 
-    def __init__(self, load: LoadTracker, rng: random.Random | None = None) -> None:
-        self._usage = load.usage
-        self._minute = load.minute
+    ``load``: the tracker to read; the router binds its own when ``None``. As
+    in LiteLLM, a router using it makes ``rpm``/``tpm`` hard limits.
+    """
+
+
+    needs = Needs.SHARED_USAGE | Needs.RATE_LIMITS
+
+    def __init__(self, load: LoadTracker | None = None, rng: random.Random | None = None) -> None:
         self._random = (rng or random.Random()).random
         self._limits: TupleCache[list[tuple[int | None, int | None]]] = TupleCache()
+        super().__init__(load)
+
+    def _bound(self, load: LoadTracker) -> None:
+        self._usage = load.usage
+        self._minute = load.minute
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> UsageBased:

@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 
-from checks import CheckContext, check_registry
+from checks import check_registry
 from checks.limits import DeploymentLimits, RateLimitCheck, limits_by_id, rate_limits_enforced
 from router.clock import ManualClock
 from router.config import DeploymentConfig, RouterConfig, RouterSettings
 from router.deployment import Deployment
-from router.load import LoadTracker, SharedFigures, Usage
+from router.load import LoadTracker, MinuteUsage, SharedFigures
 from router.request import RouteRequest
 from router.table import DeploymentTable
+from tests.checks.parts import services_for
 
 # isort: split
 from providers.mock import MockProvider
@@ -48,10 +49,12 @@ def use(load: LoadTracker, deployment_id: str, requests: int, tokens: int = 0) -
 
 def test_rate_refusal_names_the_limit_reached() -> None:
     limits = DeploymentLimits(rpm=10, tpm=1000)
-    assert limits.rate_refusal(Usage(9, 999)) is None
-    assert limits.rate_refusal(Usage(10, 0)) == "rpm limit 10 reached (10 requests this minute)"
-    assert limits.rate_refusal(Usage(0, 1000)) == "tpm limit 1000 reached (1000 tokens this minute)"
-    assert DeploymentLimits(max_parallel=1).rate_refusal(Usage(10**6, 10**9)) is None
+    assert limits.rate_refusal(MinuteUsage(9, 999)) is None
+    assert limits.rate_refusal(MinuteUsage(10, 0)) == (
+        "rpm limit 10 reached (10 requests this minute)")
+    assert limits.rate_refusal(MinuteUsage(0, 1000)) == (
+        "tpm limit 1000 reached (1000 tokens this minute)")
+    assert DeploymentLimits(max_parallel=1).rate_refusal(MinuteUsage(10**6, 10**9)) is None
 
 
 def test_rate_limits_are_enforced_as_in_litellm() -> None:
@@ -113,12 +116,8 @@ async def test_without_limits_the_candidates_pass_untouched() -> None:
 def test_the_registry_builds_it_by_its_litellm_name() -> None:
     t = table({"rpm": 1})
 
-    class Services:
-        load = LoadTracker(ManualClock())
-        table = t
-        config = RouterConfig(model_list=tuple(d.config for d in t.all()))
-
-    check = check_registry().create("enforce_model_rate_limits", CheckContext(Services()),
+    services = services_for(RouterConfig(model_list=tuple(d.config for d in t.all())), t)
+    check = check_registry().create("enforce_model_rate_limits", services,
                                     where="optional_pre_call_checks[0]")
     assert isinstance(check, RateLimitCheck)
     assert check.name == "enforce_model_rate_limits"

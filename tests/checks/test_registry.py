@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from checks import CheckContext, default_checks
 from router.clock import ManualClock
 from router.config import DeploymentConfig, RouterConfig, RouterSettings
-from router.load import LoadTracker
 from router.table import DeploymentTable
+from tests.checks.parts import services_for
 
 # isort: split
 from providers.mock import MockProvider
@@ -24,12 +23,8 @@ def context_for(params: list[dict[str, Any]], info: list[dict[str, Any]] | None 
         "model_info": {"id": f"g-{i}", **((info or [{}] * len(params))[i])},
     }) for i, p in enumerate(params))
     config = RouterConfig(model_list=configs, settings=RouterSettings(**settings))
-    clock = ManualClock()
-    services = SimpleNamespace(
-        table=DeploymentTable(configs, {"mock": MockProvider()}), load=LoadTracker(clock),
-        clock=clock, config=config, cooldowns=None,
-    )
-    return config, CheckContext(services)
+    table = DeploymentTable(configs, {"mock": MockProvider()})
+    return config, services_for(config, table, ManualClock())
 
 
 def names(params: list[dict[str, Any]], info: list[dict[str, Any]] | None = None,

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from checks import CheckContext, PreCallCheck, check_registry
+from checks import PreCallCheck, check_registry
 from checks.responses_api import ResponsesApiDeploymentCheck
 from router import Router
 from router.errors import ResponseNotFoundError
+from router.pinning import Pinning
 from router.request import RouteRequest
 from router.testing import Upstream
 
@@ -33,7 +34,7 @@ def build_router(model_list: Iterable[dict[str, Any]]) -> Router:
 
 
 def the_check(router: Router) -> ResponsesApiDeploymentCheck:
-    return ResponsesApiDeploymentCheck.from_context(CheckContext(router.services))
+    return ResponsesApiDeploymentCheck.from_context(router.services)
 
 
 def follow_up(previous: str | None, model: str = GROUP) -> RouteRequest:
@@ -62,6 +63,12 @@ async def offline() -> AsyncIterator[Router]:
     await router.aclose()
 
 
+async def pinned_to(router: Router, request: RouteRequest, group: str = GROUP) -> str | None:
+    """The owner the core pinning step (router/pinning.py) pins ``request`` to."""
+    pin = await Pinning(router.services.ownership, router.services.table).resolve(group, request)
+    return None if pin is None else pin.owner
+
+
 async def record(router: Router, response_id: str, owner: str) -> None:
     found = router.services.table.get(owner)
     assert found is not None
@@ -73,7 +80,7 @@ async def test_without_previous_response_id_candidates_pass_untouched(offline: R
     candidates = list(offline.deployments(GROUP))
     request = follow_up(None)
     assert await check.filter(candidates, request) == candidates
-    assert request.pinned_to is None
+    assert await pinned_to(offline, request) is None
     assert await check.filter([], follow_up("resp_x")) == []
 
 
@@ -84,7 +91,7 @@ async def test_recorded_owner_and_its_state_domain_are_kept_and_pinned(offline: 
     kept = await check.filter(list(offline.deployments(GROUP)), request)
     # a-twin shares api_base and key; a-other-key is another account on the same base.
     assert ids(kept) == ["a", "a-twin"]
-    assert request.pinned_to == "a"
+    assert await pinned_to(offline, request) == "a"
 
 
 async def test_declared_state_domain_is_honoured(offline: Router) -> None:
@@ -93,7 +100,7 @@ async def test_declared_state_domain_is_honoured(offline: Router) -> None:
     request = follow_up("resp_on_c")
     kept = await check.filter(list(offline.deployments(GROUP)), request)
     assert ids(kept) == ["b", "c"]
-    assert request.pinned_to == "c"
+    assert await pinned_to(offline, request) == "c"
 
 
 async def test_owner_outside_the_candidates_leaves_only_its_domain(offline: Router) -> None:
@@ -101,7 +108,7 @@ async def test_owner_outside_the_candidates_leaves_only_its_domain(offline: Rout
     await record(offline, "resp_on_b", "b")
     request = follow_up("resp_on_b", model="gpt-4o-mini")
     assert await check.filter(list(offline.deployments("gpt-4o-mini")), request) == []
-    assert request.pinned_to is None  # nothing kept: nothing to pin
+    assert await pinned_to(offline, request, "gpt-4o-mini") == "b"  # owned outside the group
 
 
 async def test_unknown_id_is_discovered_once_then_remembered() -> None:
@@ -116,7 +123,7 @@ async def test_unknown_id_is_discovered_once_then_remembered() -> None:
             request = follow_up(made.id)
             kept = await check.filter(list(router.deployments(GROUP)), request)
             assert ids(kept) == [owner]
-            assert request.pinned_to == owner
+            assert await pinned_to(router, request) == owner
             assert await router.services.ownership.owner(made.id) == kept[0]
 
             def asked() -> list[str]:
@@ -143,7 +150,8 @@ async def test_id_no_deployment_holds_raises_response_not_found() -> None:
             assert err.response_id == "resp_nobody_made_this"
             assert err.model_group == GROUP
             assert "resp_nobody_made_this" in str(err) and GROUP in str(err)
-            assert request.pinned_to is None
+            with pytest.raises(ResponseNotFoundError):
+                await pinned_to(router, request)
             assert all(r.method == "GET" for u in (a, b) for r in u.requests)
             assert await router.services.ownership.owner("resp_nobody_made_this") is None
         finally:
@@ -156,7 +164,7 @@ def test_registry_is_fresh_per_call_and_resolves_the_name(offline: Router) -> No
     one.register("custom", lambda ctx: the_check(offline))
     assert "custom" in one.names()
     assert "custom" not in two.names()
-    made = two.create("responses_api_deployment_check", CheckContext(offline.services),
+    made = two.create("responses_api_deployment_check", offline.services,
                       where="test")
     assert isinstance(made, ResponsesApiDeploymentCheck)
     assert isinstance(made, PreCallCheck)

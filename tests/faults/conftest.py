@@ -52,7 +52,7 @@ def connections_in_use(router: Router) -> int:
     """
     return sum(
         sender_connections_in_use(sender)  # type: ignore[arg-type]
-        for sender in list(router._pool._senders.values())
+        for sender in list(router._parts.pool._senders.values())
     )
 
 

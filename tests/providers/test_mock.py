@@ -60,7 +60,7 @@ async def router() -> AsyncIterator[Router]:
 
 
 def _chooser(router: Router) -> Chooser:
-    strategy = router._strategy
+    strategy = router._parts.strategy
     assert isinstance(strategy, Chooser)
     return strategy
 

@@ -35,6 +35,7 @@ from router.errors import (
 )
 from router.fallbacks import FallbackPlan
 from router.load import LoadHandle, LoadTracker
+from router.pinning import Pin
 from router.request import RouteRequest
 from router.retry import RetryPolicy
 from router.table import DeploymentTable
@@ -92,6 +93,17 @@ class Script:
         return f"ok:{deployment.id}"
 
 
+class FixedPin:
+    """Pins every follow-up turn to ``owner`` (as router/pinning.py would from a record)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    async def resolve(self, group: str, request: RouteRequest) -> Pin | None:
+        previous = request.previous_response_id
+        return None if previous is None else Pin(previous, self.owner, f"mock:{self.owner}")
+
+
 class Remove:
     """A pre-call check that removes the named deployments."""
 
@@ -130,6 +142,7 @@ def _rig(
     fallbacks: FallbackPlan | None = None,
     allowed_fails: int = 3,
     cooldown_time: float = 5.0,
+    pinning: FixedPin | None = None,
     **params: Any,
 ) -> Rig:
     clock = ManualClock(START)
@@ -140,7 +153,7 @@ def _rig(
     dispatcher = Dispatcher(
         table=table, strategy=strategy, checks=checks, cooldowns=cooldowns, load=load,
         retry=RetryPolicy(num_retries, min_wait), fallbacks=fallbacks or FallbackPlan(),
-        clock=clock, rng=random.Random(0),
+        clock=clock, rng=random.Random(0), pinning=pinning,
     )
     return Rig(dispatcher, clock, cooldowns, load, strategy, table, list(checks))
 
@@ -628,20 +641,17 @@ async def test_checks_rejecting_everything() -> None:
 
 
 async def test_pin_outranks_cooldown() -> None:
-    pin = Remove("pin", "g-1")
-    rig = _rig({"g": 2}, checks=[pin])
+    rig = _rig({"g": 2}, pinning=FixedPin("g-0"))
     rig.cooldowns.record_failure("g-0", _429(retry_after=30.0))
-    request = _req(pinned_to="g-0")
+    request = RouteRequest(model="g", params={"previous_response_id": "resp_p"})
     served = await rig.dispatcher.run(request, rig.script())
     assert served.deployment.id == "g-0"
 
 
 async def test_failure_of_the_pinned_deployment_names_the_response() -> None:
-    pin = Remove("pin", "g-1")
-    rig = _rig({"g": 2}, checks=[pin], num_retries=1)
+    rig = _rig({"g": 2}, num_retries=1, pinning=FixedPin("g-0"))
     cause = _5xx()
-    request = RouteRequest(model="g", params={"previous_response_id": "resp_abc"},
-                           pinned_to="g-0")
+    request = RouteRequest(model="g", params={"previous_response_id": "resp_abc"})
     script = rig.script({"g-0": [_5xx(), cause]})
     with pytest.raises(PinnedDeploymentUnavailableError) as info:
         await rig.dispatcher.run(request, script)
@@ -656,17 +666,15 @@ async def test_failure_of_the_pinned_deployment_names_the_response() -> None:
 
 
 async def test_non_retryable_failure_of_a_pinned_request_is_not_wrapped() -> None:
-    rig = _rig({"g": 1})
-    request = RouteRequest(model="g", params={"previous_response_id": "resp_abc"},
-                           pinned_to="g-0")
+    rig = _rig({"g": 1}, pinning=FixedPin("g-0"))
+    request = RouteRequest(model="g", params={"previous_response_id": "resp_abc"})
     with pytest.raises(BadRequestError):
         await rig.dispatcher.run(request, rig.script({"g-0": [BadRequestError("bad")]}))
 
 
 async def test_quota_failure_of_a_pinned_request_names_the_response() -> None:
-    rig = _rig({"g": 2})
-    request = RouteRequest(model="g", params={"previous_response_id": "resp_q"},
-                           pinned_to="g-0")
+    rig = _rig({"g": 2}, pinning=FixedPin("g-0"))
+    request = RouteRequest(model="g", params={"previous_response_id": "resp_q"})
     quota = QuotaExhaustedError("no quota", status=429, code="insufficient_quota")
     with pytest.raises(PinnedDeploymentUnavailableError) as info:
         await rig.dispatcher.run(request, rig.script({"g-0": [quota]}))

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from router.clock import ManualClock
-from router.load import DeploymentLoad, LoadTracker, SharedFigures, Usage
+from router.load import DeploymentLoad, LoadTracker, MinuteUsage, SharedFigures
 
 TAU = 10.0
 
@@ -99,7 +99,7 @@ def test_counters_do_not_drift_across_threads() -> None:
     for t in threads:
         t.join()
     assert load.in_flight("d1") == 0
-    assert load.usage("d1") == Usage(requests=20000, tokens=20000)
+    assert load.usage("d1") == MinuteUsage(requests=20000, tokens=20000)
 
 
 # --- latency, per token, TTFT -----------------------------------------------------------
@@ -482,14 +482,14 @@ def test_overtaken_slow_answers_count_once_they_are_not_rare() -> None:
 def test_usage_counts_requests_at_acquire_and_tokens_at_release() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    assert load.usage("d1") == Usage(0, 0)
+    assert load.usage("d1") == MinuteUsage(0, 0)
     handle = load.acquire("d1")
-    assert load.usage("d1") == Usage(requests=1, tokens=0)
+    assert load.usage("d1") == MinuteUsage(requests=1, tokens=0)
     handle.release(ok=True, output_tokens=30, total_tokens=130)
-    assert load.usage("d1") == Usage(requests=1, tokens=130)
+    assert load.usage("d1") == MinuteUsage(requests=1, tokens=130)
     other = load.acquire("d1")
     other.release(ok=False, output_tokens=20)  # usage known on a failure counts too
-    assert load.usage("d1") == Usage(requests=2, tokens=150)
+    assert load.usage("d1") == MinuteUsage(requests=2, tokens=150)
 
 
 def test_usage_window_is_the_wall_clock_minute() -> None:
@@ -498,24 +498,24 @@ def test_usage_window_is_the_wall_clock_minute() -> None:
     assert load.minute() == 1_800_000_030 // 60
     load.acquire("d1").release(total_tokens=10)
     clock.advance(29.0)
-    assert load.usage("d1") == Usage(1, 10)
+    assert load.usage("d1") == MinuteUsage(1, 10)
     handle = load.acquire("d1")
-    assert load.usage("d1") == Usage(2, 10)
+    assert load.usage("d1") == MinuteUsage(2, 10)
     clock.advance(1.0)  # the next minute starts
-    assert load.usage("d1") == Usage(0, 0)
+    assert load.usage("d1") == MinuteUsage(0, 0)
     handle.release(total_tokens=5)  # tokens count in the minute they are known
-    assert load.usage("d1") == Usage(0, 5)
+    assert load.usage("d1") == MinuteUsage(0, 5)
     assert load.snapshot("d1").minute == 1_800_000_030 // 60 + 1
     clock.advance(60.0)
-    assert load.usage("d1") == Usage(0, 0)
+    assert load.usage("d1") == MinuteUsage(0, 0)
 
 
 def test_usage_with_an_explicit_minute() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
     load.acquire("d1").release(total_tokens=10)
-    assert load.usage("d1", load.minute()) == Usage(1, 10)
-    assert load.usage("d1", load.minute() + 1) == Usage(0, 0)
+    assert load.usage("d1", load.minute()) == MinuteUsage(1, 10)
+    assert load.usage("d1", load.minute() + 1) == MinuteUsage(0, 0)
 
 
 # --- shared figures ---------------------------------------------------------------------
@@ -531,8 +531,8 @@ def test_shared_figures_count_while_fresh() -> None:
         "d2": SharedFigures(in_flight=2, requests=3, tokens=300),
     })
     assert load.in_flight("d1") == 5
-    assert load.usage("d1") == Usage(requests=9, tokens=50)  # max of each, local tokens win
-    assert (load.in_flight("d2"), load.usage("d2")) == (2, Usage(3, 300))
+    assert load.usage("d1") == MinuteUsage(requests=9, tokens=50)  # max of each, local tokens win
+    assert (load.in_flight("d2"), load.usage("d2")) == (2, MinuteUsage(3, 300))
     snap = load.snapshot("d1")
     assert (snap.in_flight, snap.local_in_flight, snap.requests, snap.local_requests) == (
         5, 1, 9, 2)
@@ -541,8 +541,8 @@ def test_shared_figures_count_while_fresh() -> None:
 
     clock.advance(1.0)  # stale now
     assert load.in_flight("d1") == 1
-    assert load.usage("d1") == Usage(2, 50)
-    assert (load.in_flight("d2"), load.usage("d2")) == (0, Usage(0, 0))
+    assert load.usage("d1") == MinuteUsage(2, 50)
+    assert (load.in_flight("d2"), load.usage("d2")) == (0, MinuteUsage(0, 0))
     assert load.snapshot("d1").shared is None
     held.release()
 
@@ -555,16 +555,16 @@ def test_a_newer_merge_refreshes_and_replaces() -> None:
     load.merge_shared({"d1": SharedFigures(in_flight=2, requests=6, tokens=6)})
     clock.advance(0.9)
     assert load.in_flight("d1") == 2
-    assert load.usage("d1") == Usage(6, 6)
+    assert load.usage("d1") == MinuteUsage(6, 6)
 
 
 def test_shared_usage_of_a_previous_minute_is_not_this_minutes() -> None:
     clock = ManualClock(wall_start=1_800_000_059.5)
     load = LoadTracker(clock, shared_ttl=1.0)
     load.merge_shared({"d1": SharedFigures(in_flight=1, requests=100, tokens=1000)})
-    assert load.usage("d1") == Usage(100, 1000)
+    assert load.usage("d1") == MinuteUsage(100, 1000)
     clock.advance(0.6)  # fresh, but the minute turned
-    assert load.usage("d1") == Usage(0, 0)
+    assert load.usage("d1") == MinuteUsage(0, 0)
     assert load.in_flight("d1") == 1
 
 

@@ -715,7 +715,7 @@ async def test_two_routers_without_redis_share_nothing(ups: Ups) -> None:
     try:
         assert one.services.store is not two.services.store
         assert one.services.ownership is not two.services.ownership
-        assert one._checks[0] is not two._checks[0]
+        assert one._parts.dispatcher._pinning is not two._parts.dispatcher._pinning
 
         first = await turn(one, "c0 t1")
         assert await one.services.ownership.owner(first.id) is not None

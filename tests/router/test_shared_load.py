@@ -21,13 +21,12 @@ from checks.limits import DeploymentLimits
 from router.clock import ManualClock
 from router.config import DeploymentConfig
 from router.deployment import Deployment
-from router.load import LoadHandle, LoadTracker, SharedFigures, Usage
+from router.load import LoadHandle, LoadTracker, MinuteUsage, SharedFigures
 from router.request import RouteRequest
 from router.shared_load import (
     HOLD_GRACE,
     MINUTE_TTL,
     Admission,
-    AdmittedHandle,
     Refusal,
     Reservation,
     SharedLoad,
@@ -205,7 +204,7 @@ async def test_without_redis_admission_decides_on_local_figures(clock: ManualClo
     plain = admission.acquire(Reservation("d2"))
     assert isinstance(plain, LoadHandle)  # nothing shared to give back
     plain.release(total_tokens=3)
-    assert load.usage("d2") == Usage(1, 3)
+    assert load.usage("d2") == MinuteUsage(1, 3)
 
 
 async def test_with_redis_the_reservation_decides_rates_and_refresh_merges(
@@ -268,7 +267,7 @@ async def test_an_admitted_handle_gives_its_reservation_back_once(
     reservation = await admission.admit(deployment("d1"), request(stream=True))
     assert isinstance(reservation, Reservation) and reservation.member is not None
     handle = admission.acquire(reservation)
-    assert isinstance(handle, AdmittedHandle)
+    assert isinstance(handle, LoadHandle)  # the one handle type; it carries the reservation
     handle.first_token()
     handle.release(total_tokens=40)
     handle.release(total_tokens=40)
