@@ -5,9 +5,10 @@ A check is any object with a ``name`` and
 through :func:`checks.registry.check_registry`, per router; the checks that
 LiteLLM settings imply come from :func:`checks.registry.default_checks`.
 
-Built in: ``responses_api_deployment_check``, ``enforce_model_rate_limits``
-(rpm/tpm), ``context_window_check`` (``enable_pre_call_checks``),
-``tag_filtering`` (``enable_tag_filtering``) and ``max_parallel_requests``.
+Built in: ``enforce_model_rate_limits`` (rpm/tpm), ``context_window_check``
+(``enable_pre_call_checks``), ``tag_filtering`` (``enable_tag_filtering``)
+and ``max_parallel_requests``. ``responses_api_deployment_check`` is a name
+that switches the router's core pinning step on (:mod:`router.pinning`).
 ``order`` is not a check but :class:`checks.order.OrderTiers`, applied by the
 attempt loop after cooldowns.
 """

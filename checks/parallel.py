@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from router.errors import TimeoutError
+from router.errors import UpstreamTimeoutError
 from router.limits import DeploymentLimits, SlotWaiter, limits_by_id
 
 if TYPE_CHECKING:
@@ -115,14 +115,14 @@ class MaxParallelCheck:
         if not released and self._refresh is not None:
             await self._refresh(ids)
 
-    def _timed_out(self, candidates: list[Deployment], started: float) -> TimeoutError:
+    def _timed_out(self, candidates: list[Deployment], started: float) -> UpstreamTimeoutError:
         group = candidates[0].model_name
         busy = ", ".join(
             f"{d.id} ({self._load.in_flight(d.id)}/{self._limits[d.id]})"
             for d in candidates if d.id in self._limits
         )
         waited = self._clock.now() - started
-        return TimeoutError(
+        return UpstreamTimeoutError(
             f"the request's timeout passed after waiting {waited:.1f}s for a free slot: every "
             f"deployment of {group!r} that could serve it is at max_parallel_requests ({busy})",
             model_group=group,

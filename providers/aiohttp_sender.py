@@ -23,7 +23,6 @@ httpx's CA bundle (certifi), as the httpx-based senders do.
 
 from __future__ import annotations
 
-import builtins
 import codecs
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -46,7 +45,7 @@ _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None,
 _AS_HTTPX: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
                        type[httpx.RequestError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),  # connecting, or a pooled one
-    (builtins.TimeoutError, httpx.ReadTimeout),  # aiohttp's read timeouts are TimeoutErrors
+    (TimeoutError, httpx.ReadTimeout),  # aiohttp's read timeouts are TimeoutErrors
     (aiohttp.ClientConnectorError, httpx.ConnectError),
     ((aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
       aiohttp.ClientResponseError), httpx.RemoteProtocolError),  # cut or malformed answer
@@ -55,7 +54,7 @@ _AS_HTTPX: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
 )
 
 
-def httpx_error(exc: aiohttp.ClientError | builtins.TimeoutError) -> httpx.RequestError:
+def httpx_error(exc: aiohttp.ClientError | TimeoutError) -> httpx.RequestError:
     """The httpx exception that says what ``exc`` (aiohttp's) says, without any URL."""
     cls: type[httpx.RequestError] = httpx.TransportError
     if isinstance(exc.__cause__, http_exceptions.ContentEncodingError):
@@ -126,7 +125,7 @@ class AiohttpAnswer:
         if self._body is None:
             try:
                 self._body = await self._response.read()
-            except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise httpx_error(exc) from None
         return self._body
 
@@ -138,7 +137,7 @@ class AiohttpAnswer:
                 text = decoder.decode(chunk)
                 if text:
                     yield text
-        except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise httpx_error(exc) from None
         tail = decoder.decode(b"", final=True)
         if tail:
@@ -149,7 +148,7 @@ class AiohttpAnswer:
         self._response.release()
         try:
             await self._response.wait_for_close()
-        except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise httpx_error(exc) from None
 
 
@@ -184,7 +183,7 @@ class AiohttpSender:
                 method, url, headers=headers, data=content, allow_redirects=False,
                 timeout=_timeout(timeout, read_timeout),
             )
-        except (aiohttp.ClientError, builtins.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise httpx_error(exc) from None
         return AiohttpAnswer(response)
 

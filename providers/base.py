@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from router.config import DeploymentConfig
+    from router.config.models import DeploymentConfig
     from router.deployment import Deployment
     from router.request import RouteRequest
     from router.types import Record, Response, StreamEvent

@@ -16,7 +16,7 @@ from providers.http import origin_of
 from providers.responses_http import Endpoint, HttpResponsesProvider
 
 if TYPE_CHECKING:
-    from router.config import DeploymentConfig
+    from router.config.models import DeploymentConfig
 
 __all__ = ["DEFAULT_API_BASE", "OpenAIProvider"]
 

@@ -9,7 +9,6 @@ not consume goes upstream unchanged, and every field that comes back is kept.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import json
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ from httpx_sse import EventSource, ServerSentEvent
 
 from providers.http import Answer, ClientPool
 from router.errors import (
-    ConnectionError,
     MalformedResponseError,
+    UpstreamConnectionError,
     UpstreamError,
     classify,
     error_from_failed_response,
@@ -31,7 +30,7 @@ from router.errors import (
 from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent
 
 if TYPE_CHECKING:
-    from router.config import DeploymentConfig
+    from router.config.models import DeploymentConfig
     from router.deployment import Deployment
     from router.request import RouteRequest
 
@@ -130,10 +129,10 @@ class HttpResponsesProvider:
             async for sse in source:
                 event = _parse_event(sse, deployment)
                 yield event
-                if event._data.get("type") in TERMINAL_EVENTS:
+                if event.raw.get("type") in TERMINAL_EVENTS:
                     await _drain(source)
                     return
-            raise ConnectionError(
+            raise UpstreamConnectionError(
                 "the upstream closed the stream before a terminal event",
                 model_group=deployment.model_name, deployment_id=deployment.id,
             )
@@ -269,7 +268,7 @@ async def _drain(source: AsyncGenerator[Any, None]) -> None:
         async with asyncio.timeout(DRAIN_SECONDS):
             async for _ in source:
                 pass
-    except (builtins.TimeoutError, httpx.HTTPError):
+    except (TimeoutError, httpx.HTTPError):
         pass
 
 

@@ -1,7 +1,22 @@
 """responses-router: route OpenAI Responses API calls across deployments.
 
-The public surface is re-exported here; inside the project, import from the
-submodules (``from router.errors import ...``) to keep start-up free of cycles.
+The public surface is exactly this module's ``__all__`` (and the faces of
+``providers`` and ``checks``): the :class:`Router`, its results and errors,
+the events observers receive, and the four extension interfaces with their
+registration paths:
+
+* :class:`Strategy`: pass an instance as ``routing_strategy`` or register a
+  factory with ``Router(strategies={"name": factory})``; it declares what it
+  needs (:class:`Needs`) and may read the router's load figures (:class:`LoadAware`);
+* :class:`PreCallCheck`: pass instances in ``optional_pre_call_checks`` or
+  register factories with ``Router(checks={"name": factory})``;
+* :class:`Provider`: ``Router(providers={"prefix": factory})``, built-ins in
+  :data:`providers.registry.BUILTIN_PROVIDERS`;
+* :class:`StateStore`: the memory and Redis stores behind ownership records.
+
+Every other module is internal: importable (tests do), but its names are not
+promised to stay. Inside the project, import from the submodules
+(``from router.errors import ...``) to keep start-up free of cycles.
 """
 
 from router.clock import Clock, ManualClock, SystemClock
@@ -32,7 +47,9 @@ from router.errors import (
     StreamInterruptedError,
     TimeoutError,
     UnknownModelError,
+    UpstreamConnectionError,
     UpstreamError,
+    UpstreamTimeoutError,
 )
 from router.events import (
     Callback,
@@ -48,10 +65,14 @@ from router.inspection import DeploymentState
 from router.metrics import PrometheusMetrics
 from router.observe import CallbackLimits, CallbackStats
 from router.request import RouteRequest
-from router.strategies.base import Strategy, StrategyContext
+from router.state.base import StateStore
+from router.strategies.base import LoadAware, Needs, Strategy, StrategyContext
 from router.types import Attempt, AttemptTrail, Record, Response, RoutingInfo, StreamEvent
 
 _LAZY = {
+    "PreCallCheck": "checks.base",
+    "Provider": "providers.base",
+    "ProviderFactory": "providers.registry",
     "Router": "router.router",
     "ResponseStream": "router.streaming",
     "SyncResponseStream": "router.streaming",
@@ -59,8 +80,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    """Load the Router lazily, so ``providers`` and ``checks`` can import
-    ``router.*`` core modules without a cycle through the package face."""
+    """Load the Router and the plug-in interfaces lazily, so ``providers`` and
+    ``checks`` can import ``router.*`` core modules without a cycle through
+    the package face."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'router' has no attribute {name!r}")
@@ -91,15 +113,20 @@ __all__ = [
     "FailureEvent",
     "FallbackEvent",
     "InvalidRequestError",
+    "LoadAware",
     "MalformedResponseError",
     "ManualClock",
+    "Needs",
     "NoDeploymentAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "PinnedDeploymentUnavailableError",
+    "PreCallCheck",
     "PreviousResponseNotFoundError",
     "Prices",
     "PrometheusMetrics",
+    "Provider",
+    "ProviderFactory",
     "QuotaExhaustedError",
     "RateLimitError",
     "Record",
@@ -113,6 +140,7 @@ __all__ = [
     "RoutingInfo",
     "ServerError",
     "ServiceUnavailableError",
+    "StateStore",
     "Strategy",
     "StrategyContext",
     "StreamEvent",
@@ -123,5 +151,7 @@ __all__ = [
     "TimeoutError",
     "TokenUsage",
     "UnknownModelError",
+    "UpstreamConnectionError",
     "UpstreamError",
+    "UpstreamTimeoutError",
 ]

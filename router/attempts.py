@@ -30,8 +30,8 @@ from router.errors import (
     NoDeploymentAvailableError,
     PinnedDeploymentUnavailableError,
     RouterError,
-    TimeoutError,
     UpstreamError,
+    UpstreamTimeoutError,
 )
 from router.pinning import PIN_CHECK_NAME
 from router.shared_load import Admission, Refusal
@@ -359,7 +359,7 @@ class Dispatcher:
     ) -> float | None:
         left = request.time_left(self._clock.now())
         if left is not None and left <= 0:
-            raise TimeoutError(
+            raise UpstreamTimeoutError(
                 "the request's timeout passed before another attempt could start",
                 model_group=group, deployment_id=deployment.id,
             )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from providers.base import Provider
-    from router.config import DeploymentConfig
+    from router.config.models import DeploymentConfig
 
 __all__ = ["Deployment", "deployment_id"]
 

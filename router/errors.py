@@ -128,7 +128,9 @@ __all__ = [
     "StreamInterruptedError",
     "TimeoutError",
     "UnknownModelError",
+    "UpstreamConnectionError",
     "UpstreamError",
+    "UpstreamTimeoutError",
     "classify",
     "error_from_failed_response",
     "error_from_status",
@@ -398,6 +400,14 @@ class TimeoutError(UpstreamError):
 
 class ConnectionError(UpstreamError):
     """The connection could not be made or broke before an answer."""
+
+
+# The two classes above shadow the built-ins inside this module only. Their
+# names stay: a class's name is what events, metrics labels, attempt trails and
+# LiteLLM's ``retry_policy`` keys (``TimeoutErrorRetries``) say. Code that also
+# handles the built-ins imports these aliases instead, so nothing shadows.
+UpstreamTimeoutError = TimeoutError
+UpstreamConnectionError = ConnectionError
 
 
 def _row(retry: str, cooldown: CooldownKind, duration: DurationKind,

@@ -94,7 +94,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from router.errors import TimeoutError as UpstreamTimeoutError
+from router.errors import UpstreamTimeoutError
 
 if TYPE_CHECKING:
     from router.clock import Clock

@@ -42,7 +42,6 @@ shorter one.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import json
 import logging
@@ -140,7 +139,7 @@ class SharedCooldowns:
         state = self._state(asyncio.get_running_loop())
         try:
             await asyncio.wait_for(state.ready.wait(), timeout)
-        except builtins.TimeoutError:
+        except TimeoutError:
             return False
         return not self.degraded
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from providers.base import Provider
-from router.config import DeploymentConfig
+from router.config.models import DeploymentConfig
 from router.deployment import Deployment, deployment_id, resolve_weight
 from router.errors import ConfigError, UnknownModelError
 

@@ -10,7 +10,6 @@ call that began before the outage says nothing about now.
 
 from __future__ import annotations
 
-import builtins
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["FAILURES", "Breaker"]
 
 #: What counts as the store failing (anything else is a bug and propagates).
-FAILURES = (RedisError, OSError, builtins.TimeoutError)
+FAILURES = (RedisError, OSError, TimeoutError)
 T = TypeVar("T")
 
 

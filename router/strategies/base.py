@@ -86,7 +86,9 @@ class LoadReader:
 
     def __init__(self, load: LoadTracker | None) -> None:
         self._load: LoadTracker | None = None
-        if load is not None:
+        if load is None:
+            self._bound(_Unbound(type(self).__name__))  # type: ignore[arg-type]
+        else:
             self.bind(load)
 
     def bind(self, load: LoadTracker) -> None:
@@ -108,8 +110,30 @@ class LoadReader:
     def load(self) -> LoadTracker:
         """The tracker bound; a strategy used before it is bound is a programming error."""
         if self._load is None:
-            raise ConfigError(f"{type(self).__name__} is not bound to a router's load figures")
+            raise _not_bound(type(self).__name__)
         return self._load
+
+
+def _not_bound(name: str) -> ConfigError:
+    return ConfigError(
+        f"{name} is not bound to a router's load figures: pass it to Router(routing_strategy=...)"
+        f" or give it a LoadTracker")
+
+
+class _Unbound:
+    """Stands in for the tracker until ``bind``: any figure read says what is wrong."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def clock(self) -> _Unbound:
+        return self
+
+    def __getattr__(self, attribute: str) -> Callable[..., Any]:
+        def read(*args: object) -> Any:
+            raise _not_bound(self._name)
+        return read
 
 
 @runtime_checkable

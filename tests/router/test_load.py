@@ -15,6 +15,8 @@ import threading
 import pytest
 
 from router.clock import ManualClock
+from router.cost import TokenUsage
+from router.errors import ServerError, UpstreamTimeoutError
 from router.load import DeploymentLoad, LoadTracker, MinuteUsage, SharedFigures
 
 TAU = 10.0
@@ -683,3 +685,63 @@ async def test_release_on_another_thread_wakes_a_waiter_on_this_loop() -> None:
     assert await waiter is True
     thread.join()
     assert load.in_flight("d1") == 0
+
+
+# --- the handle held with async with (the attempt loop's way) ---------------------------
+
+
+async def test_a_block_that_ends_releases_as_a_success_with_the_reported_usage() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    async with load.acquire("d1") as handle:
+        clock.advance(2.0)
+        handle.report(TokenUsage(10, 30, 40))
+        clock.advance(5.0)  # after the answer (recording ownership): not the deployment's
+    assert handle.released and load.in_flight("d1") == 0
+    assert load.latency("d1") == pytest.approx(2.0)
+    assert load.usage("d1") == MinuteUsage(1, 40)
+
+
+async def test_a_block_that_raises_a_timeout_is_a_penalty_sample() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    with pytest.raises(UpstreamTimeoutError):
+        async with load.acquire("d1"):
+            clock.advance(3.0)
+            raise UpstreamTimeoutError("no answer", deployment_id="d1")
+    assert load.in_flight("d1") == 0
+    assert load.latency("d1") == pytest.approx(3.0)  # the elapsed time, as a failure
+
+
+async def test_a_block_that_raises_anything_else_records_no_latency() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    with pytest.raises(ServerError):
+        async with load.acquire("d1"):
+            raise ServerError("boom", status=500)
+    assert load.in_flight("d1") == 0 and load.latency("d1") is None
+
+
+async def test_an_answer_reported_before_a_later_failure_still_counts_as_a_success() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    with pytest.raises(RuntimeError):
+        async with load.acquire("d1") as handle:
+            clock.advance(1.0)
+            handle.report(None)
+            raise RuntimeError("the ownership store failed")
+    assert load.latency("d1") == pytest.approx(1.0)
+
+
+async def test_a_handed_over_handle_outlives_the_block_until_released_once() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    released: list[int] = []
+    async with load.acquire("d1") as handle:
+        handle.on_release(released.append)
+        kept = handle.hand_over()
+    assert load.in_flight("d1") == 1 and not kept.released
+    kept.release_with(TokenUsage(1, 2, 3))
+    kept.release(ok=False)
+    assert load.in_flight("d1") == 0 and released == [3]
+    assert load.usage("d1").tokens == 3
