@@ -41,7 +41,7 @@ from router.exchange import Exchange
 from router.fallbacks import FallbackPlan
 from router.inspection import DeploymentState, deployment_states
 from router.limits import DeploymentLimits, limits_by_id
-from router.load import DEFAULT_PEAK_DECAY, LoadTracker
+from router.load import LoadTracker
 from router.metrics import PrometheusMetrics, metrics_observer
 from router.observe import CallbackLimits, Observers
 from router.ownership import Ownership
@@ -61,7 +61,7 @@ from router.strategies.base import (
     needs_of,
     strategy_registry,
 )
-from router.strategies.sampling import number_arg
+from router.strategies.peak_ewma import PeakEwma
 from router.table import DeploymentTable
 
 if TYPE_CHECKING:
@@ -114,7 +114,9 @@ class Parts:
         """Each deployment's live state (of one group when ``model`` is given)."""
         s = self.services
         deployments = s.table.group(model) if model else s.table.all()
-        return deployment_states(deployments, s.load, s.cooldowns, s.clock)
+        figures = self.strategy.figures if isinstance(self.strategy, PeakEwma) else None
+        return deployment_states(deployments, s.load, s.cooldowns, s.clock,
+                                 None if figures is None else figures.peak_latency)
 
 
 def assemble(config: RouterConfig, objects: Objects) -> Parts:
@@ -128,8 +130,7 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
                             default_stream_timeout=s.stream_timeout)
     redis = _make_redis(s)
     store: StateStore = MemoryStore() if redis is None else ResilientStore(redis, clock)
-    load = LoadTracker(clock, peak_decay=number_arg(
-        s.routing_strategy_args, "decay_time", DEFAULT_PEAK_DECAY, allow_zero=False))
+    load = LoadTracker(clock)
     strategy = objects.strategy or _named_strategy(config, objects, rng, clock, load)
     bind_strategy(strategy, load)
     limits = limits_by_id(table.all(), config, strategy=strategy)

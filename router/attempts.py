@@ -270,11 +270,9 @@ class Dispatcher:
         available: Sequence[Deployment], failed: set[str], pinned: bool,
     ) -> None:
         """Why ``picked``: the candidates the strategy saw, with the figures it reads."""
-        now = self._clock.now()
         seen = ", ".join(
             f"{d.id} (in flight {self._load.in_flight(d.id)}, "
-            f"latency {_seconds(self._load.latency(d.id))}, "
-            f"peak {_seconds(self._load.peak_latency(d.id, now))})" for d in available)
+            f"latency {_seconds(self._load.latency(d.id))})" for d in available)
         kept = {d.id for d in available}
         cooling = [d.id for d in candidates if d.id not in kept]
         log.debug(

@@ -8,7 +8,7 @@ path and the result never changes under the caller's feet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,8 @@ class DeploymentState:
     every router process while shared figures are fresh); ``requests`` and
     ``tokens`` are this minute's. Latencies are EWMAs in seconds (``None``
     before the first sample): ``latency`` of successful requests, ``ttft`` of
-    streams' first token, ``peak_latency`` the peak EWMA strategies read.
+    streams' first token, ``peak_latency`` the peak EWMA the ``peak-ewma``
+    strategy reads (``None`` under other strategies, which keep no peak).
     """
 
     deployment_id: str
@@ -54,9 +55,11 @@ class DeploymentState:
 
 
 def deployment_states(
-    deployments: Sequence[Deployment], load: LoadTracker, cooldowns: Cooldowns, clock: Clock
+    deployments: Sequence[Deployment], load: LoadTracker, cooldowns: Cooldowns, clock: Clock,
+    peak: Callable[[str, float], float | None] | None = None,
 ) -> list[DeploymentState]:
-    """The state of each of ``deployments``, in their order."""
+    """The state of each of ``deployments``, in their order (``peak``: the
+    strategy's peak latency reader, when it keeps one)."""
     now = clock.now()
     states = []
     for d in deployments:
@@ -71,6 +74,7 @@ def deployment_states(
             cooldown_status=None if entry is None else entry.status,
             cooldown_times=None if entry is None else entry.times,
             in_flight=figures.in_flight, requests=figures.requests, tokens=figures.tokens,
-            latency=figures.latency, ttft=figures.ttft, peak_latency=figures.peak_latency,
+            latency=figures.latency, ttft=figures.ttft,
+            peak_latency=None if peak is None else peak(d.id, now),
         ))
     return states

@@ -1,82 +1,37 @@
 """Per-deployment load figures, tied to each request's lifetime.
 
-:meth:`LoadTracker.acquire` returns a :class:`LoadHandle` that the request
-holds until it ends (for a stream: until the stream ends or is closed).
-Releasing is idempotent, so a cancelled, failed or abandoned request gives
-its in-flight slot back exactly once and the counters never drift.
+:meth:`LoadTracker.acquire` returns a :class:`LoadHandle`, the one handle
+type of the router, that the request holds until it ends (for a stream:
+until the stream ends or is closed). Releasing is idempotent, so a
+cancelled, failed or abandoned request gives its in-flight slot back exactly
+once and the counters never drift.
 
-Figures kept per deployment id (strategies read them synchronously):
+Figures kept per deployment id (strategies and checks read them
+synchronously):
 
-* in-flight requests (``max(local, shared)`` while a merged shared figure is
+* requests in flight (``max(local, shared)`` while a merged shared figure is
   fresh, see :meth:`LoadTracker.merge_shared`);
 * requests and tokens in the current wall-clock minute ``int(wall() // 60)``,
   the same minute the Redis usage counters are keyed by; a request counts at
   acquire, its tokens at release (usage is known only then);
-* EWMAs (``alpha`` 0.3) of: the latency of successful requests; the latency
+* EWMAs (``alpha`` 0.3) of the latency of successful requests, the latency
   per output token of successful non-stream requests (the plain latency when
-  the token count is unknown, as LiteLLM does); the time to first token of
-  streams;
-* three figures that :meth:`LoadTracker.expected_latency` combines, fed by
-  each successful latency sample ``L`` (a stream's: its time to first
-  token, because a stream's whole duration depends on how fast the caller
-  reads) and the requests ``f`` in flight there when it started (itself
-  included; the shared count when fresh and larger):
-
-  - the *drain time* ``d``: the time the deployment takes per request when
-    saturated (inverse throughput). The first sample gives ``L / f``. It
-    then moves by ``alpha`` toward ``L / f`` when that is lower (the
-    deployment has shown that throughput) or when the sample queued (``f``
-    beyond the parallelism below, or ``L`` over 1.5x the service time with
-    others in flight). A sample served at the parallelism already known,
-    without queueing, nudges it toward ``service / (f + 1)``: a deployment
-    not loaded yet is tried one request further instead of being taken as
-    serial for ever;
-  - the *service time* ``s``: an EWMA of the latency of the samples that
-    did not queue (``f`` within the parallelism): the deployment's latency
-    while it has room;
-  - the *peak* latency: each sample less its queue (``L`` within the
-    parallelism, ``L x parallelism / f`` beyond it) as a peak EWMA
-    (Finagle/Linkerd): a higher sample replaces it at once, a lower one
-    pulls it down by ``max(alpha, 1 - exp(-dt / peak_decay))`` where ``dt``
-    is the time since the previous sample. A deployment answering often
-    forgets a one-off spike within a few answers; one answering rarely
-    recovers over the decay time. While a deployment has nothing in flight
-    the value read decays toward zero with the same time constant, so one
-    that was slow and then stopped getting traffic is probed again after a
-    while instead of being shunned for ever.
-
-  A sample is *overtaken* when a request that started later on the same
-  deployment has already answered (a success). The deployment was not slow
-  for that younger request, so what made this one slow may be its own (a
-  long answer, a late read by a busy event loop). While such outliers
-  (overtaken and above the peak) are rare, fewer than one answer in 50 (an
-  EWMA of their share, weight 1/50), one moves the peak by ``alpha`` only,
-  like a plain EWMA, and feeds neither the service nor the drain time.
-  Without this, one late read made a fast deployment look 3x slower, it got
-  no traffic, so no answer pulled the peak back down, and it stayed shunned
-  for a decay time. Once they are more common they are the deployment's
-  tail (a slow replica behind the endpoint) and count at once, as any
-  sample does.
-
-  The *parallelism*, ``s / d``, is how many requests it serves at once.
-  Keeping the three apart is what lets a queue count once (see
-  ``router/strategies/peak_ewma.py`` for the design that did not).
-
-:meth:`LoadTracker.expected_latency` also reads how long the oldest request
-still waiting for its answer (a stream: its first token) has waited so far,
-among those no younger answer has overtaken: a lower bound of a sample
-still to come, so a deployment that has just slowed down looks slow at once,
-not one slow latency later, while one long request that younger ones
-overtook does not make the whole deployment look slow.
+  the token count is unknown, as LiteLLM does) and the time to first token
+  of streams.
 
 A timeout (``release(timed_out=True)``) is a failure that still feeds each
-latency figure a penalty sample: ``max(2 x that figure, elapsed)``. Twice
-the figure makes a deployment that times out at once (a short deadline) look
+latency figure a penalty sample, ``max(2 x that figure, elapsed)``: twice the
+figure makes a deployment that times out at once (a short deadline) look
 worse than its history, and the elapsed time makes one that hung for the
-whole deadline look as bad as it was. It feeds the latency, peak and service
-figures always, and the TTFT and per-token figures too when no first token
-came (a stream that stalls later keeps its TTFT). Other failures feed no
-latency: a fast error says nothing about how fast the deployment serves.
+whole deadline look as bad as it was. The TTFT and per-token figures get it
+only when no first token came (a stream that stalls later keeps its TTFT).
+Other failures feed no latency: a fast error says nothing about how fast
+the deployment serves.
+
+A strategy whose cost model needs more than these figures keeps its own
+state and subscribes to the samples (:meth:`LoadTracker.listen`, a
+:class:`LoadListener`); ``peak-ewma`` does
+(:mod:`router.strategies.peak_figures`).
 
 The tracker may be used from two event loops in two threads (the router's
 sync twins run their own loop in a thread), so mutations hold a lock and
@@ -89,10 +44,9 @@ import asyncio
 import contextlib
 import math
 import threading
-from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from router.errors import UpstreamTimeoutError
 
@@ -101,28 +55,18 @@ if TYPE_CHECKING:
     from router.cost import TokenUsage
 
 __all__ = [
-    "DEFAULT_PEAK_DECAY",
     "DEFAULT_SHARED_TTL",
     "DeploymentLoad",
     "LoadHandle",
+    "LoadListener",
     "LoadTracker",
     "MinuteUsage",
     "SharedFigures",
 ]
 
 DEFAULT_EWMA_ALPHA = 0.3
-DEFAULT_PEAK_DECAY = 10.0  # seconds; Finagle's default decay time
 DEFAULT_SHARED_TTL = 1.0
 _PENALTY_FACTOR = 2.0
-#: A sample this many times the service time, with others in flight, queued.
-_QUEUED = 1.5
-#: Overtaken samples above the peak are a request's own slowness while rarer
-#: than this share of the answers (also the weight of the EWMA of that share).
-_RARE = 0.02
-#: The hedge of :meth:`LoadTracker.expected_latency`: requests already there
-#: add up to this share of the latency (all of it at the parallelism).
-_HEDGE = 0.5
-_WAITING_COMPACT_AT = 64
 
 
 class MinuteUsage(NamedTuple):
@@ -154,8 +98,7 @@ class DeploymentLoad:
 
     ``in_flight``, ``requests`` and ``tokens`` are the effective figures (shared
     ones included while fresh); ``local_*`` are this process's own. ``None``
-    means "not measured yet". ``peak_latency`` is the value a strategy reads now
-    (idle decay applied).
+    means "not measured yet".
     """
 
     deployment_id: str
@@ -169,19 +112,32 @@ class DeploymentLoad:
     latency: float | None
     latency_per_token: float | None
     ttft: float | None
-    peak_latency: float | None
-    drain_time: float | None
-    service_time: float | None
     shared: SharedFigures | None
+
+
+class LoadListener(Protocol):
+    """Sees every request's samples (a strategy's own cost model subscribes one).
+
+    Called under the tracker's lock, in the request's thread: keep it short
+    and never call back into the tracker's mutating methods.
+    """
+
+    def started(self, handle: LoadHandle) -> None:
+        """``handle`` was acquired."""
+
+    def answered(self, handle: LoadHandle, latency: float, now: float) -> None:
+        """A success sample: a plain answer, or a stream's first token."""
+
+    def timed_out(self, handle: LoadHandle, elapsed: float, now: float) -> None:
+        """``handle`` failed by timing out after ``elapsed`` seconds."""
 
 
 class _Stats:
     """The mutable figures of one deployment (guarded by the tracker's lock)."""
 
     __slots__ = (
-        "drain", "id", "in_flight", "latency", "minute", "outliers", "peak", "peak_at",
-        "per_token", "requests", "service", "shared", "shared_at", "shared_minute", "tokens",
-        "ttft", "waiting", "youngest",
+        "id", "in_flight", "latency", "minute", "per_token", "requests", "shared", "shared_at",
+        "shared_minute", "tokens", "ttft",
     )
 
     def __init__(self, deployment_id: str) -> None:
@@ -193,21 +149,9 @@ class _Stats:
         self.latency: float | None = None
         self.per_token: float | None = None
         self.ttft: float | None = None
-        self.peak: float | None = None
-        self.drain = 0.0
-        self.service = 0.0
-        self.peak_at = 0.0
-        #: When the latest-started answered (successful) request started.
-        self.youngest = -math.inf
-        #: EWMA of the share of answers that were overtaken and above the peak.
-        self.outliers = 0.0
         self.shared: SharedFigures | None = None
         self.shared_at = 0.0
         self.shared_minute = -1
-        #: Handles in acquire order; those still waiting for an answer (or a
-        #: stream's first token), and not overtaken, tell how long the oldest
-        #: has waited so far.
-        self.waiting: deque[LoadHandle] = deque()
 
     def roll(self, minute: int) -> None:
         if minute != self.minute:
@@ -236,47 +180,6 @@ def _penalty(old: float | None, elapsed: float) -> float:
     return elapsed if old is None else max(_PENALTY_FACTOR * old, elapsed)
 
 
-def _parallelism(service: float, drain: float) -> float:
-    """How many requests a deployment serves at once: service time / drain time."""
-    return service / drain if drain > 0 else math.inf
-
-
-def _oldest_wait(waiting: deque[LoadHandle], now: float, lock: threading.Lock) -> float:
-    """How long the oldest request still waiting for an answer has waited (0: none).
-
-    Reads without ``lock`` (the hot path); answered handles at the head are
-    dropped under it, and only if still at the head, since another thread
-    may drop handles too (:func:`_drop_overtaken`).
-    """
-    while True:
-        try:
-            head = waiting[0]
-        except IndexError:
-            return 0.0
-        if head._ttft is None and not head._released:
-            return now - head._started
-        with lock:
-            if waiting and waiting[0] is head:
-                waiting.popleft()
-
-
-def _drop_overtaken(waiting: deque[LoadHandle], started: float) -> None:
-    """Forget the handles started before ``started``: a request started then has answered.
-
-    The queue is in start order, so they are at its head. Called under the
-    tracker's lock, as every other removal is.
-    """
-    while waiting and waiting[0]._started < started:
-        waiting.popleft()
-
-
-def _compact(waiting: deque[LoadHandle]) -> None:
-    """Drop answered handles stuck behind an old one that still waits (amortised O(1))."""
-    keep = [h for h in waiting if h._ttft is None and not h._released]
-    waiting.clear()
-    waiting.extend(keep)
-
-
 def _wake(future: asyncio.Future[bool]) -> None:
     if not future.done():
         future.set_result(True)
@@ -286,9 +189,7 @@ class LoadTracker:
     """Load figures per deployment id; see the module docstring for each figure.
 
     ``shared_ttl``: seconds a merged :class:`SharedFigures` stays authoritative;
-    ``peak_decay``: the peak EWMA's time constant in seconds (the
-    ``decay_time`` of ``routing_strategy_args``); ``alpha``: the EWMA weight of
-    a new sample.
+    ``alpha``: the EWMA weight of a new sample.
     """
 
     def __init__(
@@ -296,11 +197,8 @@ class LoadTracker:
         clock: Clock,
         *,
         shared_ttl: float = DEFAULT_SHARED_TTL,
-        peak_decay: float = DEFAULT_PEAK_DECAY,
         alpha: float = DEFAULT_EWMA_ALPHA,
     ) -> None:
-        if not peak_decay > 0:
-            raise ValueError(f"LoadTracker: peak_decay must be > 0 seconds, got {peak_decay!r}")
         if not 0 < alpha <= 1:
             raise ValueError(f"LoadTracker: alpha must be in (0, 1], got {alpha!r}")
         if not shared_ttl >= 0:
@@ -308,7 +206,7 @@ class LoadTracker:
         self._clock = clock
         self._shared_ttl = shared_ttl
         self._alpha = alpha
-        self._peak_decay = peak_decay
+        self._listeners: tuple[LoadListener, ...] = ()
         self._stats: dict[str, _Stats] = {}
         self._lock = threading.Lock()
         self._waiters: list[_Waiter] = []
@@ -323,9 +221,14 @@ class LoadTracker:
         return self._clock
 
     @property
-    def peak_decay(self) -> float:
-        """The peak EWMAs' time constant, seconds."""
-        return self._peak_decay
+    def alpha(self) -> float:
+        """The EWMA weight of a new sample."""
+        return self._alpha
+
+    def listen(self, listener: LoadListener) -> None:
+        """Have ``listener`` see every request's samples from now on."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
 
     # -- the request's lifetime ------------------------------------------------------
 
@@ -343,10 +246,8 @@ class LoadTracker:
             if stats.shared is not None and now - stats.shared_at < self._shared_ttl:
                 flight = max(flight, stats.shared.in_flight + 1)
             handle = LoadHandle(self, stats, now, flight)
-            waiting = stats.waiting
-            waiting.append(handle)
-            if len(waiting) > _WAITING_COMPACT_AT and len(waiting) > 4 * stats.in_flight:
-                _compact(waiting)
+            for listener in self._listeners:
+                listener.started(handle)
         return handle
 
     def _new_minute(self, now: float) -> int:
@@ -366,9 +267,11 @@ class LoadTracker:
 
     def _first_token(self, handle: LoadHandle, elapsed: float) -> None:
         stats = handle._stats
+        now = self._clock.now()
         with self._lock:
             stats.ttft = _ewma(stats.ttft, elapsed, self._alpha)
-            self._observe_peak(stats, elapsed, handle, self._clock.now())
+            for listener in self._listeners:
+                listener.answered(handle, elapsed, now)
 
     def _release(
         self, handle: LoadHandle, ok: bool, output_tokens: int | None,
@@ -386,6 +289,8 @@ class LoadTracker:
                 stats.tokens += tokens
             if timed_out:
                 self._penalise(stats, elapsed, now, handle)
+                for listener in self._listeners:
+                    listener.timed_out(handle, elapsed, now)
             elif ok:
                 self._observe(stats, elapsed, now, handle, output_tokens)
             woken = self._take_waiters(stats.id) if self._waiters else None
@@ -399,11 +304,12 @@ class LoadTracker:
         # The hot path: EWMAs inlined (a function call costs as much as the math).
         alpha, old = self._alpha, stats.latency
         stats.latency = elapsed if old is None else old + alpha * (elapsed - old)
-        if handle._ttft is None:  # a stream's peak sample is its first token's
+        if handle._ttft is None:  # a stream's sample for listeners was its first token
             per_token = elapsed / output_tokens if output_tokens else elapsed
             old = stats.per_token
             stats.per_token = per_token if old is None else old + alpha * (per_token - old)
-            self._observe_peak(stats, elapsed, handle, now)
+            for listener in self._listeners:
+                listener.answered(handle, elapsed, now)
 
     def _penalise(self, stats: _Stats, elapsed: float, now: float, handle: LoadHandle) -> None:
         alpha = self._alpha
@@ -411,61 +317,6 @@ class LoadTracker:
         if handle._ttft is None:
             stats.ttft = _ewma(stats.ttft, _penalty(stats.ttft, elapsed), alpha)
             stats.per_token = _ewma(stats.per_token, _penalty(stats.per_token, elapsed), alpha)
-        sample = _penalty(stats.peak, elapsed)  # never below the peak
-        if stats.peak is None:
-            stats.service, stats.drain = sample, elapsed / handle._flight
-        else:
-            stats.service = _ewma(stats.service, sample, alpha)
-        stats.peak, stats.peak_at = sample, now
-
-    def _observe_peak(
-        self, stats: _Stats, latency: float, handle: LoadHandle, now: float
-    ) -> None:
-        """One sample of ``latency`` from ``handle`` (its in-flight count at its start).
-
-        The three figures of :meth:`expected_latency` (see the module
-        docstring): the drain time moves by ``alpha`` toward ``latency /
-        flight`` when that is lower or the deployment was saturated; the
-        latency less its queue (``latency x parallelism / flight`` beyond the
-        parallelism) feeds the service time (EWMA) and the peak (up at once,
-        down by elapsed time). A rare overtaken sample (a request started
-        later has answered already) above the peak only moves the peak by
-        ``alpha``; a sample not overtaken ends the wait of every request
-        started before it.
-        """
-        flight, started = handle._flight, handle._started
-        drain_sample = latency / flight
-        peak = stats.peak
-        overtaken = started < stats.youngest
-        if not overtaken:
-            stats.youngest = started
-            _drop_overtaken(stats.waiting, started)
-        outlier = overtaken and peak is not None and latency > peak
-        rate = stats.outliers
-        stats.outliers = rate + _RARE * (float(outlier) - rate)
-        if outlier and rate < _RARE and peak is not None:  # rare: the request's own
-            stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
-            return
-        if peak is None:
-            stats.peak = stats.service = latency
-            stats.drain, stats.peak_at = drain_sample, now
-            return
-        alpha, drain, service = self._alpha, stats.drain, stats.service
-        parallel = _parallelism(service, drain)
-        if flight > parallel or drain_sample < drain or (
-                flight > 1 and latency > _QUEUED * service):
-            stats.drain = drain + alpha * (drain_sample - drain)
-        elif flight + 1 > parallel:  # served at its known parallelism: try one more
-            stats.drain = drain + alpha * (min(drain, service / (flight + 1)) - drain)
-        if flight <= parallel:
-            stats.service = service + alpha * (latency - service)
-            unqueued = latency
-        else:
-            unqueued = latency * parallel / flight
-        if unqueued < peak:
-            weight = min(1.0 - alpha, math.exp(min(0.0, stats.peak_at - now) / self._peak_decay))
-            unqueued += (peak - unqueued) * weight
-        stats.peak, stats.peak_at = unqueued, now
 
     # -- waiting for a free slot -----------------------------------------------------
 
@@ -543,6 +394,11 @@ class LoadTracker:
         shared = self._fresh_shared(stats, self._clock.now())
         return stats.in_flight if shared is None else max(stats.in_flight, shared.in_flight)
 
+    def local_in_flight(self, deployment_id: str) -> int:
+        """Requests in flight on ``deployment_id`` from this process only."""
+        stats = self._stats.get(deployment_id)
+        return 0 if stats is None else stats.in_flight
+
     def total_in_flight(self) -> int:
         """Requests in flight on every deployment, in this process."""
         return sum(s.in_flight for s in list(self._stats.values()))
@@ -588,75 +444,6 @@ class LoadTracker:
         stats = self._stats.get(deployment_id)
         return None if stats is None else stats.ttft
 
-    def peak_latency(self, deployment_id: str, now: float | None = None) -> float | None:
-        """The peak-EWMA latency as of ``now`` (default: the clock's); ``None`` before any.
-
-        With nothing in flight it decays toward zero since the last sample
-        (see the module docstring); pass ``now`` to read many at one instant.
-        """
-        stats = self._stats.get(deployment_id)
-        if stats is None or stats.peak is None:
-            return None
-        return stats.peak * self._idle_decay(stats, now)
-
-    def drain_time(self, deployment_id: str) -> float | None:
-        """The drain time (see the module docstring); ``None`` before any sample.
-
-        Not decayed while idle: only the peak is (the parallelism, service
-        time over drain time, stays what the deployment has shown).
-        """
-        stats = self._stats.get(deployment_id)
-        if stats is None or stats.peak is None:
-            return None
-        return stats.drain
-
-    def expected_latency(
-        self, deployment_id: str, now: float, capacity: int | None = None
-    ) -> float | None:
-        """The latency one more request should expect now; ``None`` before any sample.
-
-        With ``k`` requests in flight and parallelism ``c`` (``s / d``, at
-        least ``capacity`` when the deployment's parallel requests are
-        known)::
-
-            peak x max(1, (k + 1) / c) x (1 + 0.5 x min(1, k / c))
-
-        and at least the time the oldest request still waiting there has
-        waited (among those no younger answer has overtaken: such a request
-        waits on its own, not on the deployment): the deployment's latency
-        while it has room, the time to get through its queue once saturated,
-        and a hedge (the last factor) that makes each request already there
-        cost a little even within the parallelism. Estimates are noisy, and
-        spreading over near-equal deployments limits what a slow-down nobody
-        has seen yet can catch.
-        This is the ``peak-ewma`` strategy's cost (see
-        ``router/strategies/peak_ewma.py`` for the figures). One call per
-        candidate, so a strategy can compare many cheaply.
-        """
-        stats = self._stats.get(deployment_id)
-        if stats is None or stats.peak is None:
-            return None
-        latency = stats.peak
-        if not stats.in_flight and now > stats.peak_at:
-            latency *= math.exp((stats.peak_at - now) / self._peak_decay)
-        waiting = stats.in_flight if stats.shared is None else self.in_flight(deployment_id)
-        parallel = _parallelism(stats.service, stats.drain)
-        if capacity and capacity > parallel:
-            parallel = capacity
-        position = (waiting + 1) / parallel
-        if position > 1.0:
-            latency *= position
-        if waiting:
-            latency *= 1.0 + _HEDGE * min(1.0, waiting / parallel)
-        age = _oldest_wait(stats.waiting, now, self._lock)
-        return age if age > latency else latency
-
-    def _idle_decay(self, stats: _Stats, now: float | None) -> float:
-        if stats.in_flight:
-            return 1.0
-        idle = (self._clock.now() if now is None else now) - stats.peak_at
-        return math.exp(-idle / self._peak_decay) if idle > 0 else 1.0
-
     def snapshot(self, deployment_id: str) -> DeploymentLoad:
         """Every figure of ``deployment_id`` now."""
         stats = self._stats.get(deployment_id) or _Stats(deployment_id)
@@ -675,9 +462,6 @@ class LoadTracker:
             latency=stats.latency,
             latency_per_token=stats.per_token,
             ttft=stats.ttft,
-            peak_latency=self.peak_latency(deployment_id, now),
-            drain_time=self.drain_time(deployment_id),
-            service_time=None if stats.peak is None else stats.service,
             shared=self._fresh_shared(stats, now),
         )
 

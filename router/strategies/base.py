@@ -87,7 +87,7 @@ class LoadReader:
     def __init__(self, load: LoadTracker | None) -> None:
         self._load: LoadTracker | None = None
         if load is None:
-            self._bound(_Unbound(type(self).__name__))  # type: ignore[arg-type]
+            self._unbound()
         else:
             self.bind(load)
 
@@ -106,12 +106,23 @@ class LoadReader:
     def _bound(self, load: LoadTracker) -> None:
         """Cache what ``pick`` reads from ``load`` (bound methods: the hot path)."""
 
+    def _unbound(self) -> None:
+        """Until ``bind``: every figure ``pick`` reads raises a ConfigError saying so."""
+        self._bound(_Unbound(type(self).__name__))  # type: ignore[arg-type]
+
     @property
     def load(self) -> LoadTracker:
         """The tracker bound; a strategy used before it is bound is a programming error."""
         if self._load is None:
             raise _not_bound(type(self).__name__)
         return self._load
+
+
+def unbound_reader(name: str) -> Callable[..., Any]:
+    """A stand-in for a figure reader of a strategy not bound yet: raises when called."""
+    def read(*args: object) -> Any:
+        raise _not_bound(name)
+    return read
 
 
 def _not_bound(name: str) -> ConfigError:
@@ -126,14 +137,8 @@ class _Unbound:
     def __init__(self, name: str) -> None:
         self._name = name
 
-    @property
-    def clock(self) -> _Unbound:
-        return self
-
     def __getattr__(self, attribute: str) -> Callable[..., Any]:
-        def read(*args: object) -> Any:
-            raise _not_bound(self._name)
-        return read
+        return unbound_reader(self._name)
 
 
 @runtime_checkable

@@ -125,3 +125,16 @@ async def test_the_pin_check_name_switches_core_pinning_on_before_the_checks() -
 async def test_without_the_name_there_is_no_pinning() -> None:
     async with Router(_deps()) as router:
         assert router._parts.dispatcher._pinning is None
+
+
+async def test_the_peak_is_kept_and_inspected_only_under_peak_ewma() -> None:
+    async with Router(_deps(), routing_strategy="peak-ewma") as peaky, \
+            Router(_deps()) as plain:
+        for router in (peaky, plain):
+            served = await router.aresponses(model="g", input="hi")
+            assert served.routing is not None
+            state = next(s for s in router.inspect() if s.deployment_id
+                         == served.routing.deployment_id)
+            assert state.latency is not None
+            assert (state.peak_latency is not None) is (router is peaky)
+        assert not plain.services.load._listeners  # nobody else pays for the peak

@@ -8,8 +8,6 @@ long it took).
 from __future__ import annotations
 
 import asyncio
-import math
-import statistics
 import threading
 
 import pytest
@@ -133,8 +131,7 @@ def test_failure_alone_records_no_latency() -> None:
     clock.advance(3)
     handle.release(ok=False)
     snap = load.snapshot("d1")
-    assert (snap.latency, snap.latency_per_token, snap.ttft, snap.peak_latency) == (
-        None, None, None, None)
+    assert (snap.latency, snap.latency_per_token, snap.ttft) == (None, None, None)
 
 
 def test_latency_is_measured_from_acquire() -> None:
@@ -178,7 +175,6 @@ def test_ttft_is_marked_once_per_stream() -> None:
     handle = load.acquire("d1")
     clock.advance(0.4)
     handle.first_token()
-    marked = clock.now()
     clock.advance(1.0)
     handle.first_token()  # later calls are no-ops
     assert load.ttft("d1") == pytest.approx(0.4)
@@ -186,9 +182,8 @@ def test_ttft_is_marked_once_per_stream() -> None:
     handle.release(ok=True, output_tokens=100)
     assert load.ttft("d1") == pytest.approx(0.4)
     assert load.latency("d1") == pytest.approx(6.4)
-    # A stream's duration depends on its reader: it feeds neither per-token nor peak.
+    # A stream's duration depends on its reader: it feeds no per-token figure.
     assert load.latency_per_token("d1") is None
-    assert load.peak_latency("d1", marked) == pytest.approx(0.4)
 
     second = load.acquire("d1")
     clock.advance(0.2)
@@ -228,7 +223,6 @@ def test_timeout_feeds_the_elapsed_time_when_that_is_larger() -> None:
     clock.advance(30.0)
     handle.release(timed_out=True)  # timed_out wins over the default ok=True
     assert load.latency("d1") == pytest.approx(1.0 + 0.3 * (30.0 - 1.0))
-    assert load.peak_latency("d1") == pytest.approx(30.0)  # a peak: replaced at once
     assert load.ttft("d1") == pytest.approx(30.0)  # no first token came either
 
 
@@ -239,8 +233,7 @@ def test_timeout_of_a_fresh_deployment_is_its_elapsed_time() -> None:
     clock.advance(7.0)
     handle.release(ok=False, timed_out=True)
     snap = load.snapshot("d1")
-    assert (snap.latency, snap.latency_per_token, snap.ttft, snap.peak_latency) == (
-        7.0, 7.0, 7.0, 7.0)
+    assert (snap.latency, snap.latency_per_token, snap.ttft) == (7.0, 7.0, 7.0)
 
 
 def test_stream_timing_out_after_its_first_token_keeps_its_ttft() -> None:
@@ -253,229 +246,6 @@ def test_stream_timing_out_after_its_first_token_keeps_its_ttft() -> None:
     handle.release(ok=False, timed_out=True)
     assert load.ttft("d1") == pytest.approx(0.5)
     assert load.latency("d1") == pytest.approx(20.5)
-
-
-# --- peak EWMA and drain time -----------------------------------------------------------
-
-
-def test_peak_jumps_up_at_once_and_decays_toward_lower_samples() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 1.0)
-    assert load.peak_latency("d1") == pytest.approx(1.0)
-    _served(load, clock, 3.0)
-    assert load.peak_latency("d1") == pytest.approx(3.0)
-    _served(load, clock, 1.0)  # 1 s later: e^-0.1 = 0.90, but at least alpha (0.3) of the way
-    assert load.peak_latency("d1") == pytest.approx(1.0 + 2.0 * 0.7)
-
-
-def test_peak_decays_by_elapsed_time_not_by_sample_count() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 3.0)
-    clock.advance(2 * TAU)
-    _served(load, clock, 1.0)  # 2 tau + 1 s after the previous sample
-    assert load.peak_latency("d1") == pytest.approx(1.0 + 2.0 * math.exp(-(2 * TAU + 1) / TAU))
-
-
-def test_idle_peak_reads_decayed_toward_zero_busy_does_not() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 2.0)
-    clock.advance(TAU)
-    assert load.peak_latency("d1") == pytest.approx(2.0 * math.exp(-1))
-    later = clock.now() + TAU
-    assert load.peak_latency("d1", later) == pytest.approx(2.0 * math.exp(-2))
-    handle = load.acquire("d1")  # something in flight: it is being measured again
-    assert load.peak_latency("d1") == pytest.approx(2.0)
-    handle.release(ok=False)
-
-
-def test_drain_time_moves_toward_latency_over_the_requests_in_flight_at_start() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    handles = [load.acquire("d1") for _ in range(4)]
-    clock.advance(2.0)
-    for h in handles:
-        h.release()
-    # Samples 2/1 (the first: taken as is), then 2/2, 2/3, 2/4, each lower: alpha of the way.
-    drain = 2.0
-    for flight in (2, 3, 4):
-        drain += 0.3 * (2.0 / flight - drain)
-    assert load.drain_time("d1") == pytest.approx(drain)
-    # None of them queued (2 s each): the service time stays 2 s.
-    assert load.snapshot("d1").service_time == pytest.approx(2.0)
-
-
-def test_a_one_off_slow_first_answer_is_not_taken_as_serial_for_long() -> None:
-    """A first answer slowed by opening the connection must not make it look serial."""
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 0.5)  # connection set-up: 10x the usual 0.05 s
-    pipeline = [load.acquire("d1") for _ in range(4)]
-    for _ in range(40):  # 4 at a time at 0.05 s each: 2 s of traffic
-        clock.advance(0.0125)
-        pipeline.pop(0).release()
-        pipeline.append(load.acquire("d1"))
-    assert load.drain_time("d1") == pytest.approx(0.0125, rel=0.05)
-    assert load.peak_latency("d1") == pytest.approx(0.05, rel=0.05)
-    for h in pipeline:
-        h.release(ok=False)
-
-
-def test_drain_time_learns_the_throughput_of_a_busy_deployment() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    # Every 0.5 s one request ends and one starts; each takes 2 s, so each
-    # starts with three others in flight: 4 at a time, 0.5 s per request.
-    pipeline = []
-    for _ in range(4):
-        pipeline.append(load.acquire("d1"))
-        clock.advance(0.5)
-    for _ in range(20 * int(TAU)):  # 10 decay times
-        pipeline.pop(0).release()
-        pipeline.append(load.acquire("d1"))
-        clock.advance(0.5)
-    assert load.peak_latency("d1") == pytest.approx(2.0)
-    assert load.drain_time("d1") == pytest.approx(0.5, rel=0.01)
-    # 4 in flight at parallelism 4: 2 s x 5/4 (the queue) x 1.5 (the hedge, at its most)
-    assert load.expected_latency("d1", clock.now()) == pytest.approx(2.0 * 1.25 * 1.5, rel=0.01)
-
-
-def test_a_deployment_not_loaded_yet_is_tried_one_request_further() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 1.0)  # alone: drain 1 s, parallelism 1
-    _served(load, clock, 1.0)  # alone again, not queued: parallelism nudged toward 2
-    assert load.drain_time("d1") == pytest.approx(1.0 + 0.3 * (0.5 - 1.0))
-
-
-def test_drain_time_counts_shared_in_flight_when_larger() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock)
-    load.merge_shared({"d1": SharedFigures(in_flight=3, requests=0, tokens=0)})
-    _served(load, clock, 2.0)
-    assert load.drain_time("d1") == pytest.approx(0.5)  # 2 s / (3 others + itself)
-
-
-def test_expected_latency() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    assert load.expected_latency("d1", clock.now()) is None
-    _served(load, clock, 1.0)  # peak 1, drain 1 (alone in flight): parallelism 1
-    now = clock.now()
-    assert load.expected_latency("d1", now) == pytest.approx(1.0)
-    held = [load.acquire("d1") for _ in range(3)]
-    # 3 ahead of it, one at a time: the queue (x 4) and the hedge at its most (x 1.5).
-    assert load.expected_latency("d1", now) == pytest.approx(1.0 * 4 * 1.5)
-    # A known capacity is a floor of the parallelism.
-    assert load.expected_latency("d1", now, capacity=8) == pytest.approx(1.0 + 0.5 * 3 / 8)
-    assert load.expected_latency("d1", now, capacity=2) == pytest.approx(2 * 1.5)
-    for h in held:
-        h.release(ok=False)
-    assert load.expected_latency("d1", now + TAU) == pytest.approx(math.exp(-1))
-
-
-def test_expected_latency_is_at_least_the_oldest_wait() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 1.0)
-    held = load.acquire("d1")
-    clock.advance(5.0)  # waited 5 s where 1 s is usual
-    assert load.expected_latency("d1", clock.now()) == pytest.approx(5.0)
-    held.release(ok=False)
-
-
-def test_an_overtaken_slow_answer_moves_the_peak_by_alpha_only() -> None:
-    """A late answer that a younger request beat says little about the deployment."""
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 1.0)
-    late = load.acquire("d1")  # its answer will be read late
-    clock.advance(0.1)
-    young = load.acquire("d1")  # started later, answered first, as usual
-    clock.advance(1.0)
-    young.release(ok=True)
-    before = load.snapshot("d1")
-    assert before.peak_latency is not None and before.peak_latency <= 1.0
-    clock.advance(3.0)
-    late.release(ok=True)  # 4.1 s, overtaken
-    snap = load.snapshot("d1")
-    peak = before.peak_latency
-    assert snap.peak_latency == pytest.approx(peak + 0.3 * (4.1 - peak))  # not 4.1
-    assert snap.service_time == before.service_time
-    assert snap.drain_time == before.drain_time
-    # The same slow answer, not overtaken (nobody younger answered), jumps at once.
-    alone = load.acquire("d1")
-    clock.advance(4.1)
-    alone.release(ok=True)
-    assert load.peak_latency("d1") == pytest.approx(4.1)
-
-
-def test_an_overtaken_waiting_request_no_longer_bounds_the_cost() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 1.0)
-    long = load.acquire("d1")  # a long answer
-    clock.advance(0.5)
-    young = load.acquire("d1")
-    clock.advance(1.0)
-    young.release(ok=True)  # started 0.5 s after the long one, answered in 1 s
-    clock.advance(3.5)
-    # The long one has waited 5 s, but a request started after it has
-    # answered: its wait is its own, and the cost stays near the peak.
-    assert load.expected_latency("d1", clock.now()) < 2.5
-    clock.advance(100.0)  # however long it goes on
-    assert load.expected_latency("d1", clock.now()) < 2.5
-    later = load.acquire("d1")  # not overtaken: it bounds the cost as it waits
-    clock.advance(6.0)
-    assert load.expected_latency("d1", clock.now()) == pytest.approx(6.0)
-    for h in (long, later):
-        h.release(ok=False)
-
-
-def test_a_request_started_at_the_same_instant_as_an_answered_one_still_waits() -> None:
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    _served(load, clock, 1.0)
-    stuck, quick = load.acquire("d1"), load.acquire("d1")  # the same instant
-    clock.advance(1.0)
-    quick.release(ok=True)
-    clock.advance(5.0)
-    # Not overtaken (nobody started after it has answered): its 6 s bound the cost.
-    assert load.expected_latency("d1", clock.now()) == pytest.approx(6.0)
-    stuck.release(ok=False)
-
-
-def _mixed(slow_every: int | None, rounds: int = 60) -> float:
-    """Median cost, read after each pair of answers, of a 20 ms deployment where every
-    ``slow_every``-th request takes 200 ms and is overtaken (one sent just after it
-    answers first); ``None``: never."""
-    clock = ManualClock()
-    load = LoadTracker(clock, peak_decay=TAU)
-    costs = []
-    for i in range(rounds):
-        first = load.acquire("d1")
-        clock.advance(0.001)
-        second = load.acquire("d1")
-        clock.advance(0.020)
-        second.release(ok=True)
-        if slow_every is not None and i % slow_every == 0:
-            clock.advance(0.180)
-        first.release(ok=True)
-        clock.advance(0.010)
-        cost = load.expected_latency("d1", clock.now())
-        assert cost is not None
-        costs.append(cost)
-    return statistics.median(costs[10:])
-
-
-def test_overtaken_slow_answers_count_once_they_are_not_rare() -> None:
-    """One late read in a while is the request's own; a fifth of the answers slow is the
-    deployment's tail (a slow replica behind it) and shows in its cost at once."""
-    clean = _mixed(None)
-    assert _mixed(60) < 1.5 * clean  # once in 60 answers: damped
-    assert _mixed(5) > 3 * clean  # every fifth: counted
 
 
 # --- usage per minute -------------------------------------------------------------------
@@ -579,8 +349,7 @@ def test_snapshot_holds_every_figure() -> None:
     assert load.snapshot("unknown") == DeploymentLoad(
         deployment_id="unknown", in_flight=0, local_in_flight=0, requests=0, tokens=0,
         local_requests=0, local_tokens=0, minute=load.minute(), latency=None,
-        latency_per_token=None, ttft=None, peak_latency=None, drain_time=None,
-        service_time=None, shared=None,
+        latency_per_token=None, ttft=None, shared=None,
     )
     _served(load, clock, 2.0, output_tokens=50, total_tokens=80)
     held = load.acquire("d1")
@@ -588,14 +357,12 @@ def test_snapshot_holds_every_figure() -> None:
     assert snap == DeploymentLoad(
         deployment_id="d1", in_flight=1, local_in_flight=1, requests=2, tokens=80,
         local_requests=2, local_tokens=80, minute=load.minute(), latency=2.0,
-        latency_per_token=0.04, ttft=None, peak_latency=2.0, drain_time=2.0,
-        service_time=2.0, shared=None,
+        latency_per_token=0.04, ttft=None, shared=None,
     )
     held.release(ok=False)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"peak_decay": 0}, "peak_decay must be > 0"),
     ({"alpha": 0}, "alpha must be in (0, 1]"),
     ({"alpha": 1.5}, "alpha must be in (0, 1]"),
     ({"shared_ttl": -1}, "shared_ttl must be >= 0"),

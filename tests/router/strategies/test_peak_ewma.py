@@ -29,8 +29,10 @@ class Bench:
     def __init__(self, *params: dict[str, Any], seed: int = 0) -> None:
         self.group = make_group(*params)
         self.clock = ManualClock()
-        self.load = LoadTracker(self.clock, peak_decay=TAU)
-        self.strategy = PeakEwma(self.load, self.clock, random.Random(seed))
+        self.load = LoadTracker(self.clock)
+        self.strategy = PeakEwma(self.load, self.clock, random.Random(seed), decay_time=TAU)
+        assert self.strategy.figures is not None
+        self.figures = self.strategy.figures
         self.held: list[LoadHandle] = []
 
     def serve(self, **latencies: float) -> None:
@@ -56,16 +58,17 @@ class Bench:
         return Counter(self.strategy.pick(group, REQUEST).id for _ in range(n))
 
 
-def test_decay_time_must_match_the_trackers() -> None:
-    load = LoadTracker(ManualClock(), peak_decay=5.0)
-
+def test_decay_time_is_the_strategys_own_setting() -> None:
     def build(args: dict[str, Any]) -> PeakEwma:
-        return PeakEwma.from_context(StrategyContext(random.Random(0), ManualClock(), load, args))
+        context = StrategyContext(random.Random(0), ManualClock(), LoadTracker(ManualClock()), args)
+        return PeakEwma.from_context(context)
 
-    assert isinstance(build({}), PeakEwma)
-    assert isinstance(build({"decay_time": 5}), PeakEwma)
-    with pytest.raises(ConfigError, match=r"decay_time: 7s, but the load tracker decays over 5s"):
-        build({"decay_time": 7})
+    def decay(strategy: PeakEwma) -> float:
+        assert strategy.figures is not None
+        return strategy.figures.decay
+
+    assert decay(build({})) == 10.0
+    assert decay(build({"decay_time": 7})) == 7.0
     with pytest.raises(ConfigError, match="decay_time"):
         build({"decay_time": 0})
 
@@ -136,7 +139,7 @@ def test_a_request_waiting_longer_than_usual_shows_a_slowdown_at_once() -> None:
     bench.clock.advance(2.5)  # ...d0's request has waited 2.5 s, d1's too; d0 usually 1 s
     bench.held[0].release(ok=True)  # d1 answers (its sample: 2.5 s)
     # d0 has no slow sample yet, but its waiting request says >= 2.5 s (x 2 in flight)
-    costs = {d: bench.load.expected_latency(d, bench.clock.now()) for d in ("d0", "d1")}
+    costs = {d: bench.figures.expected_latency(d, bench.clock.now()) for d in ("d0", "d1")}
     assert costs["d0"] is not None and costs["d0"] >= 2.5
     for handle in bench.held:
         handle.release(ok=False)
