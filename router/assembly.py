@@ -94,6 +94,32 @@ class Objects:
     callback_limits: CallbackLimits | None = None
     providers: Mapping[str, ProviderFactory] = field(default_factory=dict)
 
+    @classmethod
+    def arguments(
+        cls,
+        *,
+        routing_strategy: str | Strategy | None = None,
+        optional_pre_call_checks: Sequence[str | PreCallCheck] | None = None,
+        strategies: Mapping[str, StrategyFactory] | None = None,
+        checks: Mapping[str, CheckFactory] | None = None,
+        callbacks: Sequence[object] | None = None,
+        providers: Mapping[str, ProviderFactory] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        metrics: object = None,
+        callback_limits: CallbackLimits | None = None,
+    ) -> Objects:
+        """The objects among ``Router``'s arguments (names there are the config's business)."""
+        return cls(
+            strategy=None if isinstance(routing_strategy, str) else routing_strategy,
+            checks=[c for c in optional_pre_call_checks or () if not isinstance(c, str)],
+            http_client=http_client, clock=clock, rng=rng,
+            strategies=strategies or {}, check_factories=checks or {},
+            callbacks=list(callbacks or ()), metrics=metrics, callback_limits=callback_limits,
+            providers=providers or {},
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Parts:

@@ -1,21 +1,12 @@
-"""The ``Router``: the public face (public calls and lifetime), nothing else.
+"""The ``Router``: the public face, public calls and lifetime only.
 
 Construction validates the configuration and hands it, with the caller's
 objects, to the composition root (:func:`router.assembly.assemble`), which
-returns the router's typed parts. A call then only flows down:
-
-* ``aresponses``: split the arguments (:func:`router.request.build_request`),
-  run the attempt loop (:class:`router.attempts.Dispatcher`) with one
-  exchange per attempt (:class:`router.exchange.Exchange`), then attach the
-  routing, cost it and report it;
-* by-id calls (retrieve, delete, cancel, input items) go to the deployment
-  that owns the response (:class:`router.ownership.Ownership`).
-
-Observation (:mod:`router.observe`): callbacks, Prometheus metrics and the
-INFO request log see each request's end, a request rejected before routing
-included. When none of them listens, a request builds no event and
-schedules nothing; cost (:mod:`router.cost`) is computed only for
-deployments with prices.
+returns the router's typed parts. Each public call checks the router is
+open and goes down to :class:`router.calls.Calls`, which runs the attempt
+loop (:class:`router.attempts.Dispatcher`) with one exchange per attempt
+(:class:`router.exchange.Exchange`) and finishes the result; nothing below
+calls back up.
 """
 
 from __future__ import annotations
@@ -27,13 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from providers.registry import ProviderFactory, provider_names
 from router.assembly import CheckFactory, Objects, Parts, StrategyFactory, assemble
+from router.calls import Calls, with_routing
 from router.config.loading import build_config, load_config_file, parse_config_document
 from router.errors import InvalidRequestError
-from router.observe import StreamWatch
-from router.request import RouteRequest, build_request, check_response_id
-from router.streaming import ResponseStream, SyncResponseStream
+from router.streaming import SyncResponseStream
 from router.sync import LoopRunner
-from router.types import AttemptTrail, Record, Response, RoutingInfo
 
 if TYPE_CHECKING:
     import random
@@ -41,21 +30,17 @@ if TYPE_CHECKING:
     import httpx
 
     from checks.base import PreCallCheck
-    from router.attempts import Served
     from router.clock import Clock
     from router.config.models import RouterConfig
     from router.cooldown import CooldownEntry
     from router.deployment import Deployment
-    from router.exchange import Exchanged
     from router.inspection import DeploymentState
     from router.observe import CallbackLimits, CallbackStats
     from router.services import RouterServices
     from router.strategies.base import Strategy
+    from router.types import Record, Response
 
-__all__ = ["INVALID_MODEL", "Router"]
-
-#: The model group of a failure event whose request named no model (a metrics label).
-INVALID_MODEL = "<invalid>"
+__all__ = ["Router"]
 
 
 class Router:
@@ -103,7 +88,7 @@ class Router:
             settings["optional_pre_call_checks"] = names
         config, _ = build_config(list(model_list or ()), settings, source="Router(...)",
                                  providers=provider_names(providers))
-        self._adopt(assemble(config, _objects(
+        self._adopt(assemble(config, Objects.arguments(
             routing_strategy=routing_strategy, optional_pre_call_checks=optional_pre_call_checks,
             http_client=http_client, clock=clock, rng=rng, strategies=strategies, checks=checks,
             callbacks=callbacks, metrics=metrics, callback_limits=callback_limits,
@@ -129,13 +114,13 @@ class Router:
     @classmethod
     def _assembled(cls, config: RouterConfig, objects: Mapping[str, Any]) -> Router:
         router = cls.__new__(cls)
-        router._adopt(assemble(config, _objects(**objects)))
+        router._adopt(assemble(config, Objects.arguments(**objects)))
         return router
 
     def _adopt(self, parts: Parts) -> None:
         self._parts = parts
+        self._calls = Calls(parts)
         self.services: RouterServices = parts.services
-        self._timeout = parts.config.settings.timeout
         self._runner = LoopRunner()
         self._closed = False
 
@@ -156,61 +141,7 @@ class Router:
         self._check_open()
         if input is not None:
             params["input"] = input
-        parts = self._parts
-        if parts.shared_cooldowns is not None:
-            parts.shared_cooldowns.ensure_started()
-        started = self.services.clock.now()
-        try:
-            request = build_request(
-                model, params, stream=stream, default_timeout=self._timeout, now=started)
-        except InvalidRequestError as exc:  # rejected before routing: observers hear of it
-            self._report_failure(_rejected(model, params, stream), exc, started)
-            raise
-        if stream:
-            return await self._stream(request, started)
-        try:
-            served = await parts.dispatcher.run(
-                request, lambda d, t, slot: parts.exchange.create(request, d, t, slot))
-        except BaseException as exc:
-            self._report_failure(request, exc, started)
-            raise
-        return self._finish(request, served, started)
-
-    def _finish(
-        self, request: RouteRequest, served: Served[Exchanged], started: float
-    ) -> Response:
-        """Cost the response, attach its routing, report it when anything observes."""
-        response, usage = served.result
-        prices = self._parts.prices.get(served.deployment.id)
-        response.routing = routing = _routing(
-            served, None if prices is None else prices.cost(usage))
-        observers = self._parts.observers
-        if observers.watching():
-            observers.succeeded(request, routing, latency=self.services.clock.now() - started,
-                                ttft=None, usage=usage, data=response.raw)
-        return response
-
-    def _report_failure(self, request: RouteRequest, error: BaseException, started: float) -> None:
-        observers = self._parts.observers
-        if observers.watching():
-            observers.failed(request, error, latency=self.services.clock.now() - started)
-
-    async def _stream(self, request: RouteRequest, started: float) -> ResponseStream:
-        parts = self._parts
-        try:
-            served = await parts.dispatcher.run(
-                request, lambda d, t, slot: parts.exchange.open_stream(request, d, t, slot))
-        except BaseException as exc:
-            self._report_failure(request, exc, started)
-            raise
-        stream = served.result
-        stream.routing = _routing(served, None)
-        prices = parts.prices.get(served.deployment.id)
-        observers = parts.observers if parts.observers.watching() else None
-        if prices is not None or observers is not None:
-            ttft = self.services.clock.now() - started
-            stream.watch(StreamWatch(observers, prices, request, started, ttft))
-        return stream
+        return await self._calls.create(model, params, stream)
 
     # -- by id ----------------------------------------------------------------------
 
@@ -218,38 +149,28 @@ class Router:
         self, response_id: str, *, model: str | None = None, **query: Any
     ) -> Response:
         """``GET /responses/{id}`` on the deployment that owns the response."""
-        deployment = await self._owner_of(response_id, model)
-        record = await deployment.provider.call(deployment, "GET", response_id, query=query)
-        return Response(record.raw, _by_id_routing(deployment))
+        self._check_open()
+        return with_routing(*await self._calls.by_id(response_id, model, "GET", query=query))
 
     async def adelete_responses(self, response_id: str, *, model: str | None = None) -> Record:
         """``DELETE /responses/{id}``; forgets the ownership record too."""
-        deployment = await self._owner_of(response_id, model)
-        record = await deployment.provider.call(deployment, "DELETE", response_id)
-        await self.services.ownership.forget(response_id)
+        self._check_open()
+        record, _ = await self._calls.by_id(response_id, model, "DELETE")
+        await self._calls.forget(response_id)
         return record
 
     async def acancel_responses(self, response_id: str, *, model: str | None = None) -> Response:
         """``POST /responses/{id}/cancel`` (background responses only)."""
-        deployment = await self._owner_of(response_id, model)
-        record = await deployment.provider.call(deployment, "POST", f"{response_id}/cancel")
-        return Response(record.raw, _by_id_routing(deployment))
+        self._check_open()
+        return with_routing(*await self._calls.by_id(response_id, model, "POST", "/cancel"))
 
     async def alist_input_items(
         self, response_id: str, *, model: str | None = None, **query: Any
     ) -> Record:
         """``GET /responses/{id}/input_items`` (``after``, ``before``, ``limit``, ``order``)."""
-        deployment = await self._owner_of(response_id, model)
-        return await deployment.provider.call(
-            deployment, "GET", f"{response_id}/input_items", query=query)
-
-    async def _owner_of(self, response_id: str, model: str | None) -> Deployment:
         self._check_open()
-        check_response_id(response_id, "response_id")
-        table = self.services.table
-        candidates = table.group(model) if model else table.all()
-        group = table.resolve_group(model) if model else None
-        return await self.services.ownership.find(response_id, candidates, group)
+        record, _ = await self._calls.by_id(response_id, model, "GET", "/input_items", query)
+        return record
 
     # -- sync twins -----------------------------------------------------------------
 
@@ -366,38 +287,3 @@ class Router:
         table = self.services.table
         groups = {g: len(table.group(g)) for g in table.group_names()}
         return f"Router(groups={groups}, strategy={type(self._parts.strategy).__name__})"
-
-
-def _objects(
-    *,
-    routing_strategy: str | Strategy | None = None,
-    optional_pre_call_checks: Sequence[str | PreCallCheck] | None = None,
-    strategies: Mapping[str, StrategyFactory] | None = None,
-    checks: Mapping[str, CheckFactory] | None = None,
-    callbacks: Sequence[object] | None = None,
-    providers: Mapping[str, ProviderFactory] | None = None,
-    **rest: Any,
-) -> Objects:
-    """The caller's objects (names in these arguments are the config's business)."""
-    return Objects(
-        strategy=None if isinstance(routing_strategy, str) else routing_strategy,
-        checks=[c for c in optional_pre_call_checks or () if not isinstance(c, str)],
-        strategies=strategies or {}, check_factories=checks or {},
-        callbacks=list(callbacks or ()), providers=providers or {}, **rest,
-    )
-
-
-def _routing(served: Served[Any], cost: float | None) -> RoutingInfo:
-    d = served.deployment
-    return RoutingInfo(d.model_name, d.id, d.provider_name, served.trail, cost)
-
-
-def _by_id_routing(deployment: Deployment) -> RoutingInfo:
-    return RoutingInfo(deployment.model_name, deployment.id, deployment.provider_name,
-                       AttemptTrail(deployment.model_name))
-
-
-def _rejected(model: object, params: dict[str, Any], stream: bool) -> RouteRequest:
-    """What a failure event can say of a request rejected before routing."""
-    return RouteRequest(model=model if isinstance(model, str) and model else INVALID_MODEL,
-                        params=params, stream=stream)
