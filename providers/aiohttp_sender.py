@@ -1,12 +1,12 @@
 """The default sender: one ``aiohttp.ClientSession`` per upstream, no httpx layers.
 
-``benchmarks/transport.py`` and ``benchmarks/overhead.py`` measured where a
-request's client CPU goes at concurrency 32 against one loopback upstream:
-httpx's own pool costs milliseconds; ``httpx_aiohttp.AiohttpTransport`` under
-httpx cuts that to about 200 µs, of which about a third is building the
-``httpx.Request`` and ``httpx.Response`` objects and translating between
-them and aiohttp's. This sender hands the router's prepared URL, headers
-and body straight to aiohttp and returns aiohttp's answer behind the small
+Why not httpx: a request's client CPU under concurrency is dominated by
+httpx's own pool, and even over ``httpx_aiohttp.AiohttpTransport`` a large
+part is building ``httpx.Request`` and ``httpx.Response`` objects and
+translating between them and aiohttp's (``benchmarks/transport.py`` and
+``benchmarks/overhead.py`` measure it; the README has the figures). This
+sender hands the router's prepared URL, headers and body straight to
+aiohttp and returns aiohttp's answer behind the small
 :class:`providers.http.Answer` interface, which ``httpx.Response`` also
 meets (so a caller's own ``httpx.AsyncClient`` plugs in unchanged).
 

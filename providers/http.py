@@ -7,12 +7,10 @@ The router speaks httpx's types at its edges (a caller's
 
 * by default an :class:`providers.aiohttp_sender.AiohttpSender` per
   upstream origin: one ``aiohttp.ClientSession`` handed the prepared URL,
-  headers and body, with no httpx objects built per request. On this
-  project's benchmarks (``benchmarks/transport.py``, ``benchmarks/overhead.py``)
-  httpx's own connection pool costs milliseconds of CPU per request at
-  concurrency 32; httpx over ``httpx_aiohttp.AiohttpTransport`` cuts that
-  about five-fold, and dropping the httpx request and response objects
-  cuts another third;
+  headers and body, with no httpx objects built per request (httpx's own
+  pool, and to a lesser degree its request and response objects, dominate
+  a request's client CPU under concurrency: see ``benchmarks/transport.py``
+  and the README);
 * a caller's own ``httpx.AsyncClient`` (proxies, custom TLS, HTTP/2, event
   hooks) is honoured as given: every request goes through its ``send``.
 

@@ -9,10 +9,10 @@ A *callback* is passed per router (``Router(callbacks=[...])``) and is either
 * a plain callable, sync or async, called with every event (dispatch on its type).
 
 Each hook gets one typed, immutable event (:mod:`router.events`), built once
-per request and shared by every callback. Every routed request ends in
-exactly one ``on_success`` or ``on_failure`` (requests rejected before
-routing, for invalid arguments, raise without an event); every failed
-attempt is in the event's ``trail``.
+per request and shared by every callback. Every create call ends in exactly
+one ``on_success`` or ``on_failure``, a request rejected before routing (an
+:class:`~router.errors.InvalidRequestError` from its arguments) included;
+every failed attempt is in the event's ``trail``.
 
 Callbacks never delay or break a request:
 

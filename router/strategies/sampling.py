@@ -1,9 +1,10 @@
 """Shared pieces of the strategies: exact scans for small groups, sampling for large ones.
 
-Reading one deployment's load figures costs ~0.1-0.3 µs in Python, so a full
-scan of 1,000 candidates costs 100-300 µs: far over the 20 µs budget of a
-pick. Every strategy therefore compares all candidates only up to
-:data:`EXACT_LIMIT` of them and samples above that (power of two choices:
+Reading one deployment's load figures costs a fraction of a microsecond in
+Python, so a full scan of a thousand candidates costs hundreds: far over a
+pick's budget (``benchmarks/pick_cost.py`` measures it). Every strategy
+therefore compares all candidates only up to :data:`EXACT_LIMIT` of them
+and samples above that (power of two choices:
 two distinct random candidates; Mitzenmacher shows the best of two already
 gets almost all the benefit of the best of all). Figures that never change
 (weights, prices) are instead precomputed once per candidates tuple by
