@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import httpx
 
 from checks.base import PreCallCheck
-from checks.order import OrderTiers
 from checks.registry import check_registry, default_checks
 from providers.http import ClientPool
 from providers.registry import ProviderFactory, provider_set
@@ -44,6 +43,7 @@ from router.limits import DeploymentLimits, limits_by_id
 from router.load import LoadTracker
 from router.metrics import PrometheusMetrics, metrics_observer
 from router.observe import CallbackLimits, Observers
+from router.order import OrderTiers
 from router.ownership import Ownership
 from router.pinning import PIN_CHECK_NAME, Pinning
 from router.retry import RetryPolicy

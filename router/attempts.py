@@ -39,7 +39,6 @@ from router.types import Attempt, AttemptTrail
 
 if TYPE_CHECKING:
     from checks.base import PreCallCheck
-    from checks.order import OrderTiers
     from router.budget import Budget, RetryBudgets
     from router.clock import Clock
     from router.config.models import PanicMode
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from router.fallbacks import FallbackPlan
     from router.load import LoadHandle, LoadTracker
     from router.observe import Observers
+    from router.order import OrderTiers
     from router.pinning import Pin, PinResolver
     from router.request import RouteRequest
     from router.retry import RetryPolicy

@@ -12,11 +12,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from providers.base import Provider
-from router.config.models import DeploymentConfig
 from router.deployment import Deployment, deployment_id, resolve_weight
 from router.errors import ConfigError, UnknownModelError
+
+if TYPE_CHECKING:
+    from providers.base import Provider
+    from router.config.models import DeploymentConfig
 
 __all__ = ["DeploymentTable"]
 

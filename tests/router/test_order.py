@@ -1,13 +1,13 @@
-"""``order``: lower orders first, higher ones when the lower cannot serve (checks/order.py)."""
+"""``order``: lower orders first, higher ones when the lower cannot serve (router/order.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from checks.order import OrderTiers
 from router.config import DeploymentConfig
 from router.deployment import Deployment
+from router.order import OrderTiers
 from router.table import DeploymentTable
 
 # isort: split
