@@ -138,7 +138,7 @@ class Dispatcher:
                     error = exc
                     if exc.fallback is None:
                         break
-            raise _final(error, request, trail, pins[-1] if pins else None)
+            raise _final(error, trail, pins[-1] if pins else None)
         finally:
             trail.duration = self._clock.now() - started
 
@@ -167,16 +167,12 @@ class Dispatcher:
             timeout = self._attempt_timeout(deployment, request, group)
             if last is not None:
                 self._check_time_for_retry(deployment, request, last, trail)
-            if admission is None:
-                slot = self._load.acquire(deployment.id)
-            else:
-                outcome = await admission.admit(deployment, request)
-                if isinstance(outcome, Refusal):
-                    refusals += 1
-                    if outcome.kind == "rate" or refusals > 2 * len(deployments):
-                        refused[outcome.deployment_id] = outcome.reason
-                    continue  # "parallel": the checks now see it full and wait for a slot
-                slot = admission.acquire(outcome)
+            slot = await self._claim(deployment, request, admission)
+            if isinstance(slot, Refusal):
+                refusals += 1
+                if slot.kind == "rate" or refusals > 2 * len(deployments):
+                    refused[slot.deployment_id] = slot.reason
+                continue  # "parallel": the checks now see it full and wait for a slot
             t0 = self._clock.now()
             try:
                 async with slot:
@@ -194,6 +190,19 @@ class Dispatcher:
             self._cooldowns.record_success(deployment.id)
             self._record(trail, group, deployment, t0, started, None)
             return Served(result, deployment, trail)
+
+    async def _claim(
+        self, deployment: Deployment, request: RouteRequest, admission: Admission | None
+    ) -> LoadHandle | Refusal:
+        """The load slot of the attempt on ``deployment``, or why it has no room.
+
+        Admission and acquiring have no ``await`` in between, so a limit
+        checked is a limit kept within this process.
+        """
+        if admission is None:
+            return self._load.acquire(deployment.id)
+        outcome = await admission.admit(deployment, request)
+        return outcome if isinstance(outcome, Refusal) else admission.acquire(outcome)
 
     async def _pin(
         self, group: str, deployments: Sequence[Deployment], request: RouteRequest,
@@ -460,9 +469,7 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}s"
 
 
-def _final(
-    error: RouterError, request: RouteRequest, trail: AttemptTrail, pin: Pin | None
-) -> RouterError:
+def _final(error: RouterError, trail: AttemptTrail, pin: Pin | None) -> RouterError:
     """The error the caller gets: with the trail, and naming the pin when one failed."""
     if pin is not None and isinstance(error, UpstreamError) and (
         error.retryable or error.cools_down
