@@ -38,7 +38,7 @@ from router.cooldown import Cooldowns
 from router.cost import Prices, price_book
 from router.exchange import Exchange
 from router.fallbacks import FallbackPlan
-from router.inspection import DeploymentState, deployment_states
+from router.inspection import DeploymentState, ReportsPeak, deployment_states
 from router.limits import DeploymentLimits, limits_by_id
 from router.load import LoadTracker
 from router.metrics import PrometheusMetrics, metrics_observer
@@ -61,7 +61,6 @@ from router.strategies.base import (
     needs_of,
     strategy_registry,
 )
-from router.strategies.peak_ewma import PeakEwma
 from router.table import DeploymentTable
 
 if TYPE_CHECKING:
@@ -140,9 +139,9 @@ class Parts:
         """Each deployment's live state (of one group when ``model`` is given)."""
         s = self.services
         deployments = s.table.group(model) if model else s.table.all()
-        figures = self.strategy.figures if isinstance(self.strategy, PeakEwma) else None
-        return deployment_states(deployments, s.load, s.cooldowns, s.clock,
-                                 None if figures is None else figures.peak_latency)
+        strategy = self.strategy
+        peak = strategy if isinstance(strategy, ReportsPeak) else None
+        return deployment_states(deployments, s.load, s.cooldowns, s.clock, peak)
 
 
 def assemble(config: RouterConfig, objects: Objects) -> Parts:

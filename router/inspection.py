@@ -8,9 +8,9 @@ path and the result never changes under the caller's feet.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from router.clock import Clock
@@ -54,12 +54,19 @@ class DeploymentState:
     peak_latency: float | None
 
 
+@runtime_checkable
+class ReportsPeak(Protocol):
+    """A strategy that keeps a peak latency per deployment (``peak-ewma``)."""
+
+    def peak_latency(self, deployment_id: str, now: float | None = None) -> float | None: ...
+
+
 def deployment_states(
     deployments: Sequence[Deployment], load: LoadTracker, cooldowns: Cooldowns, clock: Clock,
-    peak: Callable[[str, float], float | None] | None = None,
+    peak: ReportsPeak | None = None,
 ) -> list[DeploymentState]:
     """The state of each of ``deployments``, in their order (``peak``: the
-    strategy's peak latency reader, when it keeps one)."""
+    strategy, when it keeps a peak latency)."""
     now = clock.now()
     states = []
     for d in deployments:
@@ -75,6 +82,6 @@ def deployment_states(
             cooldown_times=None if entry is None else entry.times,
             in_flight=figures.in_flight, requests=figures.requests, tokens=figures.tokens,
             latency=figures.latency, ttft=figures.ttft,
-            peak_latency=None if peak is None else peak(d.id, now),
+            peak_latency=None if peak is None else peak.peak_latency(d.id, now),
         ))
     return states

@@ -115,6 +115,10 @@ class PeakEwma(LoadReader):
     def _unbound(self) -> None:
         self._expected = self._in_flight = self._now = unbound_reader(type(self).__name__)
 
+    def peak_latency(self, deployment_id: str, now: float | None = None) -> float | None:
+        """The peak latency of ``deployment_id`` (for inspection); ``None`` before any."""
+        return None if self.figures is None else self.figures.peak_latency(deployment_id, now)
+
     @classmethod
     def from_context(cls, context: StrategyContext) -> PeakEwma:
         """Built with ``routing_strategy_args["decay_time"]`` (seconds, default 10)."""
