@@ -1,11 +1,16 @@
 """Routing strategies: pick one deployment among the candidates.
 
 A strategy is any object with ``pick(candidates, request) -> Deployment``
-(synchronous, no I/O). Config names resolve through :func:`strategy_registry`.
+(synchronous, no I/O); it may declare what it needs (:class:`Needs`) and
+take the router's load figures (:class:`LoadAware`). Config names resolve
+through :func:`strategy_registry`.
 """
 
 from router.strategies.base import (
     BUILTIN_STRATEGIES,
+    LoadAware,
+    LoadReader,
+    Needs,
     Strategy,
     StrategyContext,
     strategy_registry,
@@ -22,6 +27,9 @@ __all__ = [
     "CostBased",
     "LatencyBased",
     "LeastBusy",
+    "LoadAware",
+    "LoadReader",
+    "Needs",
     "PeakEwma",
     "SimpleShuffle",
     "Strategy",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_STRATEGIES",
     "LoadAware",
+    "LoadReader",
     "Needs",
     "Strategy",
     "StrategyContext",
@@ -47,6 +48,7 @@ __all__ = [
     "builtin_needs",
     "needs_of",
     "strategy_registry",
+    "unbound_reader",
 ]
 
 
@@ -143,7 +145,12 @@ class _Unbound:
 
 @runtime_checkable
 class Strategy(Protocol):
-    """Chooses a deployment. ``candidates`` is never empty; no I/O allowed."""
+    """Chooses a deployment. ``candidates`` is never empty; no I/O allowed.
+
+    Optional, read once at construction: a ``needs`` attribute (a
+    :class:`Needs`; none when absent) and a ``bind(load)`` method
+    (:class:`LoadAware`) through which the router hands over its load tracker.
+    """
 
     def pick(self, candidates: Sequence[Deployment], request: RouteRequest) -> Deployment: ...
 
