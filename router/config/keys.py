@@ -17,6 +17,10 @@ from difflib import get_close_matches
 
 SUPPORTED_PROVIDERS: tuple[str, ...] = (
     "openai", "azure", "mock", "anthropic", "gemini", "vertex_ai", "bedrock", "azure_ai",
+    # Chat Completions servers bridged by providers/chat.py (its VENDORS table)
+    "hosted_vllm", "openai_like", "custom_openai", "ollama_chat", "ollama", "lm_studio",
+    "llamafile", "groq", "together_ai", "deepseek", "mistral", "fireworks_ai", "openrouter",
+    "deepinfra", "perplexity", "xai", "cerebras",
 )
 """Provider prefixes this router has adapters for (``azure/gpt-4o``)."""
 
