@@ -142,7 +142,7 @@ class Dispatcher:
         started: float,
     ) -> Served[T]:
         deployments = self._table.group(group)
-        budget = self._budget(group)
+        budget = self._budget(deployments[0].model_name)  # a wildcard's one budget
         budget.deposit()
         failed: set[str] = set()
         refused: dict[str, str] = {}
