@@ -55,6 +55,8 @@ _LAZY = {
     "Router": "router.router",
     "ResponseStream": "router.streaming",
     "SyncResponseStream": "router.streaming",
+    "aresponses": "router.oneoff",
+    "responses": "router.oneoff",
 }
 
 
@@ -124,4 +126,6 @@ __all__ = [
     "TokenUsage",
     "UnknownModelError",
     "UpstreamError",
+    "aresponses",
+    "responses",
 ]
