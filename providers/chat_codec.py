@@ -388,13 +388,14 @@ class ChatStreamDecoder:
         if event.get("error") is not None:
             error = native_error(500, event)
             return out + self._writer.error(error.code, error.message, error.param)
-        if event.get("usage") is not None:
-            self._usage = chat_usage(event["usage"])
-        choices = event.get("choices") or ()
-        for choice in choices:
-            if choice.get("index", 0) == 0:
-                out += self._choice(choice)
-        if not choices and self._finish is not None and self._usage is not None:
+        usage = event.get("usage")
+        if usage is not None:
+            self._usage = chat_usage(usage)
+        choices = event.get("choices")
+        if choices:
+            # One choice: the codec never asks for n > 1.
+            out += self._choice(choices[0])
+        elif self._finish is not None and self._usage is not None:
             out += self._end()
         return out
 
@@ -408,18 +409,23 @@ class ChatStreamDecoder:
         return self._writer.start()
 
     def _choice(self, choice: Mapping[str, Any]) -> list[Json]:
+        delta = choice.get("delta")
         out: list[Json] = []
-        delta = choice.get("delta") or {}
-        thought = _reasoning_text(delta)
-        if thought:
-            out += self._writer.reasoning(thought, self._key("reasoning"))
-        content = delta.get("content")
-        if content:
-            out += self._writer.text(content, self._key("text"))
-        for tool_call in delta.get("tool_calls") or ():
-            out += self._tool_call(tool_call)
-        if choice.get("finish_reason"):
-            self._finish = choice["finish_reason"]
+        if delta:
+            if "reasoning_content" in delta or "reasoning" in delta:
+                thought = _reasoning_text(delta)
+                if thought:
+                    out += self._writer.reasoning(thought, self._key("reasoning"))
+            content = delta.get("content")
+            if content:
+                out += self._writer.text(content, self._key("text"))
+            tool_calls = delta.get("tool_calls")
+            if tool_calls:
+                for tool_call in tool_calls:
+                    out += self._tool_call(tool_call)
+        finish = choice.get("finish_reason")
+        if finish:
+            self._finish = finish
         return out
 
     def _key(self, kind: str) -> Hashable:
