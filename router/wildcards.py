@@ -26,7 +26,7 @@ bounded table (the names come from callers).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from providers.base import Provider
@@ -34,7 +34,7 @@ from router.config.models import split_model
 from router.deployment import Deployment
 from router.errors import UnknownModelError
 
-__all__ = ["WildcardGroups"]
+__all__ = ["WildcardGroups", "concrete_model", "matches_pattern", "pattern_regex"]
 
 #: Concrete model names remembered; the oldest is forgotten beyond this.
 MAX_NAMES = 1024
@@ -48,8 +48,7 @@ class WildcardGroups:
     ) -> None:
         patterns = [name for name in groups if "*" in name]
         patterns.sort(key=lambda p: (len(p), p.count("*")), reverse=True)
-        self._patterns = [(re.compile(re.escape(p).replace(r"\*", "(.*)")), p)
-                          for p in patterns]
+        self._patterns = [(pattern_regex(p), p) for p in patterns]
         self._groups = groups
         self._providers = providers
         self._made: dict[str, tuple[str, tuple[Deployment, ...]]] = {}
@@ -90,6 +89,16 @@ class WildcardGroups:
         return replace(
             d, provider_name=provider_name, upstream_model=upstream, config=config,
             provider=provider, endpoint=d.endpoint if same else provider.prepare(config))
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """The regex of a wildcard group name: each ``*`` captures any text."""
+    return re.compile(re.escape(pattern).replace(r"\*", "(.*)"))
+
+
+def matches_pattern(name: str, patterns: Iterable[str]) -> bool:
+    """Whether ``name`` is served by one of the wildcard group names among ``patterns``."""
+    return any(pattern_regex(p).fullmatch(name) for p in patterns if "*" in p)
 
 
 def concrete_model(model: str, name: str, segments: tuple[str, ...]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from router.errors import UnknownModelError
+from router.errors import ConfigError, UnknownModelError
 from router.testing.chat import ChatUpstream
 from router.wildcards import concrete_model
 from tests.conftest import InOrder
@@ -92,6 +92,21 @@ async def test_cooldowns_belong_to_the_wildcard_deployment(
         assert [c.deployment_id for c in router.cooldowns()] == ["a"]
         second = await router.aresponses(model="hosted_vllm/y", input="x")
         assert second.routing.deployment_id == "b" and vllm.hits == 1
+
+
+async def test_a_fallback_may_name_a_model_a_wildcard_serves(
+    vllm: ChatUpstream, make_router: Any
+) -> None:
+    async with ChatUpstream("broken", api_key=KEY) as broken:
+        broken.faults.fail(500, times=10)
+        router = make_router([dep(broken, "local", "hosted_vllm/small", "broken"),
+                              dep(vllm, "hosted_vllm/*", "hosted_vllm/*", "wild")],
+                             fallbacks=[{"local": ["hosted_vllm/big"]}], num_retries=0)
+        answer = await router.aresponses(model="local", input="x")
+        assert answer.routing.deployment_id == "wild" and sent_model(vllm) == "big"
+    with pytest.raises(ConfigError, match="unknown model group 'groq/big'"):
+        make_router([dep(vllm, "hosted_vllm/*", "hosted_vllm/*", "wild")],
+                    fallbacks=[{"hosted_vllm/*": ["groq/big"]}])
 
 
 @pytest.mark.parametrize(("model", "name", "segments", "expected"), [
