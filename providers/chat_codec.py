@@ -182,6 +182,10 @@ def _chat_message(call: Call, item: Json, where: str) -> Json:
     role = "system" if item["role"] in _SYSTEM_ROLES else item["role"]
     parts = [_part(call, part, f"{where}.content[{j}]") for j, part in enumerate(item["content"])]
     kept = [p for p in parts if p is not None]
+    if role != "user" and any(p["type"] != "text" for p in kept):
+        call.refuse(f"{where}.content", f"(a Chat Completions server) takes images and files "
+                    f"in user messages only, not in {item['role']} messages")
+        kept = [p for p in kept if p["type"] == "text"]
     if role != "user" or all(p["type"] == "text" for p in kept):
         # Plain strings are what every server accepts; parts only where they are needed.
         return {"role": role, "content": "".join(p.get("text", "") for p in kept)}

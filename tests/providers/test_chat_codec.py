@@ -142,6 +142,9 @@ def test_stream_asks_for_usage() -> None:
     ({"text": {"format": {"type": "text"}, "verbosity": "low"}}, "text.verbosity"),
     ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice"),
     ({"service_tier": "flex"}, "service_tier"),
+    ({"input": [{"role": "system", "content": [
+        {"type": "input_image", "image_url": "data:image/png;base64,AA"}]}]},
+     "input[0].content"),
 ])
 def test_unsupported_parameters_are_refused_or_dropped(params: dict[str, Any],
                                                        param: str) -> None:
