@@ -33,6 +33,7 @@ of what this codec reads.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from providers.codec import Call, NativeError, NativeRequest
@@ -59,11 +60,12 @@ HONOURED: frozenset[str] = frozenset({
 })
 
 #: Parameters whose value is harmless when it is the API's default.
-_DEFAULTS_ONLY: Mapping[str, tuple[Any, ...]] = {
+_DEFAULTS_ONLY: Mapping[str, tuple[Any, ...]] = MappingProxyType({
     "include": (None, []), "truncation": (None, "disabled"), "background": (None, False),
-}
+})
 
-_FINISH_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_FINISH_INCOMPLETE: Mapping[str, str] = MappingProxyType(
+    {"length": "max_output_tokens", "content_filter": "content_filter"})
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 

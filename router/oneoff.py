@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from router.config.keys import PARAMS_KEYS
@@ -32,7 +33,7 @@ from router.types import Response, RoutingInfo, StreamEvent
 __all__ = ["ENVIRONMENT", "OneOffStream", "SyncOneOffStream", "aresponses", "responses"]
 
 #: provider -> ((litellm_params key, environment variables read in order), ...).
-ENVIRONMENT: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+ENVIRONMENT: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = MappingProxyType({
     "openai": (("api_key", ("OPENAI_API_KEY",)),
                ("api_base", ("OPENAI_BASE_URL", "OPENAI_API_BASE"))),
     "azure": (("api_key", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")),
@@ -48,7 +49,7 @@ ENVIRONMENT: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
                   ("vertex_credentials", ("VERTEXAI_CREDENTIALS",
                                           "GOOGLE_APPLICATION_CREDENTIALS"))),
     "bedrock": (("aws_region_name", ("AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")),),
-}
+})
 
 
 async def aresponses(
