@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -80,6 +80,12 @@ class Target:
     state_domain: str
     query: Mapping[str, str] | None = None
     drop_params: bool = False
+    #: ``query`` encoded once (``"?api-version=..."``, or ``""``), for the common request
+    #: that adds no query of its own.
+    query_string: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query_string", "?" + urlencode(self.query) if self.query else "")
 
     def __repr__(self) -> str:
         return f"Target({self.base_url!r})"
@@ -264,8 +270,8 @@ class TranslatedProvider:
 
 def _url(target: Target, native: NativeRequest, extra: Mapping[str, Any] | None) -> str:
     url = target.base_url + native.path
-    if not (target.query or native.query or extra):
-        return url
+    if not (native.query or extra):
+        return url + target.query_string
     # urlencode, not httpx.URL: a fixed query (Azure's api-version) on every request
     # would otherwise cost a URL parse each time.
     return url + "?" + urlencode({**(target.query or {}), **native.query, **(extra or {})})
