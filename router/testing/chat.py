@@ -423,6 +423,7 @@ def _chunks(body: Json, reply: _Reply) -> Iterator[Json]:
 async def _serve(args: argparse.Namespace) -> None:
     upstream = ChatUpstream(args.name, api_key=args.api_key, port=args.port,
                             stream_chunks=args.stream_chunks, record_requests=False)
+    upstream.faults.latency = args.latency
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -433,12 +434,14 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m router.testing.chat --port 0 [--name N --api-key K --stream-chunks 4]``."""
+    """``python -m router.testing.chat --port 0 [--name N --api-key K --stream-chunks 4
+    --latency S]``."""
     parser = argparse.ArgumentParser(prog="python -m router.testing.chat")
     parser.add_argument("--name", default="chat")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--stream-chunks", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     asyncio.run(_serve(parser.parse_args(argv)))
 
 

@@ -242,3 +242,51 @@ def test_ollama_base_gets_its_openai_path() -> None:
         {"model_name": "m", "litellm_params": {"model": "ollama_chat/llama3"}})
     target = provider.prepare(config)
     assert target.base_url == "http://localhost:11434/v1"  # type: ignore[union-attr]
+
+
+async def test_streamed_tool_call(chat: Any, make_router: Any) -> None:
+    up = await chat()
+    router = make_router([vllm_dep(up)])
+    tools = [{"type": "function", "name": "weather", "parameters": {"type": "object"}}]
+    stream = await router.aresponses(model="llama", input='CALL weather {"city":"Oslo"}',
+                                     tools=tools, stream=True)
+    events = [e.model_dump() async for e in stream]
+    for event in events:
+        EVENTS.validate_python(event)
+    deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
+    assert "".join(deltas) == '{"city":"Oslo"}'
+    [item] = events[-1]["response"]["output"]
+    assert item["type"] == "function_call" and item["call_id"] == "call_fake0"
+
+
+async def test_native_pass_through_streams(upstreams: Any, make_router: Any) -> None:
+    (native,) = await upstreams("vllm-native")
+    dep = {"model_name": "llama",
+           "litellm_params": {"model": "hosted_vllm/llama", "api_base": f"{native.url}/v1",
+                              "api_key": "k1"},
+           "model_info": {"id": "n", "supported_endpoints": ["/v1/responses"]}}
+    router = make_router([dep])
+    stream = await router.aresponses(model="llama", input="hi", stream=True)
+    assert [e.type async for e in stream][-1] == "response.completed"
+    assert native.requests[-1].path == "/v1/responses"
+
+
+async def test_a_litellm_config_loads_unchanged(
+    chat: Any, make_router: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = await chat()
+    monkeypatch.setenv("MY_VLLM_KEY", KEY)
+    config = {
+        "model_list": [
+            {"model_name": "llama", "litellm_params": {
+                "model": "hosted_vllm/meta/llama-3", "api_base": f"{up.url}/v1",
+                "api_key": "os.environ/MY_VLLM_KEY", "drop_params": True}},
+            {"model_name": "llama", "litellm_params": {
+                "model": "azure_ai/Llama-3.3-70B", "api_base": f"{up.url}/models",
+                "api_key": "os.environ/MY_VLLM_KEY"}},
+        ],
+        "router_settings": {"routing_strategy": "simple-shuffle", "num_retries": 2},
+    }
+    router = make_router(config=config)
+    for _ in range(4):
+        assert (await router.aresponses(model="llama", input="hi")).status == "completed"
