@@ -16,4 +16,4 @@ async def test_every_codec_is_measured_against_native(tmp_path: Path) -> None:
     assert [row["codec"] for row in rows] == [entry.name for entry in ENTRIES]
     for row in rows:
         assert row["codec_events"] == row["native_events"] > 0
-        assert len(row["added_request_us"]) == len(row["added_event_us"]) == 1
+        assert len(row["added_request_us_rounds"]) == len(row["added_event_us_rounds"]) == 1
