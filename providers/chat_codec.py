@@ -252,7 +252,7 @@ def _tools(call: Call, body: Json) -> None:
             body["parallel_tool_calls"] = call.params["parallel_tool_calls"]
     choice = call.params.get("tool_choice")
     if choice in ("auto", "none", "required"):
-        if tools or choice == "none":
+        if tools:  # servers refuse a tool_choice without tools
             body["tool_choice"] = choice
     elif isinstance(choice, Mapping) and choice.get("type") == "function":
         body["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}

@@ -313,6 +313,10 @@ def _check_body(body: Json) -> None:
                     tool.get("function", {}).get("name"), str):
                 raise _Reject(400, f"Invalid 'tools[{i}]': expected a function tool",
                               param=f"tools[{i}]")
+    for key in ("tool_choice", "parallel_tool_calls"):
+        if body.get(key) is not None and not tools:
+            raise _Reject(400, f"Invalid value for '{key}': '{key}' is only allowed when "
+                          "'tools' are specified.", param=key)
     if body.get("stream_options") is not None and not body.get("stream"):
         raise _Reject(400, "The 'stream_options' parameter is only allowed when 'stream' "
                       "is enabled.", param="stream_options")

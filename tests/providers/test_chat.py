@@ -105,7 +105,8 @@ async def test_tool_call_round_trip(chat: Any, make_router: Any) -> None:
     assert fc["type"] == "function_call" and json.loads(fc["arguments"]) == {"city": "Oslo"}
     history = [{"role": "user", "content": 'CALL weather {"city":"Oslo"}'}, fc,
                {"type": "function_call_output", "call_id": fc["call_id"], "output": "sunny"}]
-    second = await router.aresponses(model="llama", input=history, tools=tools)
+    second = await router.aresponses(model="llama", input=history, tools=tools,
+                                     tool_choice="none", parallel_tool_calls=False)
     assert second.output_text == "[vllm] echo: sunny"
     assert [m["role"] for m in last_body(up)["messages"]] == ["user", "assistant", "tool"]
 

@@ -310,3 +310,8 @@ def test_stream_error_chunk_becomes_an_error_event() -> None:
 def test_stream_cut_before_a_finish_reason_has_no_terminal_event() -> None:
     events = run([chunk({"content": "a"})])
     assert events[-1]["type"] == "response.output_text.delta"
+
+
+def test_tool_settings_without_tools_are_not_sent() -> None:
+    body = encode(input="x", tool_choice="none", parallel_tool_calls=True)
+    assert "tool_choice" not in body and "parallel_tool_calls" not in body

@@ -54,6 +54,7 @@ async def test_answers_validate_as_sdk_types(server: Any) -> None:
     ({**OK, "messages": [{"role": "tool", "content": "x"}]}, 400, "tool_call_id"),
     ({**OK, "stream_options": {"include_usage": True}}, 400, "stream_options"),
     ({**OK, "model": "nope"}, 404, "does not exist"),
+    ({**OK, "tool_choice": "none"}, 400, "only allowed when 'tools' are specified"),
 ])
 async def test_malformed_requests_get_openai_error_bodies(
     server: Any, body: Any, status: int, fragment: str
