@@ -51,7 +51,7 @@ _ECHOED: tuple[tuple[str, Any], ...] = (
     ("user", None), ("background", False), ("prompt_cache_key", None),
 )
 
-_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
+_ITEM_PREFIX = {"message": "msg", "refusal": "msg", "function_call": "fc", "reasoning": "rs"}
 
 
 def new_response_id() -> str:
@@ -195,6 +195,20 @@ class EventWriter:
                 output_index=current.index, content_index=0, delta=delta, logprobs=[]))
         return events
 
+    def refusal(self, delta: str, key: Hashable = "refusal") -> list[Json]:
+        """Append ``delta`` to the refusal of the assistant message keyed ``key``.
+
+        The message holds one ``refusal`` content part (as OpenAI streams a refusal).
+        """
+        events = self._ensure(key, "refusal")
+        current = self._keys[key]
+        if delta:
+            current.text.append(delta)
+            events.append(self._event(
+                "response.refusal.delta", item_id=current.item, output_index=current.index,
+                content_index=0, delta=delta))
+        return events
+
     def reasoning(self, delta: str, key: Hashable = "reasoning") -> list[Json]:
         """Append ``delta`` to the summary of the reasoning item keyed ``key``."""
         events = self._ensure(key, "reasoning")
@@ -291,6 +305,10 @@ class EventWriter:
             events.append(self._event(
                 "response.content_part.added", item_id=current.item, output_index=index,
                 content_index=0, part=_text_part("")))
+        elif kind == "refusal":
+            events.append(self._event(
+                "response.content_part.added", item_id=current.item, output_index=index,
+                content_index=0, part={"type": "refusal", "refusal": ""}))
         elif kind == "reasoning":
             events.append(self._event(
                 "response.reasoning_summary_part.added", item_id=current.item,
@@ -306,6 +324,11 @@ class EventWriter:
                                       text=text, logprobs=[]))
             events.append(self._event("response.content_part.done", **ids, content_index=0,
                                       part=_text_part(text)))
+        elif current.kind == "refusal":
+            events.append(self._event("response.refusal.done", **ids, content_index=0,
+                                      refusal=text))
+            events.append(self._event("response.content_part.done", **ids, content_index=0,
+                                      part={"type": "refusal", "refusal": text}))
         elif current.kind == "reasoning":
             part = {"type": "summary_text", "text": text}
             events.append(self._event("response.reasoning_summary_text.done", **ids,
@@ -328,6 +351,10 @@ class EventWriter:
             if status != "completed":
                 item["content"] = []
             return item
+        if current.kind == "refusal":
+            content = [{"type": "refusal", "refusal": text}] if status == "completed" else []
+            return {"type": "message", "id": current.item, "status": status,
+                    "role": "assistant", "content": content}
         if current.kind == "reasoning":
             summary = [text] if status == "completed" and text else []
             return reasoning_item(current.item, summary, encrypted=current.encrypted)

@@ -49,6 +49,16 @@ def test_reasoning_text_and_tool_call_in_one_stream() -> None:
     assert len(ids) == 3
 
 
+def test_a_refusal_streams_as_a_message_with_a_refusal_part() -> None:
+    w = EventWriter(call())
+    events = w.start() + w.refusal("I can't ") + w.refusal("help.") + w.finish()
+    kinds = validated(events)
+    assert kinds.count("response.refusal.delta") == 2 and "response.refusal.done" in kinds
+    [item] = SdkResponse.model_validate(events[-1]["response"]).output
+    assert item.type == "message" and item.id.startswith("msg_")
+    assert item.content[0].type == "refusal" and item.content[0].refusal == "I can't help."
+
+
 def test_incomplete_failed_and_error_endings() -> None:
     w = EventWriter(call())
     kinds = validated(w.start() + w.text("x") + w.finish(incomplete_reason="max_output_tokens"))
