@@ -21,7 +21,8 @@ What maps, both ways:
   ``max_tokens``, ``temperature``, ``top_p``, ``user``. ``metadata`` and
   ``store`` are echoed on the Response, not sent.
 * Answers: ``reasoning_content`` (or ``reasoning``) -> a reasoning item with
-  summary text; ``content`` / ``refusal`` -> a message; ``tool_calls`` ->
+  summary text; ``content`` / ``refusal`` -> a message with an ``output_text`` /
+  ``refusal`` part (streamed: a separate message for the refusal); ``tool_calls`` ->
   ``function_call`` items; ``finish_reason`` ``length`` / ``content_filter``
   -> ``incomplete``; usage with cached and reasoning tokens.
 
@@ -425,6 +426,9 @@ class ChatStreamDecoder:
             content = delta.get("content")
             if content:
                 out += self._writer.text(content, self._key("text"))
+            refusal = delta.get("refusal")
+            if refusal:
+                out += self._writer.refusal(refusal, self._key("refusal"))
             tool_calls = delta.get("tool_calls")
             if tool_calls:
                 for tool_call in tool_calls:

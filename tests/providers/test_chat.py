@@ -291,3 +291,15 @@ async def test_a_litellm_config_loads_unchanged(
     router = make_router(config=config)
     for _ in range(4):
         assert (await router.aresponses(model="llama", input="hi")).status == "completed"
+
+
+async def test_refusal_plain_and_streamed(chat: Any, make_router: Any) -> None:
+    up = await chat()
+    router = make_router([vllm_dep(up)])
+    plain = await router.aresponses(model="llama", input="REFUSE please")
+    assert plain.model_dump()["output"][0]["content"][0]["type"] == "refusal"
+    stream = await router.aresponses(model="llama", input="REFUSE please", stream=True)
+    events = [e.model_dump() async for e in stream]
+    for event in events:
+        EVENTS.validate_python(event)
+    assert events[-1]["response"]["output"][0]["content"][0]["type"] == "refusal"

@@ -315,3 +315,11 @@ def test_stream_cut_before_a_finish_reason_has_no_terminal_event() -> None:
 def test_tool_settings_without_tools_are_not_sent() -> None:
     body = encode(input="x", tool_choice="none", parallel_tool_calls=True)
     assert "tool_choice" not in body and "parallel_tool_calls" not in body
+
+
+def test_streamed_refusal() -> None:
+    events = run([chunk({"role": "assistant", "content": ""}), chunk({"refusal": "No."}),
+                  chunk({}, "stop")])
+    assert "response.refusal.delta" in [e["type"] for e in events]
+    [item] = events[-1]["response"]["output"]
+    assert item["content"] == [{"type": "refusal", "refusal": "No."}]
