@@ -154,6 +154,10 @@ def _messages(call: Call) -> list[Json]:
         messages.append({"role": "system", "content": instructions})
     elif instructions is not None and not isinstance(instructions, str):
         call.refuse("instructions", "takes instructions as a string only")
+    given = call.params.get("input")
+    if isinstance(given, str):  # the common one-turn call, without the canonical detour
+        messages.append({"role": "user", "content": given})
+        return messages
     for index, item in enumerate(input_items(call.params)):
         _add_item(call, messages, item, f"input[{index}]")
     return messages
