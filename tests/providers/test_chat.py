@@ -303,3 +303,23 @@ async def test_refusal_plain_and_streamed(chat: Any, make_router: Any) -> None:
     for event in events:
         EVENTS.validate_python(event)
     assert events[-1]["response"]["output"][0]["content"][0]["type"] == "refusal"
+
+
+@pytest.mark.parametrize(("api_base", "api_version", "base", "query"), [
+    ("https://res.services.ai.azure.com", None, "https://res.services.ai.azure.com/models",
+     {"api-version": "2024-05-01-preview"}),
+    ("https://res.services.ai.azure.com/models/", "2025-01-01", "https://res.services.ai.azure.com/models",
+     {"api-version": "2025-01-01"}),
+    ("https://llama.eastus2.models.ai.azure.com", None,
+     "https://llama.eastus2.models.ai.azure.com", None),
+])
+def test_azure_ai_url_shapes(api_base: str, api_version: str | None, base: str,
+                             query: dict[str, str] | None) -> None:
+    provider = chat_providers(ClientPool(), {})["azure_ai"]
+    params: dict[str, Any] = {"model": "azure_ai/x", "api_base": api_base, "api_key": KEY}
+    if api_version:
+        params["api_version"] = api_version
+    config = DeploymentConfig.model_validate({"model_name": "m", "litellm_params": params})
+    target = provider.prepare(config)
+    assert target.base_url == base and target.query == query  # type: ignore[union-attr]
+    assert target.headers["api-key"] == KEY and KEY not in repr(target)
