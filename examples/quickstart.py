@@ -10,7 +10,10 @@ OpenAI-compatible server, puts a Router in front of them and shows:
    streamed on the last turn;
 3. one upstream taken down: requests fail over to the others, and a
    conversation whose owner is down gets a clear error instead of a
-   previous_response_not_found from a stranger.
+   previous_response_not_found from a stranger;
+4. a provider without a Responses API: a fake vLLM-style Chat Completions
+   server (router/testing/chat.py) behind ``hosted_vllm/``, reached through
+   the same ``aresponses`` call, plain and streamed, by translation.
 
 State is kept in memory (no Redis needed). Run: python examples/quickstart.py
 """
@@ -22,6 +25,7 @@ from collections import Counter
 
 from router import PinnedDeploymentUnavailableError, Router
 from router.testing import Upstream
+from router.testing.chat import ChatUpstream
 
 
 def model_list(east: Upstream, west: Upstream, north: Upstream) -> list[dict[str, object]]:
@@ -89,6 +93,27 @@ async def failover(router: Router, down: Upstream, owner_turn: str) -> None:
           f"{again.routing.deployment_id}: {again.output_text}")
 
 
+async def translated() -> None:
+    async with ChatUpstream("vllm") as vllm, Router(model_list=[
+        {"model_name": "llama", "model_info": {"id": "vllm-local"},
+         "litellm_params": {"model": "hosted_vllm/meta-llama/Llama-3.1-8B-Instruct",
+                            "api_base": f"{vllm.url}/v1"}},
+    ]) as router:
+        plain = await router.aresponses(model="llama", input="Hello from the Responses API",
+                                        instructions="Answer briefly", max_output_tokens=64)
+        stream = await router.aresponses(model="llama", input="THINK and stream", stream=True)
+        kinds = Counter([e.type async for e in stream])
+        table("A Chat Completions server (hosted_vllm/) answering Responses calls",
+              ("call", "served by", "what came back"),
+              [("plain", plain.routing.deployment_id,
+                f"{plain.id[:13]}...: {plain.output_text}"),
+               ("stream", stream.routing.deployment_id if stream.routing else "?",
+                f"{sum(kinds.values())} events, {kinds['response.output_text.delta']} text "
+                f"deltas, {kinds['response.reasoning_summary_text.delta']} reasoning")])
+        path, _, body = vllm.requests[0]
+        print(f"  upstream saw POST {path} with messages {body['messages']}")
+
+
 async def main() -> None:
     async with (
         Upstream("east") as east,
@@ -109,6 +134,7 @@ async def main() -> None:
         pinned = await router.aresponses(model="gpt-4o", input="Remember me")
         by_id = {"azure-east": east, "azure-west": west, "openai-north": north}
         await failover(router, by_id[pinned.routing.deployment_id], pinned.id)
+    await translated()
 
 
 if __name__ == "__main__":

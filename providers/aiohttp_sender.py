@@ -143,6 +143,14 @@ class AiohttpAnswer:
         if tail:
             yield tail
 
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body's bytes, chunk by chunk as they arrive."""
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise httpx_error(exc) from None
+
     async def aclose(self) -> None:
         """Give the connection back (kept alive only when the body was read to its end)."""
         self._response.release()

@@ -69,6 +69,10 @@ class Answer(Protocol):
         """The body as text, as it arrives (what ``httpx_sse.EventSource`` reads)."""
         ...
 
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as bytes, as it arrives (binary stream framings such as AWS event-stream)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -34,6 +34,13 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType({
     "openai": "providers.openai:OpenAIProvider",
     "azure": "providers.azure:AzureProvider",
     "mock": "providers.mock:MockProvider",
+    # Chat Completions servers, bridged by one provider class per prefix
+    # (providers/chat.py VENDORS holds each one's default URL and key variables).
+    **{prefix: "providers.chat:ChatProvider" for prefix in (
+        "hosted_vllm", "openai_like", "custom_openai", "ollama_chat", "ollama", "lm_studio",
+        "llamafile", "groq", "together_ai", "deepseek", "mistral", "fireworks_ai",
+        "openrouter", "deepinfra", "perplexity", "xai", "cerebras", "azure_ai",
+    )},
 })
 
 
@@ -42,9 +49,13 @@ def provider_names(extra: Mapping[str, ProviderFactory] | None = None) -> tuple[
     return tuple(BUILTIN_PROVIDERS) + tuple(n for n in extra or () if n not in BUILTIN_PROVIDERS)
 
 
-def _builtin(path: str) -> ProviderFactory:
+def _builtin(name: str, path: str) -> ProviderFactory:
+    """The factory at ``path``; a class serving several prefixes gives one per prefix
+    through its ``for_prefix(name)``."""
     module, _, attr = path.partition(":")
-    factory: ProviderFactory = getattr(importlib.import_module(module), attr)
+    found = getattr(importlib.import_module(module), attr)
+    per_prefix = getattr(found, "for_prefix", None)
+    factory: ProviderFactory = found if per_prefix is None else per_prefix(name)
     return factory
 
 
@@ -56,7 +67,7 @@ def provider_set(
     ``extra`` (third-party factories) may also replace a built-in by its name.
     """
     factories: dict[str, ProviderFactory] = {
-        name: _builtin(path) for name, path in BUILTIN_PROVIDERS.items()
+        name: _builtin(name, path) for name, path in BUILTIN_PROVIDERS.items()
     }
     factories.update(extra or {})
     return {name: factory(pool) for name, factory in factories.items()}

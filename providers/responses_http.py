@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from router.deployment import Deployment
     from router.request import RouteRequest
 
-__all__ = ["Endpoint", "HttpResponsesProvider"]
+__all__ = [
+    "Endpoint",
+    "HttpResponsesProvider",
+    "drain_events",
+    "event_error",
+    "merge_headers",
+    "sse_messages",
+    "status_error",
+    "transport_error",
+]
 
 #: Seconds to wait for the end of the body once a terminal event has arrived.
 DRAIN_SECONDS = 1.0
@@ -92,14 +101,14 @@ class HttpResponsesProvider:
             answer = await self._pool.get(ep.origin).send(
                 "POST", _target(ep, request.extra_query),
                 content=_body(deployment, request, stream=False),
-                headers=_headers(ep.headers, request.extra_headers), timeout=timeout,
+                headers=merge_headers(ep.headers, request.extra_headers), timeout=timeout,
             )
             try:
                 await answer.aread()
             finally:
                 await answer.aclose()
         except httpx.HTTPError as exc:
-            raise _transport_error(exc, deployment) from exc
+            raise transport_error(exc, deployment) from exc
         data = _decode(answer, deployment)
         if data.get("status") == "failed" and not data.get("background"):
             raise error_from_failed_response(
@@ -116,28 +125,28 @@ class HttpResponsesProvider:
             answer = await self._pool.get(ep.origin).send(
                 "POST", _target(ep, request.extra_query),
                 content=_body(deployment, request, stream=True),
-                headers=_headers(ep.stream_headers, request.extra_headers), timeout=timeout,
+                headers=merge_headers(ep.stream_headers, request.extra_headers), timeout=timeout,
                 read_timeout=request.stream_timeout or deployment.stream_timeout or timeout,
             )
         except httpx.HTTPError as exc:
-            raise _transport_error(exc, deployment) from exc
+            raise transport_error(exc, deployment) from exc
         try:
             if answer.status_code >= 400:
                 await answer.aread()
-                raise _status_error(answer, deployment)
-            source = _events(answer)
+                raise status_error(answer, deployment)
+            source = sse_messages(answer)
             async for sse in source:
                 event = _parse_event(sse, deployment)
                 yield event
                 if event.raw.get("type") in TERMINAL_EVENTS:
-                    await _drain(source)
+                    await drain_events(source)
                     return
             raise UpstreamConnectionError(
                 "the upstream closed the stream before a terminal event",
                 model_group=deployment.model_name, deployment_id=deployment.id,
             )
         except httpx.HTTPError as exc:
-            raise _transport_error(exc, deployment) from exc
+            raise transport_error(exc, deployment) from exc
         finally:
             await answer.aclose()
 
@@ -161,7 +170,7 @@ class HttpResponsesProvider:
             finally:
                 await answer.aclose()
         except httpx.HTTPError as exc:
-            raise _transport_error(exc, deployment) from exc
+            raise transport_error(exc, deployment) from exc
         return Record(_decode(answer, deployment))
 
     async def aclose(self) -> None:
@@ -190,7 +199,7 @@ def _target(endpoint: Endpoint, extra: Mapping[str, Any] | None) -> str:
     return _with_query(endpoint.url, extra) if extra else endpoint.target
 
 
-def _events(answer: Answer) -> AsyncGenerator[ServerSentEvent, None]:
+def sse_messages(answer: Answer) -> AsyncGenerator[ServerSentEvent, None]:
     """The answer's SSE messages, parsed by httpx-sse.
 
     httpx-sse reads only a response's ``headers`` and ``aiter_text()``, which
@@ -199,13 +208,13 @@ def _events(answer: Answer) -> AsyncGenerator[ServerSentEvent, None]:
     return EventSource(cast(httpx.Response, answer)).aiter_sse()
 
 
-def _headers(base: Mapping[str, str], extra: Mapping[str, str] | None) -> Mapping[str, str]:
+def merge_headers(base: Mapping[str, str], extra: Mapping[str, str] | None) -> Mapping[str, str]:
     return {**base, **extra} if extra else base
 
 
 def _decode(answer: Answer, deployment: Deployment) -> dict[str, Any]:
     if answer.status_code >= 400:
-        raise _status_error(answer, deployment)
+        raise status_error(answer, deployment)
     try:
         data = json.loads(answer.content)
     except ValueError:
@@ -221,7 +230,7 @@ def _decode(answer: Answer, deployment: Deployment) -> dict[str, Any]:
     return data
 
 
-def _status_error(answer: Answer, deployment: Deployment) -> UpstreamError:
+def status_error(answer: Answer, deployment: Deployment) -> UpstreamError:
     try:
         body: Any = json.loads(answer.content)
     except ValueError:
@@ -232,7 +241,7 @@ def _status_error(answer: Answer, deployment: Deployment) -> UpstreamError:
     )
 
 
-def _transport_error(exc: Exception, deployment: Deployment) -> UpstreamError:
+def transport_error(exc: Exception, deployment: Deployment) -> UpstreamError:
     return error_from_transport(exc, model_group=deployment.model_name, deployment_id=deployment.id)
 
 
@@ -250,11 +259,11 @@ def _parse_event(sse: ServerSentEvent, deployment: Deployment) -> StreamEvent:
     if "type" not in data and sse.event:
         data["type"] = sse.event
     if data.get("type") == "error":
-        raise _event_error(data, deployment)
+        raise event_error(data, deployment)
     return StreamEvent(data)
 
 
-async def _drain(source: AsyncGenerator[Any, None]) -> None:
+async def drain_events(source: AsyncGenerator[Any, None]) -> None:
     """Read what follows a terminal event (normally only the end of the body).
 
     Reading to the end lets every generator under ``source`` (httpx-sse's and
@@ -272,7 +281,7 @@ async def _drain(source: AsyncGenerator[Any, None]) -> None:
         pass
 
 
-def _event_error(data: Mapping[str, Any], deployment: Deployment) -> UpstreamError:
+def event_error(data: Mapping[str, Any], deployment: Deployment) -> UpstreamError:
     inner = data.get("error")
     fields: Mapping[str, Any] = inner if isinstance(inner, Mapping) else data
     code = fields.get("code")

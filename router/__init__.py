@@ -76,6 +76,8 @@ _LAZY = {
     "Router": "router.router",
     "ResponseStream": "router.streaming",
     "SyncResponseStream": "router.streaming",
+    "aresponses": "router.oneoff",
+    "responses": "router.oneoff",
 }
 
 
@@ -154,4 +156,6 @@ __all__ = [
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "aresponses",
+    "responses",
 ]

@@ -152,7 +152,7 @@ class Dispatcher:
         pins: list[Pin],
     ) -> Served[T]:
         deployments = self._table.group(group)
-        budget = self._budget(group)
+        budget = self._budget(deployments[0].model_name)  # a wildcard's one budget
         budget.deposit()
         pin = await self._pin(group, deployments, request, pins)
         failed: set[str] = set()

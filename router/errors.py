@@ -12,6 +12,7 @@ Tree::
     RouterError
     ├── ConfigError                         invalid configuration (every problem listed)
     ├── InvalidRequestError                 rejected before anything was sent
+    │   └── UnsupportedParameterError       a parameter the chosen provider cannot honour
     ├── NoDeploymentAvailableError          nothing could serve (reason says why)
     │   └── UnknownModelError               the model group does not exist
     ├── PinnedDeploymentUnavailableError    the owner of a stored response failed
@@ -51,6 +52,7 @@ applies once the group gives up (``default``: ``fallbacks`` /
     RouterError                       no     no    none       -            -
     ConfigError                       no     no    none       -            -
     InvalidRequestError               no     no    none       -            -
+    UnsupportedParameterError         no     no    none       -            -
     NoDeploymentAvailableError        no     no    none       -            default
     UnknownModelError                 no     no    none       -            -
     PinnedDeploymentUnavailableError  no     no    none       -            -
@@ -128,6 +130,7 @@ __all__ = [
     "StreamInterruptedError",
     "TimeoutError",
     "UnknownModelError",
+    "UnsupportedParameterError",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamTimeoutError",
@@ -232,6 +235,21 @@ class ConfigError(RouterError):
 
 class InvalidRequestError(RouterError):
     """The caller's request was rejected before anything was sent upstream."""
+
+
+class UnsupportedParameterError(InvalidRequestError):
+    """A parameter the deployment's provider cannot honour (refused before sending).
+
+    ``param`` names the parameter (``"tools[2]"``, ``"reasoning.summary"``) and
+    ``provider`` the provider that cannot honour it. A deployment with
+    ``drop_params: true`` drops such parameters instead.
+    """
+
+    def __init__(self, message: str, *, param: str, provider: str,
+                 model_group: str | None = None, deployment_id: str | None = None) -> None:
+        super().__init__(message, model_group=model_group, deployment_id=deployment_id)
+        self.param = param
+        self.provider = provider
 
 
 class NoDeploymentAvailableError(RouterError):
@@ -423,6 +441,7 @@ ERROR_TABLE: Mapping[type[RouterError], ErrorPolicy] = MappingProxyType({
     RouterError: _NEVER,
     ConfigError: _NEVER,
     InvalidRequestError: _NEVER,
+    UnsupportedParameterError: _NEVER,
     NoDeploymentAvailableError: _row("no", "none", "default", "default"),
     UnknownModelError: _NEVER,
     PinnedDeploymentUnavailableError: _NEVER,

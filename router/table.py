@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from router.deployment import Deployment, deployment_id, resolve_weight
 from router.errors import ConfigError, UnknownModelError
+from router.wildcards import WildcardGroups
 
 if TYPE_CHECKING:
     from providers.base import Provider
@@ -43,19 +44,35 @@ class DeploymentTable:
             groups.setdefault(deployment.model_name, []).append(deployment)
         self._groups = {name: tuple(ds) for name, ds in groups.items()}
         self._aliases = dict(aliases or {})
+        self._wildcards = WildcardGroups(self._groups, providers)
 
     def group(self, name: str) -> tuple[Deployment, ...]:
-        """The deployments of group ``name`` (after aliases); raises UnknownModelError."""
+        """The deployments of group ``name`` (after aliases, then wildcard groups).
+
+        Raises UnknownModelError. Wildcard groups (:mod:`router.wildcards`) are
+        consulted only when no exact name or alias matches.
+        """
         found = self._groups.get(name)
         if found is None:
             found = self._groups.get(self._aliases.get(name, ""))
             if found is None:
-                raise UnknownModelError(name, list(self._groups) + list(self._aliases))
+                return self._wildcard(name)[1]
         return found
 
     def resolve_group(self, name: str) -> str:
-        """The real group name behind ``name`` (an alias or itself)."""
-        return name if name in self._groups else self._aliases.get(name, name)
+        """The real group name behind ``name`` (an alias, a wildcard group, or itself)."""
+        if name in self._groups:
+            return name
+        if name in self._aliases or not self._wildcards:
+            return self._aliases.get(name, name)
+        matched = self._wildcards.match(name)
+        return name if matched is None else matched[0]
+
+    def _wildcard(self, name: str) -> tuple[str, tuple[Deployment, ...]]:
+        matched = self._wildcards.match(name) if self._wildcards else None
+        if matched is None:
+            raise UnknownModelError(name, list(self._groups) + list(self._aliases))
+        return matched
 
     def get(self, deployment_id: str) -> Deployment | None:
         return self._by_id.get(deployment_id)

@@ -66,7 +66,10 @@ LITELLM_DEPLOYMENT_KEYS: frozenset[str] = frozenset({"blocked"})
 PARAMS_KEYS: frozenset[str] = frozenset({
     "model", "custom_llm_provider", "api_base", "api_key", "api_version", "organization",
     "timeout", "stream_timeout", "rpm", "tpm", "weight", "order", "tags", "mock_response",
-    "max_parallel_requests", "extra_headers", "extra_body", "extra_query",
+    "max_parallel_requests", "extra_headers", "extra_body", "extra_query", "drop_params",
+    "vertex_project", "vertex_location", "vertex_credentials", "aws_access_key_id",
+    "aws_secret_access_key", "aws_session_token", "aws_region_name",
+    "aws_bedrock_runtime_endpoint",
 })
 """Fields of :class:`router.config.models.LiteLLMParams`."""
 
@@ -78,17 +81,16 @@ PRICING_KEYS: tuple[str, ...] = (
 LITELLM_PARAMS_KEYS: frozenset[str] = frozenset({
     # credentials and cloud-specific settings of providers we do not speak
     "azure_ad_token", "azure_ad_token_provider", "tenant_id", "client_id", "client_secret",
-    "azure_scope", "azure_username", "azure_password", "vertex_project", "vertex_location",
-    "vertex_credentials", "region_name", "aws_access_key_id", "aws_secret_access_key",
-    "aws_session_token", "aws_region_name", "aws_session_name", "aws_profile_name",
+    "azure_scope", "azure_username", "azure_password", "region_name", "aws_session_name",
+    "aws_profile_name",
     "aws_role_name", "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id",
-    "aws_bedrock_runtime_endpoint", "watsonx_region_name", "litellm_credential_name",
+    "watsonx_region_name", "litellm_credential_name",
     # limits, retries and budgets LiteLLM applies per deployment
     "itpm", "otpm", "max_retries", "num_retries", "cooldown_time", "max_budget",
     "budget_duration", "default_api_key_tpm_limit", "default_api_key_rpm_limit",
     "max_file_size_mb",
     # LiteLLM behaviour switches
-    "drop_params", "configurable_clientside_auth_params", "use_in_pass_through",
+    "configurable_clientside_auth_params", "use_in_pass_through",
     "use_litellm_proxy", "use_chat_completions_api", "merge_reasoning_content_in_choices",
     "litellm_trace_id", "model_info", "tag_regex", "base_model", "input_cost_per_second",
     "output_cost_per_second", "auto_router_config_path", "auto_router_config",

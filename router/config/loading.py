@@ -308,7 +308,13 @@ def _check_target(target: str, path: str, valid: set[str], report: _Report, what
 
 def _check_fallbacks(settings: RouterSettings, names: set[str], origins: _Origins,
                      report: _Report) -> None:
+    from router.wildcards import matches_pattern  # its imports need router.config loaded
+
     valid = names | set(settings.model_group_alias)
+    # A fallback to "anthropic/claude-x" is served by an "anthropic/*" group.
+    valid |= {t for item in (*settings.fallbacks, *settings.context_window_fallbacks,
+                             *settings.content_policy_fallbacks, {"": settings.default_fallbacks})
+              for targets in item.values() for t in targets if matches_pattern(t, names)}
     for name in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
         base = origins.get(name, f"router_settings.{name}")
         for i, item in enumerate(getattr(settings, name)):

@@ -110,6 +110,18 @@ class LiteLLMParams(BaseModel):
     extra_headers: dict[str, str] | None = Field(default=None, repr=False)
     extra_body: dict[str, Any] | None = Field(default=None, repr=False)
     extra_query: dict[str, str] | None = Field(default=None, repr=False)
+    #: Drop the Responses parameters a translated provider cannot honour (else refuse them).
+    drop_params: bool = False
+    # Google Vertex AI (``vertex_ai/``): project, region, service-account file path or JSON.
+    vertex_project: str | None = None
+    vertex_location: str | None = None
+    vertex_credentials: SecretStr | None = None
+    # AWS Bedrock (``bedrock/``): keys (else the default AWS credential chain) and region.
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    aws_region_name: str | None = None
+    aws_bedrock_runtime_endpoint: str | None = None
 
     @field_validator("custom_llm_provider")
     @classmethod
@@ -171,6 +183,9 @@ class ModelInfo(BaseModel):
     output_cost_per_token: float | None = Field(default=None, ge=0)
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)
     state_domain: str | None = Field(default=None, min_length=1)
+    #: LiteLLM's list of endpoints the deployment serves; ``/v1/responses`` in it
+    #: makes a Chat Completions provider pass Responses calls through natively.
+    supported_endpoints: tuple[str, ...] | None = None
 
     @field_validator("id", mode="before")
     @classmethod

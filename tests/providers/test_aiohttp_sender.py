@@ -22,7 +22,7 @@ from httpx_sse import EventSource
 
 from providers.aiohttp_sender import AiohttpSender, httpx_error
 from providers.http import ClientPool
-from providers.responses_http import _events
+from providers.responses_http import sse_messages
 from router import errors
 from tests.conftest import sender_connections_in_use
 from tests.conftest import serve_routes as serve
@@ -168,7 +168,7 @@ async def test_text_chunks_cut_inside_a_character_decode_whole():
 
 
 async def test_httpx_sse_parses_events_from_the_sender_answer():
-    """``_events`` hands httpx-sse an :class:`AiohttpAnswer`: it must read only
+    """``sse_messages`` hands httpx-sse an :class:`AiohttpAnswer`: it must read only
     ``headers`` and ``aiter_text()`` (pins the duck typing across httpx-sse versions)."""
     async def sse(request: web.Request) -> web.StreamResponse:
         answer = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -178,7 +178,7 @@ async def test_httpx_sse_parses_events_from_the_sender_answer():
 
     async with serve(sse=sse) as base, sender() as s:
         answer = await s.send("GET", f"{base}/sse", headers={})
-        got = [(e.event, e.data) async for e in _events(answer)]
+        got = [(e.event, e.data) async for e in sse_messages(answer)]
         await answer.aclose()
 
     assert got == [("a", '{"n": 1}'), ("message", '{"n": 2}')]

@@ -333,12 +333,12 @@ def test_entry_and_list_types() -> None:
 
 
 def test_unknown_provider() -> None:
-    (problem,) = problems_of([mock(model="bedrock/claude")])
-    assert problem == ("model_list[0].litellm_params.model: unsupported provider 'bedrock'; "
-                       "supported providers: openai, azure, mock")
-    (problem,) = problems_of([mock(model="claude", custom_llm_provider="anthropic")])
+    (problem,) = problems_of([mock(model="cohere/command-r")])
+    assert problem.startswith("model_list[0].litellm_params.model: unsupported provider "
+                              "'cohere'; supported providers: openai, azure, mock, ")
+    (problem,) = problems_of([mock(model="r", custom_llm_provider="cohere")])
     assert problem.startswith(
-        "model_list[0].litellm_params.custom_llm_provider: unsupported provider 'anthropic'")
+        "model_list[0].litellm_params.custom_llm_provider: unsupported provider 'cohere'")
 
 
 def test_typo_in_settings_suggests_nearest() -> None:
@@ -443,7 +443,7 @@ def test_duplicate_deployment_ids() -> None:
 
 
 def test_several_problems_in_one_error() -> None:
-    entries = [azure(api_base=None), mock(model="bedrock/x"), mock(rpm=-1)]
+    entries = [azure(api_base=None), mock(model="cohere/x"), mock(rpm=-1)]
     with pytest.raises(ConfigError) as info:
         build_config(entries, {"num_retires": 1, "cooldown_time": -5}, source="svc.yaml")
     problems = info.value.problems

@@ -439,6 +439,7 @@ TABLE: dict[type[RouterError], tuple[bool, bool, str, str, str | None]] = {
     RouterError: (False, False, "none", "-", None),
     ConfigError: (False, False, "none", "-", None),
     InvalidRequestError: (False, False, "none", "-", None),
+    errors.UnsupportedParameterError: (False, False, "none", "-", None),
     NoDeploymentAvailableError: (False, False, "none", "-", "default"),  # another group may
     UnknownModelError: (False, False, "none", "-", None),
     PinnedDeploymentUnavailableError: (False, False, "none", "-", None),

@@ -1,0 +1,306 @@
+"""What does translation cost? Each codec's added CPU against the native OpenAI path.
+
+The same Responses create (same input, an answer of the same length, the same
+number of stream events) goes through ``Router`` to:
+
+* the native fake (``router.testing.UpstreamProcess``, OpenAI ``/v1/responses``):
+  the reference, no translation;
+* each translated provider's fake, run as ``python -m <fake module> --port 0``
+  in its own process, so the router's process CPU is its own.
+
+For each, plain and ``stream=True`` (a stream is iterated to its last event),
+the router process's CPU time (``time.process_time``) per request is taken
+over short batches that alternate between the targets (the order rotates each
+round), so each codec batch has a native batch measured just before or after
+it. Reported per codec: the median, over all such pairs, of the added CPU per
+plain request and per stream event (the stream's added CPU over the events
+the caller receives), the lowest and highest round medians, the user-time
+share, and PASS/FAIL against the targets: <= 30 µs per request and <= 3 µs
+per stream event over native. Medians of adjacent pairs keep the figures
+usable on a shared machine, where one batch now and then runs slow.
+
+Adding a codec is one :class:`Entry` in :data:`ENTRIES`: its fake's module,
+its model prefix, how its ``api_base`` is made from the fake's URL, and any
+other ``litellm_params`` it needs.
+
+    .venv/bin/python benchmarks/translation.py [--quick] [--json PATH] [--rounds N]
+        [--only chat,azure_ai]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from router.router import Router
+from router.testing import UpstreamProcess
+
+if not __package__:  # run as a script: make the ``benchmarks`` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (
+    API_KEY,
+    INPUT,
+    Sizes,
+    fmt,
+    markdown_table,
+    parse_args,
+    print_header,
+    verdict,
+    write_json,
+)
+
+DEFAULT = Sizes(serial=2000, parallel=2000, warmup=200, rounds=5)
+QUICK = Sizes(serial=200, parallel=200, warmup=50, rounds=2)
+CONCURRENCY = 4
+BATCHES = 10
+MAX_ADDED_REQUEST_US = 30.0
+MAX_ADDED_EVENT_US = 3.0
+GROUP = "bench"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One translated provider to measure.
+
+    ``fake`` is the module run as ``python -m fake --port 0 --api-key K``
+    (it prints ``READY <url>``); ``model`` the ``litellm_params.model``;
+    ``api_base`` makes the deployment's ``api_base`` from the fake's URL;
+    ``params`` are further ``litellm_params``.
+    """
+
+    name: str
+    fake: str
+    model: str
+    api_base: Callable[[str], str]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+ENTRIES: tuple[Entry, ...] = (
+    Entry("chat", "router.testing.chat", "hosted_vllm/llama", lambda url: f"{url}/v1"),
+    Entry("azure_ai", "router.testing.chat", "azure_ai/Llama-3.3-70B",
+          lambda url: f"{url}/models", {"api_version": "2024-05-01-preview"}),
+)
+
+
+class FakeProcess:
+    """``python -m <module> --port 0 --api-key K`` until stopped; ``url`` once READY."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.url = ""
+        self.pid: int | None = None
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> FakeProcess:
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, "--port", "0", "--api-key", API_KEY],
+            stdout=subprocess.PIPE, text=True, env=env)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "READY":
+            self.__exit__()
+            raise RuntimeError(f"{self.module} did not start: {line!r}")
+        self.url, self.pid = line[1], self._proc.pid
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _router(model: str, api_base: str, params: Mapping[str, Any]) -> Router:
+    litellm_params = {"model": model, "api_base": api_base, "api_key": API_KEY, **params}
+    return Router([{"model_name": GROUP, "litellm_params": litellm_params}])
+
+
+def _call(router: Router, stream: bool) -> Callable[[], Any]:
+    async def plain() -> None:
+        await router.aresponses(model=GROUP, input=INPUT)
+
+    async def streamed() -> None:
+        async for _ in await router.aresponses(model=GROUP, input=INPUT, stream=True):
+            pass
+
+    return streamed if stream else plain
+
+
+async def _events_per_stream(router: Router) -> int:
+    return len([e async for e in await router.aresponses(model=GROUP, input=INPUT, stream=True)])
+
+
+@dataclass(slots=True)
+class Target:
+    """One router under measurement: the native path or one codec's.
+
+    ``cpu[stream][round][batch]`` is ``(user + system, user)`` µs per request of one batch.
+    """
+
+    name: str
+    router: Router
+    events: int = 0
+    cpu: dict[bool, list[list[tuple[float, float]]]] = field(
+        default_factory=lambda: {False: [], True: []})
+
+
+async def _batch(call: Callable[[], Any], requests: int) -> tuple[float, float]:
+    """Run ``requests`` calls at :data:`CONCURRENCY`; (user + system, user) µs per call."""
+    remaining = requests
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    # process_time is exact; getrusage's user/system split is sampled per clock tick,
+    # so the user share is only trustworthy summed over many batches.
+    before, cpu0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    cpu, after = time.process_time() - cpu0, resource.getrusage(resource.RUSAGE_SELF)
+    return cpu * 1e6 / requests, (after.ru_utime - before.ru_utime) * 1e6 / requests
+
+
+async def _round(targets: list[Target], sizes: Sizes, shift: int) -> None:
+    """One round: every target, plain then stream, in short batches taken in turn.
+
+    Short alternating batches put native and codec side by side many times
+    per round, so drift on a busy machine touches both alike.
+    """
+    size = max(1, sizes.serial // BATCHES)
+    for stream in (False, True):
+        for target in targets:
+            target.cpu[stream].append([])
+        for _ in range(BATCHES):
+            for target in targets[shift:] + targets[:shift]:
+                target.cpu[stream][-1].append(await _batch(_call(target.router, stream), size))
+
+
+def _added(native: Target, codec: Target, stream: bool) -> tuple[float, list[float], float]:
+    """The added µs (per request, or per event for streams): the median over every pair
+    of adjacent batches, each round's median, and the user share from the round sums."""
+    per = float(codec.events) if stream else 1.0
+    pairs: list[float] = []
+    rounds: list[float] = []
+    user = [0.0, 0.0]
+    for mine, theirs in zip(codec.cpu[stream], native.cpu[stream], strict=True):
+        diffs = [(c[0] - n[0]) / per for c, n in zip(mine, theirs, strict=True)]
+        pairs += diffs
+        rounds.append(statistics.median(diffs))
+        user[0] += sum(c[1] - n[1] for c, n in zip(mine, theirs, strict=True)) / per
+        user[1] += len(diffs)
+    return statistics.median(pairs), rounds, user[0] / user[1]
+
+
+def _spread(added: tuple[float, list[float], float], digits: int) -> str:
+    median, rounds, _ = added
+    return f"{median:+.{digits}f} ({min(rounds):+.{digits}f} .. {max(rounds):+.{digits}f})"
+
+
+def _cpu(target: Target) -> float:
+    return statistics.median(b[0] for r in target.cpu[False] for b in r)
+
+
+def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
+    request, event = _added(native, codec, False), _added(native, codec, True)
+    cells = [
+        codec.name, fmt(_cpu(native)), fmt(_cpu(codec)),
+        _spread(request, 1), f"{request[2]:+.1f}",
+        verdict(request[0] <= MAX_ADDED_REQUEST_US),
+        f"{native.events} / {codec.events}",
+        _spread(event, 2), f"{event[2]:+.2f}",
+        verdict(event[0] <= MAX_ADDED_EVENT_US),
+    ]
+    data = {"codec": codec.name, "added_request_us": request[0],
+            "added_request_us_rounds": request[1], "added_request_user_us": request[2],
+            "added_event_us": event[0], "added_event_us_rounds": event[1],
+            "added_event_user_us": event[2], "native_cpu_us": native.cpu,
+            "codec_cpu_us": codec.cpu, "native_events": native.events,
+            "codec_events": codec.events}
+    return cells, data
+
+
+@contextlib.contextmanager
+def _fakes(entries: list[Entry]) -> Iterator[tuple[UpstreamProcess, dict[str, FakeProcess]]]:
+    with contextlib.ExitStack() as stack:
+        native = stack.enter_context(UpstreamProcess("native", api_key=API_KEY,
+                                                     record_requests=False))
+        by_module: dict[str, FakeProcess] = {}
+        for entry in entries:
+            if entry.fake not in by_module:
+                by_module[entry.fake] = stack.enter_context(FakeProcess(entry.fake))
+        yield native, by_module
+
+
+@contextlib.asynccontextmanager
+async def _targets(entries: list[Entry], sizes: Sizes) -> AsyncIterator[list[Target]]:
+    with _fakes(entries) as (native, fakes):
+        targets = [Target("native openai", _router("openai/gpt-4o", f"{native.url}/v1", {}))]
+        for entry in entries:
+            fake = fakes[entry.fake]
+            targets.append(Target(entry.name, _router(
+                entry.model, entry.api_base(fake.url), entry.params)))
+        try:
+            for target in targets:
+                target.events = await _events_per_stream(target.router)
+                for stream in (False, True):
+                    await _batch(_call(target.router, stream), sizes.warmup)
+            yield targets
+        finally:
+            for target in targets:
+                await target.router.aclose()
+
+
+def _extra(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--only", help="comma-separated codec names (default: all)")
+
+
+async def main(argv: list[str] | None = None) -> None:
+    args, sizes = parse_args(__doc__, DEFAULT, QUICK, extra=_extra, argv=argv)
+    wanted = set(args.only.split(",")) if args.only else None
+    entries = [e for e in ENTRIES if wanted is None or e.name in wanted]
+    print_header("Translation: router CPU per request and per stream event over native",
+                 sizes)
+    started = time.perf_counter()
+    async with _targets(entries, sizes) as targets:
+        for round_no in range(sizes.rounds):
+            await _round(targets, sizes, round_no % len(targets))
+        rows, data = zip(*(_row(targets[0], t) for t in targets[1:]), strict=True)
+    print(markdown_table(
+        ["codec", "native CPU µs/req", "codec CPU µs/req", "added µs/req (rounds)",
+         "of it user", f"<= {MAX_ADDED_REQUEST_US:.0f} µs", "events/stream native / codec",
+         "added µs/event (rounds)", "of it user", f"<= {MAX_ADDED_EVENT_US:.0f} µs"],
+        list(rows)))
+    print(f"\nCPU = the router process's user + system time; {sizes.serial} requests per "
+          f"figure per round in {BATCHES} alternating batches at concurrency {CONCURRENCY}, "
+          f"{sizes.rounds} rounds. Added = median over every pair of adjacent native and "
+          f"codec batches (in brackets: the lowest and highest round median); user = the "
+          f"user-time share of it from the round sums. {time.perf_counter() - started:.0f} s.")
+    write_json(args.json, {"rows": list(data)})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

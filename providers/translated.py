@@ -1,0 +1,316 @@
+"""Providers reached through a codec: the HTTP half of translation, written once.
+
+A :class:`TranslatedProvider` subclass names its codec and says how to reach
+one deployment (:meth:`TranslatedProvider.prepare`: base URL, auth headers),
+and, where the provider needs it, how to authorise each request
+(:meth:`TranslatedProvider.authorize`: a signature, a refreshed token) and how
+its stream is framed (:meth:`TranslatedProvider.frames`: SSE by default).
+Everything else is shared with the native Responses path: the router's
+pooled sender per upstream origin, timeouts, the error table, and the rule
+that a stream's ``error`` event is raised, never passed on as data.
+
+Translated responses get router-made ids (``resp_`` and 128 random bits), so
+ownership records, ``responses_api_deployment_check`` and logs treat them like
+native ones. The upstream keeps no conversation state, so
+``previous_response_id`` and ``conversation`` are refused here with a clear
+error (never dropped, since dropping them would silently forget the
+conversation), and by-id calls answer "not found".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import httpx
+
+from providers.codec import Call, Codec, NativeRequest
+from providers.http import Answer, ClientPool
+from providers.responses_http import (
+    drain_events,
+    event_error,
+    sse_messages,
+    transport_error,
+)
+from providers.responses_shapes import new_response_id
+from router.errors import (
+    ConnectionError,
+    InvalidRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    RouterError,
+    UpstreamError,
+    error_from_status,
+)
+from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent
+
+if TYPE_CHECKING:
+    from router.config import DeploymentConfig
+    from router.deployment import Deployment
+    from router.request import RouteRequest
+
+__all__ = ["Target", "TranslatedProvider"]
+
+Json = dict[str, Any]
+
+log = logging.getLogger("router.providers")
+
+#: Parameters no translated upstream can honour: the conversation lives upstream.
+_STATEFUL = ("previous_response_id", "conversation")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how to reach one translated deployment, prepared once.
+
+    ``base_url`` has no trailing slash; each request's codec path is appended.
+    ``headers`` usually hold the credentials, so they never appear in a repr.
+    """
+
+    base_url: str
+    origin: str
+    headers: Mapping[str, str]
+    state_domain: str
+    query: Mapping[str, str] | None = None
+    drop_params: bool = False
+    #: ``query`` encoded once (``"?api-version=..."``, or ``""``), for the common request
+    #: that adds no query of its own.
+    query_string: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query_string", "?" + urlencode(self.query) if self.query else "")
+
+    def __repr__(self) -> str:
+        return f"Target({self.base_url!r})"
+
+
+class TranslatedProvider:
+    """Sends codec-built requests through one pooled sender per upstream origin."""
+
+    name = "translated"
+    codec: Codec
+
+    def __init__(self, pool: ClientPool) -> None:
+        self._pool = pool
+        self._warned: set[tuple[str, str]] = set()
+
+    # -- what a subclass supplies ---------------------------------------------------------
+
+    def prepare(self, config: DeploymentConfig) -> Target:
+        raise NotImplementedError
+
+    async def authorize(
+        self, deployment: Deployment, method: str, url: str, headers: dict[str, str],
+        body: bytes,
+    ) -> Mapping[str, str]:
+        """The headers to send (``headers`` plus any per-request auth); default: as given."""
+        return headers
+
+    def frames(self, answer: Answer, deployment: Deployment) -> AsyncGenerator[Json, None]:
+        """The native stream's events as JSON objects (default: SSE ``data`` lines)."""
+        return _sse_objects(answer, deployment)
+
+    # -- the Provider interface -----------------------------------------------------------
+
+    def state_domain(self, deployment: Deployment) -> str:
+        target: Target = deployment.endpoint
+        return target.state_domain
+
+    async def create(
+        self, deployment: Deployment, request: RouteRequest, timeout: float | None
+    ) -> Response:
+        call = self._call(deployment, request, stream=False)
+        try:
+            answer = await self._send(deployment, request, call, timeout)
+            try:
+                await answer.aread()
+            finally:
+                await answer.aclose()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from exc
+        if answer.status_code >= 400:
+            raise self._status_error(answer, deployment)
+        body = _json_object(answer.content, answer.status_code, deployment)
+        return Response(self._translate(lambda: self.codec.decode(body, call), deployment))
+
+    async def stream(
+        self, deployment: Deployment, request: RouteRequest, timeout: float | None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        call = self._call(deployment, request, stream=True)
+        try:
+            answer = await self._send(deployment, request, call, timeout)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from exc
+        try:
+            if answer.status_code >= 400:
+                await answer.aread()
+                raise self._status_error(answer, deployment)
+            decoder = self.codec.decoder(call)
+            frames = self.frames(answer, deployment)
+            async for frame in frames:
+                for event in self._translate(partial(decoder.feed, frame), deployment):
+                    yield _checked(event, deployment)
+                    if event["type"] in TERMINAL_EVENTS:
+                        await drain_events(frames)
+                        return
+            for event in self._translate(decoder.end, deployment):
+                yield _checked(event, deployment)
+                if event["type"] in TERMINAL_EVENTS:
+                    return
+            raise ConnectionError(
+                "the upstream closed the stream before its end",
+                model_group=deployment.model_name, deployment_id=deployment.id,
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from exc
+        finally:
+            await answer.aclose()
+
+    async def call(
+        self,
+        deployment: Deployment,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Record:
+        raise NotFoundError(
+            f"{self.name} keeps no stored responses, so {method} responses/{path} "
+            "has nothing to answer",
+            status=404, model_group=deployment.model_name, deployment_id=deployment.id,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _call(self, deployment: Deployment, request: RouteRequest, *, stream: bool) -> Call:
+        target: Target = deployment.endpoint
+        for name in _STATEFUL:
+            if request.params.get(name) is not None:
+                raise InvalidRequestError(
+                    f"{name}: {self.name} keeps no conversation state, so a follow-up "
+                    "cannot be continued there; send the whole conversation as input",
+                    model_group=deployment.model_name, deployment_id=deployment.id,
+                )
+        return Call(
+            provider=self.name, model=deployment.upstream_model, params=request.params,
+            response_id=new_response_id(), created_at=int(time.time()), stream=stream,
+            drop_params=target.drop_params,
+        )
+
+    def _native(self, call: Call, deployment: Deployment) -> NativeRequest:
+        try:
+            native = self.codec.encode(call)
+        except RouterError as exc:
+            exc.model_group = exc.model_group or deployment.model_name
+            exc.deployment_id = exc.deployment_id or deployment.id
+            raise
+        for param in call.dropped:
+            if (deployment.id, param) not in self._warned:
+                self._warned.add((deployment.id, param))
+                log.warning("deployment %r (%s): dropped %s, which it cannot honour "
+                            "(drop_params)", deployment.id, self.name, param)
+        return native
+
+    async def _send(
+        self, deployment: Deployment, request: RouteRequest, call: Call, timeout: float | None
+    ) -> Answer:
+        native = self._native(call, deployment)
+        target: Target = deployment.endpoint
+        body = native.body
+        extra = deployment.config.litellm_params.extra_body
+        if extra or request.extra_body:
+            body = {**body, **(extra or {}), **(request.extra_body or {})}
+        content = json.dumps(body).encode()
+        url = _url(target, native, request.extra_query)
+        headers = {**target.headers, **native.headers, **(request.extra_headers or {})}
+        sent = await self.authorize(deployment, "POST", url, headers, content)
+        return await self._pool.get(target.origin).send(
+            "POST", url, headers=sent, content=content, timeout=timeout,
+            read_timeout=(request.stream_timeout or deployment.stream_timeout or timeout)
+            if call.stream else None,
+        )
+
+    def _status_error(self, answer: Answer, deployment: Deployment) -> UpstreamError:
+        try:
+            body: Any = json.loads(answer.content)
+        except ValueError:
+            body = answer.text[:500]
+        native = self.codec.error(answer.status_code, body)
+        return error_from_status(
+            native.status, native.body(), answer.headers,
+            model_group=deployment.model_name, deployment_id=deployment.id,
+        )
+
+    def _translate(self, step: Callable[[], Any], deployment: Deployment) -> Any:
+        """Run a codec step; a body of the wrong shape is the upstream's malformed answer."""
+        try:
+            return step()
+        except RouterError as exc:
+            exc.model_group = exc.model_group or deployment.model_name
+            exc.deployment_id = exc.deployment_id or deployment.id
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponseError(
+                f"the upstream's answer is not a valid {self.name} body "
+                f"({type(exc).__name__} while translating it)",
+                model_group=deployment.model_name, deployment_id=deployment.id,
+            ) from None
+
+
+def _url(target: Target, native: NativeRequest, extra: Mapping[str, Any] | None) -> str:
+    url = target.base_url + native.path
+    if not (native.query or extra):
+        return url + target.query_string
+    # urlencode, not httpx.URL: a fixed query (Azure's api-version) on every request
+    # would otherwise cost a URL parse each time.
+    return url + "?" + urlencode({**(target.query or {}), **native.query, **(extra or {})})
+
+
+def _json_object(content: bytes, status: int, deployment: Deployment) -> Json:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise MalformedResponseError(
+            f"upstream answered HTTP {status} with a body that is not a JSON object",
+            status=status, model_group=deployment.model_name, deployment_id=deployment.id,
+        )
+    return data
+
+
+def _checked(event: Json, deployment: Deployment) -> StreamEvent:
+    """A translated event for the caller; an ``error`` event is raised instead."""
+    if event["type"] == "error":
+        raise event_error(event, deployment)
+    return StreamEvent(event)
+
+
+async def _sse_objects(answer: Answer, deployment: Deployment) -> AsyncGenerator[Json, None]:
+    """SSE ``data`` lines as JSON objects; ``[DONE]`` (Chat Completions' end) is skipped."""
+    async for sse in sse_messages(answer):
+        if sse.data == "[DONE]" or not sse.data:
+            continue
+        try:
+            data = json.loads(sse.data)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise MalformedResponseError(
+                f"upstream sent a stream event whose data is not a JSON object: "
+                f"{sse.data[:80]!r}",
+                model_group=deployment.model_name, deployment_id=deployment.id,
+            )
+        if "type" not in data and sse.event and sse.event != "message":
+            data["type"] = sse.event
+        yield data

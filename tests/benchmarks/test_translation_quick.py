@@ -1,0 +1,19 @@
+"""benchmarks/translation.py in miniature: it runs every entry end to end and compares
+like with like (the same number of stream events); never a timing assertion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.translation import ENTRIES, main
+
+
+async def test_every_codec_is_measured_against_native(tmp_path: Path) -> None:
+    out = tmp_path / "translation.json"
+    await main(["--quick", "--scale", "0.05", "--rounds", "1", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["codec"] for row in rows] == [entry.name for entry in ENTRIES]
+    for row in rows:
+        assert row["codec_events"] == row["native_events"] > 0
+        assert len(row["added_request_us_rounds"]) == len(row["added_event_us_rounds"]) == 1
