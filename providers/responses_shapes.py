@@ -37,6 +37,7 @@ __all__ = [
     "reasoning_item",
     "response_object",
     "usage",
+    "web_search_item",
 ]
 
 Json = dict[str, Any]
@@ -51,7 +52,8 @@ _ECHOED: tuple[tuple[str, Any], ...] = (
     ("user", None), ("background", False), ("prompt_cache_key", None),
 )
 
-_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
+_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs",
+                "web_search_call": "ws"}
 
 
 def new_response_id() -> str:
@@ -112,6 +114,12 @@ def reasoning_item(item: str, summary: Sequence[str], *, encrypted: str | None =
     if encrypted is not None:
         data["encrypted_content"] = encrypted
     return data
+
+
+def web_search_item(item: str, query: str, *, status: str = "completed") -> Json:
+    """A ``web_search_call`` output item for one search the provider ran for the model."""
+    return {"type": "web_search_call", "id": item, "status": status,
+            "action": {"type": "search", "query": query}}
 
 
 def response_object(
@@ -229,6 +237,30 @@ class EventWriter:
             events.append(self._event(
                 "response.function_call_arguments.delta", item_id=current.item,
                 output_index=current.index, delta=delta))
+        return events
+
+    def web_search_call(self, key: Hashable, query: str) -> list[Json]:
+        """A whole ``web_search_call`` item (a search the provider ran), keyed ``key``.
+
+        Provider-side searches arrive finished, so the item is opened, taken
+        through ``in_progress`` / ``searching`` / ``completed`` and closed at once.
+        """
+        if key in self._keys:
+            return []
+        if self._done:
+            raise ValueError("the stream has ended")
+        events = self.close()
+        index = len(self._output)
+        current = _Open("web_search_call", item_id(self._call, "web_search_call", index), index)
+        self._keys[key] = current
+        ids: Json = {"item_id": current.item, "output_index": index}
+        done = web_search_item(current.item, query)
+        self._output.append(done)
+        events.append(self._event("response.output_item.added", output_index=index,
+                                  item=web_search_item(current.item, query, status="in_progress")))
+        for stage in ("in_progress", "searching", "completed"):
+            events.append(self._event(f"response.web_search_call.{stage}", **ids))
+        events.append(self._event("response.output_item.done", output_index=index, item=done))
         return events
 
     def close(self) -> list[Json]:

@@ -62,6 +62,21 @@ def test_incomplete_failed_and_error_endings() -> None:
     assert w.done
 
 
+def test_web_search_call_is_one_whole_item_between_others() -> None:
+    w = EventWriter(call())
+    events = (w.start() + w.text("Let me look. ", key=0) + w.web_search_call(1, "weather")
+              + w.web_search_call(1, "weather") + w.text("Sunny.", key=2) + w.finish())
+    kinds = validated(events)
+    searching = kinds.index("response.web_search_call.searching")
+    assert kinds[searching - 1] == "response.web_search_call.in_progress"
+    assert kinds[searching + 1] == "response.web_search_call.completed"
+    final = SdkResponse.model_validate(events[-1]["response"])
+    assert [o.type for o in final.output] == ["message", "web_search_call", "message"]
+    search = events[-1]["response"]["output"][1]
+    assert search["id"].startswith("ws_") and search["action"]["query"] == "weather"
+    assert final.output_text == "Let me look. Sunny."
+
+
 def test_a_closed_item_cannot_grow_again() -> None:
     w = EventWriter(call())
     w.start()
