@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from providers.anthropic import AnthropicProvider
 from providers.azure import AzureProvider
 from providers.base import Provider
 from providers.http import ClientPool
@@ -17,4 +18,5 @@ def provider_set(pool: ClientPool) -> dict[str, Provider]:
         "openai": OpenAIProvider(pool),
         "azure": AzureProvider(pool),
         "mock": MockProvider(),
+        "anthropic": AnthropicProvider(pool),
     }
