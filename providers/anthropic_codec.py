@@ -672,7 +672,8 @@ class AnthropicStreamDecoder:
         if index in self._search:
             self._search[index].append(partial)
             return []
-        self._args_seen.add(index)
+        if partial:  # a tool without input streams one empty delta
+            self._args_seen.add(index)
         return self._writer.arguments(index, partial)
 
     def _block_stop(self, event: Mapping[str, Any]) -> list[Json]:
