@@ -122,9 +122,10 @@ class AnthropicFaults:
         """Close the connection after ``after`` stream events."""
         self._queue.append(_Fault("cut", times, after=after))
 
-    def malformed(self, *, times: int = 1) -> None:
-        """Answer 200 with a body that is not a message (a stream: an event without fields)."""
-        self._queue.append(_Fault("malformed", times))
+    def malformed(self, *, after: int = 3, times: int = 1) -> None:
+        """Answer 200 with a body that is not a message (a stream: after ``after`` events,
+        one without its fields)."""
+        self._queue.append(_Fault("malformed", times, after=after))
 
     def clear(self) -> None:
         self._queue.clear()
