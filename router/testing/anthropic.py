@@ -37,6 +37,8 @@ import hashlib
 import itertools
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,8 +46,10 @@ from typing import Any
 from aiohttp import web
 
 from router.testing.anthropic_checks import Invalid, check_request
+from router.testing.upstream import _await_ready, _child_env
 
-__all__ = ["ERROR_STATUS", "AnthropicFaults", "AnthropicUpstream", "Recorded"]
+__all__ = ["ERROR_STATUS", "AnthropicFaults", "AnthropicProcess", "AnthropicUpstream",
+           "Recorded"]
 
 Json = dict[str, Any]
 
@@ -492,6 +496,44 @@ async def _serve(args: argparse.Namespace) -> None:
     async with upstream:
         print(f"READY {upstream.url}", flush=True)
         await stop.wait()
+
+
+class AnthropicProcess:
+    """An :class:`AnthropicUpstream` in its own OS process, for benchmarks and sync tests.
+
+    A context manager; entering blocks until the child prints ``READY <url>``.
+    """
+
+    def __init__(self, name: str = "anthropic", *, api_key: str = "test-key",
+                 latency: float = 0.0, startup_timeout: float = 15.0) -> None:
+        self._argv = ["--name", name, "--api-key", api_key, "--latency", str(latency)]
+        self._startup_timeout = startup_timeout
+        self._proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> AnthropicProcess:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "router.testing.anthropic", *self._argv],
+            stdout=subprocess.PIPE, text=True, env=_child_env())
+        try:
+            self.url = _await_ready(self._proc, self._startup_timeout)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
