@@ -130,7 +130,8 @@ async def test_tool_call_round_trip_with_thinking(
 
 async def _call(r: Router, stream: bool, **params: Any) -> dict[str, Any]:
     if not stream:
-        return (await r.aresponses(model="claude", **params)).model_dump()
+        dumped: dict[str, Any] = (await r.aresponses(model="claude", **params)).model_dump()
+        return dumped
     events = await events_of(await r.aresponses(model="claude", stream=True, **params))
     response: dict[str, Any] = events[-1]["response"]
     return response
@@ -314,3 +315,20 @@ async def test_key_and_base_come_from_the_environment(
     assert response.output_text == "[east] env"
     assert east.requests[0].json["model"] == "claude-haiku-4-5"
 
+
+
+async def test_prompt_caching_reports_cached_and_written_tokens(
+    fakes: tuple[AnthropicUpstream, AnthropicUpstream]
+) -> None:
+    east, _ = fakes
+    cached = claude(east, extra_body={"cache_control": {"type": "ephemeral"}})
+    instructions = "You are a patient assistant who answers in full sentences."
+    async with router(cached) as r:
+        first = await r.aresponses(model="claude", input="Hi", instructions=instructions)
+        second = await r.aresponses(model="claude", input="Hi", instructions=instructions)
+    assert first.usage is not None and second.usage is not None
+    written = first.usage.input_tokens_details.cache_write_tokens
+    assert written > 0 and first.usage.input_tokens_details.cached_tokens == 0
+    assert second.usage.input_tokens_details.cached_tokens == written
+    assert second.usage.input_tokens == first.usage.input_tokens
+    check_params(east.requests[0].json)
