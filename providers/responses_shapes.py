@@ -89,10 +89,12 @@ def usage(
     }
 
 
-def message_item(item: str, text: str, *, status: str = "completed") -> Json:
-    """An assistant message with one ``output_text`` part."""
+def message_item(
+    item: str, text: str, *, status: str = "completed", annotations: Sequence[Json] = ()
+) -> Json:
+    """An assistant message with one ``output_text`` part (with its ``annotations``)."""
     return {"type": "message", "id": item, "status": status, "role": "assistant",
-            "content": [_text_part(text)]}
+            "content": [_text_part(text, annotations)]}
 
 
 def function_call_item(
@@ -146,8 +148,9 @@ def response_object(
     return data
 
 
-def _text_part(text: str) -> Json:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _text_part(text: str, annotations: Sequence[Json] = ()) -> Json:
+    return {"type": "output_text", "text": text, "annotations": list(annotations),
+            "logprobs": []}
 
 
 @dataclass(slots=True)
@@ -161,6 +164,7 @@ class _Open:
     call_id: str = ""
     name: str = ""
     encrypted: str | None = None
+    annotations: list[Json] = field(default_factory=list)
 
 
 class EventWriter:
@@ -201,6 +205,17 @@ class EventWriter:
             events.append(self._event(
                 "response.output_text.delta", item_id=current.item,
                 output_index=current.index, content_index=0, delta=delta, logprobs=[]))
+        return events
+
+    def annotate(self, annotation: Json, key: Hashable = "text") -> list[Json]:
+        """Add ``annotation`` (e.g. a ``url_citation``) to the open message keyed ``key``."""
+        events = self._ensure(key, "message")
+        current = self._keys[key]
+        current.annotations.append(annotation)
+        events.append(self._event(
+            "response.output_text.annotation.added", item_id=current.item,
+            output_index=current.index, content_index=0,
+            annotation_index=len(current.annotations) - 1, annotation=annotation))
         return events
 
     def reasoning(self, delta: str, key: Hashable = "reasoning") -> list[Json]:
@@ -337,7 +352,7 @@ class EventWriter:
             events.append(self._event("response.output_text.done", **ids, content_index=0,
                                       text=text, logprobs=[]))
             events.append(self._event("response.content_part.done", **ids, content_index=0,
-                                      part=_text_part(text)))
+                                      part=_text_part(text, current.annotations)))
         elif current.kind == "reasoning":
             part = {"type": "summary_text", "text": text}
             events.append(self._event("response.reasoning_summary_text.done", **ids,
@@ -356,7 +371,8 @@ class EventWriter:
     def _item(self, current: _Open, status: str) -> Json:
         text = "".join(current.text)
         if current.kind == "message":
-            item = message_item(current.item, text, status=status)
+            item = message_item(current.item, text, status=status,
+                                annotations=current.annotations)
             if status != "completed":
                 item["content"] = []
             return item

@@ -77,6 +77,21 @@ def test_web_search_call_is_one_whole_item_between_others() -> None:
     assert final.output_text == "Let me look. Sunny."
 
 
+def test_annotations_are_announced_and_kept_on_the_message() -> None:
+    w = EventWriter(call())
+    cite = {"type": "url_citation", "url": "https://a.test", "title": "A", "start_index": 0,
+            "end_index": 5}
+    events = w.start() + w.text("Hello") + w.annotate(cite) + w.finish()
+    kinds = validated(events)
+    added = events[kinds.index("response.output_text.annotation.added")]
+    assert added["annotation_index"] == 0 and added["annotation"] == cite
+    part = events[kinds.index("response.content_part.done")]["part"]
+    assert part["annotations"] == [cite]
+    final = SdkResponse.model_validate(events[-1]["response"])
+    assert final.output_text == "Hello"
+    assert events[-1]["response"]["output"][0]["content"][0]["annotations"] == [cite]
+
+
 def test_a_closed_item_cannot_grow_again() -> None:
     w = EventWriter(call())
     w.start()
