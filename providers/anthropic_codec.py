@@ -35,17 +35,21 @@ What translates (Responses -> ``POST /v1/messages``):
   ``service_tier`` auto / default -> ``auto`` / ``standard_only``.
 
 Every other Responses parameter is refused through :meth:`Call.refuse`
-(:data:`HONOURED` lists what is not).
+(:data:`HONOURED` and ``_other_param`` say what is accepted). Prompt caching is
+Anthropic's own: put ``cache_control`` in ``extra_body`` (per call or in the
+deployment's ``litellm_params``); usage then reports cache reads and writes.
 
 Back (Messages -> Responses): ``text`` -> message items; ``tool_use`` ->
 ``function_call`` items (``call_id`` is the ``toolu_...`` id); ``thinking``
 -> reasoning items with the thinking text as summary and the signature as
 ``encrypted_content``; ``redacted_thinking`` -> a reasoning item whose
 ``encrypted_content`` is :data:`REDACTED_PREFIX` plus the data;
-``server_tool_use`` web search -> ``web_search_call`` items. Usage: input
-tokens include cache reads (``cached_tokens``) and cache writes
-(``cache_write_tokens``); ``output_tokens_details.thinking_tokens`` ->
-``reasoning_tokens``. ``stop_reason`` ``max_tokens`` and
+``server_tool_use`` web search -> ``web_search_call`` items, and the web
+search citations of a text block -> ``url_citation`` annotations spanning
+that block (document citations have no equivalent and are left out).
+Usage: input tokens include cache reads (``cached_tokens``) and cache
+writes (``cache_write_tokens``); ``output_tokens_details.thinking_tokens``
+-> ``reasoning_tokens``. ``stop_reason`` ``max_tokens`` and
 ``model_context_window_exceeded`` -> incomplete (``max_output_tokens``),
 ``refusal`` -> incomplete (``content_filter``), the rest -> completed.
 """
@@ -485,10 +489,26 @@ def _incomplete(stop_reason: Any) -> str | None:
     return None
 
 
+def _url_citation(citation: Mapping[str, Any], length: int) -> Json | None:
+    """A web search citation of a whole text block as a ``url_citation`` annotation."""
+    if citation.get("type") != "web_search_result_location":
+        return None  # document citations have no Responses equivalent without file ids
+    return {"type": "url_citation", "url": citation["url"],
+            "title": citation.get("title") or citation["url"], "start_index": 0,
+            "end_index": length}
+
+
+def _annotations(block: Mapping[str, Any]) -> list[Json]:
+    length = len(block["text"])
+    cited = (_url_citation(c, length) for c in block.get("citations") or ())
+    return [c for c in cited if c is not None]
+
+
 def _output_item(block: Mapping[str, Any], call: Call, index: int) -> Json | None:
     kind = block["type"]
     if kind == "text":
-        return message_item(item_id(call, "message", index), block["text"])
+        return message_item(item_id(call, "message", index), block["text"],
+                            annotations=_annotations(block))
     if kind == "tool_use":
         return function_call_item(item_id(call, "function_call", index), block["id"],
                                   block["name"], json.dumps(block["input"]))
@@ -616,6 +636,8 @@ class AnthropicStreamDecoder:
         self._blocks: dict[int, str] = {}
         self._args_seen: set[int] = set()
         self._search: dict[int, list[str]] = {}
+        self._citations: dict[int, list[Mapping[str, Any]]] = {}
+        self._lengths: dict[int, int] = {}
 
     def feed(self, event: Mapping[str, Any]) -> list[Json]:
         kind = event["type"]
@@ -642,6 +664,7 @@ class AnthropicStreamDecoder:
         self._blocks[index] = kind
         w = self._writer
         if kind == "text":
+            self._lengths[index] = len(block.get("text", ""))
             return w.text(block.get("text", ""), key=index)
         if kind == "tool_use":
             return w.function_call(index, call_id=block["id"], name=block["name"])
@@ -659,6 +682,7 @@ class AnthropicStreamDecoder:
         kind = delta["type"]
         w = self._writer
         if kind == "text_delta":
+            self._lengths[index] = self._lengths.get(index, 0) + len(delta["text"])
             return w.text(delta["text"], key=index)
         if kind == "input_json_delta":
             return self._json_delta(index, delta["partial_json"])
@@ -666,7 +690,9 @@ class AnthropicStreamDecoder:
             return w.reasoning(delta["thinking"], key=index)
         if kind == "signature_delta":
             return w.reasoning_encrypted(delta["signature"], key=index)
-        return []  # citations_delta: annotations are not translated
+        if kind == "citations_delta":
+            self._citations.setdefault(index, []).append(delta["citation"])
+        return []
 
     def _json_delta(self, index: int, partial: str) -> list[Json]:
         if index in self._search:
@@ -683,9 +709,20 @@ class AnthropicStreamDecoder:
             return self._web_search(index)
         if kind == "tool_use" and index not in self._args_seen:
             return [*self._writer.arguments(index, "{}"), *self._writer.close()]
+        if kind == "text" and index in self._citations:
+            return [*self._cite(index), *self._writer.close()]
         if kind in ("text", "tool_use", "thinking", "redacted_thinking"):
             return self._writer.close()
         return []
+
+    def _cite(self, index: int) -> list[Json]:
+        """Citations arrive before their text; announced once its length is known."""
+        events: list[Json] = []
+        for citation in self._citations.pop(index):
+            annotation = _url_citation(citation, self._lengths.get(index, 0))
+            if annotation is not None:
+                events += self._writer.annotate(annotation, key=index)
+        return events
 
     def _web_search(self, index: int) -> list[Json]:
         raw = "".join(self._search.pop(index)) or "{}"

@@ -258,7 +258,10 @@ class _Script:
             {"type": "server_tool_use", "id": use_id, "name": "web_search",
              "input": {"query": text}},
             {"type": "web_search_tool_result", "tool_use_id": use_id, "content": [result]},
-            {"type": "text", "text": "Found it."},
+            {"type": "text", "text": "Found it.", "citations": [{
+                "type": "web_search_result_location", "url": result["url"],
+                "title": result["title"], "cited_text": "Example Domain",
+                "encrypted_index": "Eo8BCioIAhgB"}]},
         ]
 
     @staticmethod
@@ -415,7 +418,9 @@ def _block_events(index: int, block: Json) -> Iterator[Json]:
     deltas: list[Json] = []
     if kind == "text":
         start["text"] = ""
-        deltas = [{"type": "text_delta", "text": c} for c in _chunks(block["text"])]
+        start.pop("citations", None)
+        deltas = [{"type": "citations_delta", "citation": c} for c in block.get("citations") or ()]
+        deltas += [{"type": "text_delta", "text": c} for c in _chunks(block["text"])]
     elif kind in ("tool_use", "server_tool_use"):
         start["input"] = {}
         raw = json.dumps(block["input"]) if block["input"] else ""

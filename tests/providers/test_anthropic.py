@@ -332,3 +332,20 @@ async def test_prompt_caching_reports_cached_and_written_tokens(
     assert second.usage.input_tokens_details.cached_tokens == written
     assert second.usage.input_tokens == first.usage.input_tokens
     check_params(east.requests[0].json)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_web_search_runs_on_anthropic_and_cites_its_sources(
+    fakes: tuple[AnthropicUpstream, AnthropicUpstream], stream: bool
+) -> None:
+    east, _ = fakes
+    async with router(claude(east)) as r:
+        response = await _call(r, stream, input="search the weather in Oslo",
+                               tools=[{"type": "web_search"}])
+    search, answer = response["output"]
+    assert search["type"] == "web_search_call" and search["status"] == "completed"
+    assert search["action"]["query"] == "search the weather in Oslo"
+    (citation,) = answer["content"][0]["annotations"]
+    assert citation["type"] == "url_citation" and citation["url"] == "https://example.com/"
+    assert east.requests[0].json["tools"] == [{"type": "web_search_20250305",
+                                               "name": "web_search"}]

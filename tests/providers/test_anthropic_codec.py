@@ -377,7 +377,12 @@ SEARCH = (
     {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
      "content": [{"type": "web_search_result", "url": "https://yr.no", "title": "Yr",
                   "encrypted_content": "Eq", "page_age": None}]},
-    text("Cold."),
+    {"type": "text", "text": "Cold.", "citations": [
+        {"type": "web_search_result_location", "url": "https://yr.no", "title": "Yr",
+         "cited_text": "-12C", "encrypted_index": "Eo8"},
+        {"type": "char_location", "cited_text": "x", "document_index": 0,
+         "document_title": None, "start_char_index": 0, "end_char_index": 1,
+         "file_id": None}]},
 )
 
 
@@ -385,6 +390,9 @@ def test_web_search_answer() -> None:
     response = decoded(message(*SEARCH, server_tool_use={"web_search_requests": 1}))
     assert [o["type"] for o in response["output"]] == ["web_search_call", "message"]
     assert response["output"][0]["action"] == {"type": "search", "query": "weather Oslo"}
+    assert response["output"][1]["content"][0]["annotations"] == [
+        {"type": "url_citation", "url": "https://yr.no", "title": "Yr", "start_index": 0,
+         "end_index": 5}]
 
 
 @pytest.mark.parametrize(("stop", "status", "reason"), [
@@ -448,7 +456,9 @@ def test_stream_with_redacted_thinking_and_web_search() -> None:
     body = message({"type": "redacted_thinking", "data": "Emw"}, *SEARCH)
     c = call(stream=True)
     events = streamed(body, c)
-    assert "response.web_search_call.searching" in [e["type"] for e in events]
+    kinds = [e["type"] for e in events]
+    assert "response.web_search_call.searching" in kinds
+    assert kinds.count("response.output_text.annotation.added") == 1
     assert events[-1]["response"]["output"] == decoded(body, c)["output"]
 
 
