@@ -103,6 +103,7 @@ THINKING_BUDGETS: Mapping[str, int] = {
 REDACTED_PREFIX = "redacted_thinking:"
 
 _MIN_BUDGET = 1024
+_MIN_THINKING_TOP_P = 0.95
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _WEB_SEARCH = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26",
                          "web_search_preview_2025_03_11"})
@@ -243,6 +244,20 @@ def _fit_budget(call: Call, body: Json, budget: int) -> None:
                     f"(its smallest thinking budget is {_MIN_BUDGET} tokens)")
         return
     body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    _thinking_limits(call, body)
+
+
+def _thinking_limits(call: Call, body: Json) -> None:
+    """What Anthropic documents as incompatible with thinking, refused before sending."""
+    if body.get("temperature", 1) != 1:
+        call.refuse("temperature", "cannot change temperature while thinking (reasoning)")
+        del body["temperature"]
+    if body.get("top_p", 1) < _MIN_THINKING_TOP_P:
+        call.refuse("top_p", f"needs top_p of at least {_MIN_THINKING_TOP_P} while thinking")
+        del body["top_p"]
+    if body.get("tool_choice", {}).get("type") in ("any", "tool"):
+        call.refuse("tool_choice", "cannot force a tool while thinking (only auto or none)")
+        del body["tool_choice"]
 
 
 # -- tools --------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ def check_request(body: Any) -> None:
     names = _tools(body.get("tools"))
     _tool_choice(body.get("tool_choice"), names)
     _thinking(body.get("thinking"), max_tokens)
+    _thinking_limits(body)
     _output_config(body.get("output_config"))
     if body.get("service_tier") not in (None, "auto", "standard_only"):
         raise Invalid("service_tier: Input should be 'auto' or 'standard_only'")
@@ -303,6 +304,17 @@ def _thinking(thinking: Any, max_tokens: int) -> None:
         _extra(thinking, frozenset({"type", "display"}), "thinking.")
     else:
         raise Invalid(f"thinking.type: Input tag {kind!r} does not match any expected tag")
+
+
+def _thinking_limits(body: Mapping[str, Any]) -> None:
+    if (body.get("thinking") or {}).get("type") != "enabled":
+        return
+    if body.get("temperature", 1) != 1:
+        raise Invalid("temperature may only be set to 1 when thinking is enabled")
+    if body.get("top_p", 1) < 0.95:
+        raise Invalid("top_p must be greater than or equal to 0.95 when thinking is enabled")
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        raise Invalid("Thinking may not be enabled when tool_choice forces tool use.")
 
 
 def _output_config(config: Any) -> None:

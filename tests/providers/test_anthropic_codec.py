@@ -264,6 +264,20 @@ def test_reasoning_budget_fits_under_max_output_tokens() -> None:
         encode(reasoning={"effort": "huge"})
 
 
+@pytest.mark.parametrize(("params", "param"), [
+    ({"temperature": 0.3}, "temperature"),
+    ({"top_p": 0.5}, "top_p"),
+    ({"tools": [WEATHER], "tool_choice": "required"}, "tool_choice"),
+])
+def test_what_thinking_cannot_combine_with_is_refused(params: dict[str, Any], param: str) -> None:
+    with pytest.raises(UnsupportedParameterError) as info:
+        encode(reasoning={"effort": "low"}, **params)
+    assert info.value.param == param
+    dropping = call(drop=True, reasoning={"effort": "low"}, **params)
+    assert param not in CODEC.encode(dropping).body and dropping.dropped == [param]
+    assert encode(reasoning={"effort": "low"}, temperature=1, top_p=0.97)["top_p"] == 0.97
+
+
 def test_reasoning_items_go_back_as_thinking_blocks() -> None:
     body = encode(input=[
         {"role": "user", "content": "Q"},
