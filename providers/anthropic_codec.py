@@ -35,7 +35,7 @@ What translates (Responses -> ``POST /v1/messages``):
   ``service_tier`` auto / default -> ``auto`` / ``standard_only``.
 
 Every other Responses parameter is refused through :meth:`Call.refuse`
-(:data:`HONOURED` and ``_other_param`` say what is accepted). Prompt caching is
+(:data:`HONOURED`, ``_ACCEPTED`` and ``_NEUTRAL`` say what is not). Prompt caching is
 Anthropic's own: put ``cache_control`` in ``extra_body`` (per call or in the
 deployment's ``litellm_params``); usage then reports cache reads and writes.
 
@@ -91,9 +91,9 @@ NAME = "anthropic"
 #: ``max_tokens`` when the caller gives no ``max_output_tokens`` (LiteLLM's default).
 DEFAULT_MAX_TOKENS = 4096
 
-#: ``reasoning.effort`` -> ``thinking.budget_tokens`` (Anthropic's minimum is 1024).
-#: The same budgets as LiteLLM's ``reasoning_effort`` mapping, so a config moved
-#: from LiteLLM thinks as much as before.
+#: ``reasoning.effort`` -> ``thinking.budget_tokens``: LiteLLM's default budgets, so a
+#: config moved from LiteLLM thinks as much as before (``minimal`` is raised to
+#: Anthropic's minimum of 1024, as LiteLLM does).
 THINKING_BUDGETS: Mapping[str, int] = {
     "minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192,
 }
