@@ -400,6 +400,14 @@ SEARCH = (
 )
 
 
+def test_earlier_web_search_calls_are_left_out_of_the_history() -> None:
+    response = decoded(message(*SEARCH))
+    body = encode(input=[{"role": "user", "content": "Weather?"}, *response["output"],
+                         {"role": "user", "content": "Thanks"}])
+    assert body["messages"][1] == {"role": "assistant",
+                                   "content": [{"type": "text", "text": "Cold."}]}
+
+
 def test_web_search_answer() -> None:
     response = decoded(message(*SEARCH, server_tool_use={"web_search_requests": 1}))
     assert [o["type"] for o in response["output"]] == ["web_search_call", "message"]
