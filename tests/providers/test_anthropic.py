@@ -349,3 +349,23 @@ async def test_web_search_runs_on_anthropic_and_cites_its_sources(
     assert citation["type"] == "url_citation" and citation["url"] == "https://example.com/"
     assert east.requests[0].json["tools"] == [{"type": "web_search_20250305",
                                                "name": "web_search"}]
+
+
+def test_prepare_reads_base_version_and_headers_once() -> None:
+    from providers.anthropic import AnthropicProvider
+    from providers.http import ClientPool
+    from router.config.models import DeploymentConfig
+
+    provider = AnthropicProvider(ClientPool(), environ={})
+    config = DeploymentConfig.model_validate({"model_name": "c", "litellm_params": {
+        "model": "anthropic/claude-opus-4-1", "api_base": "https://gw.test/anthropic/v1/",
+        "api_key": KEY, "extra_headers": {"anthropic-version": "2023-01-01",
+                                          "anthropic-beta": "context-1m-2025-08-07"}}})
+    target = provider.prepare(config)
+    assert target.base_url == "https://gw.test/anthropic"
+    assert target.headers["anthropic-version"] == "2023-01-01"
+    assert target.headers["anthropic-beta"] == "context-1m-2025-08-07"
+    assert target.headers["x-api-key"] == KEY and KEY not in repr(target)
+    bare = provider.prepare(DeploymentConfig.model_validate(
+        {"model_name": "c", "litellm_params": {"model": "anthropic/claude-opus-4-1"}}))
+    assert bare.base_url == "https://api.anthropic.com" and "x-api-key" not in bare.headers
