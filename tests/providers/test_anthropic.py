@@ -19,6 +19,9 @@ from openai.types.responses import Response as SdkResponse
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from providers.anthropic import AnthropicProvider
+from providers.http import ClientPool
+from router.config.models import DeploymentConfig
 from router.errors import (
     AuthenticationError,
     ContextWindowExceededError,
@@ -352,10 +355,6 @@ async def test_web_search_runs_on_anthropic_and_cites_its_sources(
 
 
 def test_prepare_reads_base_version_and_headers_once() -> None:
-    from providers.anthropic import AnthropicProvider
-    from providers.http import ClientPool
-    from router.config.models import DeploymentConfig
-
     provider = AnthropicProvider(ClientPool(), environ={})
     config = DeploymentConfig.model_validate({"model_name": "c", "litellm_params": {
         "model": "anthropic/claude-opus-4-1", "api_base": "https://gw.test/anthropic/v1/",
