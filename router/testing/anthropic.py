@@ -281,8 +281,9 @@ class AnthropicUpstream:
     """One fake Anthropic API on ``127.0.0.1``; an async context manager."""
 
     def __init__(self, name: str = "anthropic", *, api_key: str = "test-key", port: int = 0,
-                 latency: float = 0.0, record: bool = True) -> None:
+                 latency: float = 0.0, record: bool = True, stream_chunks: int = 3) -> None:
         self.name = name
+        self.stream_chunks = stream_chunks
         self.api_key = api_key
         self.faults = AnthropicFaults(latency=latency)
         self.requests: list[Recorded] = []
@@ -368,7 +369,7 @@ class AnthropicUpstream:
         }
         if not body.get("stream"):
             return web.json_response(message)
-        return await _stream(request, message, fault)
+        return await _stream(request, message, fault, self.stream_chunks)
 
     def _usage(self, body: Json, reply: _Reply) -> Json:
         prompt = _words(body.get("system")) + _words(body["messages"])
@@ -412,7 +413,7 @@ def _chunks(text: str, parts: int = 3) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
 
-def _block_events(index: int, block: Json) -> Iterator[Json]:
+def _block_events(index: int, block: Json, chunks: int) -> Iterator[Json]:
     kind = block["type"]
     start: Json = dict(block)
     deltas: list[Json] = []
@@ -420,14 +421,15 @@ def _block_events(index: int, block: Json) -> Iterator[Json]:
         start["text"] = ""
         start.pop("citations", None)
         deltas = [{"type": "citations_delta", "citation": c} for c in block.get("citations") or ()]
-        deltas += [{"type": "text_delta", "text": c} for c in _chunks(block["text"])]
+        deltas += [{"type": "text_delta", "text": c} for c in _chunks(block["text"], chunks)]
     elif kind in ("tool_use", "server_tool_use"):
         start["input"] = {}
         raw = json.dumps(block["input"]) if block["input"] else ""
         deltas = [{"type": "input_json_delta", "partial_json": c} for c in _chunks(raw, 2)]
     elif kind == "thinking":
         start.update(thinking="", signature="")
-        deltas = [{"type": "thinking_delta", "thinking": c} for c in _chunks(block["thinking"])]
+        deltas = [{"type": "thinking_delta", "thinking": c}
+                  for c in _chunks(block["thinking"], chunks)]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
     yield {"type": "content_block_start", "index": index, "content_block": start}
     for delta in deltas:
@@ -435,15 +437,16 @@ def _block_events(index: int, block: Json) -> Iterator[Json]:
     yield {"type": "content_block_stop", "index": index}
 
 
-def stream_events(message: Json) -> Iterator[Json]:
-    """The SSE events of ``message``, as the Messages API streams it."""
+def stream_events(message: Json, chunks: int = 3) -> Iterator[Json]:
+    """The SSE events of ``message``, as the Messages API streams it (text and thinking
+    in ``chunks`` deltas each)."""
     usage = message["usage"]
     start_usage = {**usage, "output_tokens": 1}
     start_usage.pop("output_tokens_details", None)
     yield {"type": "message_start", "message": {
         **message, "content": [], "stop_reason": None, "usage": start_usage}}
     for index, block in enumerate(message["content"]):
-        yield from _block_events(index, block)
+        yield from _block_events(index, block, chunks)
         if index == 0:
             yield {"type": "ping"}
     yield {"type": "message_delta",
@@ -456,11 +459,12 @@ def _frame(event: Json) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
-async def _stream(request: web.Request, message: Json, fault: _Fault | None) -> web.StreamResponse:
+async def _stream(request: web.Request, message: Json, fault: _Fault | None,
+                  chunks: int) -> web.StreamResponse:
     answer = web.StreamResponse(headers={"content-type": "text/event-stream",
                                          "cache-control": "no-cache"})
     await answer.prepare(request)
-    for sent, event in enumerate(stream_events(message)):
+    for sent, event in enumerate(stream_events(message, chunks)):
         if fault is not None and sent == fault.after:
             await _misbehave(request, answer, fault)
             return answer
@@ -488,12 +492,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default="test-key")
     parser.add_argument("--latency", type=float, default=0.0, help="service time, seconds")
+    parser.add_argument("--stream-chunks", type=int, default=3, help="text deltas per block")
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
     upstream = AnthropicUpstream(args.name, api_key=args.api_key, port=args.port,
-                                 latency=args.latency, record=False)
+                                 latency=args.latency, record=False,
+                                 stream_chunks=args.stream_chunks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -510,8 +516,10 @@ class AnthropicProcess:
     """
 
     def __init__(self, name: str = "anthropic", *, api_key: str = "test-key",
-                 latency: float = 0.0, startup_timeout: float = 15.0) -> None:
-        self._argv = ["--name", name, "--api-key", api_key, "--latency", str(latency)]
+                 latency: float = 0.0, stream_chunks: int = 3,
+                 startup_timeout: float = 15.0) -> None:
+        self._argv = ["--name", name, "--api-key", api_key, "--latency", str(latency),
+                      "--stream-chunks", str(stream_chunks)]
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
         self.url = ""

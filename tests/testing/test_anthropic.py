@@ -184,3 +184,12 @@ def test_own_process_serves_the_sync_router() -> None:
             events = list(r.responses(model="claude", input="streamed", stream=True))
     assert response.output_text == "[proc] from a thread"
     assert events[-1].type == "response.completed"
+
+
+async def test_stream_chunks_sets_the_number_of_text_deltas() -> None:
+    async with AnthropicUpstream("fake", api_key=KEY, stream_chunks=7) as up, \
+            httpx.AsyncClient(base_url=up.url, headers=HEADERS) as c:
+        answer = await c.post("/v1/messages", json=body(stream=True, messages=[
+            {"role": "user", "content": "a fairly long sentence to cut into many small pieces"}]))
+    deltas = [e for e in sse_events(answer.text) if e["type"] == "content_block_delta"]
+    assert len(deltas) == 7
