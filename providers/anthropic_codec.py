@@ -599,6 +599,8 @@ class AnthropicCodec:
             body["system"] = turns.system
         params = call.params
         for name, value in params.items():
+            if value is None:  # an explicit null asks for the default
+                continue
             handler = HONOURED.get(name)
             if handler is None:
                 _other_param(call, name, value)

@@ -339,6 +339,9 @@ def test_what_anthropic_cannot_honour_is_refused_or_dropped(
 def test_neutral_values_are_not_refused() -> None:
     encode(truncation="disabled", background=False, top_logprobs=0, prompt_cache_key=None,
            text={"verbosity": "medium", "format": {"type": "text"}})
+    nulls = encode(max_output_tokens=None, text=None, temperature=None, tool_choice=None,
+                   reasoning=None, some_future_param=None, instructions=None)
+    assert nulls["max_tokens"] == DEFAULT_MAX_TOKENS and "temperature" not in nulls
 
 
 # -- answers -------------------------------------------------------------------------------------
