@@ -130,8 +130,9 @@ def _max_tokens(call: Call, body: Json, value: Any) -> None:
 
 def _sampling(name: str) -> Callable[[Call, Json, Any], None]:
     def put(call: Call, body: Json, value: Any) -> None:
-        if value is not None:
-            body[name] = value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRequestError(f"{name}: expected a number")
+        body[name] = value
     return put
 
 
@@ -141,9 +142,7 @@ def _user(call: Call, body: Json, value: Any) -> None:
 
 
 def _service_tier(call: Call, body: Json, value: Any) -> None:
-    if value is None:
-        return
-    tier = _SERVICE_TIERS.get(value)
+    tier = _SERVICE_TIERS.get(value) if isinstance(value, str) else None
     if tier is None:
         call.refuse("service_tier", f"has no service tier {value!r} (only auto and default)")
         return
@@ -202,7 +201,9 @@ def _other_param(call: Call, name: str, value: Any) -> None:
 
 
 def _include(call: Call, value: Any) -> None:
-    for entry in value or ():
+    if not isinstance(value, list):
+        raise InvalidRequestError("include: expected a list")
+    for entry in value:
         if entry != "reasoning.encrypted_content":
             call.refuse(f"include[{entry!r}]", "cannot include this (thinking signatures are "
                         "always returned as reasoning.encrypted_content)")
@@ -225,7 +226,7 @@ def _thinking(call: Call, body: Json) -> None:
     effort = reasoning.get("effort")
     if effort is None or effort == "none":
         return
-    budget = THINKING_BUDGETS.get(effort)
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
     if budget is None:
         raise InvalidRequestError(
             f"reasoning.effort: expected one of none, {', '.join(THINKING_BUDGETS)}, "
@@ -439,7 +440,10 @@ def _document_source(part: Mapping[str, Any], where: str) -> Json:
     if media == "application/pdf":
         return {"type": "base64", "media_type": media, "data": payload}
     if media == "text/plain":
-        text = base64.b64decode(payload).decode("utf-8", "replace")
+        try:
+            text = base64.b64decode(payload, validate=True).decode("utf-8", "replace")
+        except ValueError:
+            raise InvalidRequestError(f"{where}.file_data: not valid base64") from None
         return {"type": "text", "media_type": media, "data": text}
     raise InvalidRequestError(f"{where}.file_data: {NAME} takes PDF or plain text, not {media!r}")
 
@@ -584,6 +588,26 @@ def native_error(kind: str | None, message: str, status: int | None = None) -> N
     return NativeError(mapped_status, message, code=code, type=kind)
 
 
+def _body(call: Call) -> Json:
+    turns = _messages(call)
+    body: Json = {"model": call.model, "messages": turns.messages}
+    if turns.system:
+        body["system"] = turns.system
+    for name, value in call.params.items():
+        if value is None:  # an explicit null asks for the default
+            continue
+        handler = HONOURED.get(name)
+        if handler is None:
+            _other_param(call, name, value)
+        else:
+            handler(call, body, value)
+    _tools(call, body)
+    _thinking(call, body)
+    _metadata_user(call, body)
+    body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    return body
+
+
 # -- the codec ----------------------------------------------------------------------------------
 
 
@@ -593,23 +617,13 @@ class AnthropicCodec:
     name = NAME
 
     def encode(self, call: Call) -> NativeRequest:
-        turns = _messages(call)
-        body: Json = {"model": call.model, "messages": turns.messages}
-        if turns.system:
-            body["system"] = turns.system
-        params = call.params
-        for name, value in params.items():
-            if value is None:  # an explicit null asks for the default
-                continue
-            handler = HONOURED.get(name)
-            if handler is None:
-                _other_param(call, name, value)
-            else:
-                handler(call, body, value)
-        _tools(call, body)
-        _thinking(call, body)
-        _metadata_user(call, body)
-        body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        try:
+            body = _body(call)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            # a shape the checks above did not foresee; still the caller's request
+            raise InvalidRequestError(
+                f"the request cannot be translated for {NAME}: a parameter has an unexpected "
+                f"shape ({type(exc).__name__})") from None
         if call.stream:
             body["stream"] = True
             return NativeRequest("/v1/messages", body, headers={"accept": "text/event-stream"})

@@ -235,6 +235,23 @@ def test_parts_anthropic_cannot_take_are_named(part: dict[str, Any], where: str)
         encode(input=[{"role": "user", "content": [part]}])
 
 
+@pytest.mark.parametrize(("params", "where"), [
+    ({"temperature": "hot"}, "temperature: expected a number"),
+    ({"top_p": True}, "top_p: expected a number"),
+    ({"include": "reasoning.encrypted_content"}, "include: expected a list"),
+    ({"reasoning": {"effort": {"level": 1}}}, r"reasoning\.effort: expected one of"),
+    ({"service_tier": ["auto"]}, "service_tier"),
+    ({"input": [{"role": "user", "content": [
+        {"type": "input_file", "file_data": "data:text/plain;base64,@@@"}]}]},
+     r"input\[0\]\.content\[0\]\.file_data: not valid base64"),
+    ({"tools": [{"type": "web_search", "filters": {"allowed_domains": 5}}]},
+     "unexpected shape"),
+])
+def test_malformed_parameters_are_named(params: dict[str, Any], where: str) -> None:
+    with pytest.raises(InvalidRequestError, match=where):
+        encode(**params)
+
+
 @pytest.mark.parametrize(("item", "where"), [
     ({"type": "item_reference", "id": "msg_1"}, r"input\[1\].type: .*item_reference"),
     ({"type": "function_call", "call_id": "c", "name": "f", "arguments": "{oops"},
