@@ -34,6 +34,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType({
     "openai": "providers.openai:OpenAIProvider",
     "azure": "providers.azure:AzureProvider",
     "mock": "providers.mock:MockProvider",
+    "anthropic": "providers.anthropic:AnthropicProvider",
     # Chat Completions servers, bridged by one provider class per prefix
     # (providers/chat.py VENDORS holds each one's default URL and key variables).
     **{prefix: "providers.chat:ChatProvider" for prefix in (

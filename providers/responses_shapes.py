@@ -37,6 +37,7 @@ __all__ = [
     "reasoning_item",
     "response_object",
     "usage",
+    "web_search_item",
 ]
 
 Json = dict[str, Any]
@@ -51,7 +52,8 @@ _ECHOED: tuple[tuple[str, Any], ...] = (
     ("user", None), ("background", False), ("prompt_cache_key", None),
 )
 
-_ITEM_PREFIX = {"message": "msg", "refusal": "msg", "function_call": "fc", "reasoning": "rs"}
+_ITEM_PREFIX = {"message": "msg", "refusal": "msg", "function_call": "fc", "reasoning": "rs",
+                "web_search_call": "ws"}
 
 
 def new_response_id() -> str:
@@ -87,10 +89,12 @@ def usage(
     }
 
 
-def message_item(item: str, text: str, *, status: str = "completed") -> Json:
-    """An assistant message with one ``output_text`` part."""
+def message_item(
+    item: str, text: str, *, status: str = "completed", annotations: Sequence[Json] = ()
+) -> Json:
+    """An assistant message with one ``output_text`` part (with its ``annotations``)."""
     return {"type": "message", "id": item, "status": status, "role": "assistant",
-            "content": [_text_part(text)]}
+            "content": [_text_part(text, annotations)]}
 
 
 def function_call_item(
@@ -112,6 +116,12 @@ def reasoning_item(item: str, summary: Sequence[str], *, encrypted: str | None =
     if encrypted is not None:
         data["encrypted_content"] = encrypted
     return data
+
+
+def web_search_item(item: str, query: str, *, status: str = "completed") -> Json:
+    """A ``web_search_call`` output item for one search the provider ran for the model."""
+    return {"type": "web_search_call", "id": item, "status": status,
+            "action": {"type": "search", "query": query}}
 
 
 def response_object(
@@ -138,8 +148,9 @@ def response_object(
     return data
 
 
-def _text_part(text: str) -> Json:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _text_part(text: str, annotations: Sequence[Json] = ()) -> Json:
+    return {"type": "output_text", "text": text, "annotations": list(annotations),
+            "logprobs": []}
 
 
 @dataclass(slots=True)
@@ -153,6 +164,7 @@ class _Open:
     call_id: str = ""
     name: str = ""
     encrypted: str | None = None
+    annotations: list[Json] = field(default_factory=list)
 
 
 class EventWriter:
@@ -209,6 +221,17 @@ class EventWriter:
                 content_index=0, delta=delta))
         return events
 
+    def annotate(self, annotation: Json, key: Hashable = "text") -> list[Json]:
+        """Add ``annotation`` (e.g. a ``url_citation``) to the open message keyed ``key``."""
+        events = self._ensure(key, "message")
+        current = self._keys[key]
+        current.annotations.append(annotation)
+        events.append(self._event(
+            "response.output_text.annotation.added", item_id=current.item,
+            output_index=current.index, content_index=0,
+            annotation_index=len(current.annotations) - 1, annotation=annotation))
+        return events
+
     def reasoning(self, delta: str, key: Hashable = "reasoning") -> list[Json]:
         """Append ``delta`` to the summary of the reasoning item keyed ``key``."""
         events = self._ensure(key, "reasoning")
@@ -243,6 +266,30 @@ class EventWriter:
             events.append(self._event(
                 "response.function_call_arguments.delta", item_id=current.item,
                 output_index=current.index, delta=delta))
+        return events
+
+    def web_search_call(self, key: Hashable, query: str) -> list[Json]:
+        """A whole ``web_search_call`` item (a search the provider ran), keyed ``key``.
+
+        Provider-side searches arrive finished, so the item is opened, taken
+        through ``in_progress`` / ``searching`` / ``completed`` and closed at once.
+        """
+        if key in self._keys:
+            return []
+        if self._done:
+            raise ValueError("the stream has ended")
+        events = self.close()
+        index = len(self._output)
+        current = _Open("web_search_call", item_id(self._call, "web_search_call", index), index)
+        self._keys[key] = current
+        ids: Json = {"item_id": current.item, "output_index": index}
+        done = web_search_item(current.item, query)
+        self._output.append(done)
+        events.append(self._event("response.output_item.added", output_index=index,
+                                  item=web_search_item(current.item, query, status="in_progress")))
+        for stage in ("in_progress", "searching", "completed"):
+            events.append(self._event(f"response.web_search_call.{stage}", **ids))
+        events.append(self._event("response.output_item.done", output_index=index, item=done))
         return events
 
     def close(self) -> list[Json]:
@@ -323,7 +370,7 @@ class EventWriter:
             events.append(self._event("response.output_text.done", **ids, content_index=0,
                                       text=text, logprobs=[]))
             events.append(self._event("response.content_part.done", **ids, content_index=0,
-                                      part=_text_part(text)))
+                                      part=_text_part(text, current.annotations)))
         elif current.kind == "refusal":
             events.append(self._event("response.refusal.done", **ids, content_index=0,
                                       refusal=text))
@@ -347,7 +394,8 @@ class EventWriter:
     def _item(self, current: _Open, status: str) -> Json:
         text = "".join(current.text)
         if current.kind == "message":
-            item = message_item(current.item, text, status=status)
+            item = message_item(current.item, text, status=status,
+                                annotations=current.annotations)
             if status != "completed":
                 item["content"] = []
             return item

@@ -72,6 +72,36 @@ def test_incomplete_failed_and_error_endings() -> None:
     assert w.done
 
 
+def test_web_search_call_is_one_whole_item_between_others() -> None:
+    w = EventWriter(call())
+    events = (w.start() + w.text("Let me look. ", key=0) + w.web_search_call(1, "weather")
+              + w.web_search_call(1, "weather") + w.text("Sunny.", key=2) + w.finish())
+    kinds = validated(events)
+    searching = kinds.index("response.web_search_call.searching")
+    assert kinds[searching - 1] == "response.web_search_call.in_progress"
+    assert kinds[searching + 1] == "response.web_search_call.completed"
+    final = SdkResponse.model_validate(events[-1]["response"])
+    assert [o.type for o in final.output] == ["message", "web_search_call", "message"]
+    search = events[-1]["response"]["output"][1]
+    assert search["id"].startswith("ws_") and search["action"]["query"] == "weather"
+    assert final.output_text == "Let me look. Sunny."
+
+
+def test_annotations_are_announced_and_kept_on_the_message() -> None:
+    w = EventWriter(call())
+    cite = {"type": "url_citation", "url": "https://a.test", "title": "A", "start_index": 0,
+            "end_index": 5}
+    events = w.start() + w.text("Hello") + w.annotate(cite) + w.finish()
+    kinds = validated(events)
+    added = events[kinds.index("response.output_text.annotation.added")]
+    assert added["annotation_index"] == 0 and added["annotation"] == cite
+    part = events[kinds.index("response.content_part.done")]["part"]
+    assert part["annotations"] == [cite]
+    final = SdkResponse.model_validate(events[-1]["response"])
+    assert final.output_text == "Hello"
+    assert events[-1]["response"]["output"][0]["content"][0]["annotations"] == [cite]
+
+
 def test_a_closed_item_cannot_grow_again() -> None:
     w = EventWriter(call())
     w.start()
