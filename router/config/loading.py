@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import types
+import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from router.config import keys
 from router.config.keys import did_you_mean
 from router.config.models import DeploymentConfig, RouterConfig, RouterSettings
+from router.config.scalars import load_json, load_yaml, text_or_none
 from router.errors import ConfigError
 
 ENV_PREFIX = "os.environ/"
@@ -279,8 +282,9 @@ def _deployments(model_list: Any, report: _Report
     for index, raw in enumerate(model_list):
         path = f"model_list[{index}]"
         data = _deployment_input(raw, path, report)
-        if data is not None and isinstance(data.get("model_name"), str):
-            names.add(data["model_name"])
+        name = None if data is None else text_or_none(data.get("model_name"))
+        if name is not None:
+            names.add(name)
         deployment = _validated(DeploymentConfig, data, path, report) if data else None
         if deployment is not None:
             valid.append((path, deployment))
@@ -353,8 +357,40 @@ def build_config(model_list: Sequence[Mapping[str, Any]], settings: Mapping[str,
     :class:`ConfigWarning`). Raises :class:`ConfigError` listing every problem.
     """
     report = _Report(source)
+    _check_argument_types(settings, report)
     config = report.finish(_build(model_list, settings, {}, report))
     return config, report.warn(stacklevel=2)
+
+
+def _is_numeric(annotation: Any) -> bool:
+    """Whether a settings field holds a number (and never text)."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (
+        typing.Union, types.UnionType) else (annotation,)
+    kinds = {typing.get_args(m)[0] if typing.get_origin(m) is typing.Annotated else m
+             for m in members}
+    return bool(kinds & {int, float}) and str not in kinds
+
+
+#: RouterSettings fields that hold numbers: ``Router(...)`` takes them as numbers only.
+_NUMERIC_SETTINGS = frozenset(
+    name for name, info in RouterSettings.model_fields.items() if _is_numeric(info.annotation))
+
+
+def _check_argument_types(settings: Mapping[str, Any], report: _Report) -> None:
+    """Refuse text for numeric ``Router(...)`` arguments.
+
+    A config file (and an ``os.environ/`` reference) can only give text, so
+    numeric text is accepted there (LiteLLM documents ``redis_port`` as a
+    string); a keyword argument is typed by the caller, and is held to the
+    same rule as the per-call parameters: ``num_retries="3"`` is refused
+    by both.
+    """
+    for name in _NUMERIC_SETTINGS.intersection(settings):
+        value = settings[name]
+        if isinstance(value, str) and not value.startswith(ENV_PREFIX):
+            # The value is not shown: a misplaced secret must not reach a message.
+            report.problem(f"router_settings.{name}", "expected a number, got text (text is "
+                           "read as a number only from config files and os.environ/)")
 
 
 # --- whole documents and files ------------------------------------------------------
@@ -429,7 +465,7 @@ def _read_document(path: Path, source: str) -> Any:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ConfigError(f"cannot read config file {source}: {reason}") from None
     try:
-        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        return load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
