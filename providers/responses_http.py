@@ -21,6 +21,7 @@ from httpx_sse import EventSource, ServerSentEvent
 from providers.http import Answer, ClientPool
 from router.errors import (
     ConnectionError,
+    InvalidRequestError,
     MalformedResponseError,
     UpstreamError,
     classify,
@@ -181,7 +182,25 @@ def _body(deployment: Deployment, request: RouteRequest, *, stream: bool) -> byt
         body.update(extra)
     if request.extra_body:
         body.update(request.extra_body)
-    return json.dumps(body).encode()
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except (TypeError, ValueError):
+        raise _unsendable(body) from None
+
+
+def _unsendable(body: Mapping[str, Any]) -> InvalidRequestError:
+    """The error for a body that is not JSON, naming the first parameter at fault.
+
+    Raised before anything is sent, and not an upstream failure, so it cools
+    no deployment down.
+    """
+    for name, value in body.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            reason = "NaN or infinity" if isinstance(exc, ValueError) else str(exc)
+            return InvalidRequestError(f"{name}: cannot be sent as JSON ({reason[:120]})")
+    return InvalidRequestError("the request body cannot be sent as JSON")
 
 
 def _with_query(base: httpx.URL, extra: Mapping[str, Any] | None) -> str:

@@ -282,7 +282,8 @@ class Router:
         started = self._clock.now()
         try:
             request = build_request(
-                model, params, stream=stream, default_timeout=self._timeout, now=started
+                model, params, stream=stream, default_timeout=self._timeout, now=started,
+                groups=self._table,
             )
         except InvalidRequestError as exc:  # rejected before routing: observers hear of it
             self._report_failure(_rejected(model, params, stream), exc, started)

@@ -63,6 +63,10 @@ class DeploymentTable:
     def group_names(self) -> list[str]:
         return list(self._groups)
 
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a model group or an alias of one."""
+        return name in self._groups or name in self._aliases
+
 
 def _build(
     config: DeploymentConfig,

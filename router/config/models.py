@@ -36,6 +36,7 @@ from router.config.keys import (
     did_you_mean,
 )
 from router.config.scalars import Count, Number, SecretText, Text
+from router.headers import header_problem
 
 # Infinities and NaN are refused everywhere: a timeout of 1e309 is a typo, and
 # a NaN compares false with every bound.
@@ -134,6 +135,15 @@ class LiteLLMParams(BaseModel):
             provider, _ = split_model(info.data["model"], info.data["custom_llm_provider"])
             if provider == "azure":
                 raise ValueError("required for azure deployments (the resource endpoint)")
+        return value
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _well_formed_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, header_value in (value or {}).items():
+            problem = header_problem(name, header_value)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     @property

@@ -188,3 +188,14 @@ router_settings: {allowed_fails: yes}
         load_config_file(path)
     assert info.value.problems == (
         "router_settings.allowed_fails: expected a number, got a boolean",)
+
+
+def test_a_deployment_header_must_be_well_formed() -> None:
+    (problem,) = problems([mock(extra_headers={"x-a": "v\r\nInjected: sk-SECRET"})])
+    assert problem == ("model_list[0].litellm_params.extra_headers: "
+                       "header 'x-a': the value contains CR, LF or NUL")
+    (problem,) = problems([mock(extra_headers={"bad name": "v"})])
+    assert "not a valid HTTP header name" in problem
+    # A deployment may set its own credentials this way (a caller may not).
+    config, _ = build_config([mock(extra_headers={"Authorization": "Bearer k"})], {})
+    assert config.model_list[0].litellm_params.extra_headers == {"Authorization": "Bearer k"}
