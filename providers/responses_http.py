@@ -29,6 +29,7 @@ from router.errors import (
     error_from_status,
     error_from_transport,
 )
+from router.request import check_query
 from router.types import Record, Response, StreamEvent
 
 if TYPE_CHECKING:
@@ -156,6 +157,8 @@ class HttpResponsesProvider:
         timeout: float | None = None,
     ) -> Record:
         ep: Endpoint = deployment.endpoint
+        if query:
+            check_query(query, "query")  # before anything is sent: the caller's mistake
         url = _with_query(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query)
         try:
             answer = await self._pool.get(ep.origin).send(

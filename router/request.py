@@ -26,7 +26,9 @@ from typing import Any
 from router.errors import InvalidRequestError
 from router.headers import caller_header_problem
 
-__all__ = ["ROUTER_PARAMS", "RouteRequest", "build_request", "check_response_id"]
+__all__ = [
+    "ROUTER_PARAMS", "RouteRequest", "build_request", "check_query", "check_response_id",
+]
 
 #: Keyword arguments the router consumes; everything else goes upstream.
 ROUTER_PARAMS = frozenset({
@@ -173,22 +175,27 @@ _OWN_QUERY = frozenset({"api-version"})
 
 
 def _extra_query(value: Any) -> Mapping[str, Any] | None:
-    """Extra query parameters: names to strings or numbers (lists of them repeat the name)."""
-    if value is None:
-        return None
+    return None if value is None else check_query(value, "extra_query")
+
+
+def check_query(value: Any, where: str) -> Mapping[str, Any]:
+    """Query parameters: names to strings or numbers (a list of them repeats the name).
+
+    ``where`` names the parameter in the :class:`InvalidRequestError` raised.
+    """
     if not isinstance(value, Mapping):
         raise InvalidRequestError(
-            f"extra_query: expected a mapping of parameter names to strings, got {_shown(value)}")
+            f"{where}: expected a mapping of parameter names to strings, got {_shown(value)}")
     for name, item in value.items():
         if not isinstance(name, str) or not name:
-            raise InvalidRequestError(f"extra_query: parameter name {_shown(name)} is not a string")
+            raise InvalidRequestError(f"{where}: parameter name {_shown(name)} is not a string")
         if name.lower() in _OWN_QUERY:
             raise InvalidRequestError(
-                f"extra_query: {name!r} is refused: the deployment's configuration sets it")
+                f"{where}: {name!r} is refused: the deployment's configuration sets it")
         items = item if isinstance(item, list | tuple) else [item]
         if not all(_query_scalar(v) for v in items):
             raise InvalidRequestError(
-                f"extra_query: {name!r} must be a string or a finite number (or a list of them), "
+                f"{where}: {name!r} must be a string or a finite number (or a list of them), "
                 f"got {_shown(item)}")
     return value
 

@@ -136,3 +136,17 @@ async def test_a_huge_but_finite_timeout_still_serves(
     stream = await router.aresponses(model="gpt-4o", input="hi", stream=True,
                                      stream_timeout=1e300)
     assert [e async for e in stream]
+
+
+async def test_a_bad_query_on_a_by_id_call_is_refused_before_sending(
+    pair: tuple[Router, Upstream, Upstream],
+) -> None:
+    router, east, west = pair
+    made = await router.aresponses(model="gpt-4o", input="hi")
+    before = _sent(east, west)
+    with pytest.raises(InvalidRequestError, match=r"^query: 'include' must be a string"):
+        await router.aget_responses(made.id, include=object())
+    with pytest.raises(InvalidRequestError, match=r"^query: 'api-version' is refused"):
+        await router.alist_input_items(made.id, **{"api-version": "1999-01-01"})
+    assert _sent(east, west) == before
+    assert router.cooldowns() == []
