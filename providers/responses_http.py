@@ -159,7 +159,7 @@ class HttpResponsesProvider:
         ep: Endpoint = deployment.endpoint
         if query:
             check_query(query, "query")  # before anything is sent: the caller's mistake
-        url = _with_query(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query)
+        url = _with_query(ep.url.copy_with(path=f"{ep.url.path}/{path}"), _arrays(query))
         try:
             answer = await self._pool.get(ep.origin).send(
                 method, url, headers=ep.headers, timeout=timeout
@@ -204,6 +204,14 @@ def _unsendable(body: Mapping[str, Any]) -> InvalidRequestError:
             reason = "NaN or infinity" if isinstance(exc, ValueError) else str(exc)
             return InvalidRequestError(f"{name}: cannot be sent as JSON ({reason[:120]})")
     return InvalidRequestError("the request body cannot be sent as JSON")
+
+
+def _arrays(query: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``query`` with list values named ``name[]``, as the OpenAI SDK sends them
+    (``include[]=a&include[]=b``)."""
+    if not query:
+        return query
+    return {f"{k}[]" if isinstance(v, list | tuple) else k: v for k, v in query.items()}
 
 
 def _with_query(base: httpx.URL, extra: Mapping[str, Any] | None) -> str:

@@ -179,7 +179,7 @@ def _extra_query(value: Any) -> Mapping[str, Any] | None:
 
 
 def check_query(value: Any, where: str) -> Mapping[str, Any]:
-    """Query parameters: names to strings or numbers (a list of them repeats the name).
+    """Query parameters: names to strings, bools or numbers (or lists of them).
 
     ``where`` names the parameter in the :class:`InvalidRequestError` raised.
     """
@@ -195,14 +195,13 @@ def check_query(value: Any, where: str) -> Mapping[str, Any]:
         items = item if isinstance(item, list | tuple) else [item]
         if not all(_query_scalar(v) for v in items):
             raise InvalidRequestError(
-                f"{where}: {name!r} must be a string or a finite number (or a list of them), "
+                f"{where}: {name!r} must be a string, a bool or a finite number (or a list), "
                 f"got {_shown(item)}")
     return value
 
 
 def _query_scalar(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
+    # A bool is sent as true/false, as the OpenAI SDK does (include_obfuscation=false).
     return isinstance(value, str) or (isinstance(value, int | float) and math.isfinite(value))
 
 

@@ -52,7 +52,7 @@ def _refused(params: dict[str, Any], *, stream: Any = False) -> str:
     ({"extra_headers": {"bad name": "v"}}, "extra_headers: header name 'bad name'"),
     ({"extra_headers": {5: "v"}}, "extra_headers: header name int"),
     ({"extra_headers": {"x-a": "v\x00"}}, "extra_headers: header 'x-a'"),
-    ({"extra_query": {"q": True}}, "extra_query: 'q'"),
+    ({"extra_query": {"q": None}}, "extra_query: 'q'"),
     ({"extra_query": {"q": object()}}, "extra_query: 'q'"),
     ({"extra_query": {"q": float("inf")}}, "extra_query: 'q'"),
     ({"extra_query": {"api-version": "2020-01-01"}}, "extra_query: 'api-version'"),
