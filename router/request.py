@@ -131,7 +131,8 @@ def _shown(value: Any) -> str:
     """A short rendering of a bad value: its repr when it is a plain scalar, else its type."""
     if value is None or isinstance(value, bool | int | float | str):
         return repr(value)[:60]
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _check_input(value: Any) -> None:

@@ -43,6 +43,7 @@ from router.config import (
     load_config_file,
     parse_config_document,
 )
+from router.config.objects import check_objects
 from router.cooldown import CooldownEntry, Cooldowns
 from router.cost import TokenUsage, price_book
 from router.errors import InvalidRequestError, UpstreamError, error_from_transport
@@ -126,6 +127,11 @@ class Router:
         _config: RouterConfig | None = None,
         **settings: Any,
     ) -> None:
+        check_objects(
+            routing_strategy=routing_strategy, optional_pre_call_checks=optional_pre_call_checks,
+            http_client=http_client, clock=clock, rng=rng, strategies=strategies, checks=checks,
+            callbacks=callbacks,
+        )
         if _config is None:
             settings = dict(settings)
             if isinstance(routing_strategy, str):
@@ -133,7 +139,7 @@ class Router:
             names = [c for c in optional_pre_call_checks or () if isinstance(c, str)]
             if names:
                 settings["optional_pre_call_checks"] = names
-            _config, _ = build_config(list(model_list or ()), settings, source="Router(...)")
+            _config, _ = build_config(model_list or [], settings, source="Router(...)")
         self._config = config = _config
         s = config.settings
         self._clock: Clock = clock or SystemClock()

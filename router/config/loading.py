@@ -371,26 +371,29 @@ def _is_numeric(annotation: Any) -> bool:
     return bool(kinds & {int, float}) and str not in kinds
 
 
-#: RouterSettings fields that hold numbers: ``Router(...)`` takes them as numbers only.
-_NUMERIC_SETTINGS = frozenset(
-    name for name, info in RouterSettings.model_fields.items() if _is_numeric(info.annotation))
+#: RouterSettings fields that hold numbers or flags: ``Router(...)`` takes no text for them.
+_TYPED_SETTINGS = frozenset(
+    name for name, info in RouterSettings.model_fields.items()
+    if _is_numeric(info.annotation) or info.annotation is bool)
 
 
 def _check_argument_types(settings: Mapping[str, Any], report: _Report) -> None:
-    """Refuse text for numeric ``Router(...)`` arguments.
+    """Refuse text for numeric and boolean ``Router(...)`` arguments.
 
     A config file (and an ``os.environ/`` reference) can only give text, so
     numeric text is accepted there (LiteLLM documents ``redis_port`` as a
     string); a keyword argument is typed by the caller, and is held to the
-    same rule as the per-call parameters: ``num_retries="3"`` is refused
-    by both.
+    same rule as the per-call parameters: ``num_retries="3"`` and
+    ``disable_cooldowns="no"`` are refused by both.
     """
-    for name in _NUMERIC_SETTINGS.intersection(settings):
+    for name in _TYPED_SETTINGS.intersection(settings):
         value = settings[name]
         if isinstance(value, str) and not value.startswith(ENV_PREFIX):
+            what = "a boolean (True or False)" \
+                if RouterSettings.model_fields[name].annotation is bool else "a number"
             # The value is not shown: a misplaced secret must not reach a message.
-            report.problem(f"router_settings.{name}", "expected a number, got text (text is "
-                           "read as a number only from config files and os.environ/)")
+            report.problem(f"router_settings.{name}", f"expected {what}, got text (text is "
+                           "read as a value only from config files and os.environ/)")
 
 
 # --- whole documents and files ------------------------------------------------------

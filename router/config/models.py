@@ -137,6 +137,15 @@ class LiteLLMParams(BaseModel):
                 raise ValueError("required for azure deployments (the resource endpoint)")
         return value
 
+    @field_validator("extra_body")
+    @classmethod
+    def _body_leaves_stream_and_model(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The router sets both per request; a fixed one would break every other request.
+        for name in ("stream", "model"):
+            if value and name in value:
+                raise ValueError(f"may not set {name!r}: the router sets it on every request")
+        return value
+
     @field_validator("extra_headers")
     @classmethod
     def _well_formed_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
