@@ -101,13 +101,18 @@ def load_json(text: str) -> Any:
 def as_text(value: Any) -> Any:
     """``value`` as the text it was written as, when YAML or JSON typed it otherwise.
 
-    Other values (text, ``None``, booleans, containers) come back unchanged for
-    the field's own validation to accept or refuse. Raises ``ValueError`` for
-    a float with no source text, whose written form cannot be known. Never
-    puts the value in a message: the field may hold a secret.
+    Other values (text, ``None``, containers) come back unchanged for the
+    field's own validation to accept or refuse. Raises ``ValueError`` for a
+    boolean (YAML's ``yes``/``on``...: the spelling is lost) and for a float
+    with no source text, whose written form cannot be known. Never puts the
+    value in a message: the field may hold a secret.
     """
-    if isinstance(value, str) or value is None or isinstance(value, bool):
+    if isinstance(value, str) or value is None:
         return value
+    if isinstance(value, bool):
+        raise ValueError(
+            "expected text, got a boolean (YAML reads unquoted yes, no, on, off, true and "
+            "false as booleans); quote it")
     source = getattr(value, "source", None)
     if isinstance(source, str) and source:
         return source

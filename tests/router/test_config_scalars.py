@@ -56,7 +56,9 @@ def test_values_without_a_source() -> None:
     assert as_text(datetime.date(2024, 6, 1)) == "2024-06-01"
     assert as_text(datetime.datetime(2024, 6, 1, 9, 30)) == "2024-06-01 09:30:00"
     assert as_text(2024) == "2024"
-    assert as_text("x") == "x" and as_text(None) is None and as_text(True) is True
+    assert as_text("x") == "x" and as_text(None) is None
+    with pytest.raises(ValueError, match="got a boolean"):
+        as_text(True)
     with pytest.raises(ValueError, match="written form is lost"):
         as_text(1.1)
 
@@ -199,3 +201,13 @@ def test_a_deployment_header_must_be_well_formed() -> None:
     # A deployment may set its own credentials this way (a caller may not).
     config, _ = build_config([mock(extra_headers={"Authorization": "Bearer k"})], {})
     assert config.model_list[0].litellm_params.extra_headers == {"Authorization": "Bearer k"}
+
+
+def test_an_unquoted_yes_in_a_text_field_is_explained(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yaml", "model_list: [{model_name: yes, litellm_params: "
+                                     "{model: mock/echo}}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config_file(path)
+    (problem,) = info.value.problems
+    assert problem.startswith("model_list[0].model_name: expected text, got a boolean")
+    assert "quote it" in problem

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from router.config import ConfigWarning, load_config_file
+from router.errors import ConfigError
 from router.router import Router
 from router.testing import Upstream
 from tests.conftest import StartUpstreams
@@ -25,7 +26,8 @@ DOCS = Path(__file__).parent / "fixtures" / "litellm_docs"
 @pytest.fixture(autouse=True)
 def doc_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "AZURE_RESPONSES_OPENAI_API_KEY", "AZURE_API_KEY",
-                 "REDIS_PASSWORD"):
+                 "REDIS_PASSWORD", "ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "GEMINI_API_KEY"):
         monkeypatch.setenv(name, f"{name.lower()}-value")
 
 
@@ -36,6 +38,21 @@ def test_every_documented_config_builds_a_router(path: Path) -> None:
         router = Router.from_config(path)
     assert router.model_names
     router.close()
+
+
+@pytest.mark.parametrize("path", sorted((DOCS / "unsupported").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_documented_configs_of_providers_without_an_adapter_are_refused_by_name(
+    path: Path,
+) -> None:
+    """Anthropic, Vertex AI, Bedrock, Gemini: one clear problem, naming the provider."""
+    provider = path.stem.removeprefix("responses_")
+    with pytest.raises(ConfigError) as info, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)
+        load_config_file(path)
+    assert info.value.problems == (
+        f"model_list[0].litellm_params.model: unsupported provider '{provider}'; "
+        "supported providers: openai, azure, mock",)
 
 
 def test_session_continuity_config_reads_api_version_as_written() -> None:
