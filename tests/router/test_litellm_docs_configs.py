@@ -29,6 +29,7 @@ def doc_env(monkeypatch: pytest.MonkeyPatch) -> None:
                  "REDIS_PASSWORD", "ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID",
                  "AWS_SECRET_ACCESS_KEY", "GEMINI_API_KEY"):
         monkeypatch.setenv(name, f"{name.lower()}-value")
+    monkeypatch.setenv("AZURE_API_BASE", "https://my-endpoint.openai.azure.com/")
 
 
 @pytest.mark.parametrize("path", sorted(DOCS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -81,6 +82,16 @@ def test_router_settings_examples() -> None:
         {"gpt-3.5-turbo": ["gpt-4"]}]
     with pytest.warns(ConfigWarning, match="cache_params"):
         load_config_file(DOCS / "load_balancing_redis.yaml")
+
+
+def test_pre_call_checks_config() -> None:
+    config = load_config_file(DOCS / "pre_call_checks.yaml")
+    assert config.settings.enable_pre_call_checks is True
+    azure, openai = config.model_list
+    assert azure.model_info.model_extra == {"base_model": "azure/gpt-4-1106-preview"}
+    assert azure.litellm_params.api_base == "https://my-endpoint.openai.azure.com/"
+    assert (openai.litellm_params.provider, openai.litellm_params.upstream_model) == (
+        "openai", "gpt-3.5-turbo-1106")
 
 
 def test_litellm_settings_retries_timeouts_cooldowns_are_honoured() -> None:
