@@ -135,6 +135,10 @@ def _shown(value: Any) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # the ABC check is the slow one
+
+
 def _check_input(value: Any) -> None:
     if value is not None and not isinstance(value, str | list | tuple):
         raise InvalidRequestError(
@@ -161,7 +165,7 @@ def _extra_headers(value: Any) -> Mapping[str, str] | None:
     """A caller's extra headers: well formed, and none the deployment owns (router.headers)."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         raise InvalidRequestError(
             f"extra_headers: expected a mapping of header names to strings, got {_shown(value)}")
     for name, header_value in value.items():
@@ -184,7 +188,7 @@ def check_query(value: Any, where: str) -> Mapping[str, Any]:
 
     ``where`` names the parameter in the :class:`InvalidRequestError` raised.
     """
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         raise InvalidRequestError(
             f"{where}: expected a mapping of parameter names to strings, got {_shown(value)}")
     for name, item in value.items():
@@ -203,7 +207,7 @@ def check_query(value: Any, where: str) -> Mapping[str, Any]:
 
 def _query_scalar(value: Any) -> bool:
     # A bool is sent as true/false, as the OpenAI SDK does (include_obfuscation=false).
-    return isinstance(value, str) or (isinstance(value, int | float) and math.isfinite(value))
+    return type(value) is str or (isinstance(value, int | float) and math.isfinite(value))
 
 
 #: Body fields a caller sets through the parameters of the same name, never extra_body.
@@ -217,7 +221,7 @@ def _extra_body(value: Any) -> Mapping[str, Any] | None:
     """``extra_body`` as given, its ``previous_response_id`` checked like the parameter's."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         raise InvalidRequestError(
             f"extra_body: expected a mapping of body fields, got {_shown(value)}")
     for name in value:
