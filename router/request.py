@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from router.errors import InvalidRequestError
 from router.headers import caller_header_problem
@@ -135,7 +135,7 @@ def _shown(value: Any) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-def _is_mapping(value: Any) -> bool:
+def _is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
     return type(value) is dict or isinstance(value, Mapping)  # the ABC check is the slow one
 
 
