@@ -468,7 +468,14 @@ def _read_document(path: Path, source: str) -> Any:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ConfigError(f"cannot read config file {source}: {reason}") from None
     try:
-        return load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
+        if path.suffix.lower() == ".json":
+            return load_json(text)
+        duplicates: list[str] = []
+        doc = load_yaml(text, duplicates)
+        if duplicates:
+            warnings.warn(f"{source}: the later value wins: {'; '.join(duplicates)}",
+                          ConfigWarning, stacklevel=3)
+        return doc
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"

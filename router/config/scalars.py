@@ -60,7 +60,25 @@ def _sourced(kind: type[SourcedInt] | type[SourcedFloat], value: Any, text: str)
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, keeping numbers' source text and timestamps as text."""
+    """PyYAML's safe loader, keeping numbers' source text and timestamps as text.
+
+    It also notes duplicate keys in ``duplicates``: YAML keeps the last one
+    silently (so does LiteLLM), which hides a second ``router_settings:``.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag.endswith(":str"):
+                if key_node.value in seen:
+                    line = key_node.start_mark.line + 1
+                    self.duplicates.append(f"line {line}: duplicate key {key_node.value!r}")
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
@@ -81,12 +99,20 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _yaml_timestamp)
 
 
-def load_yaml(text: str) -> Any:
+def load_yaml(text: str, duplicates: list[str] | None = None) -> Any:
     """Parse YAML like ``yaml.safe_load``, keeping what :data:`Text` fields need.
 
-    Raises ``yaml.YAMLError`` as ``safe_load`` does.
+    Each duplicate key (the later value wins, as in ``safe_load``) is appended
+    to ``duplicates`` as ``"line N: duplicate key 'name'"``. Raises
+    ``yaml.YAMLError`` as ``safe_load`` does.
     """
-    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+        if duplicates is not None:
+            duplicates.extend(loader.duplicates)
 
 
 def load_json(text: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from router.config import build_config, load_config_file, parse_config_document
+from router.config import ConfigWarning, build_config, load_config_file, parse_config_document
 from router.config.scalars import as_text, load_json, load_yaml
 from router.errors import ConfigError
 
@@ -211,3 +211,24 @@ def test_an_unquoted_yes_in_a_text_field_is_explained(tmp_path: Path) -> None:
     (problem,) = info.value.problems
     assert problem.startswith("model_list[0].model_name: expected text, got a boolean")
     assert "quote it" in problem
+
+
+def test_a_duplicate_key_is_warned_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yaml", """
+model_list: [{model_name: m, litellm_params: {model: mock/echo}}]
+router_settings:
+  num_retries: 5
+router_settings:
+  timeout: 30
+""")
+    with pytest.warns(ConfigWarning, match=r"later value wins: line 5: duplicate key "
+                                           r"'router_settings'"):
+        config = load_config_file(path)
+    assert (config.settings.num_retries, config.settings.timeout) == (2, 30)  # as safe_load
+
+
+def test_merge_keys_are_not_duplicates() -> None:
+    duplicates: list[str] = []
+    doc = load_yaml("base: &b {model: mock/echo, rpm: 5}\nentry: {<<: *b, rpm: 6}\n", duplicates)
+    assert doc["entry"] == {"model": "mock/echo", "rpm": 6}
+    assert duplicates == []
