@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 __all__ = ["CALLER_FORBIDDEN", "caller_header_problem", "header_problem"]
@@ -22,7 +23,7 @@ __all__ = ["CALLER_FORBIDDEN", "caller_header_problem", "header_problem"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 #: Lower-case header names a caller may not set, and why.
-CALLER_FORBIDDEN: Mapping[str, str] = {
+CALLER_FORBIDDEN: Mapping[str, str] = MappingProxyType({
     **dict.fromkeys(
         ("authorization", "api-key", "x-api-key", "proxy-authorization", "cookie",
          "ocp-apim-subscription-key"),
@@ -38,7 +39,7 @@ CALLER_FORBIDDEN: Mapping[str, str] = {
          "keep-alive", "te", "upgrade", "expect", "accept"),
         "the router frames the request itself",
     ),
-}
+})
 
 
 def header_problem(name: Any, value: Any) -> str | None:

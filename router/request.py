@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeGuard
 
 from router.errors import InvalidRequestError
@@ -211,10 +212,10 @@ def _query_scalar(value: Any) -> bool:
 
 
 #: Body fields a caller sets through the parameters of the same name, never extra_body.
-_OWN_BODY = {
+_OWN_BODY = MappingProxyType({
     "stream": "use the stream parameter (the router must know it to read the answer)",
     "model": "use the model parameter (the deployment's model is sent upstream)",
-}
+})
 
 
 def _extra_body(value: Any) -> Mapping[str, Any] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -77,7 +78,7 @@ def _clock(value: Any) -> str | None:
     return f"expected a clock with now(), wall() and sleep(), got {_kind(value)}"
 
 
-_CHECKS: Mapping[str, Callable[[Any], str | None]] = {
+_CHECKS: Mapping[str, Callable[[Any], str | None]] = MappingProxyType({
     "routing_strategy": _strategy,
     "optional_pre_call_checks": _checks,
     "http_client": _instance(httpx.AsyncClient, "an httpx.AsyncClient"),
@@ -86,7 +87,7 @@ _CHECKS: Mapping[str, Callable[[Any], str | None]] = {
     "strategies": _registry,
     "checks": _registry,
     "callbacks": _callbacks,
-}
+})
 
 
 def check_objects(**objects: Any) -> None:
