@@ -61,8 +61,22 @@ def split_model(model: str, custom_llm_provider: str | None) -> tuple[str, str]:
     return (head, tail) if sep else ("openai", model)
 
 
+def _control_characters(value: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+
+
+def _no_control_characters(value: str) -> str:
+    # Sent in a header or the URL, a line break fails every request (a key read
+    # from a file or a secret store often keeps its trailing newline). Not echoed.
+    if _control_characters(value):
+        raise ValueError("contains a line break or another control character "
+                         "(a value read from a file often ends with a newline: strip it)")
+    return value
+
+
 def _check_http_url(value: str) -> str:
     # The value is deliberately not echoed: a URL can carry a token.
+    _no_control_characters(value)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
@@ -135,6 +149,14 @@ class LiteLLMParams(BaseModel):
             provider, _ = split_model(info.data["model"], info.data["custom_llm_provider"])
             if provider == "azure":
                 raise ValueError("required for azure deployments (the resource endpoint)")
+        return value
+
+    @field_validator("api_key", "organization", "api_version")
+    @classmethod
+    def _sendable(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None:
+            _no_control_characters(text)
         return value
 
     @field_validator("extra_body")
@@ -329,6 +351,14 @@ class RouterSettings(BaseModel):
         cooldown = info.data.get("cooldown_time")
         if value is not None and cooldown is not None and value < cooldown:
             raise ValueError(f"must be at least cooldown_time ({cooldown:g})")
+        return value
+
+    @field_validator("redis_url", "redis_password", "redis_host")
+    @classmethod
+    def _redis_sendable(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None:
+            _no_control_characters(text)
         return value
 
     @field_validator("redis_url")

@@ -232,3 +232,19 @@ def test_merge_keys_are_not_duplicates() -> None:
     doc = load_yaml("base: &b {model: mock/echo, rpm: 5}\nentry: {<<: *b, rpm: 6}\n", duplicates)
     assert doc["entry"] == {"model": "mock/echo", "rpm": 6}
     assert duplicates == []
+
+
+@pytest.mark.parametrize("field", ["api_key", "organization", "api_version", "api_base"])
+def test_a_line_break_in_a_sent_value_is_refused_unshown(field: str) -> None:
+    value = {"api_base": "https://east.openai.azure.com/sk-SECRET\n"}.get(field, "sk-SECRET\n")
+    (problem,) = problems([azure(**{field: value})])
+    assert problem.startswith(f"model_list[0].litellm_params.{field}: contains a line break")
+    assert "SECRET" not in problem
+
+
+@pytest.mark.parametrize("field", ["redis_url", "redis_password", "redis_host"])
+def test_a_line_break_in_a_redis_setting_is_refused_unshown(field: str) -> None:
+    value = "redis://:sk-SECRET@h:6379/0\n" if field == "redis_url" else "sk-SECRET\r\n"
+    (problem,) = problems([mock()], {field: value})
+    assert problem.startswith(f"router_settings.{field}: contains a line break")
+    assert "SECRET" not in problem
