@@ -78,8 +78,16 @@ def _check_http_url(value: str) -> str:
     # The value is deliberately not echoed: a URL can carry a token.
     _no_control_characters(value)
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
         raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials (user:password@); use api_key")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or fragment; use extra_query")
     return value
 
 

@@ -248,3 +248,17 @@ def test_a_line_break_in_a_redis_setting_is_refused_unshown(field: str) -> None:
     (problem,) = problems([mock()], {field: value})
     assert problem.startswith(f"router_settings.{field}: contains a line break")
     assert "SECRET" not in problem
+
+
+@pytest.mark.parametrize(("api_base", "says"), [
+    ("https://host.example:99999/v1", "has an invalid port"),
+    ("https://host.example:abc/v1", "has an invalid port"),
+    ("https://exa mple.com/v1", "must be an http:// or https:// URL with a host"),
+    ("https://user:sk-SECRET@host.example/v1", "must not carry credentials"),
+    ("https://host.example/v1?api-version=2024-06-01", "must not carry a query or fragment"),
+    ("https://host.example/v1#x", "must not carry a query or fragment"),
+])
+def test_an_api_base_that_no_request_could_use_is_refused(api_base: str, says: str) -> None:
+    (problem,) = problems([mock(model="openai/gpt-4o", api_base=api_base)])
+    assert problem.startswith(f"model_list[0].litellm_params.api_base: {says}")
+    assert "SECRET" not in problem
