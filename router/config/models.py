@@ -28,6 +28,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from redis.asyncio.connection import parse_url
 
 from router.config.keys import (
     ALLOWED_FAILS_POLICY_KEYS,
@@ -89,6 +90,23 @@ def _check_http_url(value: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError("must not carry a query or fragment; use extra_query")
     return value
+
+
+def _check_redis_url(url: str) -> None:
+    """Parse ``url`` as redis-py will, now: a bad port or option fails at construction.
+
+    Otherwise the router starts, every Redis use fails, and it quietly runs on
+    local state. redis-py's reason is shown unless it quotes the credentials.
+    """
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        parts = urlsplit(url)
+        secrets = [s for s in (parts.username, parts.password) if s]
+        reason = str(exc)
+        if any(s in reason for s in secrets):
+            reason = "redis-py cannot parse it"
+        raise ValueError(f"is not a URL redis-py accepts: {reason}") from None
 
 
 def _unsupported(provider: str) -> ValueError:
@@ -376,6 +394,7 @@ class RouterSettings(BaseModel):
             scheme = urlsplit(value.get_secret_value()).scheme
             if scheme not in _REDIS_SCHEMES:
                 raise ValueError("must be a redis://, rediss:// or unix:// URL")
+            _check_redis_url(value.get_secret_value())
         return value
 
     def redis_dsn(self) -> str | None:

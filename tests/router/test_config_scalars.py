@@ -262,3 +262,14 @@ def test_an_api_base_that_no_request_could_use_is_refused(api_base: str, says: s
     (problem,) = problems([mock(model="openai/gpt-4o", api_base=api_base)])
     assert problem.startswith(f"model_list[0].litellm_params.api_base: {says}")
     assert "SECRET" not in problem
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("redis://localhost:99999/0", "Port out of range"),
+    ("redis://localhost:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+    ("unix:///tmp/redis.sock?db=abc", "Invalid value for 'db'"),
+])
+def test_a_redis_url_redis_py_cannot_use_is_refused(url: str, reason: str) -> None:
+    (problem,) = problems([mock()], {"redis_url": url})
+    assert problem.startswith("router_settings.redis_url: is not a URL redis-py accepts: ")
+    assert reason in problem
