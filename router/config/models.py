@@ -28,7 +28,6 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from redis.asyncio.connection import parse_url
 
 from router.config.keys import (
     ALLOWED_FAILS_POLICY_KEYS,
@@ -98,6 +97,9 @@ def _check_redis_url(url: str) -> None:
     Otherwise the router starts, every Redis use fails, and it quietly runs on
     local state. redis-py's reason is shown unless it quotes the credentials.
     """
+    # Imported here: a router without Redis need not load redis-py.
+    from redis.asyncio.connection import parse_url
+
     try:
         parse_url(url)
     except ValueError as exc:
