@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import yaml
@@ -362,38 +363,47 @@ def build_config(model_list: Sequence[Mapping[str, Any]], settings: Mapping[str,
     return config, report.warn(stacklevel=2)
 
 
-def _is_numeric(annotation: Any) -> bool:
-    """Whether a settings field holds a number (and never text)."""
+def _kind_of(annotation: Any) -> str | None:
+    """``"integer"``, ``"number"`` or ``"flag"`` for a settings field's type, else ``None``."""
     members = typing.get_args(annotation) if typing.get_origin(annotation) in (
         typing.Union, types.UnionType) else (annotation,)
     kinds = {typing.get_args(m)[0] if typing.get_origin(m) is typing.Annotated else m
              for m in members}
-    return bool(kinds & {int, float}) and str not in kinds
+    if str in kinds:
+        return None
+    if bool in kinds:
+        return "flag"
+    return "number" if float in kinds else "integer" if int in kinds else None
 
 
-#: RouterSettings fields that hold numbers or flags: ``Router(...)`` takes no text for them.
-_TYPED_SETTINGS = frozenset(
-    name for name, info in RouterSettings.model_fields.items()
-    if _is_numeric(info.annotation) or info.annotation is bool)
+#: RouterSettings fields that hold numbers or flags, by kind: ``Router(...)`` takes no
+#: text for them, and no float for an integer.
+_TYPED_SETTINGS: Mapping[str, str] = MappingProxyType({
+    name: kind for name, info in RouterSettings.model_fields.items()
+    if (kind := _kind_of(info.annotation)) is not None
+})
+
+_EXPECTED = MappingProxyType({
+    "integer": "an integer", "number": "a number", "flag": "a boolean (True or False)"})
 
 
 def _check_argument_types(settings: Mapping[str, Any], report: _Report) -> None:
-    """Refuse text for numeric and boolean ``Router(...)`` arguments.
+    """Refuse text for numeric and boolean ``Router(...)`` arguments, floats for integers.
 
     A config file (and an ``os.environ/`` reference) can only give text, so
     numeric text is accepted there (LiteLLM documents ``redis_port`` as a
     string); a keyword argument is typed by the caller, and is held to the
-    same rule as the per-call parameters: ``num_retries="3"`` and
-    ``disable_cooldowns="no"`` are refused by both.
+    same rule as the per-call parameters: ``num_retries="3"``,
+    ``num_retries=2.0`` and ``disable_cooldowns="no"`` are refused by both.
     """
-    for name in _TYPED_SETTINGS.intersection(settings):
-        value = settings[name]
+    for name in settings.keys() & _TYPED_SETTINGS.keys():
+        value, kind = settings[name], _TYPED_SETTINGS[name]
         if isinstance(value, str) and not value.startswith(ENV_PREFIX):
-            what = "a boolean (True or False)" \
-                if RouterSettings.model_fields[name].annotation is bool else "a number"
             # The value is not shown: a misplaced secret must not reach a message.
-            report.problem(f"router_settings.{name}", f"expected {what}, got text (text is "
-                           "read as a value only from config files and os.environ/)")
+            report.problem(f"router_settings.{name}", f"expected {_EXPECTED[kind]}, got text "
+                           "(text is read as a value only from config files and os.environ/)")
+        elif kind == "integer" and isinstance(value, float):
+            report.problem(f"router_settings.{name}", f"expected an integer, got {value!r}")
 
 
 # --- whole documents and files ------------------------------------------------------

@@ -146,6 +146,8 @@ def test_a_float_without_its_written_form_is_refused_by_path() -> None:
     ({"num_retries": "3"}, "num_retries"),
     ({"timeout": "30"}, "timeout"),
     ({"redis_port": "6379", "redis_host": "h"}, "redis_port"),
+    ({"num_retries": 2.0}, "num_retries"),  # as per call: an integer is an int
+    ({"allowed_fails": 3.5}, "allowed_fails"),
 ])
 def test_bad_numeric_arguments_are_config_errors(settings: dict[str, Any], path: str) -> None:
     (problem,) = problems([mock()], settings)
