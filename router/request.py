@@ -129,9 +129,15 @@ def build_request(
 
 
 def _shown(value: Any) -> str:
-    """A short rendering of a bad value: its repr when it is a plain scalar, else its type."""
-    if value is None or isinstance(value, bool | int | float | str):
+    """A short rendering of a bad value: a plain scalar's repr, else its type.
+
+    Text longer than a word is not shown (a key pasted into the wrong
+    parameter must not reach a log).
+    """
+    if value is None or isinstance(value, bool | int | float):
         return repr(value)[:60]
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 16 else f"a string of {len(value)} characters"
     name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 

@@ -122,3 +122,9 @@ def test_every_forbidden_header_is_refused_in_any_case() -> None:
     for name in CALLER_FORBIDDEN:
         assert caller_header_problem(name.upper(), "v") is not None
         assert header_problem(name, "v") is None  # a deployment's config may set them
+
+
+def test_a_long_string_in_the_wrong_parameter_is_not_shown() -> None:
+    assert _refused({"timeout": "sk-proj-0123456789abcdef"}) == (
+        "timeout: expected a positive number of seconds, got a string of 24 characters")
+    assert _refused({"timeout": "5"}).endswith("got '5'")
