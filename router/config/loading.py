@@ -401,7 +401,8 @@ def _check_argument_types(settings: Mapping[str, Any], report: _Report) -> None:
         if isinstance(value, str) and not value.startswith(ENV_PREFIX):
             # The value is not shown: a misplaced secret must not reach a message.
             report.problem(f"router_settings.{name}", f"expected {_EXPECTED[kind]}, got text "
-                           "(text is read as a value only from config files and os.environ/)")
+                           "(text is read as a value only in a config document: "
+                           "Router.from_config / from_dict, or os.environ/)")
         elif kind == "integer" and isinstance(value, float):
             report.problem(f"router_settings.{name}", f"expected an integer, got {value!r}")
 

@@ -67,7 +67,7 @@ def test_model_list_of_the_wrong_shape(model_list: Any, expected: str) -> None:
 def test_a_flag_argument_takes_no_text(name: str) -> None:
     assert problems(**{name: "false"}) == (
         f"router_settings.{name}: expected a boolean (True or False), got text (text is read "
-        "as a value only from config files and os.environ/)",)
+        "as a value only in a config document: Router.from_config / from_dict, or os.environ/)",)
 
 
 @pytest.mark.parametrize("field", ["stream", "model"])
