@@ -84,6 +84,20 @@ def test_router_settings_examples() -> None:
         load_config_file(DOCS / "load_balancing_redis.yaml")
 
 
+def test_the_all_settings_router_settings_block() -> None:
+    with pytest.warns(ConfigWarning, match="tag_filtering_match_any"):
+        settings = load_config_file(DOCS / "router_settings_reference.yaml").settings
+    assert settings.redis_dsn() == "redis://:redis_password-value@redis.internal:6379/0"
+    assert settings.retry_policy == {
+        "AuthenticationErrorRetries": 3, "TimeoutErrorRetries": 3, "RateLimitErrorRetries": 3,
+        "ContentPolicyViolationErrorRetries": 4, "InternalServerErrorRetries": 4}
+    assert settings.allowed_fails_policy is not None
+    assert settings.allowed_fails_policy["RateLimitErrorAllowedFails"] == 10000
+    assert settings.fallbacks == settings.content_policy_fallbacks == [
+        {"claude-2": ["my-fallback-model"]}]
+    assert (settings.disable_cooldowns, settings.enable_tag_filtering) == (True, True)
+
+
 def test_pre_call_checks_config() -> None:
     config = load_config_file(DOCS / "pre_call_checks.yaml")
     assert config.settings.enable_pre_call_checks is True
