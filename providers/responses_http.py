@@ -19,6 +19,7 @@ from httpx_sse import EventSource, ServerSentEvent
 
 from providers.http import Answer, ClientPool
 from router.errors import (
+    InvalidRequestError,
     MalformedResponseError,
     UpstreamConnectionError,
     UpstreamError,
@@ -27,6 +28,7 @@ from router.errors import (
     error_from_status,
     error_from_transport,
 )
+from router.request import check_query
 from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent
 
 if TYPE_CHECKING:
@@ -160,7 +162,9 @@ class HttpResponsesProvider:
         timeout: float | None = None,
     ) -> Record:
         ep: Endpoint = deployment.endpoint
-        url = _with_query(ep.url.copy_with(path=f"{ep.url.path}/{path}"), query)
+        if query:
+            check_query(query, "query")  # before anything is sent: the caller's mistake
+        url = _with_query(ep.url.copy_with(path=f"{ep.url.path}/{path}"), _arrays(query))
         try:
             answer = await self._pool.get(ep.origin).send(
                 method, url, headers=ep.headers, timeout=timeout
@@ -186,7 +190,33 @@ def _body(deployment: Deployment, request: RouteRequest, *, stream: bool) -> byt
         body.update(extra)
     if request.extra_body:
         body.update(request.extra_body)
-    return json.dumps(body).encode()
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except (TypeError, ValueError):
+        raise _unsendable(body) from None
+
+
+def _unsendable(body: Mapping[str, Any]) -> InvalidRequestError:
+    """The error for a body that is not JSON, naming the first parameter at fault.
+
+    Raised before anything is sent, and not an upstream failure, so it cools
+    no deployment down.
+    """
+    for name, value in body.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            reason = "NaN or infinity" if isinstance(exc, ValueError) else str(exc)
+            return InvalidRequestError(f"{name}: cannot be sent as JSON ({reason[:120]})")
+    return InvalidRequestError("the request body cannot be sent as JSON")
+
+
+def _arrays(query: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``query`` with list values named ``name[]``, as the OpenAI SDK sends them
+    (``include[]=a&include[]=b``)."""
+    if not query:
+        return query
+    return {f"{k}[]" if isinstance(v, list | tuple) else k: v for k, v in query.items()}
 
 
 def _with_query(base: httpx.URL, extra: Mapping[str, Any] | None) -> str:

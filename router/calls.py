@@ -51,7 +51,8 @@ class Calls:
         started = self._services.clock.now()
         try:
             request = build_request(
-                model, params, stream=stream, default_timeout=self._timeout, now=started)
+                model, params, stream=stream, default_timeout=self._timeout, now=started,
+                groups=self._services.table)
         except InvalidRequestError as exc:  # rejected before routing: observers hear of it
             self._report_failure(_rejected(model, params, stream), exc, started)
             raise

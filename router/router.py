@@ -20,6 +20,7 @@ from providers.registry import ProviderFactory, provider_names
 from router.assembly import CheckFactory, Objects, Parts, StrategyFactory, assemble
 from router.calls import Calls, with_routing
 from router.config.loading import build_config, load_config_file, parse_config_document
+from router.config.objects import check_objects
 from router.errors import InvalidRequestError
 from router.streaming import SyncResponseStream
 from router.sync import LoopRunner
@@ -80,13 +81,18 @@ class Router:
         providers: Mapping[str, ProviderFactory] | None = None,
         **settings: Any,
     ) -> None:
+        check_objects(
+            routing_strategy=routing_strategy, optional_pre_call_checks=optional_pre_call_checks,
+            http_client=http_client, clock=clock, rng=rng, strategies=strategies, checks=checks,
+            callbacks=callbacks,
+        )
         settings = dict(settings)
         if isinstance(routing_strategy, str):
             settings["routing_strategy"] = routing_strategy
         names = [c for c in optional_pre_call_checks or () if isinstance(c, str)]
         if names:
             settings["optional_pre_call_checks"] = names
-        config, _ = build_config(list(model_list or ()), settings, source="Router(...)",
+        config, _ = build_config(model_list or [], settings, source="Router(...)",
                                  providers=provider_names(providers))
         self._adopt(assemble(config, Objects.arguments(
             routing_strategy=routing_strategy, optional_pre_call_checks=optional_pre_call_checks,

@@ -83,6 +83,13 @@ class DeploymentTable:
     def group_names(self) -> list[str]:
         return list(self._groups)
 
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a model group, an alias of one, or served by a wildcard group."""
+        if name in self._groups or name in self._aliases:
+            return True
+        return (isinstance(name, str) and bool(self._wildcards)
+                and self._wildcards.match(name) is not None)
+
 
 def _build(
     config: DeploymentConfig,

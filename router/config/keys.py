@@ -45,6 +45,8 @@ LITELLM_SETTINGS_HONOURED: tuple[tuple[str, str], ...] = (
     ("context_window_fallbacks", "context_window_fallbacks"),
     ("content_policy_fallbacks", "content_policy_fallbacks"),
     ("allowed_fails", "allowed_fails"),
+    # LiteLLM's "Fallbacks + Retries + Timeouts + Cooldowns" docs set it here.
+    ("cooldown_time", "cooldown_time"),
     ("max_fallbacks", "max_fallbacks"),
 )
 """``litellm_settings`` key -> router setting it feeds when router_settings is silent.
@@ -120,6 +122,7 @@ SETTINGS_KEYS: frozenset[str] = frozenset({
 
 LITELLM_SETTINGS_KEYS: frozenset[str] = frozenset({
     "assistants_config", "search_tools", "guardrail_list", "cache_responses", "cache_kwargs",
+    "cache_params",
     "caching_groups", "client_ttl", "polling_interval", "default_priority",
     "default_litellm_params", "set_verbose", "debug_level", "tag_filtering_match_any",
     "model_group_retry_policy", "provider_budget_config", "alerting_config",

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import types
+import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import yaml
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 import router.config.keys as keys
 from router.config.keys import SUPPORTED_PROVIDERS, did_you_mean
 from router.config.models import DeploymentConfig, RouterConfig, RouterSettings
+from router.config.scalars import load_json, load_yaml, text_or_none
 from router.errors import ConfigError
 
 ENV_PREFIX = "os.environ/"
@@ -281,8 +285,9 @@ def _deployments(model_list: Any, report: _Report
     for index, raw in enumerate(model_list):
         path = f"model_list[{index}]"
         data = _deployment_input(raw, path, report)
-        if data is not None and isinstance(data.get("model_name"), str):
-            names.add(data["model_name"])
+        name = None if data is None else text_or_none(data.get("model_name"))
+        if name is not None:
+            names.add(name)
         deployment = _validated(DeploymentConfig, data, path, report) if data else None
         if deployment is not None:
             valid.append((path, deployment))
@@ -364,8 +369,53 @@ def build_config(model_list: Sequence[Mapping[str, Any]], settings: Mapping[str,
     :class:`ConfigWarning`). Raises :class:`ConfigError` listing every problem.
     """
     report = _Report(source, tuple(providers))
+    _check_argument_types(settings, report)
     config = report.finish(_build(model_list, settings, {}, report))
     return config, report.warn(stacklevel=2)
+
+
+def _kind_of(annotation: Any) -> str | None:
+    """``"integer"``, ``"number"`` or ``"flag"`` for a settings field's type, else ``None``."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (
+        typing.Union, types.UnionType) else (annotation,)
+    kinds = {typing.get_args(m)[0] if typing.get_origin(m) is typing.Annotated else m
+             for m in members}
+    if str in kinds:
+        return None
+    if bool in kinds:
+        return "flag"
+    return "number" if float in kinds else "integer" if int in kinds else None
+
+
+#: RouterSettings fields that hold numbers or flags, by kind: ``Router(...)`` takes no
+#: text for them, and no float for an integer.
+_TYPED_SETTINGS: Mapping[str, str] = MappingProxyType({
+    name: kind for name, info in RouterSettings.model_fields.items()
+    if (kind := _kind_of(info.annotation)) is not None
+})
+
+_EXPECTED = MappingProxyType({
+    "integer": "an integer", "number": "a number", "flag": "a boolean (True or False)"})
+
+
+def _check_argument_types(settings: Mapping[str, Any], report: _Report) -> None:
+    """Refuse text for numeric and boolean ``Router(...)`` arguments, floats for integers.
+
+    A config file (and an ``os.environ/`` reference) can only give text, so
+    numeric text is accepted there (LiteLLM documents ``redis_port`` as a
+    string); a keyword argument is typed by the caller, and is held to the
+    same rule as the per-call parameters: ``num_retries="3"``,
+    ``num_retries=2.0`` and ``disable_cooldowns="no"`` are refused by both.
+    """
+    for name in settings.keys() & _TYPED_SETTINGS.keys():
+        value, kind = settings[name], _TYPED_SETTINGS[name]
+        if isinstance(value, str) and not value.startswith(ENV_PREFIX):
+            # The value is not shown: a misplaced secret must not reach a message.
+            report.problem(f"router_settings.{name}", f"expected {_EXPECTED[kind]}, got text "
+                           "(text is read as a value only in a config document: "
+                           "Router.from_config / from_dict, or os.environ/)")
+        elif kind == "integer" and isinstance(value, float):
+            report.problem(f"router_settings.{name}", f"expected an integer, got {value!r}")
 
 
 # --- whole documents and files ------------------------------------------------------
@@ -442,7 +492,14 @@ def _read_document(path: Path, source: str) -> Any:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ConfigError(f"cannot read config file {source}: {reason}") from None
     try:
-        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        if path.suffix.lower() == ".json":
+            return load_json(text)
+        duplicates: list[str] = []
+        doc = load_yaml(text, duplicates)
+        if duplicates:
+            warnings.warn(f"{source}: the later value wins: {'; '.join(duplicates)}",
+                          ConfigWarning, stacklevel=3)
+        return doc
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"

@@ -35,13 +35,17 @@ from router.config.keys import (
     SUPPORTED_PROVIDERS,
     did_you_mean,
 )
+from router.config.scalars import Count, Number, SecretText, Text
+from router.headers import header_problem
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# Infinities and NaN are refused everywhere: a timeout of 1e309 is a typo, and
+# a NaN compares false with every bound.
+_FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
-NonNegativeInt = Annotated[int, Field(ge=0)]
+NonNegativeInt = Annotated[Count, Field(ge=0)]
 PanicMode = Literal["fail", "soonest", "wait"]
-FallbackList = list[dict[str, list[str]]]
+FallbackList = list[dict[Text, list[Text]]]
 
 
 def split_model(model: str, custom_llm_provider: str | None) -> tuple[str, str]:
@@ -57,12 +61,54 @@ def split_model(model: str, custom_llm_provider: str | None) -> tuple[str, str]:
     return (head, tail) if sep else ("openai", model)
 
 
+def _control_characters(value: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+
+
+def _no_control_characters(value: str) -> str:
+    # Sent in a header or the URL, a line break fails every request (a key read
+    # from a file or a secret store often keeps its trailing newline). Not echoed.
+    if _control_characters(value):
+        raise ValueError("contains a line break or another control character "
+                         "(a value read from a file often ends with a newline: strip it)")
+    return value
+
+
 def _check_http_url(value: str) -> str:
     # The value is deliberately not echoed: a URL can carry a token.
+    _no_control_characters(value)
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
         raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials (user:password@); use api_key")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or fragment; use extra_query")
     return value
+
+
+def _check_redis_url(url: str) -> None:
+    """Parse ``url`` as redis-py will, now: a bad port or option fails at construction.
+
+    Otherwise the router starts, every Redis use fails, and it quietly runs on
+    local state. redis-py's reason is shown unless it quotes the credentials.
+    """
+    # Imported here: a router without Redis need not load redis-py.
+    from redis.asyncio.connection import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        parts = urlsplit(url)
+        secrets = [s for s in (parts.username, parts.password) if s]
+        reason = str(exc)
+        if any(s in reason for s in secrets):
+            reason = "redis-py cannot parse it"
+        raise ValueError(f"is not a URL redis-py accepts: {reason}") from None
 
 
 def _supported(info: ValidationInfo) -> tuple[str, ...]:
@@ -92,36 +138,36 @@ class LiteLLMParams(BaseModel):
 
     # custom_llm_provider is declared first so that the checks on ``model`` and
     # ``api_base`` can see it.
-    custom_llm_provider: str | None = None
-    model: str = Field(min_length=1)
-    api_base: str | None = Field(default=None, validate_default=True)
-    api_key: SecretStr | None = None
-    api_version: str | None = None
-    organization: str | None = None
-    timeout: float | None = Field(default=None, gt=0)
-    stream_timeout: float | None = Field(default=None, gt=0)
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    weight: float | None = Field(default=None, gt=0)
-    order: int | None = Field(default=None, ge=1)
-    tags: tuple[str, ...] = ()
-    mock_response: str | None = None
-    max_parallel_requests: int | None = Field(default=None, ge=1)
-    extra_headers: dict[str, str] | None = Field(default=None, repr=False)
+    custom_llm_provider: Text | None = None
+    model: Text = Field(min_length=1)
+    api_base: Text | None = Field(default=None, validate_default=True)
+    api_key: SecretText | None = None
+    api_version: Text | None = None
+    organization: Text | None = None
+    timeout: Number | None = Field(default=None, gt=0)
+    stream_timeout: Number | None = Field(default=None, gt=0)
+    rpm: Count | None = Field(default=None, ge=0)
+    tpm: Count | None = Field(default=None, ge=0)
+    weight: Number | None = Field(default=None, gt=0)
+    order: Count | None = Field(default=None, ge=1)
+    tags: tuple[Text, ...] = ()
+    mock_response: Text | None = None
+    max_parallel_requests: Count | None = Field(default=None, ge=1)
+    extra_headers: dict[str, Text] | None = Field(default=None, repr=False)
     extra_body: dict[str, Any] | None = Field(default=None, repr=False)
-    extra_query: dict[str, str] | None = Field(default=None, repr=False)
+    extra_query: dict[str, Text] | None = Field(default=None, repr=False)
     #: Drop the Responses parameters a translated provider cannot honour (else refuse them).
     drop_params: bool = False
     # Google Vertex AI (``vertex_ai/``): project, region, service-account file path or JSON.
-    vertex_project: str | None = None
-    vertex_location: str | None = None
-    vertex_credentials: SecretStr | None = None
+    vertex_project: Text | None = None
+    vertex_location: Text | None = None
+    vertex_credentials: SecretText | None = None
     # AWS Bedrock (``bedrock/``): keys (else the default AWS credential chain) and region.
-    aws_access_key_id: SecretStr | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_session_token: SecretStr | None = None
-    aws_region_name: str | None = None
-    aws_bedrock_runtime_endpoint: str | None = None
+    aws_access_key_id: SecretText | None = None
+    aws_secret_access_key: SecretText | None = None
+    aws_session_token: SecretText | None = None
+    aws_region_name: Text | None = None
+    aws_bedrock_runtime_endpoint: Text | None = None
 
     @field_validator("custom_llm_provider")
     @classmethod
@@ -155,6 +201,32 @@ class LiteLLMParams(BaseModel):
                 raise ValueError("required for azure deployments (the resource endpoint)")
         return value
 
+    @field_validator("api_key", "organization", "api_version")
+    @classmethod
+    def _sendable(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None:
+            _no_control_characters(text)
+        return value
+
+    @field_validator("extra_body")
+    @classmethod
+    def _body_leaves_stream_and_model(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The router sets both per request; a fixed one would break every other request.
+        for name in ("stream", "model"):
+            if value and name in value:
+                raise ValueError(f"may not set {name!r}: the router sets it on every request")
+        return value
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _well_formed_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, header_value in (value or {}).items():
+            problem = header_problem(name, header_value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
     @property
     def provider(self) -> str:
         """``"azure"``, ``"openai"``, ``"mock"``: the adapter that serves this deployment."""
@@ -174,24 +246,19 @@ class ModelInfo(BaseModel):
     sharing it can serve each other's stored responses.
     """
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
 
-    id: str | None = Field(default=None, min_length=1)
-    max_input_tokens: int | None = Field(default=None, ge=1)
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    input_cost_per_token: float | None = Field(default=None, ge=0)
-    output_cost_per_token: float | None = Field(default=None, ge=0)
-    cache_read_input_token_cost: float | None = Field(default=None, ge=0)
-    state_domain: str | None = Field(default=None, min_length=1)
+    # LiteLLM accepts numeric ids and stores them as strings: Text does the same.
+    id: Text | None = Field(default=None, min_length=1)
+    max_input_tokens: Count | None = Field(default=None, ge=1)
+    max_output_tokens: Count | None = Field(default=None, ge=1)
+    input_cost_per_token: Number | None = Field(default=None, ge=0)
+    output_cost_per_token: Number | None = Field(default=None, ge=0)
+    cache_read_input_token_cost: Number | None = Field(default=None, ge=0)
+    state_domain: Text | None = Field(default=None, min_length=1)
     #: LiteLLM's list of endpoints the deployment serves; ``/v1/responses`` in it
     #: makes a Chat Completions provider pass Responses calls through natively.
-    supported_endpoints: tuple[str, ...] | None = None
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _int_id(cls, value: Any) -> Any:
-        # LiteLLM accepts numeric ids and stores them as strings.
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    supported_endpoints: tuple[Text, ...] | None = None
 
 
 class DeploymentConfig(BaseModel):
@@ -199,14 +266,15 @@ class DeploymentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    model_name: str = Field(min_length=1)
+    model_name: Text = Field(min_length=1)
     litellm_params: LiteLLMParams = Field(
         validation_alias=AliasChoices("litellm_params", "params"))
     model_info: ModelInfo = Field(default_factory=ModelInfo)
 
 
 def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    """One name (text, or a scalar YAML typed) as a list of one; lists unchanged."""
+    return value if value is None or isinstance(value, list | tuple | dict) else [value]
 
 
 def _coerce_fallbacks(value: Any) -> Any:
@@ -256,41 +324,41 @@ class RouterSettings(BaseModel):
 
     model_config = _FROZEN
 
-    routing_strategy: str = Field(default="simple-shuffle", min_length=1)
+    routing_strategy: Text = Field(default="simple-shuffle", min_length=1)
     routing_strategy_args: dict[str, Any] = Field(default_factory=dict)
-    num_retries: int = Field(default=2, ge=0)
-    timeout: float | None = Field(default=None, gt=0)
-    stream_timeout: float | None = Field(default=None, gt=0)
-    retry_after: float = Field(default=0, ge=0)
-    allowed_fails: int = Field(default=3, ge=0)
-    cooldown_time: float = Field(default=5.0, ge=0)
-    max_cooldown_time: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    cooldown_jitter: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
+    num_retries: Count = Field(default=2, ge=0)
+    timeout: Number | None = Field(default=None, gt=0)
+    stream_timeout: Number | None = Field(default=None, gt=0)
+    retry_after: Number = Field(default=0, ge=0)
+    allowed_fails: Count = Field(default=3, ge=0)
+    cooldown_time: Number = Field(default=5.0, ge=0)
+    max_cooldown_time: Number | None = Field(default=None, ge=0)
+    cooldown_jitter: Number = Field(default=0.1, ge=0, lt=1)
     panic_mode: PanicMode = "fail"
     disable_cooldowns: bool = False
     retry_budget: bool = True
-    retry_budget_ratio: float = Field(default=0.2, ge=0, allow_inf_nan=False)
-    retry_budget_min_per_second: float = Field(default=10.0, ge=0, allow_inf_nan=False)
-    retry_budget_window: float = Field(default=10.0, gt=0, le=3600)
+    retry_budget_ratio: Number = Field(default=0.2, ge=0)
+    retry_budget_min_per_second: Number = Field(default=10.0, ge=0)
+    retry_budget_window: Number = Field(default=10.0, gt=0, le=3600)
     fallbacks: FallbackList = Field(default_factory=list)
-    default_fallbacks: list[str] = Field(default_factory=list)
+    default_fallbacks: list[Text] = Field(default_factory=list)
     context_window_fallbacks: FallbackList = Field(default_factory=list)
     content_policy_fallbacks: FallbackList = Field(default_factory=list)
-    max_fallbacks: int = Field(default=5, ge=0)
+    max_fallbacks: Count = Field(default=5, ge=0)
     optional_pre_call_checks: list[str] = Field(default_factory=list)
     enable_pre_call_checks: bool = False
     enable_tag_filtering: bool = False
     retry_policy: dict[str, NonNegativeInt] | None = None
     allowed_fails_policy: dict[str, NonNegativeInt] | None = None
-    model_group_alias: dict[str, str] = Field(default_factory=dict)
-    default_max_parallel_requests: int | None = Field(default=None, ge=1)
-    redis_url: SecretStr | None = None
-    redis_host: str | None = Field(default=None, min_length=1)
-    redis_port: int | None = Field(default=None, ge=1, le=65535)
-    redis_password: SecretStr | None = None
-    redis_db: int | None = Field(default=None, ge=0)
-    redis_key_prefix: str = "rr:"
-    response_ownership_ttl: float = Field(default=2_592_000, gt=0)
+    model_group_alias: dict[Text, Text] = Field(default_factory=dict)
+    default_max_parallel_requests: Count | None = Field(default=None, ge=1)
+    redis_url: SecretText | None = None
+    redis_host: Text | None = Field(default=None, min_length=1)
+    redis_port: Count | None = Field(default=None, ge=1, le=65535)
+    redis_password: SecretText | None = None
+    redis_db: Count | None = Field(default=None, ge=0)
+    redis_key_prefix: Text = "rr:"
+    response_ownership_ttl: Number = Field(default=2_592_000, gt=0)
 
     @field_validator(
         "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", mode="before")
@@ -338,6 +406,14 @@ class RouterSettings(BaseModel):
             raise ValueError(f"must be at least cooldown_time ({cooldown:g})")
         return value
 
+    @field_validator("redis_url", "redis_password", "redis_host")
+    @classmethod
+    def _redis_sendable(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None:
+            _no_control_characters(text)
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
@@ -345,6 +421,7 @@ class RouterSettings(BaseModel):
             scheme = urlsplit(value.get_secret_value()).scheme
             if scheme not in _REDIS_SCHEMES:
                 raise ValueError("must be a redis://, rediss:// or unix:// URL")
+            _check_redis_url(value.get_secret_value())
         return value
 
     def redis_dsn(self) -> str | None:

@@ -13,6 +13,10 @@ Azure legacy ``/openai`` with a required ``api-version`` query):
 * ``POST /responses`` (plain, ``stream``, ``background``), ``GET``/``DELETE
   /responses/{id}``, ``POST /responses/{id}/cancel`` and ``GET
   /responses/{id}/input_items``; bodies validate as the official SDK's types.
+* Tools and options beyond text (image generation with partial images, MCP
+  approvals, computer use, custom tools with grammars, ``prompt`` with no
+  ``input``, ``include[]`` on retrieve) are answered as OpenAI does
+  (:mod:`router.testing.features`).
 * Response ids belong to the upstream that made them: a ``previous_response_id``
   from another upstream gets ``400 previous_response_not_found``, as on OpenAI.
 * Every answer names who served it (``x-upstream``), through which path shape
@@ -49,6 +53,8 @@ from typing import Any, Protocol
 import httpx
 from aiohttp import web
 
+from router.testing.features import BadRequest, item_events, tool_output, with_includes
+
 __all__ = [
     "FaultPlan",
     "RecordedRequest",
@@ -74,7 +80,8 @@ class RecordedRequest:
     """One request as the upstream received it.
 
     ``headers`` has lower-case keys; ``json`` is the decoded body, or ``None``
-    when there was no body or it was not valid JSON.
+    when there was no body or it was not valid JSON. ``query`` keeps one value
+    per name; ``query_string`` is the query as sent (repeated names, ``[]``).
     """
 
     method: str
@@ -82,6 +89,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     json: Json
+    query_string: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +432,15 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, Json]:
     }
 
 
+def _input_of(body: dict[str, Json]) -> Json:
+    """The request's ``input``; a prompt-only request (``prompt`` and no input) has none."""
+    inp = body.get("input")
+    if inp is None:
+        prompt = body.get("prompt") or {}
+        return [{"role": "user", "content": f"prompt {prompt.get('id')}"}] if prompt else []
+    return inp
+
+
 def _conversation(value: Json) -> Json:
     return {"id": value} if isinstance(value, str) else value
 
@@ -498,17 +515,30 @@ def _split(text: str, chunks: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def _completed_events(final: dict[str, Json], chunks: int) -> list[dict[str, Json]]:
-    item = final["output"][0]
-    part = item["content"][0]
-    at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+def _completed_events(
+    final: dict[str, Json], chunks: int, body: dict[str, Json]
+) -> list[dict[str, Json]]:
     pending = _pending(final, "in_progress")
-    return [
+    events: list[dict[str, Json]] = [
         {"type": "response.created", "response": pending},
         {"type": "response.in_progress", "response": pending},
+    ]
+    for index, item in enumerate(final["output"]):
+        if item["type"] == "message":
+            events.extend(_message_events(item, index, chunks))
+        else:
+            events.extend(item_events(item, index, body))
+    events.append({"type": "response.completed", "response": final})
+    return events
+
+
+def _message_events(item: dict[str, Json], index: int, chunks: int) -> list[dict[str, Json]]:
+    part = item["content"][0]
+    at = {"item_id": item["id"], "output_index": index, "content_index": 0}
+    return [
         {
             "type": "response.output_item.added",
-            "output_index": 0,
+            "output_index": index,
             "item": {**item, "status": "in_progress", "content": []},
         },
         {"type": "response.content_part.added", **at, "part": {**part, "text": ""}},
@@ -518,8 +548,7 @@ def _completed_events(final: dict[str, Json], chunks: int) -> list[dict[str, Jso
         ),
         {"type": "response.output_text.done", **at, "text": part["text"], "logprobs": []},
         {"type": "response.content_part.done", **at, "part": part},
-        {"type": "response.output_item.done", "output_index": 0, "item": item},
-        {"type": "response.completed", "response": final},
+        {"type": "response.output_item.done", "output_index": index, "item": item},
     ]
 
 
@@ -747,9 +776,10 @@ class Upstream:
                 body = None
         if self._record:
             headers = {k.lower(): v for k, v in request.headers.items()}
-            self.requests.append(
-                RecordedRequest(request.method, request.path, dict(request.query), headers, body)
-            )
+            self.requests.append(RecordedRequest(
+                request.method, request.path, dict(request.query), headers, body,
+                request.query_string,
+            ))
         return body
 
     def _check_access(self, call: _Call) -> None:
@@ -821,16 +851,16 @@ class Upstream:
         return self._turns.get(previous, 1) + 1
 
     def _build(self, body: dict[str, Json], turn: int) -> dict[str, Json]:
-        last, input_tokens = _measure(body["input"])
+        last, input_tokens = _measure(_input_of(body))
         text = f"[{self.name}] turn {turn}: {last[:40]}"
         now = int(time.time())
-        message = {
+        output = self._tool_output(body, last) or [{
             "id": self._ids.new("msg"),
             "type": "message",
             "role": "assistant",
             "status": "completed",
             "content": [{"type": "output_text", "text": text, "annotations": []}],
-        }
+        }]
         response: dict[str, Json] = {
             "id": self._ids.new("resp"),
             "object": "response",
@@ -840,7 +870,7 @@ class Upstream:
             "error": None,
             "incomplete_details": None,
             "model": body["model"],
-            "output": [message],
+            "output": output,
             "usage": _usage(input_tokens, len(text.split())),
             **_echo(body),
         }
@@ -848,13 +878,20 @@ class Upstream:
             response.update(self._extra)
         return response
 
+    def _tool_output(self, body: dict[str, Json], last: str) -> list[Json] | None:
+        previous = self.stored.get(body.get("previous_response_id") or "")
+        try:
+            return tool_output(body, previous, self._ids.new, last)
+        except BadRequest as exc:
+            raise _Reject(400, str(exc), param=exc.param) from None
+
     def _store(self, final: dict[str, Json], body: dict[str, Json], turn: int) -> None:
         if final["store"] is False:
             return
         rid = final["id"]
         self.stored[rid] = final
         self._turns[rid] = turn
-        self._inputs[rid] = body["input"]
+        self._inputs[rid] = _input_of(body)
 
     def _start_background(self, final: dict[str, Json]) -> dict[str, Json]:
         rid = final["id"]
@@ -877,7 +914,7 @@ class Upstream:
         events = (
             _failed_events(final)
             if final["status"] == "failed"
-            else _completed_events(final, self._chunks)
+            else _completed_events(final, self._chunks, call.body)
         )
         headers = {**call.headers, "content-type": "text/event-stream", "cache-control": "no-cache"}
         resp = web.StreamResponse(headers=headers)
@@ -898,7 +935,15 @@ class Upstream:
         return rid, stored
 
     async def _retrieve(self, call: _Call) -> web.StreamResponse:
-        return _json(call, self._lookup(call)[1])
+        stored = self._lookup(call)[1]
+        query = call.request.query
+        include = query.getall("include[]", []) + query.getall("include", [])
+        if not include:
+            return _json(call, stored)
+        try:
+            return _json(call, with_includes(stored, include))
+        except BadRequest as exc:
+            raise _Reject(400, str(exc), param=exc.param) from None
 
     async def _delete(self, call: _Call) -> web.StreamResponse:
         rid, _ = self._lookup(call)
@@ -978,7 +1023,9 @@ def _check_create(body: Json) -> dict[str, Json]:
             param="model",
             code="missing_required_parameter",
         )
-    if not isinstance(body.get("input"), str | list):
+    # A stored prompt may stand for the whole input, as on OpenAI.
+    prompt_only = body.get("input") is None and isinstance(body.get("prompt"), dict)
+    if not prompt_only and not isinstance(body.get("input"), str | list):
         raise _Reject(
             400,
             "Invalid 'input': expected a string or an array of input items.",
