@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from providers.azure import AzureProvider
 from providers.base import Provider
+from providers.bedrock import BedrockProvider
 from providers.http import ClientPool
 from providers.mock import MockProvider
 from providers.openai import OpenAIProvider
@@ -16,5 +17,6 @@ def provider_set(pool: ClientPool) -> dict[str, Provider]:
     return {
         "openai": OpenAIProvider(pool),
         "azure": AzureProvider(pool),
+        "bedrock": BedrockProvider(pool),
         "mock": MockProvider(),
     }
