@@ -499,7 +499,9 @@ def _flags(call: Call) -> None:
 # -- answer -----------------------------------------------------------------------------
 
 
-def _output_items(call: Call, content: list[Json]) -> list[Json]:
+def _output_items(call: Call, content: Any) -> list[Json]:
+    if not isinstance(content, list) or not all(isinstance(b, Mapping) for b in content):
+        raise MalformedResponseError("Bedrock's output.message.content is not a list of blocks")
     output: list[Json] = []
     for block in content:
         item = _output_item(call, block, len(output))
