@@ -41,7 +41,6 @@ from router.errors import ConfigError, MalformedResponseError
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials
-    from botocore.eventstream import EventStreamBuffer, EventStreamMessage
 
     from router.config import DeploymentConfig
     from router.deployment import Deployment
@@ -168,31 +167,28 @@ def _credentials(config: DeploymentConfig) -> Credentials:
 
 
 async def _event_stream(answer: Answer, deployment: Deployment) -> AsyncGenerator[Json, None]:
-    """The answer's AWS event-stream messages as ``{name: payload}``."""
+    """The answer's AWS event-stream messages as ``{name: payload}``, in order.
+
+    A message cut between two chunks waits for the next; a broken one (bad
+    CRC, impossible lengths) ends the stream as a malformed answer, after the
+    whole messages before it.
+    """
     from botocore.eventstream import EventStreamBuffer, ParserError
 
     buffer = EventStreamBuffer()
     async for chunk in answer.aiter_bytes():
         buffer.add_data(chunk)
-        try:
-            messages = _complete_messages(buffer)
-        except ParserError as exc:
-            raise MalformedResponseError(
-                f"upstream sent a broken AWS event-stream frame ({type(exc).__name__})",
-                model_group=deployment.model_name, deployment_id=deployment.id) from None
-        for message in messages:
+        while True:
+            try:
+                message = next(buffer)
+            except StopIteration:
+                break
+            except ParserError as exc:
+                raise MalformedResponseError(
+                    f"upstream sent a broken AWS event-stream frame ({type(exc).__name__})",
+                    model_group=deployment.model_name, deployment_id=deployment.id) from None
             # botocore-stubs types ``headers`` as int; it is the decoded header dict
             yield _frame(cast(Mapping[str, Any], message.headers), message.payload, deployment)
-
-
-def _complete_messages(buffer: EventStreamBuffer) -> list[EventStreamMessage]:
-    """The messages ``buffer`` holds whole (a message cut between chunks waits for more)."""
-    messages = []
-    while True:
-        try:
-            messages.append(next(buffer))
-        except StopIteration:
-            return messages
 
 
 def _frame(headers: Mapping[str, Any], payload: bytes, deployment: Deployment) -> Json:

@@ -177,9 +177,9 @@ class BedrockFaults:
         """A stream sends ``after`` frames and half of the next, then ends."""
         self._armed.append(_Fault("cut", times, after=after))
 
-    def malformed(self, *, times: int = 1) -> None:
-        """A 200 body that is not Converse's shape; a stream frame with a wrong CRC."""
-        self._armed.append(_Fault("malformed", times))
+    def malformed(self, *, after: int = 0, times: int = 1) -> None:
+        """A 200 body that is not Converse's shape; a stream's frame ``after`` has a wrong CRC."""
+        self._armed.append(_Fault("malformed", times, after=after))
 
     def stop_reason(self, reason: str, *, times: int = 1) -> None:
         """The next answers end with ``reason`` (e.g. ``"content_filtered"``)."""
