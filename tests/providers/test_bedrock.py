@@ -433,3 +433,28 @@ async def test_mixed_group_failing_falls_back(mixed: Any, stream: bool, group: s
     br.faults.fail("ServiceUnavailableException", times=5)
     assert await _served(router, group, stream) == "backup"
     assert len(backup.requests) == 1 and az.hits >= 1 and len(br.requests) >= 1
+
+
+# -- the sync twin ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def threaded_fake() -> Any:
+    """A fake Bedrock on a thread's event loop, for plain ``def`` tests (the sync twins)."""
+    from tests.conftest import _LoopThread
+
+    runner = _LoopThread()
+    fake = BedrockFake("br")
+    runner.run(fake.start())
+    yield fake
+    runner.run(fake.stop())
+    runner.stop()
+
+
+def test_sync_create_and_stream(threaded_fake: BedrockFake, make_router: Any) -> None:
+    router = make_router([bedrock_dep(threaded_fake)])
+    assert router.responses(model="claude", input="sync hello").output_text == "[br] sync hello"
+    events = list(router.responses(model="claude", input="sync stream", stream=True))
+    assert events[-1].type == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == (
+        "[br] sync stream")
