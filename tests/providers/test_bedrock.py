@@ -183,6 +183,23 @@ async def test_unsupported_parameters_never_reach_bedrock(fakes: Any,
 # -- SigV4 and credentials ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])
+async def test_an_arn_reaches_bedrock_as_signed(
+    fakes: Any, make_router: Any, stream: bool, sender: str
+) -> None:
+    """An ARN's ``/`` and ``:`` go out as signed, by the default sender and a caller's httpx."""
+    import httpx
+
+    (fake,) = await fakes("br")
+    arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc"
+    async with httpx.AsyncClient() as client:
+        router = make_router([bedrock_dep(fake, model=arn)],
+                             http_client=client if sender == "httpx" else None)
+        assert await _served(router, "claude", stream) == "br"
+    assert fake.requests[0].model_id == arn
+
+
 @pytest.mark.parametrize(("params", "words"), [
     ({"aws_secret_access_key": "wrong"}, "signature we calculated does not match"),
     ({"aws_access_key_id": "AKIDUNKNOWN"}, "security token included in the request is invalid"),
