@@ -8,7 +8,8 @@ doing what it does best:
   ``aws_bedrock_runtime_endpoint`` (else ``api_base``) when given;
 * credentials: ``aws_access_key_id`` / ``aws_secret_access_key`` /
   ``aws_session_token`` from the config, else botocore's default chain
-  (environment, shared profile, SSO, container and instance roles), resolved
+  (environment, shared profile or ``aws_profile_name``, SSO, container and
+  instance roles), resolved
   once when the router is built; botocore refreshes temporary credentials
   itself when they near their expiry;
 * SigV4: every request is signed by botocore over the exact bytes and
@@ -41,6 +42,7 @@ from router.errors import ConfigError, MalformedResponseError
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials
+    from botocore.session import Session
 
     from router.config import DeploymentConfig
     from router.deployment import Deployment
@@ -134,10 +136,24 @@ def _region(config: DeploymentConfig) -> str:
     for name in _REGION_VARIABLES:
         if os.environ.get(name):
             return os.environ[name]
+    profile_region: str | None = _session(config).get_config_variable("region")
+    return profile_region or DEFAULT_REGION
+
+
+def _session(config: DeploymentConfig) -> Session:
+    """A botocore session for the deployment's ``aws_profile_name`` (else the default one)."""
+    from botocore.exceptions import ProfileNotFound
     from botocore.session import Session
 
-    profile_region: str | None = Session().get_config_variable("region")
-    return profile_region or DEFAULT_REGION
+    profile = config.litellm_params.aws_profile_name
+    try:
+        session = Session(profile=profile)
+        session.get_scoped_config()  # an unknown profile fails here, not at the first call
+    except ProfileNotFound:
+        raise ConfigError(
+            f"model_list ({config.model_name!r}).litellm_params.aws_profile_name: no AWS "
+            f"profile named {profile!r} in the shared config or credentials files") from None
+    return session
 
 
 def _credentials(config: DeploymentConfig) -> Credentials:
@@ -152,9 +168,7 @@ def _credentials(config: DeploymentConfig) -> Credentials:
         token = p.aws_session_token.get_secret_value() if p.aws_session_token else None
         return Credentials(p.aws_access_key_id.get_secret_value(),
                            p.aws_secret_access_key.get_secret_value(), token)
-    from botocore.session import Session
-
-    found: Credentials | None = Session().get_credentials()
+    found: Credentials | None = _session(config).get_credentials()
     if found is None:
         raise ConfigError(
             f"{where}: no AWS credentials for this bedrock/ deployment; give "

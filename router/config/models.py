@@ -114,6 +114,8 @@ class LiteLLMParams(BaseModel):
     aws_session_token: SecretStr | None = None
     aws_region_name: str | None = None
     aws_bedrock_runtime_endpoint: str | None = None
+    #: A named profile of the shared AWS config / credentials files (else the default chain).
+    aws_profile_name: str | None = None
 
     @field_validator("custom_llm_provider")
     @classmethod

@@ -260,6 +260,22 @@ async def test_default_credential_chain_and_region(
     assert (await router.aresponses(model="claude", input="x")).output_text == "[br] x"
 
 
+async def test_a_named_profile(fakes: Any, make_router: Any, aws_env: pytest.MonkeyPatch,
+                               tmp_path: Any) -> None:
+    (fake,) = await fakes("br", region="ap-south-1")
+    (tmp_path / "credentials").write_text(
+        f"[team]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n")
+    (tmp_path / "config").write_text("[profile team]\nregion = ap-south-1\n")
+    dep = {"model_name": "claude", "litellm_params": {
+        "model": f"bedrock/{CLAUDE}", "aws_profile_name": "team",
+        "aws_bedrock_runtime_endpoint": fake.url}}
+    router = make_router([dep])
+    assert (await router.aresponses(model="claude", input="x")).output_text == "[br] x"
+    with pytest.raises(ConfigError, match="no AWS profile named 'nobody'"):
+        make_router([{"model_name": "c", "litellm_params": {
+            "model": f"bedrock/{CLAUDE}", "aws_profile_name": "nobody"}}])
+
+
 def test_no_credentials_is_a_config_error(aws_env: pytest.MonkeyPatch) -> None:
     from router.router import Router
 
