@@ -405,6 +405,10 @@ def _inference(call: Call, body: Json) -> None:
                          ("top_p", "topP")):
         if params.get(name) is not None:
             config[native] = params[name]
+    for name in ("temperature", "top_p"):
+        value = params.get(name)
+        if isinstance(value, int | float) and not 0 <= value <= 1:
+            raise InvalidRequestError(f"{name}: Bedrock takes values from 0 to 1, got {value}")
     budget = _thinking_budget(call, config.get("maxTokens"))
     if budget is not None:
         body["additionalModelRequestFields"] = {
@@ -491,7 +495,10 @@ def _flags(call: Call) -> None:
         call.refuse("truncation", "cannot truncate the conversation for you")
     if params.get("background"):
         call.refuse("background", "has no background mode")
-    for value in params.get("include") or ():
+    include = params.get("include") or []
+    if not isinstance(include, list):
+        raise InvalidRequestError("include: expected a list")
+    for value in include:
         if value != "reasoning.encrypted_content":
             call.refuse("include", f"cannot include {value!r}")
 

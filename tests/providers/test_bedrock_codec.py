@@ -207,6 +207,15 @@ def test_web_image_urls_are_refused_or_dropped() -> None:
     assert c.dropped == ["input[0].content[1].image_url"]
 
 
+@pytest.mark.parametrize(("params", "where"), [
+    ({"temperature": 1.5}, "temperature"), ({"top_p": -0.1}, "top_p"),
+    ({"include": "reasoning.encrypted_content"}, "include"),
+])
+def test_values_bedrock_cannot_take_are_invalid(params: dict[str, Any], where: str) -> None:
+    with pytest.raises(InvalidRequestError, match=f"^{where}: "):
+        CODEC.encode(call(drop=True, **params))
+
+
 def test_bad_media_is_an_invalid_request() -> None:
     with pytest.raises(InvalidRequestError, match=r"input\[0\]\.content\[0\]\.image_url"):
         CODEC.encode(call(input=[{"role": "user", "content": [
