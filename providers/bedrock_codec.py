@@ -158,6 +158,8 @@ class BedrockCodec:
         _output(call, body)
         _metadata(call, body)
         _flags(call)
+        # The model id is percent-encoded except ':' (ARNs hold '/' and ':'): aiohttp would
+        # decode a '%3A' before sending and httpx would not, and SigV4 signs the exact path.
         op = "converse-stream" if call.stream else "converse"
         accept = "application/vnd.amazon.eventstream" if call.stream else "application/json"
         return NativeRequest(f"/model/{quote(model_id(call.model), safe=':')}/{op}", body,
