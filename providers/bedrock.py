@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from providers.bedrock_codec import BedrockCodec
 from providers.http import Answer, origin_of
 from providers.translated import Target, TranslatedProvider
-from router.errors import ConfigError, MalformedResponseError
+from router.errors import ConfigError, InvalidRequestError, MalformedResponseError
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials
@@ -81,10 +81,15 @@ class BedrockProvider(TranslatedProvider):
         base = (p.aws_bedrock_runtime_endpoint or p.api_base
                 or os.environ.get("AWS_BEDROCK_RUNTIME_ENDPOINT")
                 or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
+        if p.extra_query:
+            # Converse reads none, and a query's encoding would have to survive the
+            # sender unchanged for the signature to hold.
+            raise ConfigError(f"model_list ({config.model_name!r}).litellm_params.extra_query: "
+                              "Bedrock's Converse takes no query parameters")
         headers = {"content-type": "application/json", **(p.extra_headers or {})}
         return BedrockTarget(
             base_url=base, origin=origin_of(base), headers=headers,
-            state_domain=f"bedrock:{origin_of(base)}", query=p.extra_query or None,
+            state_domain=f"bedrock:{origin_of(base)}",
             drop_params=p.drop_params, region=region, credentials=_credentials(config),
         )
 
@@ -98,6 +103,10 @@ class BedrockProvider(TranslatedProvider):
 
         target: BedrockTarget = deployment.endpoint
         assert target.credentials is not None  # prepare() guarantees it
+        if "?" in url:
+            raise InvalidRequestError(
+                "extra_query: Bedrock's Converse takes no query parameters",
+                model_group=deployment.model_name, deployment_id=deployment.id)
         request = AWSRequest(method=method, url=url, headers=headers, data=body)
         SigV4Auth(target.credentials.get_frozen_credentials(), SIGNING_NAME,
                   target.region).add_auth(request)

@@ -22,6 +22,7 @@ from router.errors import (
     AuthenticationError,
     ConfigError,
     ContextWindowExceededError,
+    InvalidRequestError,
     MalformedResponseError,
     NotFoundError,
     PermissionDeniedError,
@@ -198,6 +199,22 @@ async def test_an_arn_reaches_bedrock_as_signed(
                              http_client=client if sender == "httpx" else None)
         assert await _served(router, "claude", stream) == "br"
     assert fake.requests[0].model_id == arn
+
+
+async def test_extra_headers_are_signed_and_queries_refused(fakes: Any,
+                                                          make_router: Any) -> None:
+    (fake,) = await fakes("br")
+    router = make_router([bedrock_dep(fake, extra_headers={"x-team": "a  b"})])
+    response = await router.aresponses(model="claude", input="x",
+                                       extra_headers={"x-call": "1"})
+    assert response.output_text == "[br] x"
+    signed = fake.requests[0].headers["Authorization"]
+    assert "x-call" in signed and "x-team" in signed
+    with pytest.raises(InvalidRequestError, match="extra_query: Bedrock"):
+        await router.aresponses(model="claude", input="x", extra_query={"a": "b"})
+    with pytest.raises(ConfigError, match="extra_query"):
+        make_router([bedrock_dep(fake, extra_query={"a": "b"})])
+    assert len(fake.requests) == 1
 
 
 @pytest.mark.parametrize(("params", "words"), [
