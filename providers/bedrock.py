@@ -11,7 +11,7 @@ doing what it does best:
   (environment, shared profile or ``aws_profile_name``, SSO, container and
   instance roles), resolved
   once when the router is built; botocore refreshes temporary credentials
-  itself when they near their expiry;
+  when they near their expiry (in a worker thread: its refresh blocks);
 * SigV4: every request is signed by botocore over the exact bytes and
   headers sent (service ``bedrock``), so a body changed after signing is
   refused by AWS;
@@ -29,6 +29,7 @@ default).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncGenerator, Mapping
@@ -41,7 +42,7 @@ from providers.translated import Target, TranslatedProvider
 from router.errors import ConfigError, InvalidRequestError, MalformedResponseError
 
 if TYPE_CHECKING:
-    from botocore.credentials import Credentials
+    from botocore.credentials import Credentials, ReadOnlyCredentials
     from botocore.session import Session
 
     from router.config import DeploymentConfig
@@ -108,7 +109,7 @@ class BedrockProvider(TranslatedProvider):
                 "extra_query: Bedrock's Converse takes no query parameters",
                 model_group=deployment.model_name, deployment_id=deployment.id)
         request = AWSRequest(method=method, url=url, headers=headers, data=body)
-        SigV4Auth(target.credentials.get_frozen_credentials(), SIGNING_NAME,
+        SigV4Auth(await _frozen(target.credentials), SIGNING_NAME,
                   target.region).add_auth(request)
         return dict(request.headers.items())
 
@@ -124,6 +125,20 @@ class BedrockProvider(TranslatedProvider):
             body = {"message": body}
         body.setdefault("__type", kind)
         return body
+
+
+async def _frozen(credentials: Credentials) -> ReadOnlyCredentials:
+    """The credentials to sign with now.
+
+    Temporary credentials (a role, SSO, instance metadata) are refreshed by
+    botocore with blocking calls when they near their expiry; that refresh
+    runs in a worker thread so the event loop keeps serving other requests.
+    """
+    from botocore.credentials import RefreshableCredentials
+
+    if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
+        return await asyncio.to_thread(credentials.get_frozen_credentials)
+    return credentials.get_frozen_credentials()
 
 
 # -- configuration ------------------------------------------------------------------------

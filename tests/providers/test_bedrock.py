@@ -249,6 +249,47 @@ async def test_session_token_is_signed_and_sent(fakes: Any, make_router: Any) ->
         await router.aresponses(model="bare", input="x")
 
 
+async def test_expiring_credentials_are_refreshed_off_the_event_loop(fakes: Any) -> None:
+    import dataclasses
+    import datetime
+    import threading
+
+    from botocore.credentials import RefreshableCredentials
+
+    from providers.bedrock import BedrockProvider
+    from providers.http import ClientPool
+    from router.config.models import DeploymentConfig
+    from router.deployment import Deployment
+    from router.request import RouteRequest
+
+    (fake,) = await fakes("br", session_tokens={KEY: "fresh"})
+    threads: list[int] = []
+
+    def metadata(token: str, minutes: int) -> dict[str, str]:
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=minutes)
+        return {"access_key": KEY, "secret_key": SECRET, "token": token,
+                "expiry_time": expiry.isoformat()}
+
+    def refresh() -> dict[str, str]:
+        threads.append(threading.get_ident())
+        return metadata("fresh", 60)
+
+    expired = RefreshableCredentials.create_from_metadata(metadata("stale", -1), refresh, "t")
+    pool = ClientPool()
+    provider = BedrockProvider(pool)
+    config = DeploymentConfig.model_validate(bedrock_dep(fake))
+    target = dataclasses.replace(provider.prepare(config), credentials=expired)
+    d = Deployment(id="br", model_name="claude", provider_name="bedrock",
+                   upstream_model=CLAUDE, config=config, provider=provider, endpoint=target)
+    try:
+        for _ in range(2):
+            response = await provider.create(d, RouteRequest("claude", {"input": "x"}), 5.0)
+            assert response.output_text == "[br] x"
+    finally:
+        await pool.aclose()
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> pytest.MonkeyPatch:
     """No AWS files, instance metadata or variables: the chain sees what a test sets."""
