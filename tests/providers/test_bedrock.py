@@ -350,7 +350,7 @@ def test_default_endpoint_and_region(aws_env: pytest.MonkeyPatch) -> None:
     router = Router([{"model_name": "c", "litellm_params": {
         "model": f"bedrock/converse/{CLAUDE}", "aws_access_key_id": KEY,
         "aws_secret_access_key": SECRET}}])
-    (deployment,) = router._table.all()  # type: ignore[attr-defined]
+    (deployment,) = router.deployments()
     assert deployment.endpoint.base_url == "https://bedrock-runtime.us-west-2.amazonaws.com"
     assert SECRET not in repr(deployment.endpoint) and SECRET not in repr(deployment)
 
