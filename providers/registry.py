@@ -35,6 +35,7 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType({
     "azure": "providers.azure:AzureProvider",
     "mock": "providers.mock:MockProvider",
     "anthropic": "providers.anthropic:AnthropicProvider",
+    "bedrock": "providers.bedrock:BedrockProvider",
     # Chat Completions servers, bridged by one provider class per prefix
     # (providers/chat.py VENDORS holds each one's default URL and key variables).
     **{prefix: "providers.chat:ChatProvider" for prefix in (

@@ -112,6 +112,17 @@ class TranslatedProvider:
         """The headers to send (``headers`` plus any per-request auth); default: as given."""
         return headers
 
+    def error_body(self, answer: Answer) -> Any:
+        """A native error answer's body, read, for :meth:`Codec.error` (JSON, else text).
+
+        Override to add what the provider says in headers only (Bedrock's
+        ``x-amzn-errortype``).
+        """
+        try:
+            return json.loads(answer.content)
+        except ValueError:
+            return answer.text[:500]
+
     def frames(self, answer: Answer, deployment: Deployment) -> AsyncGenerator[Json, None]:
         """The native stream's events as JSON objects (default: SSE ``data`` lines)."""
         return _sse_objects(answer, deployment)
@@ -241,11 +252,7 @@ class TranslatedProvider:
         )
 
     def _status_error(self, answer: Answer, deployment: Deployment) -> UpstreamError:
-        try:
-            body: Any = json.loads(answer.content)
-        except ValueError:
-            body = answer.text[:500]
-        native = self.codec.error(answer.status_code, body)
+        native = self.codec.error(answer.status_code, self.error_body(answer))
         return error_from_status(
             native.status, native.body(), answer.headers,
             model_group=deployment.model_name, deployment_id=deployment.id,

@@ -71,7 +71,7 @@ PARAMS_KEYS: frozenset[str] = frozenset({
     "max_parallel_requests", "extra_headers", "extra_body", "extra_query", "drop_params",
     "vertex_project", "vertex_location", "vertex_credentials", "aws_access_key_id",
     "aws_secret_access_key", "aws_session_token", "aws_region_name",
-    "aws_bedrock_runtime_endpoint",
+    "aws_bedrock_runtime_endpoint", "aws_profile_name",
 })
 """Fields of :class:`router.config.models.LiteLLMParams`."""
 
@@ -84,7 +84,6 @@ LITELLM_PARAMS_KEYS: frozenset[str] = frozenset({
     # credentials and cloud-specific settings of providers we do not speak
     "azure_ad_token", "azure_ad_token_provider", "tenant_id", "client_id", "client_secret",
     "azure_scope", "azure_username", "azure_password", "region_name", "aws_session_name",
-    "aws_profile_name",
     "aws_role_name", "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id",
     "watsonx_region_name", "litellm_credential_name",
     # limits, retries and budgets LiteLLM applies per deployment

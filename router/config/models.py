@@ -168,6 +168,8 @@ class LiteLLMParams(BaseModel):
     aws_session_token: SecretText | None = None
     aws_region_name: Text | None = None
     aws_bedrock_runtime_endpoint: Text | None = None
+    #: A named profile of the shared AWS config / credentials files (else the default chain).
+    aws_profile_name: Text | None = None
 
     @field_validator("custom_llm_provider")
     @classmethod
