@@ -91,6 +91,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("chat", "router.testing.chat", "hosted_vllm/llama", lambda url: f"{url}/v1"),
     Entry("azure_ai", "router.testing.chat", "azure_ai/Llama-3.3-70B",
           lambda url: f"{url}/models", {"api_version": "2024-05-01-preview"}),
+    Entry("anthropic", "router.testing.anthropic", "anthropic/claude-sonnet-4-5",
+          lambda url: url),
 )
 
 
