@@ -145,7 +145,7 @@ class Router:
             config.model_list, self._providers, s.model_group_alias,
             default_stream_timeout=s.stream_timeout,
         )
-        redis = _make_redis(s)
+        redis = _make_redis(s, self._clock)
         self._store: StateStore = (
             MemoryStore() if redis is None else ResilientStore(redis, self._clock))
         limits = limits_by_id(self._table.all(), config)
@@ -564,10 +564,12 @@ def _rejected(model: object, params: dict[str, Any], stream: bool) -> RouteReque
                         params=params, stream=stream)
 
 
-def _make_redis(settings: Any) -> RedisStore | None:
-    """The Redis of the shared state, when configured."""
-    dsn = settings.redis_dsn()
-    return None if dsn is None else RedisStore(dsn, prefix=settings.redis_key_prefix)
+def _make_redis(settings: Any, clock: Clock) -> RedisStore | None:
+    """The Redis of the shared state (one server, a Cluster or Sentinel), when configured."""
+    target = settings.redis_target()
+    return None if target is None else RedisStore(
+        target, prefix=settings.redis_key_prefix, clock=clock,
+        wait_replicas=settings.redis_wait_replicas)
 
 
 #: Strategies that read in-flight counts or this minute's usage: with Redis,

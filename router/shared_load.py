@@ -3,18 +3,23 @@
 With Redis configured, several router processes balance as one and enforce
 one rpm/tpm limit per deployment. Per deployment, under the store's prefix:
 
-* ``load:{id}:inflight``: a sorted set, one member per request in flight on
+* ``load:{<id>}:inflight``: a sorted set, one member per request in flight on
   the deployment (any process), scored with the Unix time its *hold* ends;
-* ``load:{id}:req:{minute}``: requests sent in that wall-clock minute
+* ``load:{<id>}:req:{minute}``: requests sent in that wall-clock minute
   (``int(wall // 60)``, the load tracker's minute), INCR;
-* ``load:{id}:tok:{minute}``: tokens of the requests that ended in it, INCRBY.
+* ``load:{<id>}:tok:{minute}``: tokens of the requests that ended in it, INCRBY.
+
+The deployment id in braces is a Redis Cluster hash tag: a deployment's keys
+share one slot, so its MULTI transaction runs on one node of a Cluster while
+different deployments spread over the nodes.
 
 Every operation is one pipeline (one round trip) of atomic commands, never a
 read-modify-write: :meth:`SharedLoad.reserve` (MULTI: drop expired holds,
 ZADD this request, INCR the minute, read the tokens), :meth:`SharedLoad.release`
-(ZREM, INCRBY tokens), :meth:`SharedLoad.read_group` (ZCOUNT per deployment
-and one MGET for the whole group). Every key expires: the minute counters
-after two minutes, the sorted set ``max_hold`` + 60 s after its last write.
+(ZREM, INCRBY tokens), :meth:`SharedLoad.read_group` (ZCOUNT and two GETs per
+deployment; no multi-key command, so a Cluster splits the pipeline by node).
+Every key expires: the minute counters after two minutes, the sorted set
+``max_hold`` + 60 s after its last write.
 
 **rpm across processes.** ``reserve`` INCRs the minute counter in the same
 transaction that registers the request. The counter's value says how many
@@ -33,9 +38,12 @@ the shared figure (its local count is unaffected). Hold ends are Unix times,
 so hosts are assumed to agree on the time to within seconds (NTP).
 
 **Redis failing** must not stop routing: every operation falls back (no
-shared figures; reservations decided on this process's figures), a breaker
-skips Redis for ``retry_interval`` seconds, one warning is logged per outage
-and one when Redis answers again.
+shared figures; reservations decided on this process's figures), the
+breaker of that Redis (shared with the router's other Redis users, see
+:mod:`router.state.breaker`) skips it for ``retry_interval`` seconds, one
+warning is logged per outage and one when Redis answers again. Releases run
+in the background (at most ``MAX_BACKLOG`` at once; beyond that a hold
+expires by itself), so they never hold a request.
 
 :class:`Admission` is what the attempt loop calls after the strategy picked:
 the Redis reservation when configured, then a synchronous re-check of the
@@ -57,8 +65,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from checks.limits import DeploymentLimits, LoadFigures
 from router.load import SharedFigures, Usage
-from router.state.breaker import Breaker
-from router.state.redis import RedisSource
+from router.state.breaker import breaker_of
+from router.state.redis import RedisSource, hash_tag
 
 if TYPE_CHECKING:
 
@@ -83,6 +91,8 @@ DEFAULT_MAX_HOLD = 600.0
 #: Seconds a hold outlives its request's deadline (the release may lag a little).
 HOLD_GRACE = 5.0
 MINUTE_TTL = 120
+#: Background releases and cancels running at most; beyond it holds expire by themselves.
+MAX_BACKLOG = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +140,8 @@ class SharedLoad:
         self._seq = itertools.count(1)
         self._max_hold = max_hold
         self._set_ttl = math.ceil(max_hold) + 60
-        self._breaker = Breaker(clock, retry_interval, what="shared load counters in Redis",
-                                log=log)
+        self._breaker = breaker_of(redis, clock, retry_interval,
+                                   what="shared load counters in Redis", log=log)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -143,7 +153,7 @@ class SharedLoad:
 
     def _key(self, deployment_id: str, kind: str, minute: int | None = None) -> str:
         tail = "" if minute is None else f":{minute}"
-        return f"{self._redis.prefix}load:{deployment_id}:{kind}{tail}"
+        return f"{self._redis.prefix}load:{hash_tag(deployment_id)}:{kind}{tail}"
 
     # -- reading ----------------------------------------------------------------------
 
@@ -159,12 +169,11 @@ class SharedLoad:
         pipe = self._redis.client().pipeline(transaction=False)
         for i in ids:
             pipe.zcount(self._key(i, "inflight"), f"({now!r}", "+inf")
-        pipe.mget([self._key(i, "req", minute) for i in ids]
-                  + [self._key(i, "tok", minute) for i in ids])
-        *counts, values = await pipe.execute()
-        n = len(ids)
+            pipe.get(self._key(i, "req", minute))
+            pipe.get(self._key(i, "tok", minute))
+        values = await pipe.execute()
         return {
-            i: SharedFigures(int(counts[k]), _int(values[k]), _int(values[n + k]))
+            i: SharedFigures(int(values[3 * k]), _int(values[3 * k + 1]), _int(values[3 * k + 2]))
             for k, i in enumerate(ids)
         }
 
@@ -239,12 +248,14 @@ class SharedLoad:
     def in_background(self, operation: Awaitable[None]) -> None:
         """Run ``operation`` (a ``release``/``cancel``) without making anyone wait.
 
-        Without a running event loop it is dropped (closed): the hold then
-        expires on its own.
+        Without a running event loop, or with ``MAX_BACKLOG`` operations
+        already running, it is dropped (closed): the hold then expires on its own.
         """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if loop is None or len(self._tasks) >= MAX_BACKLOG:
             if asyncio.iscoroutine(operation):
                 operation.close()
             return

@@ -27,6 +27,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from router.config.keys import (
@@ -35,6 +36,7 @@ from router.config.keys import (
     SUPPORTED_PROVIDERS,
     did_you_mean,
 )
+from router.state.redis import RedisTarget, nodes_of
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -265,6 +267,11 @@ class RouterSettings(BaseModel):
     redis_password: SecretStr | None = None
     redis_db: int | None = Field(default=None, ge=0)
     redis_key_prefix: str = "rr:"
+    redis_startup_nodes: tuple[tuple[str, int], ...] | None = None
+    service_name: str | None = Field(default=None, min_length=1)
+    sentinel_nodes: tuple[tuple[str, int], ...] | None = None
+    sentinel_password: SecretStr | None = None
+    redis_wait_replicas: int | None = Field(default=None, ge=0)
     response_ownership_ttl: float = Field(default=2_592_000, gt=0)
 
     @field_validator(
@@ -313,6 +320,25 @@ class RouterSettings(BaseModel):
             raise ValueError(f"must be at least cooldown_time ({cooldown:g})")
         return value
 
+    @model_validator(mode="after")
+    def _one_redis_topology(self) -> RouterSettings:
+        if self.redis_startup_nodes and self.sentinel_nodes:
+            raise ValueError("redis_startup_nodes (a Cluster) and sentinel_nodes (Sentinel) "
+                             "exclude each other")
+        if self.sentinel_nodes and not self.service_name:
+            raise ValueError("sentinel_nodes need service_name (the name the sentinels "
+                             "monitor the primary under)")
+        return self
+
+    @field_validator("redis_startup_nodes", "sentinel_nodes", mode="before")
+    @classmethod
+    def _redis_nodes(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError("must be a non-empty list of nodes ({host, port} or [host, port])")
+        return nodes_of(value, str(info.field_name))
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
@@ -321,6 +347,26 @@ class RouterSettings(BaseModel):
             if scheme not in _REDIS_SCHEMES:
                 raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
+
+    def redis_target(self) -> RedisTarget | None:
+        """Where Redis is, or ``None`` for in-memory state.
+
+        ``redis_startup_nodes`` (a Cluster) or ``sentinel_nodes`` with
+        ``service_name`` (Sentinel), LiteLLM's names; else :meth:`redis_dsn`.
+        ``redis_password`` authenticates on a Cluster's or a Sentinel set's data
+        nodes, ``sentinel_password`` on the sentinels.
+        """
+        password = None if self.redis_password is None else self.redis_password.get_secret_value()
+        if self.redis_startup_nodes:
+            return RedisTarget(startup_nodes=self.redis_startup_nodes, password=password)
+        if self.sentinel_nodes:
+            sentinel_password = (None if self.sentinel_password is None
+                                 else self.sentinel_password.get_secret_value())
+            return RedisTarget(sentinel_nodes=self.sentinel_nodes,
+                               service_name=self.service_name, password=password,
+                               sentinel_password=sentinel_password, db=self.redis_db or 0)
+        dsn = self.redis_dsn()
+        return None if dsn is None else RedisTarget(url=dsn)
 
     def redis_dsn(self) -> str | None:
         """The Redis URL to connect to, or ``None`` for in-memory state.

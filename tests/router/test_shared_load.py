@@ -156,10 +156,11 @@ async def test_every_key_expires(source: FakeSource, clock: ManualClock) -> None
     await load.release(Reservation("d1"), tokens=7)
     keys = sorted(await source.redis.keys("*"))
     minute = int(WALL // 60)
-    assert keys == ["t:load:d1:inflight", f"t:load:d1:req:{minute}", f"t:load:d1:tok:{minute}"]
+    assert keys == [  # the deployment id is the hash tag: one Cluster slot per deployment
+        "t:load:{d1}:inflight", f"t:load:{{d1}}:req:{minute}", f"t:load:{{d1}}:tok:{minute}"]
     ttls = {k: await source.redis.ttl(k) for k in keys}
-    assert ttls["t:load:d1:inflight"] == 160
-    assert ttls[f"t:load:d1:req:{minute}"] == ttls[f"t:load:d1:tok:{minute}"] == MINUTE_TTL
+    assert ttls["t:load:{d1}:inflight"] == 160
+    assert ttls[f"t:load:{{d1}}:req:{minute}"] == ttls[f"t:load:{{d1}}:tok:{minute}"] == MINUTE_TTL
 
 
 async def test_redis_failures_fall_back_with_one_warning_and_recover(
@@ -341,4 +342,4 @@ async def test_a_crashed_routers_holds_decay_within_the_bound(
     assert (await survivor.read_group(["d1"]))["d1"].in_flight == 1
     clock.advance(30.0 - 8.0 - HOLD_GRACE)
     assert (await survivor.read_group(["d1"]))["d1"].in_flight == 0
-    assert 0 < redis_space.pttl("load:d1:inflight") <= 90_000  # and the key itself expires
+    assert 0 < redis_space.pttl("load:{d1}:inflight") <= 90_000  # and the key itself expires

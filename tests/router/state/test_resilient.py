@@ -159,13 +159,13 @@ async def test_with_a_real_redis_client_on_a_disconnected_fakeredis(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="router.state")
     server = fakeredis.FakeServer()
-    shared = RedisStore(
-        "redis://fake.invalid/0", prefix="p:",
+    clock = ManualClock()
+    shared = RedisStore(  # the store's breaker (shared by every user of this Redis) decides
+        "redis://fake.invalid/0", prefix="p:", clock=clock, retry_interval=2.0,
         connection_class=fake_aioredis.FakeAsyncRedisConnection, server=server,
     )
-    clock = ManualClock()
     local = MemoryStore()
-    store = ResilientStore(shared, clock, local=local, retry_interval=2.0)
+    store = ResilientStore(shared, clock, local=local)
     peek = fakeredis.FakeStrictRedis(server=server, decode_responses=True)
 
     await store.set("a", "1", 60)
