@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -39,3 +40,60 @@ def test_only_a_call_begun_after_the_last_failure_closes_it(
         breaker.succeeded(after)
     assert not breaker.degraded
     assert caplog.records[-1].getMessage() == "the store answers again"
+
+
+# --------------------------------------------------------------------------- guard
+
+
+async def _hang() -> str:
+    await asyncio.Event().wait()  # a frozen Redis: never answers
+    return "never"
+
+
+async def test_a_trip_releases_every_waiting_call_at_once() -> None:
+    """Five calls hang on a frozen store; one fails: all five fall back together,
+    long before their own deadline (an hour here)."""
+    breaker = Breaker(ManualClock(), 5.0, what="the store", log=LOG, deadline=3600.0)
+    waiting = [asyncio.create_task(breaker.guard(_hang, "fallback")) for _ in range(5)]
+    await asyncio.sleep(0)
+    assert not any(t.done() for t in waiting)
+
+    async def refused() -> str:
+        raise ConnectionError("refused")
+
+    assert await breaker.guard(refused, "fallback") == "fallback"
+    done, pending = await asyncio.wait(waiting, timeout=5.0)
+    assert pending == set()
+    assert [t.result() for t in done] == ["fallback"] * 5
+    assert breaker.degraded
+
+
+async def test_the_deadline_bounds_a_call_and_trips() -> None:
+    breaker = Breaker(ManualClock(), 5.0, what="the store", log=LOG, deadline=0.01)
+    assert await breaker.guard(_hang, "fallback") == "fallback"
+    assert breaker.degraded and not breaker.allows()
+
+
+async def test_half_open_lets_one_probe_through_at_a_time() -> None:
+    clock = ManualClock()
+    breaker = Breaker(clock, 5.0, what="the store", log=LOG, deadline=3600.0)
+    breaker.trip(ConnectionError("down"))
+    clock.advance(5.0)
+    gate = asyncio.Event()
+    calls = 0
+
+    async def slow_ok() -> str:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return "redis"
+
+    probe = asyncio.create_task(breaker.guard(slow_ok, "fallback"))
+    await asyncio.sleep(0)
+    # while the probe is out, the others use the fallback without touching the store
+    assert [await breaker.guard(slow_ok, "fallback") for _ in range(3)] == ["fallback"] * 3
+    assert calls == 1
+    gate.set()
+    assert await probe == "redis"
+    assert not breaker.degraded
+    assert await breaker.guard(slow_ok, "fallback") == "redis"  # closed: everyone goes

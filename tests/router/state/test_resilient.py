@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import fakeredis
@@ -182,3 +183,40 @@ async def test_with_a_real_redis_client_on_a_disconnected_fakeredis(
     assert not store.degraded
     assert len(failures(caplog)) == 1
     await shared.aclose()
+
+
+class FrozenStore(FlakyStore):
+    """Writes hang until ``thaw`` (a stopped Redis keeps the connection open)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thaw = asyncio.Event()
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        self._enter()
+        await self.thaw.wait()
+        self.data[key] = value
+
+
+async def test_a_hanging_write_holds_the_caller_for_write_hold_only() -> None:
+    """The record is usable locally at once; the Redis write goes on in the background."""
+    shared = FrozenStore()
+    store = ResilientStore(shared, ManualClock(), write_hold=0.01)
+    await asyncio.wait_for(store.set("k", "v", 60), timeout=5.0)  # returns after the hold
+    assert await store.get("k") == "v"
+    assert store.backlog == 1 and shared.data == {}
+    shared.thaw.set()
+    await store.flush()
+    assert shared.data == {"k": "v"} and store.backlog == 0
+
+
+async def test_the_background_backlog_is_bounded() -> None:
+    shared = FrozenStore()
+    store = ResilientStore(shared, ManualClock(), write_hold=0.001, max_backlog=3)
+    for i in range(10):
+        await store.set(f"k{i}", "v", 60)
+    assert store.backlog == 3 and shared.calls == 3  # the rest stayed local
+    assert [await store.get(f"k{i}") for i in range(10)] == ["v"] * 10
+    shared.thaw.set()
+    await store.flush()
+    assert sorted(shared.data) == ["k0", "k1", "k2"]
