@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.cooldown import CooldownEntry
 from router.state.breaker import FAILURES, Breaker, breaker_of
-from router.state.redis import RedisSource
+from router.state.redis import RedisSource, connected
 
 if TYPE_CHECKING:
 
@@ -211,7 +211,7 @@ class SharedCooldowns:
             await self._breaker.guard(partial(self._write_batch, batch.values()), None)
 
     async def _write_batch(self, entries: Iterable[CooldownEntry]) -> None:
-        client, bus = self._redis.client(), _bus(self._redis)
+        client, bus = await connected(self._redis), _bus(self._redis)
         pipe = client.pipeline(transaction=False)
         news = bus.pipeline(transaction=False) if bus is not client else pipe
         now = self._clock.now()
@@ -275,7 +275,7 @@ class SharedCooldowns:
         """Apply the cooldowns in force in Redis; then re-send this router's own."""
         epoch = self._breaker.epoch
         if self._ids:
-            pipe = self._redis.client().pipeline(transaction=False)
+            pipe = (await connected(self._redis)).pipeline(transaction=False)
             for deployment_id in self._ids:
                 pipe.get(self.key(deployment_id))
             for raw in await pipe.execute():

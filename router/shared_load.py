@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from checks.limits import DeploymentLimits, LoadFigures
 from router.load import SharedFigures, Usage
 from router.state.breaker import breaker_of
-from router.state.redis import RedisSource, hash_tag
+from router.state.redis import RedisSource, connected, hash_tag
 
 if TYPE_CHECKING:
 
@@ -166,7 +166,7 @@ class SharedLoad:
     async def _read(self, ids: Sequence[str]) -> dict[str, SharedFigures]:
         now = self._clock.wall()
         minute = int(now // 60)
-        pipe = self._redis.client().pipeline(transaction=False)
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
         for i in ids:
             pipe.zcount(self._key(i, "inflight"), f"({now!r}", "+inf")
             pipe.get(self._key(i, "req", minute))
@@ -201,7 +201,7 @@ class SharedLoad:
         member = f"{self._instance}:{next(self._seq)}"
         inflight = self._key(deployment_id, "inflight")
         requests = self._key(deployment_id, "req", minute)
-        pipe = self._redis.client().pipeline(transaction=True)
+        pipe = (await connected(self._redis)).pipeline(transaction=True)
         pipe.zremrangebyscore(inflight, "-inf", now)
         pipe.zadd(inflight, {member: now + held})
         pipe.expire(inflight, self._set_ttl)
@@ -224,7 +224,7 @@ class SharedLoad:
     async def _release(self, reservation: Reservation, tokens: int) -> None:
         if reservation.member is None and tokens <= 0:
             return
-        pipe = self._redis.client().pipeline(transaction=False)
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
         if reservation.member is not None:
             pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
         if tokens > 0:
@@ -240,7 +240,7 @@ class SharedLoad:
     async def _cancel(self, reservation: Reservation) -> None:
         if reservation.member is None or reservation.minute is None:
             return
-        pipe = self._redis.client().pipeline(transaction=False)
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
         pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
         pipe.decr(self._key(reservation.deployment_id, "req", reservation.minute))
         await pipe.execute()

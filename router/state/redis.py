@@ -51,11 +51,13 @@ from router.state.breaker import DEFAULT_DEADLINE, Breaker
 if TYPE_CHECKING:
     from router.clock import Clock
 
-__all__ = ["RedisSource", "RedisStore", "RedisTarget", "hash_tag"]
+__all__ = ["RedisSource", "RedisStore", "RedisTarget", "connected", "hash_tag"]
 
 log = logging.getLogger("router.state")
 
 SOCKET_TIMEOUT = DEFAULT_DEADLINE
+#: Connections per Cluster node (redis-py's default of 100 fails commands beyond it).
+CLUSTER_MAX_CONNECTIONS = 4096
 #: Milliseconds ``WAIT`` may take for the replicas (below the breaker's deadline).
 WAIT_TIMEOUT_MS = 200
 
@@ -159,6 +161,19 @@ class RedisStore:
         main: aioredis.Redis = self._loop_clients().main
         return main
 
+    async def ready(self) -> aioredis.Redis:
+        """:meth:`client`, initialised: a Cluster client learns the slot map once
+        per event loop before any command (redis-py's cluster client, first used
+        by many commands at once, can break a connection it is still opening)."""
+        clients = self._loop_clients()
+        if not clients.ready:
+            async with clients.lock:
+                if not clients.ready:
+                    await clients.main.initialize()
+                    clients.ready = True
+        main: aioredis.Redis = clients.main
+        return main
+
     def bus(self) -> aioredis.Redis:
         """The client for ``PUBLISH`` and ``SUBSCRIBE`` (classic pub/sub).
 
@@ -191,7 +206,8 @@ class RedisStore:
         if t.kind == "cluster":
             return _Clients(RedisCluster(
                 startup_nodes=[ClusterNode(h, p) for h, p in t.startup_nodes],
-                username=t.username, password=t.password, ssl=t.ssl, **self._options))
+                username=t.username, password=t.password, ssl=t.ssl,
+                max_connections=CLUSTER_MAX_CONNECTIONS, **self._options), ready=False)
         retries: dict[str, Any] = {
             "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError]}
         if t.kind == "sentinel":
@@ -224,16 +240,17 @@ class RedisStore:
                               ssl=t.ssl, **self._options)
 
     async def get(self, key: str) -> str | None:
-        value = await self.client().get(self._prefix + key)
+        value = await (await self.ready()).get(self._prefix + key)
         return None if value is None else str(value)
 
     async def set(self, key: str, value: str, ttl: float) -> None:
         """Write ``key``; with ``wait_replicas``, also wait for the replicas (one round trip)."""
         px = max(1, int(ttl * 1000))
+        client = await self.ready()
         if not self._wait or self._target.kind == "cluster":
-            await self.client().set(self._prefix + key, value, px=px)
+            await client.set(self._prefix + key, value, px=px)
             return
-        pipe = self.client().pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         pipe.set(self._prefix + key, value, px=px)
         pipe.execute_command("WAIT", self._wait, WAIT_TIMEOUT_MS)
         _, replicas = await pipe.execute()
@@ -241,7 +258,7 @@ class RedisStore:
             log.debug("a record reached %s of %s replicas", replicas, self._wait)
 
     async def delete(self, key: str) -> None:
-        await self.client().delete(self._prefix + key)
+        await (await self.ready()).delete(self._prefix + key)
 
     async def aclose(self) -> None:
         """Close this event loop's clients."""
@@ -261,6 +278,8 @@ class _Clients:
     bus: Any = None
     sentinel: Sentinel | None = None
     bus_turn: int = 0
+    ready: bool = True  # a Cluster client: False until its slot map is loaded
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def aclose(self) -> None:
         closing = [self.main] + ([self.bus] if self.bus not in (None, self.main) else [])
@@ -268,6 +287,15 @@ class _Clients:
             await client.aclose()
         for node in self.sentinel.sentinels if self.sentinel is not None else ():
             await node.aclose()
+
+
+async def connected(source: RedisSource) -> aioredis.Redis:
+    """``source``'s client, initialised when the source can (:meth:`RedisStore.ready`)."""
+    ready = getattr(source, "ready", None)
+    if ready is None:
+        return source.client()
+    client: aioredis.Redis = await ready()
+    return client
 
 
 def _require_cluster_transactions() -> None:
