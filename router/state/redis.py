@@ -142,9 +142,12 @@ class RedisStore:
             "decode_responses": True,
             **client_options,
         }
-        self._wait = (int(self._target.kind == "sentinel") if wait_replicas is None
-                      else wait_replicas)
-        self.breaker = Breaker(clock or SystemClock(), retry_interval,
+        wait = int(self._target.kind == "sentinel") if wait_replicas is None else wait_replicas
+        self._wait = 0 if self._target.kind == "cluster" else wait  # WAIT has no key to route by
+        self._clock = clock or SystemClock()
+        self._retry_interval = retry_interval
+        self._wait_off_until: float | None = None  # replicas lagging: primary-only until then
+        self.breaker = Breaker(self._clock, retry_interval,
                                what=f"Redis ({self._target.kind})", log=log)
         self._clients: dict[int, _Clients] = {}
 
@@ -244,10 +247,16 @@ class RedisStore:
         return None if value is None else str(value)
 
     async def set(self, key: str, value: str, ttl: float) -> None:
-        """Write ``key``; with ``wait_replicas``, also wait for the replicas (one round trip)."""
+        """Write ``key``; with ``wait_replicas``, also wait for the replicas (one round trip).
+
+        When the replicas do not confirm within ``WAIT_TIMEOUT_MS`` (none is
+        connected, say after a failover), writes are acknowledged by the primary
+        alone for ``retry_interval`` seconds (one warning), rather than each
+        paying the wait.
+        """
         px = max(1, int(ttl * 1000))
         client = await self.ready()
-        if not self._wait or self._target.kind == "cluster":
+        if not self._waits():
             await client.set(self._prefix + key, value, px=px)
             return
         pipe = client.pipeline(transaction=False)
@@ -255,7 +264,19 @@ class RedisStore:
         pipe.execute_command("WAIT", self._wait, WAIT_TIMEOUT_MS)
         _, replicas = await pipe.execute()
         if int(replicas) < self._wait:
-            log.debug("a record reached %s of %s replicas", replicas, self._wait)
+            if self._wait_off_until is None:
+                log.warning("Redis replicas confirm %s of %s writes' copies; writes are "
+                            "acknowledged by the primary alone, retrying every %gs",
+                            replicas, self._wait, self._retry_interval)
+            self._wait_off_until = self._clock.now() + self._retry_interval
+        elif self._wait_off_until is not None:
+            self._wait_off_until = None
+            log.warning("Redis replicas confirm writes again")
+
+    def _waits(self) -> bool:
+        """Whether this write waits for the replicas."""
+        off = self._wait_off_until
+        return bool(self._wait) and (off is None or self._clock.now() >= off)
 
     async def delete(self, key: str) -> None:
         await (await self.ready()).delete(self._prefix + key)

@@ -77,6 +77,11 @@ class ResilientStore:
         return self._breaker.degraded
 
     @property
+    def shared(self) -> StateStore:
+        """The shared store behind the memory (the Redis store)."""
+        return self._shared
+
+    @property
     def backlog(self) -> int:
         """Redis writes still running in the background."""
         return len(self._backlog)
