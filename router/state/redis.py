@@ -265,13 +265,13 @@ class RedisStore:
         _, replicas = await pipe.execute()
         if int(replicas) < self._wait:
             if self._wait_off_until is None:
-                log.warning("Redis replicas confirm %s of %s writes' copies; writes are "
+                log.warning("Redis: %s of %s replicas confirmed a write; writes are "
                             "acknowledged by the primary alone, retrying every %gs",
                             replicas, self._wait, self._retry_interval)
             self._wait_off_until = self._clock.now() + self._retry_interval
         elif self._wait_off_until is not None:
             self._wait_off_until = None
-            log.warning("Redis replicas confirm writes again")
+            log.warning("Redis: the replicas confirm writes again")
 
     def _waits(self) -> bool:
         """Whether this write waits for the replicas."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from router.errors import ConfigError
 from router.state.redis import RedisStore, RedisTarget, hash_tag
 
 if TYPE_CHECKING:
-    from tests.redis_fixtures import RedisSpace
+    from tests.redis_fixtures import PrivateRedis, RedisSpace
 
 pytest_plugins = ("tests.redis_fixtures",)
 
@@ -186,3 +187,26 @@ def test_bad_topologies_are_config_errors_naming_the_setting(
 def test_hash_tag_is_exactly_the_name() -> None:
     assert hash_tag("dep-1") == "{dep-1}"
     assert hash_tag("a}b{c") == "{a)b(c}"  # braces in an id cannot cut the tag short
+
+
+async def test_without_confirming_replicas_writes_stop_waiting_for_a_while(
+    private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``wait_replicas=1`` on a server with no replica: the first write waits out
+    WAIT's timeout and warns; the next ones, for ``retry_interval``, do not wait."""
+    clock = ManualClock()
+    store = RedisStore(private_redis.url, prefix="w:", clock=clock, wait_replicas=1,
+                       retry_interval=5.0)
+    with caplog.at_level(logging.WARNING, logger="router.state"):
+        for i in range(5):
+            await store.set(f"k{i}", "v", 60)
+        clock.advance(5.0)
+        await store.set("again", "v", 60)  # the interval passed: it waits (and fails) again
+    await store.aclose()
+    with private_redis.client() as admin:
+        waits = admin.info("commandstats")["cmdstat_wait"]["calls"]
+        assert admin.mget([f"w:k{i}" for i in range(5)] + ["w:again"]) == ["v"] * 6
+    assert waits == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "Redis: 0 of 1 replicas confirmed a write; writes are acknowledged by the "
+        "primary alone, retrying every 5s"]
