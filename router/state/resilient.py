@@ -11,9 +11,9 @@ and records written meanwhile stay usable in this process from memory.
 Writes are off the request's critical path: the local write is immediate,
 and a request waits for the Redis write at most ``write_hold`` seconds (a
 healthy Redis answers well within it, so the record is normally in Redis
-before the response reaches the caller). A write still running then goes on
-in the background; at most ``max_backlog`` of them run at once, beyond that
-a record stays local (as while the breaker is open). The hold is generous
+before the response reaches the caller). A write the hold cuts short is sent
+again in the background; at most ``max_backlog`` of them run at once, beyond
+that a record stays local (as while the breaker is open). The hold is generous
 (a busy event loop, not Redis, is what usually delays a write) and is cut
 short when the breaker trips: a frozen Redis costs a write ``write_hold`` at
 most, and nothing once the first timeout has opened the breaker.
@@ -25,6 +25,7 @@ ownership: an id's owner is fixed). Do not use it for counters.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -112,10 +113,18 @@ class ResilientStore:
         await self._breaker.guard(self._shared.aclose, None)
 
     async def _write(self, op: Callable[[], Awaitable[None]]) -> None:
-        """``op`` through the breaker, waited for ``write_hold`` at most."""
+        """``op`` through the breaker, waited for ``write_hold`` at most.
+
+        Inline (no task: the common case costs one timeout scope); a write the
+        hold cuts short is sent again in the background (``SET`` and ``DEL``
+        may be repeated safely).
+        """
         if not self._breaker.allows() or len(self._backlog) >= self._max_backlog:
             return  # Redis is being skipped, or too far behind: the record stays local
-        task = asyncio.get_running_loop().create_task(self._breaker.guard(op, None))
-        self._backlog.add(task)
-        task.add_done_callback(self._backlog.discard)
-        await asyncio.wait([task], timeout=self._hold)
+        try:
+            async with asyncio.timeout(self._hold):
+                await self._breaker.guard(op, None)
+        except builtins.TimeoutError:
+            task = asyncio.get_running_loop().create_task(self._breaker.guard(op, None))
+            self._backlog.add(task)
+            task.add_done_callback(self._backlog.discard)
