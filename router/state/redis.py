@@ -21,12 +21,15 @@ own). Socket timeouts are short: a slow Redis must not hold a request, and
 :class:`router.state.resilient.ResilientStore` turns failures into a memory
 fallback.
 
-**Acknowledged writes.** ``wait_replicas`` > 0 makes :meth:`RedisStore.set`
-send ``WAIT`` in the same round trip: a record counts as acknowledged once
-the primary and that many replicas hold it, so a Sentinel failover (which
-promotes a replica) keeps it. With 0 (the default outside Sentinel) a write
-is acknowledged by the primary alone, and a failover may lose the writes of
-its last moments.
+**Acknowledged writes.** ``wait_replicas`` > 0 (the default with Sentinel)
+makes :meth:`RedisStore.set` send ``WAIT`` in the same round trip: a record
+counts as acknowledged once the primary and that many replicas hold it, so a
+Sentinel failover (which promotes a replica) keeps it. When the replicas do
+not confirm in time, writes are acknowledged by the primary alone for
+``retry_interval`` seconds (one warning) rather than each paying the wait.
+With 0 (the default elsewhere; a Cluster's ``WAIT`` has no key to route by) a
+write is acknowledged by the primary alone, and a failover may lose the
+writes of its last moments.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Sentinel mode. The primary is killed (SIGKILL) while callers keep starting and
 continuing conversations; the sentinel promotes the replica. No request fails
 meanwhile (memory serves while Redis is away), every acknowledged record is on
 the new primary, and once the breaker's interval has passed new records
-reach the new primary.
+reach the new primary; a router started after the failover finds the new
+primary through the sentinel and shares cooldowns with the first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from router.state.redis import RedisStore
-from tests.conftest import openai_dep
+from tests.conftest import openai_dep, wait_until
 
 if TYPE_CHECKING:
     from tests.redis_fixtures import PrivateSentinel
@@ -107,3 +108,19 @@ async def test_a_failover_mid_run_loses_no_acknowledged_record(
     made = await router.aresponses(model="gpt-4o", input="after")
     with redis.Redis(port=new_primary, decode_responses=True) as admin:
         assert admin.get(f"{store.prefix}own:{made.id}") == made.routing.deployment_id
+
+    # a router started after the failover finds the new primary through the sentinel,
+    # and cooldowns travel between the two on its pub/sub
+    other = make_router(
+        [openai_dep(u) for u in ups], optional_pre_call_checks=["responses_api_deployment_check"],
+        sentinel_nodes=redis_sentinel.sentinel_nodes, service_name="mymaster",
+        redis_key_prefix=store.prefix)
+    assert await other.__aenter__() is other
+    follow = await other.aresponses(model="gpt-4o", input="next", previous_response_id=made.id)
+    assert follow.routing.deployment_id == made.routing.deployment_id
+    ups[0].faults.fail(429, retry_after=30, times=1)
+    for _ in range(100):  # until a request meets the 429 (and is served by another)
+        await router.aresponses(model="gpt-4o", input="until a 429")
+        if router.cooldowns():
+            break
+    assert await wait_until(lambda: [c.deployment_id for c in other.cooldowns()] == ["a"])
