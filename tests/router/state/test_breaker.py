@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 
 import pytest
 
@@ -97,3 +99,28 @@ async def test_half_open_lets_one_probe_through_at_a_time() -> None:
     assert await probe == "redis"
     assert not breaker.degraded
     assert await breaker.guard(slow_ok, "fallback") == "redis"  # closed: everyone goes
+
+
+def test_a_trip_on_one_event_loop_releases_the_waiters_of_another() -> None:
+    """The sync twins run their own loop in a thread; one Redis, one breaker for both."""
+    breaker = Breaker(ManualClock(), 5.0, what="the store", log=LOG, deadline=3600.0)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        waiting = asyncio.run_coroutine_threadsafe(breaker.guard(_hang, "fallback"), loop)
+        deadline = time.monotonic() + 5.0
+        while not breaker._waiting and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the other loop's call is waiting
+
+        async def fail_here() -> None:
+            async def refused() -> str:
+                raise ConnectionError("refused")
+            assert await breaker.guard(refused, "fallback") == "fallback"
+
+        asyncio.run(fail_here())
+        assert waiting.result(timeout=5.0) == "fallback"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5.0)
+        loop.close()
