@@ -36,7 +36,7 @@ from router.config.keys import (
     SUPPORTED_PROVIDERS,
     did_you_mean,
 )
-from router.state.redis import RedisTarget, nodes_of
+from router.state.target import RedisTarget, nodes_of
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
