@@ -119,8 +119,9 @@ async def test_a_failover_mid_run_loses_no_acknowledged_record(
     follow = await other.aresponses(model="gpt-4o", input="next", previous_response_id=made.id)
     assert follow.routing.deployment_id == made.routing.deployment_id
     ups[0].faults.fail(429, retry_after=30, times=1)
-    for _ in range(100):  # until a request meets the 429 (and is served by another)
-        await router.aresponses(model="gpt-4o", input="until a 429")
-        if router.cooldowns():
+    for _ in range(100):  # simple-shuffle: until a request meets the 429 (another serves it)
+        await other.aresponses(model="gpt-4o", input="until a 429")
+        if other.cooldowns():
             break
-    assert await wait_until(lambda: [c.deployment_id for c in other.cooldowns()] == ["a"])
+    assert [c.deployment_id for c in other.cooldowns()] == ["a"]
+    assert await wait_until(lambda: [c.deployment_id for c in router.cooldowns()] == ["a"])
