@@ -38,7 +38,8 @@ the shared figure (its local count is unaffected). Hold ends are Unix times,
 so hosts are assumed to agree on the time to within seconds (NTP).
 
 **Redis failing** must not stop routing: every operation falls back (no
-shared figures; reservations decided on this process's figures), the
+shared figures; reservations decided on this process's figures; releases
+Redis missed are remembered and sent again once it answers), the
 breaker of that Redis (shared with the router's other Redis users, see
 :mod:`router.state.breaker`) skips it for ``retry_interval`` seconds, one
 warning is logged per outage and one when Redis answers again. Releases run
@@ -55,6 +56,7 @@ exact without Redis, whatever the checks' order.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import math
@@ -93,6 +95,10 @@ HOLD_GRACE = 5.0
 MINUTE_TTL = 120
 #: Background releases and cancels running at most; beyond it holds expire by themselves.
 MAX_BACKLOG = 1024
+#: Holds whose release Redis missed, remembered to be dropped once it answers again.
+MAX_UNRELEASED = 10_000
+#: Missed releases sent again per background pipeline.
+REPLAY_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,8 @@ class SharedLoad:
         self._breaker = breaker_of(redis, clock, retry_interval,
                                    what="shared load counters in Redis", log=log)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unreleased: collections.deque[Reservation] = collections.deque(
+            maxlen=MAX_UNRELEASED)
 
     @property
     def degraded(self) -> bool:
@@ -161,7 +169,11 @@ class SharedLoad:
         """Shared figures of ``deployment_ids`` in one round trip (``{}`` when Redis fails)."""
         if not deployment_ids:
             return {}
-        return await self._guard(lambda: self._read(deployment_ids), {})
+        none: dict[str, SharedFigures] = {}
+        figures = await self._guard(lambda: self._read(deployment_ids), none)
+        if figures and self._unreleased:  # Redis answers again: drop the holds it kept
+            self.in_background(self._replay())
+        return figures
 
     async def _read(self, ids: Sequence[str]) -> dict[str, SharedFigures]:
         now = self._clock.wall()
@@ -218,12 +230,18 @@ class SharedLoad:
         return Refusal(deployment_id, "rate", why + " across every router")
 
     async def release(self, reservation: Reservation, tokens: int = 0) -> None:
-        """The request ended: drop its hold, add its ``tokens`` to this minute."""
-        await self._guard(lambda: self._release(reservation, tokens), None)
+        """The request ended: drop its hold, add its ``tokens`` to this minute.
 
-    async def _release(self, reservation: Reservation, tokens: int) -> None:
+        When Redis misses it, the hold is remembered (at most ``MAX_UNRELEASED``)
+        and dropped once Redis answers again, so an outage does not leave the
+        deployment looking busy for ``max_hold``; the tokens are not counted.
+        """
+        if not await self._guard(lambda: self._release(reservation, tokens), False):
+            self._missed(reservation)
+
+    async def _release(self, reservation: Reservation, tokens: int) -> bool:
         if reservation.member is None and tokens <= 0:
-            return
+            return True
         pipe = (await connected(self._redis)).pipeline(transaction=False)
         if reservation.member is not None:
             pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
@@ -232,18 +250,40 @@ class SharedLoad:
             pipe.incrby(key, tokens)
             pipe.expire(key, MINUTE_TTL)
         await pipe.execute()
+        return True
 
     async def cancel(self, reservation: Reservation) -> None:
         """Undo a reservation whose request was never sent (hold and request count)."""
-        await self._guard(lambda: self._cancel(reservation), None)
+        if not await self._guard(lambda: self._cancel(reservation), False):
+            self._missed(reservation)
 
-    async def _cancel(self, reservation: Reservation) -> None:
+    async def _cancel(self, reservation: Reservation) -> bool:
         if reservation.member is None or reservation.minute is None:
-            return
+            return True
         pipe = (await connected(self._redis)).pipeline(transaction=False)
         pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
         pipe.decr(self._key(reservation.deployment_id, "req", reservation.minute))
         await pipe.execute()
+        return True
+
+    def _missed(self, reservation: Reservation) -> None:
+        if reservation.member is not None:
+            self._unreleased.append(reservation)
+
+    async def _replay(self) -> None:
+        """Drop a batch of the holds whose release Redis missed (ZREM is idempotent)."""
+        batch = [self._unreleased.popleft()
+                 for _ in range(min(REPLAY_BATCH, len(self._unreleased)))]
+        if batch and not await self._guard(lambda: self._drop_holds(batch), False):
+            self._unreleased.extendleft(reversed(batch))
+
+    async def _drop_holds(self, batch: Sequence[Reservation]) -> bool:
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
+        for reservation in batch:
+            if reservation.member is not None:
+                pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
+        await pipe.execute()
+        return True
 
     def in_background(self, operation: Awaitable[None]) -> None:
         """Run ``operation`` (a ``release``/``cancel``) without making anyone wait.

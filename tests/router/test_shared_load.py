@@ -185,6 +185,26 @@ async def test_redis_failures_fall_back_with_one_warning_and_recover(
     assert "answers again" in messages[1]
 
 
+async def test_holds_whose_release_redis_missed_are_dropped_when_it_answers(
+    server: fakeredis.FakeServer, source: FakeSource, clock: ManualClock,
+) -> None:
+    """Releases skipped during an outage would leave the deployment busy for max_hold."""
+    load = shared(source, clock, retry_interval=5.0)
+    held = [await load.reserve("d1", None) for _ in range(3)]
+    other = await load.reserve("d2", None)
+    assert all(isinstance(r, Reservation) for r in [*held, other])
+    server.connected = False
+    for reservation in held:
+        await load.release(reservation)  # Redis is down: missed, remembered
+    await load.cancel(other)  # missed too
+    server.connected = True
+    clock.advance(5.0)
+    assert (await load.read_group(["d1", "d2"]))["d1"].in_flight == 3  # still there...
+    await load.aclose()  # ...until the background replay has run
+    assert await load.read_group(["d1", "d2"]) == {
+        "d1": SharedFigures(0, 3, 0), "d2": SharedFigures(0, 1, 0)}
+
+
 # -- admission ------------------------------------------------------------------------------
 
 
