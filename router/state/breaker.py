@@ -29,14 +29,14 @@ import builtins
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
     from router.clock import Clock
 
-__all__ = ["DEFAULT_DEADLINE", "FAILURES", "Breaker", "breaker_of"]
+__all__ = ["DEFAULT_DEADLINE", "FAILURES", "Breaker", "Held", "breaker_of"]
 
 #: What counts as the store failing (anything else is a bug and propagates).
 FAILURES = (RedisError, OSError, builtins.TimeoutError)
@@ -65,8 +65,9 @@ class Breaker:
         self._open_until: float | None = None
         self._epoch = 0
         self._probing = False
-        # guarded calls in flight, per event loop (the sync twins run their own)
-        self._waiting: dict[asyncio.AbstractEventLoop, set[asyncio.Timeout]] = {}
+        # guarded calls in flight per event loop (the sync twins run their own):
+        # task -> why it was cut short (None while it runs)
+        self._waiting: dict[asyncio.AbstractEventLoop, Waiting] = {}
 
     @property
     def degraded(self) -> bool:
@@ -108,8 +109,15 @@ class Breaker:
         self._open_until = None
         self._log.log(self._level, "%s answers again", self._what)
 
-    async def guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
-        """``await op()``, or ``fallback`` while open or when it fails (tripping the breaker)."""
+    async def guard(
+        self, op: Callable[[], Awaitable[T]], fallback: T, *, hold: float | None = None
+    ) -> T:
+        """``await op()``, or ``fallback`` while open or when it fails (tripping the breaker).
+
+        ``hold``: seconds (below the deadline) after which the call is cut short
+        and :class:`Held` raised, which is not a failure: the caller decides
+        what to do with a call Redis is slow to answer.
+        """
         probe = False
         if self._open_until is not None:
             if self._probing or not self.allows():
@@ -117,7 +125,7 @@ class Breaker:
             probe = self._probing = True
         epoch = self._epoch
         try:
-            result = await self._bounded(op)
+            result = await self._bounded(op, hold)
         except FAILURES as exc:
             self.trip(exc)
             return fallback
@@ -127,38 +135,79 @@ class Breaker:
         self.succeeded(epoch)
         return result
 
-    async def _bounded(self, op: Callable[[], Awaitable[T]]) -> T:
-        """``op()`` within the deadline; a trip meanwhile ends it at once (TimeoutError)."""
-        loop = asyncio.get_running_loop()
-        waiting = self._waiting.setdefault(loop, set())
-        async with asyncio.timeout(self._deadline) as scope:
-            waiting.add(scope)
-            try:
-                return await op()
-            finally:
-                waiting.discard(scope)
-                if not waiting:
-                    self._waiting.pop(loop, None)
+    async def _bounded(self, op: Callable[[], Awaitable[T]], hold: float | None) -> T:
+        """``op()`` within the deadline (or ``hold``); a trip meanwhile ends it at once.
+
+        One timer per call cancels the task when the time is up; the
+        cancellation is turned into ``TimeoutError`` (:class:`Held` for the
+        hold), unless someone else cancelled the task too.
+        """
+        task = asyncio.current_task()
+        if task is None:
+            return await op()
+        loop = task.get_loop()
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = {}
+        limit = self._deadline if hold is None or (
+            self._deadline is not None and self._deadline <= hold) else hold
+        timer = None if limit is None else loop.call_at(
+            loop.time() + limit, _cut, waiting, task, _HELD if limit == hold else _TIMEOUT)
+        waiting[task] = None
+        try:
+            return await op()
+        except asyncio.CancelledError:
+            why = waiting.get(task)
+            if why is None:
+                raise  # cancelled by someone else
+            waiting[task] = None
+            if task.uncancel() > 0:
+                raise  # by someone else too
+            raise (Held() if why is _HELD else builtins.TimeoutError(why)) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if waiting.pop(task, None) is not None:
+                task.uncancel()  # cut, but the call ended anyway (the cancel was swallowed)
+            if not waiting:
+                self._waiting.pop(loop, None)
 
     def _release_waiters(self) -> None:
-        """Move every waiting call's deadline to now, on whichever loop it runs."""
+        """Cut every waiting call short, on whichever loop it runs."""
         here = _running_loop()
         for loop, waiting in list(self._waiting.items()):
             if loop is here:
-                _expire(loop, waiting)
-            else:  # another thread's loop (a sync twin): let it expire its own
+                _cut_all(waiting)
+            else:  # another thread's loop (a sync twin): let it cut its own
                 with contextlib.suppress(RuntimeError):  # that loop is closed
-                    loop.call_soon_threadsafe(_expire, loop, waiting)
+                    loop.call_soon_threadsafe(_cut_all, waiting)
 
     def __repr__(self) -> str:
         return f"Breaker({self._what!r}, degraded={self.degraded})"
 
 
-def _expire(loop: asyncio.AbstractEventLoop, waiting: set[asyncio.Timeout]) -> None:
-    now = loop.time()
-    for scope in list(waiting):
-        if not scope.expired():
-            scope.reschedule(now)
+class Held(Exception):
+    """A guarded call was cut short at its ``hold`` (Redis slow, not failed)."""
+
+
+#: Why a call was cut short (the timer's or the trip's reason).
+_TIMEOUT = "the call passed its deadline"
+_TRIPPED = "the breaker opened"
+_HELD = "held"
+
+Waiting = dict["asyncio.Task[Any]", "str | None"]
+
+
+def _cut(waiting: Waiting, task: asyncio.Task[Any], why: str) -> None:
+    """Cancel ``task``'s guarded call, remembering why (once)."""
+    if task in waiting and waiting[task] is None:
+        waiting[task] = why
+        task.cancel()
+
+
+def _cut_all(waiting: Waiting) -> None:
+    for task in list(waiting):
+        _cut(waiting, task, _TRIPPED)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -25,14 +25,13 @@ ownership: an id's owner is fixed). Do not use it for counters.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from router.clock import Clock
 from router.state.base import StateStore
-from router.state.breaker import breaker_of
+from router.state.breaker import Held, breaker_of
 from router.state.memory import MemoryStore
 
 __all__ = ["ResilientStore"]
@@ -115,16 +114,15 @@ class ResilientStore:
     async def _write(self, op: Callable[[], Awaitable[None]]) -> None:
         """``op`` through the breaker, waited for ``write_hold`` at most.
 
-        Inline (no task: the common case costs one timeout scope); a write the
-        hold cuts short is sent again in the background (``SET`` and ``DEL``
-        may be repeated safely).
+        Inline (no task in the common case); a write the hold cuts short is
+        sent again in the background (``SET`` and ``DEL`` may be repeated
+        safely).
         """
         if not self._breaker.allows() or len(self._backlog) >= self._max_backlog:
             return  # Redis is being skipped, or too far behind: the record stays local
         try:
-            async with asyncio.timeout(self._hold):
-                await self._breaker.guard(op, None)
-        except builtins.TimeoutError:
+            await self._breaker.guard(op, None, hold=self._hold)
+        except Held:
             task = asyncio.get_running_loop().create_task(self._breaker.guard(op, None))
             self._backlog.add(task)
             task.add_done_callback(self._backlog.discard)
