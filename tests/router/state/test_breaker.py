@@ -10,7 +10,7 @@ import time
 import pytest
 
 from router.clock import ManualClock
-from router.state.breaker import Breaker
+from router.state.breaker import Breaker, Held
 
 LOG = logging.getLogger("router.test_breaker")
 
@@ -124,3 +124,21 @@ def test_a_trip_on_one_event_loop_releases_the_waiters_of_another() -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5.0)
         loop.close()
+
+
+async def test_a_caller_cancelled_during_a_guarded_call_stays_cancelled() -> None:
+    breaker = Breaker(ManualClock(), 5.0, what="the store", log=LOG, deadline=3600.0)
+    call = asyncio.create_task(breaker.guard(_hang, "fallback"))
+    await asyncio.sleep(0)
+    call.cancel()  # the request itself is cancelled: not a Redis failure
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert not breaker.degraded and breaker._waiting == {}
+
+
+async def test_a_hold_below_the_deadline_is_not_a_failure() -> None:
+    breaker = Breaker(ManualClock(), 5.0, what="the store", log=LOG, deadline=3600.0)
+    with pytest.raises(Held):
+        await breaker.guard(_hang, "fallback", hold=0.01)
+    assert not breaker.degraded
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
