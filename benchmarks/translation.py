@@ -77,7 +77,8 @@ class Entry:
     ``fake`` is the module run as ``python -m fake --port 0 --api-key K``
     (it prints ``READY <url>``); ``model`` the ``litellm_params.model``;
     ``api_base`` makes the deployment's ``api_base`` from the fake's URL;
-    ``params`` are further ``litellm_params``.
+    ``params`` are further ``litellm_params``; ``fake_args`` extra arguments
+    of the fake (to make its streams as long as the native fake's).
     """
 
     name: str
@@ -85,6 +86,7 @@ class Entry:
     model: str
     api_base: Callable[[str], str]
     params: Mapping[str, Any] = field(default_factory=dict)
+    fake_args: tuple[str, ...] = ()
 
 
 ENTRIES: tuple[Entry, ...] = (
@@ -92,15 +94,16 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("azure_ai", "router.testing.chat", "azure_ai/Llama-3.3-70B",
           lambda url: f"{url}/models", {"api_version": "2024-05-01-preview"}),
     Entry("anthropic", "router.testing.anthropic", "anthropic/claude-sonnet-4-5",
-          lambda url: url),
+          lambda url: url, fake_args=("--stream-chunks", "4")),
 )
 
 
 class FakeProcess:
     """``python -m <module> --port 0 --api-key K`` until stopped; ``url`` once READY."""
 
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, args: tuple[str, ...] = ()) -> None:
         self.module = module
+        self.args = args
         self.url = ""
         self.pid: int | None = None
         self._proc: subprocess.Popen[str] | None = None
@@ -110,7 +113,7 @@ class FakeProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--port", "0", "--api-key", API_KEY],
+            [sys.executable, "-m", self.module, "--port", "0", "--api-key", API_KEY, *self.args],
             stdout=subprocess.PIPE, text=True, env=env)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().split()
@@ -246,14 +249,17 @@ def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _fakes(entries: list[Entry]) -> Iterator[tuple[UpstreamProcess, dict[str, FakeProcess]]]:
+def _fakes(
+    entries: list[Entry],
+) -> Iterator[tuple[UpstreamProcess, dict[tuple[str, tuple[str, ...]], FakeProcess]]]:
     with contextlib.ExitStack() as stack:
         native = stack.enter_context(UpstreamProcess("native", api_key=API_KEY,
                                                      record_requests=False))
-        by_module: dict[str, FakeProcess] = {}
+        by_module: dict[tuple[str, tuple[str, ...]], FakeProcess] = {}
         for entry in entries:
-            if entry.fake not in by_module:
-                by_module[entry.fake] = stack.enter_context(FakeProcess(entry.fake))
+            key = (entry.fake, entry.fake_args)
+            if key not in by_module:
+                by_module[key] = stack.enter_context(FakeProcess(*key))
         yield native, by_module
 
 
@@ -262,7 +268,7 @@ async def _targets(entries: list[Entry], sizes: Sizes) -> AsyncIterator[list[Tar
     with _fakes(entries) as (native, fakes):
         targets = [Target("native openai", _router("openai/gpt-4o", f"{native.url}/v1", {}))]
         for entry in entries:
-            fake = fakes[entry.fake]
+            fake = fakes[(entry.fake, entry.fake_args)]
             targets.append(Target(entry.name, _router(
                 entry.model, entry.api_base(fake.url), entry.params)))
         try:

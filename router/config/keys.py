@@ -114,6 +114,8 @@ SETTINGS_KEYS: frozenset[str] = frozenset({
     "enable_tag_filtering", "retry_policy", "allowed_fails_policy", "model_group_alias",
     "default_max_parallel_requests", "redis_url", "redis_host", "redis_port",
     "redis_password", "redis_db", "redis_key_prefix", "response_ownership_ttl",
+    "redis_startup_nodes", "service_name", "sentinel_nodes", "sentinel_password",
+    "redis_wait_replicas",
     "max_cooldown_time", "cooldown_jitter", "panic_mode", "retry_budget", "retry_budget_ratio",
     "retry_budget_min_per_second", "retry_budget_window",
 })
