@@ -1,0 +1,199 @@
+"""What the server remembers itself: which key owns each stored response, and
+each key's requests and tokens this minute.
+
+Two implementations of one small interface, :class:`ServerState`:
+:class:`MemoryState` for a single worker without Redis, and
+:class:`RedisState`, shared by every worker (and every server) on the same
+Redis and key prefix, so ownership and limits hold across them.
+
+Limits are fixed one-minute windows (``rpm``: requests started this minute;
+``tpm``: tokens reported by responses that ended this minute), as LiteLLM's
+``rpm_limit``/``tpm_limit`` are. A request is admitted when the key is
+below both; its tokens are added when its response (or stream) ends, so a
+burst may overshoot ``tpm_limit`` by the requests in flight.
+
+When Redis fails, limits fail open (the request is served, and
+:attr:`RedisState.failures` counts it) while ownership fails closed: an
+owner that cannot be read raises :class:`StateUnavailable`, because
+answering "yours" without knowing would hand one key's conversation to
+another.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from cachetools import TTLCache
+
+__all__ = ["Admission", "MemoryState", "RedisState", "ServerState", "StateUnavailable"]
+
+log = logging.getLogger("router.proxy")
+
+Wall = Callable[[], float]
+
+
+class StateUnavailable(Exception):
+    """The shared state (Redis) could not be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to "may this key start a request now?"; ``retry_after`` in seconds."""
+
+    allowed: bool
+    reason: str = ""
+    retry_after: float = 0.0
+
+
+class ServerState(Protocol):
+    async def owner(self, response_id: str) -> str | None: ...
+    async def set_owner(self, response_id: str, key_id: str) -> None: ...
+    async def forget(self, response_id: str) -> None: ...
+    async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
+                    ) -> Admission: ...
+    async def add_tokens(self, key_id: str, tokens: int) -> None: ...
+    async def ping(self) -> bool: ...
+    async def aclose(self) -> None: ...
+
+
+def _window(wall: float) -> tuple[int, float]:
+    """This minute's number and the seconds left in it."""
+    minute = int(wall // 60)
+    return minute, (minute + 1) * 60 - wall
+
+
+def _verdict(requests: int, tokens: int, rpm: int | None, tpm: int | None,
+             left: float) -> Admission:
+    if rpm is not None and requests > rpm:
+        return Admission(False, f"rate limit reached: {rpm} requests per minute", left)
+    if tpm is not None and tokens >= tpm:
+        return Admission(False, f"rate limit reached: {tpm} tokens per minute", left)
+    return Admission(True)
+
+
+class MemoryState:
+    """One process's state: owners in a TTL cache, counters per minute."""
+
+    def __init__(self, wall: Wall, *, ttl: float, max_owners: int = 1_000_000) -> None:
+        self._wall = wall
+        self._owners: TTLCache[str, str] = TTLCache(max_owners, ttl, timer=wall)
+        self._counts: dict[tuple[str, str, int], int] = {}
+
+    async def owner(self, response_id: str) -> str | None:
+        return self._owners.get(response_id)
+
+    async def set_owner(self, response_id: str, key_id: str) -> None:
+        self._owners[response_id] = key_id
+
+    async def forget(self, response_id: str) -> None:
+        self._owners.pop(response_id, None)
+
+    async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
+                    ) -> Admission:
+        if rpm_limit is None and tpm_limit is None:
+            return Admission(True)
+        minute, left = _window(self._wall())
+        self._drop_old(minute)
+        requests = self._bump(("rpm", key_id, minute), 1)
+        tokens = self._counts.get(("tpm", key_id, minute), 0)
+        return _verdict(requests, tokens, rpm_limit, tpm_limit, left)
+
+    async def add_tokens(self, key_id: str, tokens: int) -> None:
+        if tokens > 0:
+            self._bump(("tpm", key_id, _window(self._wall())[0]), tokens)
+
+    def _bump(self, key: tuple[str, str, int], amount: int) -> int:
+        value = self._counts.get(key, 0) + amount
+        self._counts[key] = value
+        return value
+
+    def _drop_old(self, minute: int) -> None:
+        if len(self._counts) > 1024:
+            self._counts = {k: v for k, v in self._counts.items() if k[2] >= minute}
+
+    async def ping(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RedisState:
+    """State shared through Redis under ``prefix + "proxy:"``.
+
+    Owners: ``proxy:owner:<response id>`` with the ownership TTL. Counters:
+    ``proxy:rpm:<key id>:<minute>`` and ``proxy:tpm:...``, expiring after two
+    minutes. Admission is one pipelined round trip (INCR, EXPIRE, GET).
+    """
+
+    def __init__(self, dsn: str, *, prefix: str, ttl: float, wall: Wall,
+                 timeout: float = 1.0) -> None:
+        self._redis = aioredis.Redis.from_url(
+            dsn, socket_timeout=timeout, socket_connect_timeout=timeout,
+            decode_responses=True)
+        self._prefix = prefix + "proxy:"
+        self._ttl = max(1, int(ttl))
+        self._wall = wall
+        self.failures = 0
+
+    async def owner(self, response_id: str) -> str | None:
+        try:
+            value = await self._redis.get(self._prefix + "owner:" + response_id)
+        except (aioredis.RedisError, OSError) as exc:
+            raise StateUnavailable(type(exc).__name__) from None
+        return None if value is None else str(value)
+
+    async def set_owner(self, response_id: str, key_id: str) -> None:
+        try:
+            await self._redis.set(self._prefix + "owner:" + response_id, key_id, ex=self._ttl)
+        except (aioredis.RedisError, OSError) as exc:
+            raise StateUnavailable(type(exc).__name__) from None
+
+    async def forget(self, response_id: str) -> None:
+        try:
+            await self._redis.delete(self._prefix + "owner:" + response_id)
+        except (aioredis.RedisError, OSError):
+            self._failed("forget an owner")
+
+    async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
+                    ) -> Admission:
+        if rpm_limit is None and tpm_limit is None:
+            return Admission(True)
+        minute, left = _window(self._wall())
+        rpm_key = f"{self._prefix}rpm:{key_id}:{minute}"
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(rpm_key).expire(rpm_key, 120)
+                pipe.get(f"{self._prefix}tpm:{key_id}:{minute}")
+                requests, _, tokens = await pipe.execute()
+        except (aioredis.RedisError, OSError):
+            self._failed("check a key's limits")
+            return Admission(True)
+        return _verdict(int(requests), int(tokens or 0), rpm_limit, tpm_limit, left)
+
+    async def add_tokens(self, key_id: str, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        key = f"{self._prefix}tpm:{key_id}:{_window(self._wall())[0]}"
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await pipe.incrby(key, tokens).expire(key, 120).execute()
+        except (aioredis.RedisError, OSError):
+            self._failed("count a key's tokens")
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (aioredis.RedisError, OSError):
+            return False
+
+    def _failed(self, what: str) -> None:
+        self.failures += 1
+        log.warning("Redis unavailable: could not %s (limits fail open)", what)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
