@@ -180,9 +180,18 @@ async def _check_previous(ctx: ServerContext, principal: Principal, previous: st
 
 
 async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any]) -> None:
+    """Record who owns a new stored response.
+
+    If the shared state is down the answer is still given (the upstream has
+    done the work), but the response stays unknown to by-id calls: ownership
+    fails closed, so only the master key can reach it.
+    """
     rid = data.get("id")
     if isinstance(rid, str) and data.get("store", True) is not False:
-        await ctx.state.set_owner(rid, principal.key_id)
+        try:
+            await ctx.state.set_owner(rid, principal.key_id)
+        except StateUnavailable:
+            log.warning("could not record the owner of a response: state store unavailable")
 
 
 def _tokens(data: dict[str, Any] | None) -> int:
@@ -219,7 +228,8 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
         if request.transport is not None:
             request.transport.close()
     finally:
-        ctx.streams.discard(task)  # type: ignore[arg-type]
+        if task is not None:
+            ctx.streams.discard(task)
         await stream.aclose()
     return response
 

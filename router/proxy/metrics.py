@@ -77,13 +77,18 @@ async def gather_workers(run_dir: Path, timeout: float = 1.0) -> bytes:
     """Every worker's metrics, merged and labelled by worker."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    paths = sorted(run_dir.glob("worker-*.sock"))
+    paths = _sockets(run_dir)
     texts = await asyncio.gather(*(_fetch(p, timeout) for p in paths))
     found = {p.stem.removeprefix("worker-"): t for p, t in zip(paths, texts, strict=True)
              if t is not None}
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged(found, len(paths) - len(found)))
     return bytes(generate_latest(registry))
+
+
+def _sockets(run_dir: Path) -> list[Path]:
+    """The workers' metrics sockets (a directory of a few entries: no I/O worth a thread)."""
+    return sorted(run_dir.glob("worker-*.sock"))
 
 
 class _Merged:

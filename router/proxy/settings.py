@@ -129,7 +129,8 @@ def _check_unique(settings: ServerSettings, source: str) -> None:
     for i, spec in enumerate(settings.api_keys):
         key = spec.key.get_secret_value()
         if key in seen:
-            problems.append(f"general_settings.api_keys[{i}].key: same key as api_keys[{seen[key]}]")
+            problems.append(
+                f"general_settings.api_keys[{i}].key: same key as api_keys[{seen[key]}]")
         elif key == master:
             problems.append(f"general_settings.api_keys[{i}].key: same key as master_key")
         elif not key:

@@ -167,7 +167,8 @@ class RedisState:
         rpm_key = f"{self._prefix}rpm:{key_id}:{minute}"
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incr(rpm_key).expire(rpm_key, 120)
+                pipe.incr(rpm_key)
+                pipe.expire(rpm_key, 120)
                 pipe.get(f"{self._prefix}tpm:{key_id}:{minute}")
                 requests, _, tokens = await pipe.execute()
         except (aioredis.RedisError, OSError):
@@ -181,7 +182,9 @@ class RedisState:
         key = f"{self._prefix}tpm:{key_id}:{_window(self._wall())[0]}"
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                await pipe.incrby(key, tokens).expire(key, 120).execute()
+                pipe.incrby(key, tokens)
+                pipe.expire(key, 120)
+                await pipe.execute()
         except (aioredis.RedisError, OSError):
             self._failed("count a key's tokens")
 

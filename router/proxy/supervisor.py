@@ -97,6 +97,7 @@ class Supervisor:
             for slot in self._slots:
                 self._spawn(slot)
             status = self._loop()
+            self._sock.close()  # with the workers' copies closed too, new connections are refused
             self._drain()
             return status
         finally:

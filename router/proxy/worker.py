@@ -77,7 +77,7 @@ def _local_app(registry: object) -> web.Application:
 async def _start(runner: web.BaseRunner, site_factory: type[web.BaseSite], *args: object
                  ) -> None:
     await runner.setup()
-    await site_factory(runner, *args).start()  # type: ignore[call-arg]
+    await site_factory(runner, *args).start()
 
 
 async def run_worker(opts: WorkerOptions) -> None:

@@ -174,7 +174,11 @@ class SlowUpstream:
         self._count += 1
         rid = f"resp_slow{self._count:06d}"
         if not body.get("stream"):
-            await asyncio.sleep(self.interval * self.events)
+            try:
+                await asyncio.sleep(self.interval * self.events)
+            except asyncio.CancelledError:
+                self.abandoned += 1
+                raise
             return web.json_response(_response(rid, "completed", "done"))
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
