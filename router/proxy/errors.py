@@ -1,8 +1,9 @@
 """Errors as OpenAI sends them: ``{"error": {"message", "type", "param", "code"}}``.
 
 Every :class:`router.errors.RouterError` class maps to a status through
-:data:`STATUS_BY_CLASS` (a subclass not listed reads its nearest listed
-base), chosen so that the official SDKs raise their own matching class:
+:data:`STATUS_BY_CLASS` (every class is listed, and a test says so; a
+subclass added later reads its nearest listed base until it is), chosen so
+that the official SDKs raise their own matching class:
 400 ``BadRequestError``, 401 ``AuthenticationError``, 404 ``NotFoundError``,
 429 ``RateLimitError`` (with ``Retry-After``), 5xx ``InternalServerError``.
 
@@ -64,6 +65,10 @@ STATUS_BY_CLASS: dict[type[rerr.RouterError], tuple[int, str, str | None]] = {
     rerr.StreamInterruptedError: (502, "server_error", "stream_interrupted"),
     rerr.UpstreamError: (502, "server_error", "upstream_error"),
     rerr.BadRequestError: (400, "invalid_request_error", None),
+    rerr.ContextWindowExceededError: (400, "invalid_request_error", "context_length_exceeded"),
+    rerr.ContentPolicyViolationError: (400, "invalid_request_error", "content_filter"),
+    rerr.PreviousResponseNotFoundError: (400, "invalid_request_error",
+                                         "previous_response_not_found"),
     rerr.AuthenticationError: (502, "server_error", "upstream_authentication_failed"),
     rerr.PermissionDeniedError: (502, "server_error", "upstream_permission_denied"),
     rerr.NotFoundError: (404, "invalid_request_error", "not_found"),

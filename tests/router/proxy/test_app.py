@@ -8,6 +8,7 @@ tests that arm upstream faults arm them for one request (``times=1``).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -23,7 +24,6 @@ import redis
 import yaml
 
 from router.testing import UpstreamProcess
-from tests.redis_fixtures import REDIS_URL, redis_unavailable
 from tests.router.proxy.helpers import (
     KEY_A,
     KEY_B,
@@ -33,9 +33,13 @@ from tests.router.proxy.helpers import (
     server_config,
 )
 
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
 
 @pytest.fixture(scope="module")
 def redis_prefix() -> Iterator[str]:
+    from tests.redis_fixtures import redis_unavailable
+
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()

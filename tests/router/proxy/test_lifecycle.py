@@ -18,7 +18,6 @@ import httpx
 import openai
 import pytest
 
-from tests.redis_fixtures import free_port
 from tests.router.proxy.helpers import KEY_A, MASTER, ServerProcess, SlowUpstream, server_config
 
 
@@ -114,6 +113,8 @@ def _alive(server: ServerProcess) -> bool:
 
 def test_redis_down(slow: SlowUpstream, tmp_path: Path) -> None:
     """Readiness says so; a create is still served; ownership fails closed (503)."""
+    from tests.redis_fixtures import free_port
+
     config = server_config(slow.url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     server = ServerProcess(config, tmp_path).start()
     try:

@@ -1,0 +1,78 @@
+"""Owners and per-key limits: one behavioural suite over memory and Redis state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from router.clock import ManualClock
+from router.proxy.state import MemoryState, RedisState, ServerState, StateUnavailable
+
+if TYPE_CHECKING:
+    from tests.redis_fixtures import RedisSpace
+
+pytest_plugins = ("tests.redis_fixtures",)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest,
+                clock: ManualClock) -> AsyncIterator[ServerState]:
+    if request.param == "memory":
+        made: ServerState = MemoryState(clock.wall, ttl=60)
+    else:
+        space: RedisSpace = request.getfixturevalue("redis_space")
+        made = RedisState(space.url, prefix=space.prefix, ttl=60, wall=clock.wall)
+    yield made
+    await made.aclose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(wall_start=1_800_000_000.0)  # the start of a minute
+
+
+async def test_owners(state: ServerState) -> None:
+    assert await state.owner("resp_1") is None
+    await state.set_owner("resp_1", "team-a")
+    assert await state.owner("resp_1") == "team-a"
+    await state.forget("resp_1")
+    assert await state.owner("resp_1") is None
+
+
+async def test_rpm_limit_per_minute(state: ServerState, clock: ManualClock) -> None:
+    verdicts = [await state.admit("a", 2, None) for _ in range(3)]
+    assert [v.allowed for v in verdicts] == [True, True, False]
+    assert verdicts[2].retry_after == pytest.approx(60) and "2 requests" in verdicts[2].reason
+    assert (await state.admit("b", 2, None)).allowed  # another key has its own count
+    clock.advance(60)
+    assert (await state.admit("a", 2, None)).allowed
+
+
+async def test_tpm_limit_counts_reported_tokens(state: ServerState, clock: ManualClock) -> None:
+    assert (await state.admit("a", None, 100)).allowed
+    await state.add_tokens("a", 100)
+    refused = await state.admit("a", None, 100)
+    assert not refused.allowed and "100 tokens" in refused.reason
+    clock.advance(60)
+    assert (await state.admit("a", None, 100)).allowed
+
+
+async def test_no_limits_is_always_allowed(state: ServerState) -> None:
+    assert all([(await state.admit("a", None, None)).allowed for _ in range(5)])
+
+
+async def test_redis_down_limits_open_owners_closed() -> None:
+    from tests.redis_fixtures import free_port
+
+    state = RedisState(f"redis://127.0.0.1:{free_port()}/0", prefix="x:", ttl=60,
+                       wall=ManualClock().wall, timeout=0.2)
+    try:
+        assert (await state.admit("a", 1, 1)).allowed
+        assert state.failures == 1
+        with pytest.raises(StateUnavailable):
+            await state.owner("resp_1")
+        assert not await state.ping()
+    finally:
+        await state.aclose()
