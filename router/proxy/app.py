@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -55,7 +55,6 @@ class ServerContext:
     metrics_text: MetricsSource
     redis_configured: bool = False
     draining: bool = False
-    streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 _CONTEXT = web.AppKey("context", ServerContext)
@@ -187,6 +186,8 @@ async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any]
     fails closed, so only the master key can reach it.
     """
     rid = data.get("id")
+    if principal.admin:  # sees every response: a record would change nothing
+        return
     if isinstance(rid, str) and data.get("store", True) is not False:
         try:
             await ctx.state.set_owner(rid, principal.key_id)
@@ -214,9 +215,7 @@ def _routing_headers(result: Any) -> dict[str, str]:
 async def _stream(request: web.Request, ctx: ServerContext, principal: Principal,
                   model: str, params: dict[str, Any]) -> web.StreamResponse:
     stream = await ctx.router.aresponses(model=model, stream=True, **params)
-    task = asyncio.current_task()
-    if task is not None:
-        ctx.streams.add(task)
+    ctx.metrics.streams.inc()
     response = web.StreamResponse(headers={**HEADERS, **_routing_headers(stream)})
     try:
         await response.prepare(request)
@@ -228,8 +227,7 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
         if request.transport is not None:
             request.transport.close()
     finally:
-        if task is not None:
-            ctx.streams.discard(task)
+        ctx.metrics.streams.dec()
         await stream.aclose()
     return response
 
