@@ -234,25 +234,50 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
 
 async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
                 response: web.StreamResponse) -> None:
-    """Write every event; after a failure, one ``error`` event ends the stream."""
+    """Write every event; after a failure, one ``error`` event ends the stream.
+
+    Events that have already arrived together go out in one write (a loopback
+    or TLS send costs far more than joining a few frames); an event that has
+    to be waited for is never held back: the batch is written first.
+    """
     sequence = 0
     recorded = False
+    batch: list[bytes] = []
+    events = aiter(stream)
+    upcoming: asyncio.Future[Any] = asyncio.ensure_future(anext(events))
     try:
-        async for event in stream:
-            data = event._data
+        while True:
+            try:
+                data = (await upcoming)._data
+            except StopAsyncIteration:
+                break
             if not recorded and isinstance(data.get("response"), dict):
                 await _record(ctx, principal, data["response"])
                 recorded = True
-            sequence = data.get("sequence_number", sequence) if isinstance(
-                data.get("sequence_number"), int) else sequence
-            await _write(ctx, response, frame(data))
+            if isinstance(data.get("sequence_number"), int):
+                sequence = data["sequence_number"]
+            batch.append(frame(data))
+            upcoming = asyncio.ensure_future(anext(events))
+            await asyncio.sleep(0)  # one loop turn: is the next event already here?
+            if not upcoming.done():
+                await _flush(ctx, response, batch)
     except RouterError as exc:
         cause = exc.__cause__ if isinstance(exc, StreamInterruptedError) and isinstance(
             exc.__cause__, RouterError) else exc
-        await _write(ctx, response, frame(error_event(api_error(cause), sequence + 1)))
+        batch.append(frame(error_event(api_error(cause), sequence + 1)))
+    finally:
+        upcoming.cancel()
+    await _flush(ctx, response, batch)
     final = stream.response
     if final is not None:
         await ctx.state.add_tokens(principal.key_id, _tokens(final._data))
+
+
+async def _flush(ctx: ServerContext, response: web.StreamResponse, batch: list[bytes]) -> None:
+    if batch:
+        data = b"".join(batch)
+        batch.clear()
+        await _write(ctx, response, data)
 
 
 async def _write(ctx: ServerContext, response: web.StreamResponse, data: bytes) -> None:
