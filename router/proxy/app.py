@@ -10,16 +10,18 @@ aiohttp's ``handler_cancellation``), which cancels the Router call: the
 upstream request is dropped and its load slot freed. Streams are written
 event by event, each write awaiting the socket (backpressure) within
 ``write_timeout``; a stream that fails after its first event ends with a
-Responses ``error`` event.
+Responses ``error`` event, and so does a stream still running when the
+shutdown grace period ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -35,7 +37,7 @@ from router.proxy.state import ServerState, StateUnavailable
 from router.request import check_response_id
 from router.router import Router
 
-__all__ = ["ServerContext", "make_app"]
+__all__ = ["ServerContext", "cut_streams", "make_app"]
 
 log = logging.getLogger("router.proxy")
 
@@ -55,6 +57,8 @@ class ServerContext:
     metrics_text: MetricsSource
     redis_configured: bool = False
     draining: bool = False
+    #: The handler tasks writing streams now (see :func:`cut_streams`).
+    streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 _CONTEXT = web.AppKey("context", ServerContext)
@@ -72,6 +76,10 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 def _not_found(response_id: str) -> ApiError:
     return ApiError(404, f"Response with id '{response_id}' not found.",
                     "invalid_request_error", None, "not_found")
+
+
+_SHUTDOWN = ApiError(503, "the server shut down before the stream ended", "server_error",
+                     None, "server_shutting_down")
 
 
 def _unavailable() -> ApiError:
@@ -216,6 +224,9 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
                   model: str, params: dict[str, Any]) -> web.StreamResponse:
     stream = await ctx.router.aresponses(model=model, stream=True, **params)
     ctx.metrics.streams.inc()
+    task = asyncio.current_task()
+    if task is not None:
+        ctx.streams.add(task)
     response = web.StreamResponse(headers={**HEADERS, **_routing_headers(stream)})
     try:
         await response.prepare(request)
@@ -228,6 +239,8 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
             request.transport.close()
     finally:
         ctx.metrics.streams.dec()
+        if task is not None:
+            ctx.streams.discard(task)
         await stream.aclose()
     return response
 
@@ -265,12 +278,32 @@ async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
         cause = exc.__cause__ if isinstance(exc, StreamInterruptedError) and isinstance(
             exc.__cause__, RouterError) else exc
         batch.append(frame(error_event(api_error(cause), sequence + 1)))
+    except asyncio.CancelledError:
+        if not ctx.draining:
+            raise
+        # cut_streams(): the grace period is over; say so rather than just cut.
+        batch.append(frame(error_event(_SHUTDOWN, sequence + 1)))
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await _flush(ctx, response, batch)
+        return
     finally:
         upcoming.cancel()
     await _flush(ctx, response, batch)
     final = stream.response
     if final is not None:
         await ctx.state.add_tokens(principal.key_id, _tokens(final._data))
+
+
+async def cut_streams(ctx: ServerContext, after: float) -> None:
+    """At the end of the shutdown grace period, end every open stream with an ``error`` event.
+
+    Runs while the worker drains (``ctx.draining``); the cut streams finish
+    their handlers normally, so their answers end cleanly.
+    """
+    await asyncio.sleep(after)
+    for task in list(ctx.streams):
+        task.cancel()
 
 
 async def _flush(ctx: ServerContext, response: web.StreamResponse, batch: list[bytes]) -> None:

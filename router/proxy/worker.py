@@ -5,8 +5,9 @@ with the listening socket's file descriptor (shared by every worker: the
 kernel hands each new connection to one of them). It tells the supervisor
 it is ready by writing a line to the readiness pipe, and on SIGTERM (or
 SIGINT) it drains: it stops accepting, reports not ready, lets in-flight
-requests and streams finish within ``graceful_shutdown_timeout``, cancels
-what is left, closes the Router and exits.
+requests and streams finish within ``graceful_shutdown_timeout``, ends the
+streams still open with an ``error`` event, cancels what is left, closes
+the Router and exits.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import yaml
 from aiohttp import web
 
 from router.errors import ConfigError
-from router.proxy.app import ServerContext, make_app
+from router.proxy.app import ServerContext, cut_streams, make_app
 from router.proxy.auth import KeyRing
 from router.proxy.metrics import ServerMetrics, gather_workers, socket_path
 from router.proxy.settings import ServerSettings, server_settings
@@ -38,6 +39,10 @@ from router.router import Router
 __all__ = ["WorkerOptions", "load_document", "main", "run_worker"]
 
 log = logging.getLogger("router.proxy")
+
+#: Streams still open this long before the grace period ends are cut (with an
+#: ``error`` event), so they end before aiohttp cancels what is left.
+_CUT_MARGIN = 0.25
 
 
 class WorkerOptions(argparse.Namespace):
@@ -108,9 +113,11 @@ async def run_worker(opts: WorkerOptions) -> None:
         os.close(opts.ready_fd)
         await stop.wait()
         ctx.draining = True
-        log.info("worker %d draining (up to %gs)", opts.index,
-                 settings.graceful_shutdown_timeout)
+        grace = settings.graceful_shutdown_timeout
+        log.info("worker %d draining (up to %gs)", opts.index, grace)
+        cutter = asyncio.create_task(cut_streams(ctx, max(0.0, grace - _CUT_MARGIN)))
         await runner.cleanup()
+        cutter.cancel()
         await local.cleanup()
         await state.aclose()
 

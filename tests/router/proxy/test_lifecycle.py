@@ -95,6 +95,22 @@ def test_sigterm_mid_stream_drains_then_exits(server: ServerProcess) -> None:
     assert server.proc is not None and server.proc.wait(timeout=15) == 0
 
 
+def test_stream_past_the_grace_period_ends_with_error_event(slow: SlowUpstream,
+                                                           tmp_path: Path) -> None:
+    config = server_config(slow.url, general={"graceful_shutdown_timeout": 0.5})
+    server = ServerProcess(config, tmp_path).start()
+    try:
+        with httpx.Client(timeout=15) as http, http.stream(
+                **_stream_request(server)) as answer:  # type: ignore[arg-type]
+            lines = answer.iter_lines()
+            assert next(lines) == "event: response.created"
+            server.terminate()
+            events = [line for line in lines if line.startswith("event: ")]
+        assert events[-1] == "event: error" and "event: response.completed" not in events
+    finally:
+        assert server.stop() == 0
+
+
 def test_crashed_worker_is_restarted(server: ServerProcess) -> None:
     (worker,) = server.worker_pids()
     os.kill(worker, signal.SIGKILL)
