@@ -78,8 +78,9 @@ def _not_found(response_id: str) -> ApiError:
                     "invalid_request_error", None, "not_found")
 
 
-_SHUTDOWN = ApiError(503, "the server shut down before the stream ended", "server_error",
-                     None, "server_shutting_down")
+def _shutdown() -> ApiError:
+    return ApiError(503, "the server shut down before the stream ended", "server_error",
+                    None, "server_shutting_down")
 
 
 def _unavailable() -> ApiError:
@@ -149,7 +150,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     principal = _principal(request)
     body = parse_create(await _read_body(request))
     if not principal.may_use(body.model):
-        raise _unknown_model(ctx, body.model)
+        raise _unknown_model(body.model)
     await _admit(ctx, principal)
     previous = body.params.get("previous_response_id")
     if previous is not None:
@@ -163,7 +164,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     return _json(data, headers=_routing_headers(result))
 
 
-def _unknown_model(ctx: ServerContext, model: str) -> ApiError:
+def _unknown_model(model: str) -> ApiError:
     return ApiError(400, f"unknown model {model!r}; see GET /v1/models for the models "
                          "this key may use", "invalid_request_error", "model", "model_not_found")
 
@@ -282,7 +283,7 @@ async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
         if not ctx.draining:
             raise
         # cut_streams(): the grace period is over; say so rather than just cut.
-        batch.append(frame(error_event(_SHUTDOWN, sequence + 1)))
+        batch.append(frame(error_event(_shutdown(), sequence + 1)))
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
                 await _flush(ctx, response, batch)

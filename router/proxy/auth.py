@@ -60,7 +60,7 @@ class KeyRing:
     """The keys the server accepts; :meth:`authenticate` maps a presented key to a caller.
 
     With no master key and no API keys configured, every caller is let in as
-    :data:`OPEN_ID` (a server for a trusted network only; the CLI warns).
+    :data:`OPEN_ID` (a server for a trusted network only; each worker warns at start).
     """
 
     def __init__(self, settings: ServerSettings) -> None:

@@ -115,7 +115,9 @@ def parse_create(body: dict[str, Any]) -> CreateBody:
             f"model: expected a non-empty string, got {_type_name(model)}")
         raise _invalid("model", message, "missing_required_parameter"
                        if model is None else "invalid_type")
-    for name in _REFUSED & body.keys():
+    refused = sorted(_REFUSED & body.keys())
+    if refused:
+        name = refused[0]
         raise _invalid(name, f"{name}: not accepted by this server", "unsupported_parameter")
     for name, types in _TYPES.items():
         if name in body:

@@ -115,8 +115,7 @@ def api_error(exc: rerr.RouterError) -> ApiError:
 def _message(exc: rerr.RouterError) -> str:
     if isinstance(exc, rerr.AuthenticationError | rerr.PermissionDeniedError):
         return "the upstream deployments refused the server's credentials"
-    if isinstance(exc, rerr.ResponseNotFoundError | rerr.NotFoundError) and hasattr(
-            exc, "response_id"):
+    if isinstance(exc, rerr.ResponseNotFoundError):
         return f"Response with id '{exc.response_id}' not found."
     return exc.message
 

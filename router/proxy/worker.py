@@ -93,9 +93,12 @@ async def run_worker(opts: WorkerOptions) -> None:
     registry = CollectorRegistry(auto_describe=True)
     run_dir = Path(opts.run_dir)
     state = _state(settings)
+    keys = KeyRing(settings)
+    if keys.open:
+        log.warning("no master_key or api_keys configured: every caller is let in")
     async with Router.from_config(opts.config, metrics=registry) as router:
         ctx = ServerContext(
-            router, settings, state, KeyRing(settings), ServerMetrics(registry),
+            router, settings, state, keys, ServerMetrics(registry),
             lambda: gather_workers(run_dir), redis_configured=settings.redis_dsn is not None)
         runner = web.AppRunner(
             make_app(ctx), handler_cancellation=True, access_log=None,
