@@ -27,7 +27,7 @@ DOCUMENT_KEYS: frozenset[str] = frozenset({
 
 GENERAL_SETTINGS_KEYS: frozenset[str] = frozenset({
     "master_key", "api_keys", "max_request_size_mb", "idle_timeout", "body_timeout",
-    "write_timeout", "graceful_shutdown_timeout", "disconnect_check",
+    "write_timeout", "graceful_shutdown_timeout",
 })
 """``general_settings`` keys the server (:mod:`router.proxy.settings`) reads.
 
