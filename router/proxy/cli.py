@@ -2,12 +2,11 @@
 
     responses-router serve --config config.yaml [--host 127.0.0.1] [--port 4000] [--workers N]
 
-Checks what can be checked before any worker starts (the file reads, and
-``--workers`` above 1 has Redis to share state through), then runs the
-:class:`~router.proxy.supervisor.Supervisor`. The full config is validated by
-each worker; a worker that finds it invalid exits with status 78 and the
-server stops with the worker's message. Only the standard library and
-PyYAML are imported here, so the server is up as soon as its workers are.
+Checks the config before any worker starts (the Router's part and the
+server's, every problem by path, exit status 78; ``--workers`` above 1 needs
+Redis to share state through), then runs the
+:class:`~router.proxy.supervisor.Supervisor`, which forks the workers from
+this process: the server's code is imported once, here, before the fork.
 """
 
 from __future__ import annotations
@@ -20,6 +19,9 @@ from typing import Any
 import yaml
 
 __all__ = ["main"]
+
+#: Exit status for an unusable configuration (sysexits' EX_CONFIG).
+EX_CONFIG = 78
 
 _REDIS_KEYS = ("redis_url", "redis_host")
 
@@ -74,13 +76,33 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def _validate(path: str) -> None:
+    """The whole config, as the workers will read it; exit 78 naming every problem."""
+    from router.config.loading import load_config_file
+    from router.errors import ConfigError
+    from router.proxy.settings import server_settings
+
+    failed = False
+    for check in (lambda: load_config_file(path),
+                  lambda: server_settings(_document(path), source=path)):
+        try:
+            check()
+        except ConfigError as exc:
+            print(f"responses-router: {exc}", file=sys.stderr, flush=True)
+            failed = True
+    if failed:
+        raise SystemExit(EX_CONFIG)
+
+
 def serve(args: argparse.Namespace) -> int:
     from router.proxy.supervisor import Supervisor, SupervisorOptions
+    from router.proxy.worker import run_worker  # imported once, before the workers fork
 
     doc = _document(args.config)
     _check_workers(doc, args.workers, args.config)
-    opts = SupervisorOptions(args.config, args.host, args.port, args.workers, _grace(doc),
-                             say=_say)
+    _validate(args.config)
+    opts = SupervisorOptions(run_worker, args.config, args.host, args.port, args.workers,
+                             _grace(doc), say=_say)
     try:
         supervisor = Supervisor(opts)
     except OSError as exc:

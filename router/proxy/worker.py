@@ -1,8 +1,8 @@
 """One serving process: a Router, the app, and the listening socket it inherits.
 
-Started by :mod:`router.proxy.supervisor` as ``python -m router.proxy.worker``
-with the listening socket's file descriptor (shared by every worker: the
-kernel hands each new connection to one of them). It tells the supervisor
+Forked by :mod:`router.proxy.supervisor` (:func:`run_worker`) with the
+listening socket's file descriptor (shared by every worker: the kernel hands
+each new connection to one of them). It tells the supervisor
 it is ready by writing a line to the readiness pipe, and on SIGTERM (or
 SIGINT) it drains: it stops accepting, reports not ready, lets in-flight
 requests and streams finish within ``graceful_shutdown_timeout``, ends the
@@ -12,7 +12,6 @@ the Router and exits.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -21,36 +20,29 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+import warnings
 from pathlib import Path
 
 import yaml
 from aiohttp import web
 
+from router.config.loading import ConfigWarning
 from router.errors import ConfigError
 from router.proxy.app import ServerContext, cut_streams, make_app
 from router.proxy.auth import KeyRing
 from router.proxy.metrics import ServerMetrics, gather_workers, socket_path
 from router.proxy.settings import ServerSettings, server_settings
 from router.proxy.state import MemoryState, RedisState, ServerState
-from router.proxy.supervisor import EX_CONFIG
+from router.proxy.supervisor import EX_CONFIG, WorkerSpec
 from router.router import Router
 
-__all__ = ["WorkerOptions", "load_document", "main", "run_worker"]
+__all__ = ["load_document", "run_worker", "serve"]
 
 log = logging.getLogger("router.proxy")
 
 #: Streams still open this long before the grace period ends are cut (with an
 #: ``error`` event), so they end before aiohttp cancels what is left.
 _CUT_MARGIN = 0.25
-
-
-class WorkerOptions(argparse.Namespace):
-    config: str
-    fd: int
-    ready_fd: int
-    index: int
-    run_dir: str
 
 
 def load_document(path: str) -> dict[str, object]:
@@ -85,18 +77,18 @@ async def _start(runner: web.BaseRunner, site_factory: type[web.BaseSite], *args
     await site_factory(runner, *args).start()
 
 
-async def run_worker(opts: WorkerOptions) -> None:
-    """Serve until SIGTERM, then drain and exit."""
+async def serve(spec: WorkerSpec) -> None:
+    """Serve until SIGTERM, then drain and return."""
     from prometheus_client import CollectorRegistry
 
-    settings = server_settings(load_document(opts.config), source=opts.config)
+    settings = server_settings(load_document(spec.config), source=spec.config)
     registry = CollectorRegistry(auto_describe=True)
-    run_dir = Path(opts.run_dir)
+    run_dir = Path(spec.run_dir)
     state = _state(settings)
     keys = KeyRing(settings)
     if keys.open:
         log.warning("no master_key or api_keys configured: every caller is let in")
-    async with Router.from_config(opts.config, metrics=registry) as router:
+    async with Router.from_config(spec.config, metrics=registry) as router:
         ctx = ServerContext(
             router, settings, state, keys, ServerMetrics(registry),
             lambda: gather_workers(run_dir), redis_configured=settings.redis_dsn is not None)
@@ -105,19 +97,19 @@ async def run_worker(opts: WorkerOptions) -> None:
             keepalive_timeout=settings.idle_timeout,
             shutdown_timeout=settings.graceful_shutdown_timeout)
         local = web.AppRunner(_local_app(registry), access_log=None, shutdown_timeout=1.0)
-        sock = socket.socket(fileno=opts.fd)
-        private = socket_path(run_dir, opts.index)
+        sock = socket.socket(fileno=spec.fd)
+        private = socket_path(run_dir, spec.index)
         with contextlib.suppress(FileNotFoundError):
             private.unlink()
         await _start(local, web.UnixSite, str(private))
         await _start(runner, web.SockSite, sock)
         stop = _stop_event()
-        os.write(opts.ready_fd, f"ready {opts.index} {os.getpid()}\n".encode())
-        os.close(opts.ready_fd)
+        os.write(spec.ready_fd, f"ready {spec.index} {os.getpid()}\n".encode())
+        os.close(spec.ready_fd)
         await stop.wait()
         ctx.draining = True
         grace = settings.graceful_shutdown_timeout
-        log.info("worker %d draining (up to %gs)", opts.index, grace)
+        log.info("worker %d draining (up to %gs)", spec.index, grace)
         cutter = asyncio.create_task(cut_streams(ctx, max(0.0, grace - _CUT_MARGIN)))
         await runner.cleanup()
         cutter.cancel()
@@ -133,25 +125,14 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-def _parse(argv: Sequence[str] | None) -> WorkerOptions:
-    parser = argparse.ArgumentParser(prog="python -m router.proxy.worker")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--fd", type=int, required=True, help="listening socket")
-    parser.add_argument("--ready-fd", type=int, required=True, help="readiness pipe")
-    parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--run-dir", required=True)
-    return parser.parse_args(argv, namespace=WorkerOptions())
-
-
-def main(argv: Sequence[str] | None = None) -> None:
+def run_worker(spec: WorkerSpec) -> int:
+    """The body of a forked worker process; returns its exit status."""
     logging.basicConfig(level=os.environ.get("RESPONSES_ROUTER_LOG", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    warnings.simplefilter("ignore", ConfigWarning)  # the supervisor reported them once
     try:
-        asyncio.run(run_worker(_parse(argv)))
+        asyncio.run(serve(spec))
     except ConfigError as exc:
         print(f"responses-router: {exc}", file=sys.stderr, flush=True)
-        sys.exit(EX_CONFIG)
-
-
-if __name__ == "__main__":
-    main()
+        return EX_CONFIG
+    return 0

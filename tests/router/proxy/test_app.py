@@ -342,6 +342,20 @@ def test_workers_without_redis_is_a_startup_error(tmp_path: Path) -> None:
     assert "--workers 2 needs Redis" in done.stderr and "redis_url" in done.stderr
 
 
+def test_invalid_config_is_a_startup_error_naming_the_field(tmp_path: Path) -> None:
+    config = server_config("http://127.0.0.1:9/v1")
+    config["general_settings"]["api_keys"][0]["rpm_limit"] = -1
+    config["router_settings"]["num_retries"] = "many"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(path),
+         "--port", "0"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 78
+    assert "router_settings.num_retries" in done.stderr
+    assert "general_settings.api_keys[0].rpm_limit" in done.stderr
+
+
 def test_keys_never_in_output(server: ServerProcess) -> None:
     joined = "\n".join(server.output)
     for secret in (KEY_A, KEY_B, MASTER, "k1"):
