@@ -250,12 +250,13 @@ async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
                 response: web.StreamResponse) -> None:
     """Write every event; after a failure, one ``error`` event ends the stream.
 
-    Events that have already arrived together go out in one write (a loopback
-    or TLS send costs far more than joining a few frames); an event that has
-    to be waited for is never held back: the batch is written first.
+    The first event is written at once (with the headers). After it, events
+    that have already arrived together go out in one write (a send costs far
+    more than joining a few frames); an event that has to be waited for is
+    never held back: the batch is written first.
     """
     sequence = 0
-    recorded = False
+    recorded = sent = False
     batch: list[bytes] = []
     events = aiter(stream)
     upcoming: asyncio.Future[Any] = asyncio.ensure_future(anext(events))
@@ -272,9 +273,11 @@ async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
                 sequence = data["sequence_number"]
             batch.append(frame(data))
             upcoming = asyncio.ensure_future(anext(events))
-            await asyncio.sleep(0)  # one loop turn: is the next event already here?
+            if sent:  # the first event goes out at once, with the headers
+                await asyncio.sleep(0)  # one loop turn: is the next event already here?
             if not upcoming.done():
                 await _flush(ctx, response, batch)
+                sent = True
     except RouterError as exc:
         cause = exc.__cause__ if isinstance(exc, StreamInterruptedError) and isinstance(
             exc.__cause__, RouterError) else exc
