@@ -78,6 +78,10 @@ def _not_found(response_id: str) -> ApiError:
                     "invalid_request_error", None, "not_found")
 
 
+#: The most a stream holds before writing: batching must not become buffering.
+_BATCH_BYTES = 64 * 1024
+
+
 def _shutdown() -> ApiError:
     return ApiError(503, "the server shut down before the stream ended", "server_error",
                     None, "server_shutting_down")
@@ -251,11 +255,13 @@ async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
     """Write every event; after a failure, one ``error`` event ends the stream.
 
     The first event is written at once (with the headers). After it, events
-    that have already arrived together go out in one write (a send costs far
-    more than joining a few frames); an event that has to be waited for is
-    never held back: the batch is written first.
+    that have already arrived together go out in one write, up to
+    :data:`_BATCH_BYTES` (a send costs far more than joining a few frames); an
+    event that has to be waited for is never held back: the batch is written
+    first. Each write awaits the client (backpressure), so at most one batch
+    and one read-ahead event are held per stream.
     """
-    sequence = 0
+    sequence = batched = 0
     recorded = sent = False
     batch: list[bytes] = []
     events = aiter(stream)
@@ -272,12 +278,13 @@ async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
             if isinstance(data.get("sequence_number"), int):
                 sequence = data["sequence_number"]
             batch.append(frame(data))
+            batched += len(batch[-1])
             upcoming = asyncio.ensure_future(anext(events))
-            if sent:  # the first event goes out at once, with the headers
+            if sent and batched < _BATCH_BYTES:  # the first event goes out at once
                 await asyncio.sleep(0)  # one loop turn: is the next event already here?
-            if not upcoming.done():
+            if not upcoming.done() or batched >= _BATCH_BYTES:
                 await _flush(ctx, response, batch)
-                sent = True
+                sent, batched = True, 0
     except RouterError as exc:
         cause = exc.__cause__ if isinstance(exc, StreamInterruptedError) and isinstance(
             exc.__cause__, RouterError) else exc

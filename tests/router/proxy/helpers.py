@@ -136,11 +136,13 @@ def _response(rid: str, status: str, text: str) -> dict[str, Any]:
 
 
 class SlowUpstream:
-    """A Responses upstream whose streams send ``events`` deltas, ``interval`` s apart."""
+    """A Responses upstream whose streams send ``events`` deltas of ``size`` characters,
+    ``interval`` s apart."""
 
-    def __init__(self, *, events: int = 10, interval: float = 0.2) -> None:
+    def __init__(self, *, events: int = 10, interval: float = 0.2, size: int = 2) -> None:
         self.events = events
         self.interval = interval
+        self.size = size
         self.open_streams = 0
         self.finished = 0
         self.abandoned = 0
@@ -206,8 +208,9 @@ class SlowUpstream:
         for i in range(self.events):
             await asyncio.sleep(self.interval)
             await send({"type": "response.output_text.delta", "item_id": "msg_" + rid,
-                        "output_index": 0, "content_index": 0, "delta": f"{i} ",
+                        "output_index": 0, "content_index": 0,
+                        "delta": f"{i} ".rjust(self.size, "x"),
                         "logprobs": []})
-        text = "".join(f"{i} " for i in range(self.events))
+        text = "".join(f"{i} ".rjust(self.size, "x") for i in range(self.events))
         await send({"type": "response.completed", "response": _response(rid, "completed", text)})
         await resp.write_eof()

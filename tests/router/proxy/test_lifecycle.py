@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,6 +80,30 @@ async def test_disconnect_before_answer_cancels_upstream(
             await c.responses.create(model="gpt-4o", input="slow")
     assert await asyncio.to_thread(_wait_for, lambda: slow.abandoned == before + 1)
     assert await asyncio.to_thread(_wait_for, lambda: _in_flight(server) == 0)
+
+
+def test_reader_that_stops_reading_is_dropped(tmp_path: Path) -> None:
+    """Backpressure: the server stops reading the upstream while the client does not
+    read, then drops the client after write_timeout (and the upstream call with it)."""
+    big = SlowUpstream(events=5000, interval=0, size=8192).start()  # about 40 MB
+    server = ServerProcess(server_config(big.url, general={"write_timeout": 1}),
+                           tmp_path).start()
+    try:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        body = b'{"model": "gpt-4o", "input": "x", "stream": true}'
+        with socket.create_connection((host, int(port))) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                         + KEY_A.encode() + b"\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            # never read: the server must give up on this client, not buffer 40 MB
+            assert _wait_for(lambda: big.abandoned == 1, timeout=20)
+        assert big.finished == 0
+        assert 'proxy_streams_dropped_total{worker="0"} 1.0' in httpx.get(
+            f"{server.url}/metrics").text
+    finally:
+        server.stop()
+        big.stop()
 
 
 def test_sigterm_mid_stream_drains_then_exits(server: ServerProcess) -> None:
