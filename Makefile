@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/pick_cost.py
 	$(PY) benchmarks/routing_quality.py --png benchmarks/routing_quality.png
 	$(PY) benchmarks/load.py
+	$(PY) benchmarks/proxy.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check router providers checks tests benchmarks examples

@@ -3,6 +3,8 @@
 * :class:`ServerProcess` runs ``python -m router.proxy.cli serve --port 0``
   with a config written to a temporary file, and waits for its ``READY``
   line; :meth:`ServerProcess.stop` sends SIGTERM and waits for the exit.
+  Everything the server prints (stdout and its INFO log) is kept in
+  :attr:`ServerProcess.output`.
 * :class:`SlowUpstream` is an OpenAI-shaped upstream in a thread of its own
   whose streams send one event every ``interval`` seconds, so a test can act
   while a stream is in flight (disconnect, SIGTERM). It counts the streams
@@ -74,7 +76,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(self.path),
              "--port", "0", "--workers", str(self.workers)],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RESPONSES_ROUTER_LOG": "INFO"})
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, args=(lines,), daemon=True).start()
         deadline = time.monotonic() + timeout

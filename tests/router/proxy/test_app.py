@@ -357,6 +357,8 @@ def test_invalid_config_is_a_startup_error_naming_the_field(tmp_path: Path) -> N
 
 
 def test_keys_never_in_output(server: ServerProcess) -> None:
+    """Whatever the server printed or logged (at INFO) during this module's tests."""
     joined = "\n".join(server.output)
+    assert "READY" in joined
     for secret in (KEY_A, KEY_B, MASTER, "k1"):
         assert secret not in joined
