@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,7 @@ from router.router import Router
 __all__ = ["ServerContext", "cut_streams", "make_app"]
 
 log = logging.getLogger("router.proxy")
+access_log = logging.getLogger("router.proxy.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MetricsSource = Callable[[], Awaitable[bytes]]
@@ -62,6 +65,8 @@ class ServerContext:
 
 
 _CONTEXT = web.AppKey("context", ServerContext)
+_REQUEST_ID = "router.proxy.request_id"
+_KEY_ID = "router.proxy.key_id"
 
 
 def _ctx(request: web.Request) -> ServerContext:
@@ -97,8 +102,28 @@ def _unavailable() -> ApiError:
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into an OpenAI error answer; count the answer."""
+    """Turn every failure into an OpenAI error answer; count, tag and log the answer.
+
+    Every answer carries ``x-request-id`` (the caller's, or a new one); the
+    access log (INFO, logger ``router.proxy.access``) names the caller by key
+    id, never by key.
+    """
     ctx = _ctx(request)
+    started = time.perf_counter()
+    request[_REQUEST_ID] = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+    response = await _answer(ctx, request, handler)
+    if not response.prepared:
+        response.headers["x-request-id"] = request[_REQUEST_ID]
+    ctx.metrics.answered(request, response.status)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info("%s %s %d %.1fms key=%s request=%s", request.method, request.path,
+                        response.status, (time.perf_counter() - started) * 1000,
+                        request.get(_KEY_ID, "-"), request[_REQUEST_ID])
+    return response
+
+
+async def _answer(ctx: ServerContext, request: web.Request, handler: Handler
+                  ) -> web.StreamResponse:
     try:
         response = await handler(request)
     except ApiError as exc:
@@ -119,7 +144,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected failure handling %s %s", request.method, request.path)
         response = error_response(internal_error())
-    ctx.metrics.answered(request, response.status)
     return response
 
 
@@ -127,6 +151,8 @@ def _principal(request: web.Request) -> Principal:
     ctx = _ctx(request)
     key = presented_key(request.headers.get("Authorization"), request.headers.get("api-key"))
     principal = ctx.keys.authenticate(key)
+    if principal is not None:
+        request[_KEY_ID] = principal.key_id
     if principal is None:
         message = ("Incorrect API key provided." if key else
                    "You didn't provide an API key (Authorization: Bearer YOUR_KEY).")
@@ -232,7 +258,8 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
     task = asyncio.current_task()
     if task is not None:
         ctx.streams.add(task)
-    response = web.StreamResponse(headers={**HEADERS, **_routing_headers(stream)})
+    response = web.StreamResponse(headers={**HEADERS, **_routing_headers(stream),
+                                           "x-request-id": request[_REQUEST_ID]})
     try:
         await response.prepare(request)
         await _pump(ctx, principal, stream, response)

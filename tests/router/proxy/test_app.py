@@ -152,6 +152,21 @@ async def test_paths_without_v1(server: ServerProcess) -> None:
         assert (await http.delete(f"/responses/{rid}")).json()["deleted"] is True
 
 
+async def test_request_id_on_every_answer(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url,
+                                 headers={"Authorization": f"Bearer {KEY_A}"}) as http:
+        mine = await http.post("/v1/responses", json={"model": "gpt-4o", "input": "x"},
+                               headers={"x-request-id": "trace-123"})
+        made = await http.post("/v1/responses", json={"model": "gpt-4o", "input": 1})
+        async with http.stream("POST", "/v1/responses", json={
+                "model": "gpt-4o", "input": "x", "stream": True}) as streamed:
+            await streamed.aread()
+    assert mine.headers["x-request-id"] == "trace-123"
+    assert made.status_code == 400 and len(made.headers["x-request-id"]) == 32
+    assert streamed.headers["x-request-id"] != made.headers["x-request-id"]
+    assert mine.headers["x-router-deployment-id"] == "dep-main"
+
+
 # -- auth and ownership ------------------------------------------------------------------
 
 
