@@ -22,7 +22,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,13 +185,38 @@ async def create(request: web.Request) -> web.StreamResponse:
     previous = body.params.get("previous_response_id")
     if previous is not None:
         await _check_previous(ctx, principal, previous)
-    if body.stream:
-        return await _stream(request, ctx, principal, body.model, body.params)
-    result = await ctx.router.aresponses(model=body.model, **body.params)
+    async with _parallel_slot(ctx, principal):
+        if body.stream:
+            return await _stream(request, ctx, principal, body.model, body.params)
+        return await _create(ctx, principal, body.model, body.params)
+
+
+async def _create(ctx: ServerContext, principal: Principal, model: str,
+                  params: dict[str, Any]) -> web.StreamResponse:
+    result = await ctx.router.aresponses(model=model, **params)
     data = result._data
     await _record(ctx, principal, data)
     await ctx.state.add_tokens(principal.key_id, _tokens(data))
     return _json(data, headers=_routing_headers(result))
+
+
+@contextlib.asynccontextmanager
+async def _parallel_slot(ctx: ServerContext, principal: Principal) -> AsyncIterator[None]:
+    """Hold one of the key's ``max_parallel_requests`` slots (a stream: to its end)."""
+    limit = principal.max_parallel
+    if limit is None:
+        yield
+        return
+    token = uuid.uuid4().hex
+    if not await ctx.state.enter(principal.key_id, token, limit):
+        ctx.metrics.limited(principal.key_id)
+        raise ApiError(429, f"rate limit reached: {limit} parallel requests for key "
+                            f"{principal.key_id}", "rate_limit_error", None,
+                       "rate_limit_exceeded", retry_after=1.0)
+    try:
+        yield
+    finally:
+        await asyncio.shield(ctx.state.leave(principal.key_id, token))
 
 
 def _unknown_model(model: str) -> ApiError:

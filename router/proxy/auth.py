@@ -28,14 +28,15 @@ class Principal:
     """An authenticated caller.
 
     ``models`` empty: every model group. ``admin``: the master key, which may
-    read and manage every stored response. ``rpm_limit``/``tpm_limit``:
-    ``None`` is no limit.
+    read and manage every stored response. ``rpm_limit``, ``tpm_limit``,
+    ``max_parallel``: ``None`` is no limit.
     """
 
     key_id: str
     models: frozenset[str] = frozenset()
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    max_parallel: int | None = None
     admin: bool = False
 
     def may_use(self, model: str) -> bool:
@@ -53,7 +54,8 @@ def _digest(key: str) -> bytes:
 def _principal(spec: ApiKeySpec) -> Principal:
     key = spec.key.get_secret_value()
     key_id = spec.key_alias or "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-    return Principal(key_id, frozenset(spec.models), spec.rpm_limit, spec.tpm_limit)
+    return Principal(key_id, frozenset(spec.models), spec.rpm_limit, spec.tpm_limit,
+                     spec.max_parallel_requests)
 
 
 class KeyRing:

@@ -4,7 +4,8 @@ The Router reads ``model_list``, ``router_settings`` and ``litellm_settings``;
 the server reads ``general_settings`` (the same file, so one file configures
 both). Key names follow LiteLLM where it has them: ``master_key``,
 ``max_request_size_mb``, and per key ``key``, ``key_alias``, ``models``,
-``rpm_limit``, ``tpm_limit`` (LiteLLM's virtual-key fields). LiteLLM keeps
+``rpm_limit``, ``tpm_limit``, ``max_parallel_requests`` (LiteLLM's
+virtual-key fields). LiteLLM keeps
 virtual keys in a database; here they are listed in the file
 (``api_keys``), so there is nothing to run besides the server and Redis.
 ``os.environ/NAME`` values are read from the environment, as in the rest of
@@ -33,7 +34,8 @@ class ApiKeySpec(BaseModel):
     """One API key: who may call, which model groups, at what rate.
 
     ``models`` empty means every model group. ``rpm_limit`` / ``tpm_limit``
-    (requests / tokens per minute) hold across all workers when Redis is
+    (requests / tokens per minute) and ``max_parallel_requests`` (requests in
+    flight, streams until their end) hold across all workers when Redis is
     configured; ``None`` means no limit. ``key_alias`` names the key in logs
     and metrics (default: a hash prefix of the key, never the key).
     """
@@ -45,6 +47,7 @@ class ApiKeySpec(BaseModel):
     models: tuple[str, ...] = ()
     rpm_limit: int | None = Field(default=None, ge=0)
     tpm_limit: int | None = Field(default=None, ge=0)
+    max_parallel_requests: int | None = Field(default=None, ge=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

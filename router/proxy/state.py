@@ -11,6 +11,10 @@ Limits are fixed one-minute windows (``rpm``: requests started this minute;
 ``rpm_limit``/``tpm_limit`` are. A request is admitted when the key is
 below both; its tokens are added when its response (or stream) ends, so a
 burst may overshoot ``tpm_limit`` by the requests in flight.
+``max_parallel_requests`` is a counting semaphore (:meth:`enter` /
+:meth:`leave` with a token per request); in Redis a sorted set of tokens
+by start time, whose entries older than :data:`MAX_REQUEST_AGE` are
+dropped, so a worker that dies mid-request cannot hold a slot for ever.
 
 When Redis fails, limits fail open (the request is served, and
 :attr:`RedisState.failures` counts it) while ownership fails closed: an
@@ -35,6 +39,9 @@ log = logging.getLogger("router.proxy")
 
 Wall = Callable[[], float]
 
+#: Seconds after which an in-flight entry of a crashed worker no longer counts.
+MAX_REQUEST_AGE = 3600.0
+
 
 class StateUnavailable(Exception):
     """The shared state (Redis) could not be read."""
@@ -56,6 +63,8 @@ class ServerState(Protocol):
     async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
                     ) -> Admission: ...
     async def add_tokens(self, key_id: str, tokens: int) -> None: ...
+    async def enter(self, key_id: str, token: str, limit: int) -> bool: ...
+    async def leave(self, key_id: str, token: str) -> None: ...
     async def ping(self) -> bool: ...
     async def aclose(self) -> None: ...
 
@@ -82,6 +91,7 @@ class MemoryState:
         self._wall = wall
         self._owners: TTLCache[str, str] = TTLCache(max_owners, ttl, timer=wall)
         self._counts: dict[tuple[str, str, int], int] = {}
+        self._parallel: dict[str, int] = {}
 
     async def owner(self, response_id: str) -> str | None:
         return self._owners.get(response_id)
@@ -106,6 +116,15 @@ class MemoryState:
         if tokens > 0:
             self._bump(("tpm", key_id, _window(self._wall())[0]), tokens)
 
+    async def enter(self, key_id: str, token: str, limit: int) -> bool:
+        if self._parallel.get(key_id, 0) >= limit:
+            return False
+        self._parallel[key_id] = self._parallel.get(key_id, 0) + 1
+        return True
+
+    async def leave(self, key_id: str, token: str) -> None:
+        self._parallel[key_id] = max(0, self._parallel.get(key_id, 0) - 1)
+
     def _bump(self, key: tuple[str, str, int], amount: int) -> int:
         value = self._counts.get(key, 0) + amount
         self._counts[key] = value
@@ -128,6 +147,8 @@ class RedisState:
     Owners: ``proxy:owner:<response id>`` with the ownership TTL. Counters:
     ``proxy:rpm:<key id>:<minute>`` and ``proxy:tpm:...``, expiring after two
     minutes. Admission is one pipelined round trip (INCR, EXPIRE, GET).
+    Requests in flight: ``proxy:parallel:<key id>``, a sorted set (one
+    round trip to enter, one to leave; only for keys with a limit).
     """
 
     def __init__(self, dsn: str, *, prefix: str, ttl: float, wall: Wall,
@@ -187,6 +208,30 @@ class RedisState:
                 await pipe.execute()
         except (aioredis.RedisError, OSError):
             self._failed("count a key's tokens")
+
+    async def enter(self, key_id: str, token: str, limit: int) -> bool:
+        key = f"{self._prefix}parallel:{key_id}"
+        now = self._wall()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now - MAX_REQUEST_AGE)
+                pipe.zadd(key, {token: now})
+                pipe.zcard(key)
+                pipe.expire(key, int(MAX_REQUEST_AGE))
+                *_, count, _ = await pipe.execute()
+            if int(count) <= limit:
+                return True
+            await self._redis.zrem(key, token)
+            return False
+        except (aioredis.RedisError, OSError):
+            self._failed("count a key's parallel requests")
+            return True
+
+    async def leave(self, key_id: str, token: str) -> None:
+        try:
+            await self._redis.zrem(f"{self._prefix}parallel:{key_id}", token)
+        except (aioredis.RedisError, OSError):
+            self._failed("release a key's parallel request")
 
     async def ping(self) -> bool:
         try:

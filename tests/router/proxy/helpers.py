@@ -32,12 +32,14 @@ MASTER = "sk-master-test"
 KEY_A = "sk-team-a-0123456789"
 KEY_B = "sk-team-b-0123456789"
 KEY_LIMITED = "sk-limited-0123456789"
+KEY_SERIAL = "sk-serial-0123456789"
 
 
 def server_config(api_base: str, *, redis_url: str | None = None, prefix: str = "rr:",
                   general: dict[str, Any] | None = None, extra_groups: bool = True
                   ) -> dict[str, Any]:
-    """A config with group ``gpt-4o`` (and ``other``) at ``api_base`` and three keys."""
+    """A config with group ``gpt-4o`` (and ``other``) at ``api_base``, a master key and
+    four API keys (one limited to ``gpt-4o``, one free, one at 3 rpm, one at 1 parallel)."""
     def dep(name: str, model_id: str) -> dict[str, Any]:
         return {"model_name": name, "litellm_params": {
             "model": "openai/gpt-4o", "api_base": api_base, "api_key": "k1"},
@@ -54,6 +56,7 @@ def server_config(api_base: str, *, redis_url: str | None = None, prefix: str = 
             {"key": KEY_A, "key_alias": "team-a", "models": ["gpt-4o"]},
             {"key": KEY_B, "key_alias": "team-b"},
             {"key": KEY_LIMITED, "key_alias": "limited", "rpm_limit": 3},
+            {"key": KEY_SERIAL, "key_alias": "serial", "max_parallel_requests": 1},
         ],
         "graceful_shutdown_timeout": 10,
         **(general or {}),

@@ -19,7 +19,14 @@ import httpx
 import openai
 import pytest
 
-from tests.router.proxy.helpers import KEY_A, MASTER, ServerProcess, SlowUpstream, server_config
+from tests.router.proxy.helpers import (
+    KEY_A,
+    KEY_SERIAL,
+    MASTER,
+    ServerProcess,
+    SlowUpstream,
+    server_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +111,19 @@ def test_reader_that_stops_reading_is_dropped(tmp_path: Path) -> None:
     finally:
         server.stop()
         big.stop()
+
+
+def test_max_parallel_requests_holds_while_a_stream_runs(server: ServerProcess) -> None:
+    request = _stream_request(server)
+    request["headers"] = {"Authorization": f"Bearer {KEY_SERIAL}"}
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY_SERIAL, max_retries=0) as c:
+        with httpx.Client(timeout=15) as http, http.stream(**request) as answer:  # type: ignore[arg-type]
+            lines = answer.iter_lines()  # kept: a dropped iterator closes the answer
+            assert next(lines) == "event: response.created"
+            with pytest.raises(openai.RateLimitError, match="1 parallel requests"):
+                c.responses.create(model="gpt-4o", input="second")
+        # the stream is closed: its slot is free again (the answer takes ~2 s)
+        assert c.responses.create(model="gpt-4o", input="third").status == "completed"
 
 
 def test_sigterm_mid_stream_drains_then_exits(server: ServerProcess) -> None:

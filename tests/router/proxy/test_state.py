@@ -59,6 +59,14 @@ async def test_tpm_limit_counts_reported_tokens(state: ServerState, clock: Manua
     assert (await state.admit("a", None, 100)).allowed
 
 
+async def test_parallel_slots(state: ServerState) -> None:
+    assert await state.enter("a", "t1", 2) and await state.enter("a", "t2", 2)
+    assert not await state.enter("a", "t3", 2)
+    assert await state.enter("b", "t4", 2)  # another key has its own slots
+    await state.leave("a", "t1")
+    assert await state.enter("a", "t5", 2)
+
+
 async def test_no_limits_is_always_allowed(state: ServerState) -> None:
     assert all([(await state.admit("a", None, None)).allowed for _ in range(5)])
 
@@ -70,7 +78,8 @@ async def test_redis_down_limits_open_owners_closed() -> None:
                        wall=ManualClock().wall, timeout=0.2)
     try:
         assert (await state.admit("a", 1, 1)).allowed
-        assert state.failures == 1
+        assert await state.enter("a", "t", 1)
+        assert state.failures == 2
         with pytest.raises(StateUnavailable):
             await state.owner("resp_1")
         assert not await state.ping()
