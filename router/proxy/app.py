@@ -8,10 +8,9 @@ served with and without the ``/v1`` prefix, as LiteLLM's proxy does.
 A client that disconnects cancels its handler (the server runs with
 aiohttp's ``handler_cancellation``), which cancels the Router call: the
 upstream request is dropped and its load slot freed. Streams are written
-event by event, each write awaiting the socket (backpressure) within
-``write_timeout``; a stream that fails after its first event ends with a
-Responses ``error`` event, and so does a stream still running when the
-shutdown grace period ends.
+by :mod:`router.proxy.sse` (backpressure, ``write_timeout``); a stream that
+fails after its first event ends with a Responses ``error`` event, and so
+does a stream still running when the shutdown grace period ends.
 """
 
 from __future__ import annotations
@@ -31,10 +30,10 @@ from aiohttp import web
 from router.errors import RouterError, StreamInterruptedError
 from router.proxy.auth import KeyRing, Principal, presented_key
 from router.proxy.body import parse_create, parse_json_object
-from router.proxy.errors import ApiError, api_error, error_event, error_response, internal_error
+from router.proxy.errors import ApiError, api_error, error_response, internal_error
 from router.proxy.metrics import ServerMetrics
 from router.proxy.settings import ServerSettings
-from router.proxy.sse import HEADERS, frame
+from router.proxy.sse import HEADERS, EventWriter, pump
 from router.proxy.state import ServerState, StateUnavailable
 from router.request import check_response_id
 from router.router import Router
@@ -81,10 +80,6 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 def _not_found(response_id: str) -> ApiError:
     return ApiError(404, f"Response with id '{response_id}' not found.",
                     "invalid_request_error", None, "not_found")
-
-
-#: The most a stream holds before writing: batching must not become buffering.
-_BATCH_BYTES = 64 * 1024
 
 
 def _shutdown() -> ApiError:
@@ -278,6 +273,8 @@ def _routing_headers(result: Any) -> dict[str, str]:
 
 async def _stream(request: web.Request, ctx: ServerContext, principal: Principal,
                   model: str, params: dict[str, Any]) -> web.StreamResponse:
+    """Write a stream's events (:func:`router.proxy.sse.pump`); a client that stops
+    reading (``write_timeout``) or goes away is dropped, and the upstream call with it."""
     stream = await ctx.router.aresponses(model=model, stream=True, **params)
     ctx.metrics.streams.inc()
     task = asyncio.current_task()
@@ -287,10 +284,9 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
                                            "x-request-id": request[_REQUEST_ID]})
     try:
         await response.prepare(request)
-        await _pump(ctx, principal, stream, response)
+        await _events(ctx, principal, stream, EventWriter(response, ctx.settings.write_timeout))
         await response.write_eof()
     except (TimeoutError, ConnectionError):
-        # The client stopped reading (write_timeout) or went away: drop it.
         ctx.metrics.stream_dropped()
         if request.transport is not None:
             request.transport.close()
@@ -302,57 +298,32 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
     return response
 
 
-async def _pump(ctx: ServerContext, principal: Principal, stream: Any,
-                response: web.StreamResponse) -> None:
-    """Write every event; after a failure, one ``error`` event ends the stream.
+async def _events(ctx: ServerContext, principal: Principal, stream: Any,
+                  writer: EventWriter) -> None:
+    """The stream's events; a failure after the first ends it with an ``error`` event."""
+    recorded = False
 
-    The first event is written at once (with the headers). After it, events
-    that have already arrived together go out in one write, up to
-    :data:`_BATCH_BYTES` (a send costs far more than joining a few frames); an
-    event that has to be waited for is never held back: the batch is written
-    first. Each write awaits the client (backpressure), so at most one batch
-    and one read-ahead event are held per stream.
-    """
-    sequence = batched = 0
-    recorded = sent = False
-    batch: list[bytes] = []
-    events = aiter(stream)
-    upcoming: asyncio.Future[Any] = asyncio.ensure_future(anext(events))
+    async def seen(data: dict[str, Any]) -> None:  # the first event with the response's id
+        nonlocal recorded
+        if not recorded and isinstance(data.get("response"), dict):
+            recorded = True
+            await _record(ctx, principal, data["response"])
+
     try:
-        while True:
-            try:
-                data = (await upcoming)._data
-            except StopAsyncIteration:
-                break
-            if not recorded and isinstance(data.get("response"), dict):
-                await _record(ctx, principal, data["response"])
-                recorded = True
-            if isinstance(data.get("sequence_number"), int):
-                sequence = data["sequence_number"]
-            batch.append(frame(data))
-            batched += len(batch[-1])
-            upcoming = asyncio.ensure_future(anext(events))
-            if sent and batched < _BATCH_BYTES:  # the first event goes out at once
-                await asyncio.sleep(0)  # one loop turn: is the next event already here?
-            if not upcoming.done() or batched >= _BATCH_BYTES:
-                await _flush(ctx, response, batch)
-                sent, batched = True, 0
+        await pump(stream, writer, seen)
     except RouterError as exc:
         cause = exc.__cause__ if isinstance(exc, StreamInterruptedError) and isinstance(
             exc.__cause__, RouterError) else exc
-        batch.append(frame(error_event(api_error(cause), sequence + 1)))
+        await writer.end_with_error(api_error(cause))
+        return
     except asyncio.CancelledError:
         if not ctx.draining:
             raise
         # cut_streams(): the grace period is over; say so rather than just cut.
-        batch.append(frame(error_event(_shutdown(), sequence + 1)))
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await _flush(ctx, response, batch)
+                await writer.end_with_error(_shutdown())
         return
-    finally:
-        upcoming.cancel()
-    await _flush(ctx, response, batch)
     final = stream.response
     if final is not None:
         await ctx.state.add_tokens(principal.key_id, _tokens(final._data))
@@ -367,19 +338,6 @@ async def cut_streams(ctx: ServerContext, after: float) -> None:
     await asyncio.sleep(after)
     for task in list(ctx.streams):
         task.cancel()
-
-
-async def _flush(ctx: ServerContext, response: web.StreamResponse, batch: list[bytes]) -> None:
-    if batch:
-        data = b"".join(batch)
-        batch.clear()
-        await _write(ctx, response, data)
-
-
-async def _write(ctx: ServerContext, response: web.StreamResponse, data: bytes) -> None:
-    """Write within ``write_timeout``: a client that stops reading is dropped."""
-    async with asyncio.timeout(ctx.settings.write_timeout):
-        await response.write(data)
 
 
 # -- by id --------------------------------------------------------------------------------
