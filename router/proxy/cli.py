@@ -18,10 +18,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["main"]
+from router.proxy.supervisor import EX_CONFIG
 
-#: Exit status for an unusable configuration (sysexits' EX_CONFIG).
-EX_CONFIG = 78
+__all__ = ["main"]
 
 _REDIS_KEYS = ("redis_url", "redis_host")
 
