@@ -473,7 +473,7 @@ def make_app(ctx: ServerContext) -> web.Application:
         app.router.add_post(f"{prefix}/responses/{{response_id}}/cancel", cancel)
         app.router.add_get(f"{prefix}/responses/{{response_id}}/input_items", input_items)
         app.router.add_get(f"{prefix}/models", models)
-        app.router.add_get(f"{prefix}/models/{{model}}", model)
+        app.router.add_get(f"{prefix}/models/{{model:.+}}", model)
     app.router.add_get("/health/liveliness", liveliness)
     app.router.add_get("/health/liveness", liveliness)
     app.router.add_get("/health/readiness", readiness)

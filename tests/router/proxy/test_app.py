@@ -149,6 +149,12 @@ async def test_paths_without_v1(server: ServerProcess) -> None:
         assert (await http.get(f"/responses/{rid}")).json()["id"] == rid
         assert (await http.get(f"/responses/{rid}/input_items")).status_code == 200
         assert (await http.get("/models")).json()["data"][0]["id"] == "gpt-4o"
+        assert (await http.get("/models/gpt-4o")).json()["id"] == "gpt-4o"
+        assert (await http.get("/models/other")).status_code == 404  # not this key's
+        included = await http.get(f"/responses/{rid}", params={
+            "include[]": ["message.output_text.logprobs", "reasoning.encrypted_content"]})
+        assert included.status_code == 200 and included.json()["id"] == rid
+        assert (await http.get(f"/responses/{rid}", params={"bogus": "1"})).status_code == 400
         assert (await http.delete(f"/responses/{rid}")).json()["deleted"] is True
 
 
