@@ -20,24 +20,30 @@ When Redis fails, limits fail open (the request is served, and
 :attr:`RedisState.failures` counts it) while ownership fails closed: an
 owner that cannot be read raises :class:`StateUnavailable`, because
 answering "yours" without knowing would hand one key's conversation to
-another.
+another. The breaker logs one warning when Redis fails and one when it
+answers again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from cachetools import TTLCache
+
+from router.clock import Clock
+from router.state.breaker import FAILURES, Breaker
 
 __all__ = ["Admission", "MemoryState", "RedisState", "ServerState", "StateUnavailable"]
 
 log = logging.getLogger("router.proxy")
 
 Wall = Callable[[], float]
+T = TypeVar("T")
 
 #: Seconds after which an in-flight entry of a crashed worker no longer counts.
 MAX_REQUEST_AGE = 3600.0
@@ -149,36 +155,47 @@ class RedisState:
     minutes. Admission is one pipelined round trip (INCR, EXPIRE, GET).
     Requests in flight: ``proxy:parallel:<key id>``, a sorted set (one
     round trip to enter, one to leave; only for keys with a limit).
+
+    Calls go through a :class:`~router.state.breaker.Breaker`: after a
+    failure Redis is skipped for ``retry_interval`` seconds, so an outage
+    costs each request nothing rather than a connection timeout.
     """
 
-    def __init__(self, dsn: str, *, prefix: str, ttl: float, wall: Wall,
-                 timeout: float = 1.0) -> None:
+    def __init__(self, dsn: str, *, prefix: str, ttl: float, clock: Clock,
+                 timeout: float = 1.0, retry_interval: float = 5.0) -> None:
         self._redis = aioredis.Redis.from_url(
             dsn, socket_timeout=timeout, socket_connect_timeout=timeout,
             decode_responses=True)
         self._prefix = prefix + "proxy:"
         self._ttl = max(1, int(ttl))
-        self._wall = wall
-        self.failures = 0
+        self._wall = clock.wall
+        self._breaker = Breaker(clock, retry_interval, what="the server's Redis state", log=log)
+        self.failures = 0  #: limit checks and counts skipped (failed open) so far
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """``op()`` unless the breaker is open; a failure is :class:`StateUnavailable`."""
+        if not self._breaker.allows():
+            raise StateUnavailable("Redis is skipped after a recent failure")
+        epoch = self._breaker.epoch
+        try:
+            result = await op()
+        except FAILURES as exc:
+            self._breaker.trip(exc)
+            raise StateUnavailable(type(exc).__name__) from None
+        self._breaker.succeeded(epoch)
+        return result
 
     async def owner(self, response_id: str) -> str | None:
-        try:
-            value = await self._redis.get(self._prefix + "owner:" + response_id)
-        except (aioredis.RedisError, OSError) as exc:
-            raise StateUnavailable(type(exc).__name__) from None
+        value = await self._call(lambda: self._redis.get(self._prefix + "owner:" + response_id))
         return None if value is None else str(value)
 
     async def set_owner(self, response_id: str, key_id: str) -> None:
-        try:
-            await self._redis.set(self._prefix + "owner:" + response_id, key_id, ex=self._ttl)
-        except (aioredis.RedisError, OSError) as exc:
-            raise StateUnavailable(type(exc).__name__) from None
+        key = self._prefix + "owner:" + response_id
+        await self._call(lambda: self._redis.set(key, key_id, ex=self._ttl))
 
     async def forget(self, response_id: str) -> None:
-        try:
-            await self._redis.delete(self._prefix + "owner:" + response_id)
-        except (aioredis.RedisError, OSError):
-            self._failed("forget an owner")
+        with self._open_on_failure():
+            await self._call(lambda: self._redis.delete(self._prefix + "owner:" + response_id))
 
     async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
                     ) -> Admission:
@@ -186,62 +203,70 @@ class RedisState:
             return Admission(True)
         minute, left = _window(self._wall())
         rpm_key = f"{self._prefix}rpm:{key_id}:{minute}"
-        try:
+
+        async def counts() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incr(rpm_key)
                 pipe.expire(rpm_key, 120)
                 pipe.get(f"{self._prefix}tpm:{key_id}:{minute}")
-                requests, _, tokens = await pipe.execute()
-        except (aioredis.RedisError, OSError):
-            self._failed("check a key's limits")
-            return Admission(True)
-        return _verdict(int(requests), int(tokens or 0), rpm_limit, tpm_limit, left)
+                return list(await pipe.execute())
+
+        with self._open_on_failure():
+            requests, _, tokens = await self._call(counts)
+            return _verdict(int(requests), int(tokens or 0), rpm_limit, tpm_limit, left)
+        return Admission(True)
 
     async def add_tokens(self, key_id: str, tokens: int) -> None:
         if tokens <= 0:
             return
         key = f"{self._prefix}tpm:{key_id}:{_window(self._wall())[0]}"
-        try:
+
+        async def count() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incrby(key, tokens)
                 pipe.expire(key, 120)
                 await pipe.execute()
-        except (aioredis.RedisError, OSError):
-            self._failed("count a key's tokens")
+
+        with self._open_on_failure():
+            await self._call(count)
 
     async def enter(self, key_id: str, token: str, limit: int) -> bool:
         key = f"{self._prefix}parallel:{key_id}"
         now = self._wall()
-        try:
+
+        async def join() -> int:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zremrangebyscore(key, "-inf", now - MAX_REQUEST_AGE)
                 pipe.zadd(key, {token: now})
                 pipe.zcard(key)
                 pipe.expire(key, int(MAX_REQUEST_AGE))
-                *_, count, _ = await pipe.execute()
-            if int(count) <= limit:
+                return int((await pipe.execute())[2])
+
+        with self._open_on_failure():
+            if await self._call(join) <= limit:
                 return True
-            await self._redis.zrem(key, token)
+            await self._call(lambda: self._redis.zrem(key, token))
             return False
-        except (aioredis.RedisError, OSError):
-            self._failed("count a key's parallel requests")
-            return True
+        return True
 
     async def leave(self, key_id: str, token: str) -> None:
+        with self._open_on_failure():
+            await self._call(lambda: self._redis.zrem(f"{self._prefix}parallel:{key_id}", token))
+
+    @contextlib.contextmanager
+    def _open_on_failure(self) -> Iterator[None]:
+        """Limits and counters fail open: an unavailable Redis is counted, not raised."""
         try:
-            await self._redis.zrem(f"{self._prefix}parallel:{key_id}", token)
-        except (aioredis.RedisError, OSError):
-            self._failed("release a key's parallel request")
+            yield
+        except StateUnavailable:
+            self.failures += 1
 
     async def ping(self) -> bool:
+        """Whether Redis answers now (asked even while the breaker is open)."""
         try:
             return bool(await self._redis.ping())
-        except (aioredis.RedisError, OSError):
+        except FAILURES:
             return False
-
-    def _failed(self, what: str) -> None:
-        self.failures += 1
-        log.warning("Redis unavailable: could not %s (limits fail open)", what)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
+from router.clock import SystemClock
 from router.config.loading import ConfigWarning
 from router.errors import ConfigError
 from router.proxy.app import ServerContext, cut_streams, make_app
@@ -56,7 +57,7 @@ def _state(settings: ServerSettings) -> ServerState:
     if settings.redis_dsn is None:
         return MemoryState(time.time, ttl=settings.ownership_ttl)
     return RedisState(settings.redis_dsn.get_secret_value(), prefix=settings.redis_key_prefix,
-                      ttl=settings.ownership_ttl, wall=time.time)
+                      ttl=settings.ownership_ttl, clock=SystemClock())
 
 
 def _local_app(registry: object) -> web.Application:

@@ -11,7 +11,7 @@ from router.clock import ManualClock
 from router.proxy.state import MemoryState, RedisState, ServerState, StateUnavailable
 
 if TYPE_CHECKING:
-    from tests.redis_fixtures import RedisSpace
+    from tests.redis_fixtures import PrivateRedis, RedisSpace
 
 pytest_plugins = ("tests.redis_fixtures",)
 
@@ -23,7 +23,7 @@ async def state(request: pytest.FixtureRequest,
         made: ServerState = MemoryState(clock.wall, ttl=60)
     else:
         space: RedisSpace = request.getfixturevalue("redis_space")
-        made = RedisState(space.url, prefix=space.prefix, ttl=60, wall=clock.wall)
+        made = RedisState(space.url, prefix=space.prefix, ttl=60, clock=clock)
     yield made
     await made.aclose()
 
@@ -74,8 +74,9 @@ async def test_no_limits_is_always_allowed(state: ServerState) -> None:
 async def test_redis_down_limits_open_owners_closed() -> None:
     from tests.redis_fixtures import free_port
 
+    clock = ManualClock()
     state = RedisState(f"redis://127.0.0.1:{free_port()}/0", prefix="x:", ttl=60,
-                       wall=ManualClock().wall, timeout=0.2)
+                       clock=clock, timeout=0.2)
     try:
         assert (await state.admit("a", 1, 1)).allowed
         assert await state.enter("a", "t", 1)
@@ -83,5 +84,24 @@ async def test_redis_down_limits_open_owners_closed() -> None:
         with pytest.raises(StateUnavailable):
             await state.owner("resp_1")
         assert not await state.ping()
+    finally:
+        await state.aclose()
+
+
+async def test_breaker_skips_redis_after_a_failure_then_retries(
+        private_redis: PrivateRedis) -> None:
+    clock = ManualClock()
+    state = RedisState(private_redis.url, prefix="x:", ttl=60, clock=clock, timeout=0.2)
+    try:
+        await state.set_owner("resp_1", "a")
+        private_redis.stop()
+        with pytest.raises(StateUnavailable):
+            await state.owner("resp_1")  # fails: the breaker opens
+        private_redis.start()
+        with pytest.raises(StateUnavailable, match="skipped"):
+            await state.owner("resp_1")  # no call while open, though Redis is back
+        assert await state.ping()
+        clock.advance(5)
+        assert await state.owner("resp_1") is None  # a fresh server: asked again
     finally:
         await state.aclose()
