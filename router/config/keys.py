@@ -24,11 +24,24 @@ providers accepts their names too."""
 
 # --- top level of a config document -------------------------------------------------
 
-DOCUMENT_KEYS: frozenset[str] = frozenset({"model_list", "router_settings", "litellm_settings"})
-"""Top-level keys we read (``litellm_settings`` only in part, see below)."""
+DOCUMENT_KEYS: frozenset[str] = frozenset({
+    "model_list", "router_settings", "litellm_settings", "general_settings",
+})
+"""Top-level keys we read (``litellm_settings`` and ``general_settings`` only in part)."""
+
+GENERAL_SETTINGS_KEYS: frozenset[str] = frozenset({
+    "master_key", "api_keys", "max_request_size_mb", "idle_timeout", "body_timeout",
+    "write_timeout", "graceful_shutdown_timeout",
+})
+"""``general_settings`` keys the server (:mod:`router.proxy.settings`) reads.
+
+``master_key`` and ``max_request_size_mb`` are LiteLLM's names; the rest are
+the server's own. The Router itself reads none of them; other keys of the
+section are LiteLLM's and are ignored with a warning.
+"""
 
 LITELLM_DOCUMENT_KEYS: frozenset[str] = frozenset({
-    "general_settings", "environment_variables", "callback_settings", "credential_list",
+    "environment_variables", "callback_settings", "credential_list",
     "guardrails", "mcp_servers", "mcp_tools", "search_tools", "vector_store_registry",
     "prompts", "include", "files_settings", "finetune_settings", "assistant_settings",
     "default_vertex_config",
