@@ -170,7 +170,7 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     checks, pinned = _checks(config, objects, services, strategy)
     observers, prometheus = _observers(objects, services)
     dispatcher = _dispatcher(services, strategy, checks, rng, observers,
-                             Pinning(ownership, table) if pinned else None)
+                             Pinning(ownership, table) if pinned else None, shared_cooldowns)
     exchange = Exchange(ownership, providers["mock"], dispatcher.record_failure)
     parts = Parts(config, services, pool, strategy, dispatcher, exchange, observers,
                   price_book(table.all()), shared_cooldowns, shared_load)
@@ -265,6 +265,7 @@ def _observers(
 def _dispatcher(
     services: RouterServices, strategy: Strategy, checks: Sequence[PreCallCheck],
     rng: random.Random, observers: Observers, pinning: Pinning | None,
+    probes: SharedCooldowns | None = None,
 ) -> Dispatcher:
     s = services.config.settings
     clock = services.clock
@@ -284,7 +285,7 @@ def _dispatcher(
             clock, ratio=s.retry_budget_ratio, min_per_second=s.retry_budget_min_per_second,
             window=s.retry_budget_window, enabled=s.retry_budget,
         ),
-        panic_mode=s.panic_mode, observers=observers, pinning=pinning,
+        panic_mode=s.panic_mode, observers=observers, pinning=pinning, probes=probes,
     )
 
 

@@ -144,6 +144,22 @@ class SharedCooldowns:
         """The Redis key holding ``deployment_id``'s shared cooldown."""
         return f"{self._redis.prefix}cd:{deployment_id}"
 
+    async def claim_probe(self, deployment_id: str, interval: float) -> bool:
+        """Claim the one probe of a deployment on probation, for every router process.
+
+        ``SET probe-key NX PX interval``: True for the one caller that set it.
+        Only a deployment on probation (after a ``Retry-After``) pays this round
+        trip. With Redis failing, True: the local claim alone decides.
+        """
+        async def claim() -> bool:
+            client = await connected(self._redis)
+            won = await client.set(f"{self._redis.prefix}probe:{{{deployment_id}}}",
+                                   self.instance_id, nx=True,
+                                   px=max(1, int(interval * 1000)))
+            return bool(won)
+
+        return bool(await self._breaker.guard(claim, True))
+
     # -- lifetime -----------------------------------------------------------------------
 
     def ensure_started(self) -> None:
@@ -236,6 +252,7 @@ class SharedCooldowns:
             "status": entry.status,
             "times": entry.times,
             "origin": self.instance_id,
+            "probe": entry.probe,
         })
 
     # -- reading ------------------------------------------------------------------------
@@ -303,6 +320,7 @@ class SharedCooldowns:
             started_wall = float(data["started_wall"])
             status = None if data.get("status") is None else int(data["status"])
             entry_fields = (str(data["reason"]), status, int(data["times"]))
+            probe = None if data.get("probe") is None else float(data["probe"])
         except (ValueError, TypeError, KeyError) as exc:
             log.debug("shared cooldowns: ignoring an unreadable entry (%s)", type(exc).__name__)
             return None
@@ -315,7 +333,7 @@ class SharedCooldowns:
         return CooldownEntry(
             deployment_id=deployment_id, until=now + (until_wall - wall), until_wall=until_wall,
             reason=reason, status=status, times=times, started=now - (wall - started_wall),
-            origin=origin,
+            origin=origin, probe=probe if probe is not None and math.isfinite(probe) else None,
         )
 
     def __repr__(self) -> str:
