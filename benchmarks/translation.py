@@ -90,16 +90,24 @@ class Entry:
 
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry("chat", "router.testing.chat", "hosted_vllm/llama", lambda url: f"{url}/v1"),
+    Entry("chat", "router.testing.chat", "hosted_vllm/llama", lambda url: f"{url}/v1",
+          fake_args=("--api-key", API_KEY)),
     Entry("azure_ai", "router.testing.chat", "azure_ai/Llama-3.3-70B",
-          lambda url: f"{url}/models", {"api_version": "2024-05-01-preview"}),
+          lambda url: f"{url}/models", {"api_version": "2024-05-01-preview"},
+          fake_args=("--api-key", API_KEY)),
     Entry("anthropic", "router.testing.anthropic", "anthropic/claude-sonnet-4-5",
-          lambda url: url, fake_args=("--stream-chunks", "4")),
+          lambda url: url, fake_args=("--api-key", API_KEY, "--stream-chunks", "4")),
+    Entry("bedrock", "router.testing.bedrock",
+          "bedrock/anthropic.claude-3-haiku-20240307-v1:0", lambda url: url,
+          {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret",
+           "aws_region_name": "us-east-1"},
+          fake_args=("--access-key", "AKIDBENCH", "--secret-key", "bench-secret",
+                     "--region", "us-east-1", "--stream-chunk-words", "2")),
 )
 
 
 class FakeProcess:
-    """``python -m <module> --port 0 --api-key K`` until stopped; ``url`` once READY."""
+    """``python -m <module> --port 0 <args>`` until stopped; ``url`` once READY."""
 
     def __init__(self, module: str, args: tuple[str, ...] = ()) -> None:
         self.module = module
@@ -113,7 +121,7 @@ class FakeProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--port", "0", "--api-key", API_KEY, *self.args],
+            [sys.executable, "-m", self.module, "--port", "0", *self.args],
             stdout=subprocess.PIPE, text=True, env=env)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().split()
