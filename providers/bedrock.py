@@ -34,8 +34,9 @@ import json
 import os
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from providers.aws_eventstream import EventStreamDecoder
 from providers.bedrock_codec import BedrockCodec
 from providers.http import Answer, origin_of
 from providers.sigv4 import SigV4Signer
@@ -211,22 +212,14 @@ async def _event_stream(answer: Answer, deployment: Deployment) -> AsyncGenerato
     CRC, impossible lengths) ends the stream as a malformed answer, after the
     whole messages before it.
     """
-    from botocore.eventstream import EventStreamBuffer, ParserError
-
-    buffer = EventStreamBuffer()
+    decoder = EventStreamDecoder()
     async for chunk in answer.aiter_bytes():
-        buffer.add_data(chunk)
-        while True:
-            try:
-                message = next(buffer)
-            except StopIteration:
-                break
-            except ParserError as exc:
-                raise MalformedResponseError(
-                    f"upstream sent a broken AWS event-stream frame ({type(exc).__name__})",
-                    model_group=deployment.model_name, deployment_id=deployment.id) from None
-            # botocore-stubs types ``headers`` as int; it is the decoded header dict
-            yield _frame(cast(Mapping[str, Any], message.headers), message.payload, deployment)
+        for headers, payload in decoder.feed(chunk):
+            yield _frame(headers, payload, deployment)
+        if decoder.error is not None:
+            raise MalformedResponseError(
+                f"upstream sent a broken AWS event-stream frame: {decoder.error}",
+                model_group=deployment.model_name, deployment_id=deployment.id)
 
 
 def _frame(headers: Mapping[str, Any], payload: bytes, deployment: Deployment) -> Json:
