@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from providers.azure import AzureProvider
 from providers.base import Provider
+from providers.gemini import GeminiProvider
 from providers.http import ClientPool
 from providers.mock import MockProvider
 from providers.openai import OpenAIProvider
@@ -17,4 +18,5 @@ def provider_set(pool: ClientPool) -> dict[str, Provider]:
         "openai": OpenAIProvider(pool),
         "azure": AzureProvider(pool),
         "mock": MockProvider(),
+        "gemini": GeminiProvider(pool),
     }
