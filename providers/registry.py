@@ -8,6 +8,7 @@ from providers.gemini import GeminiProvider
 from providers.http import ClientPool
 from providers.mock import MockProvider
 from providers.openai import OpenAIProvider
+from providers.vertex import VertexProvider
 
 __all__ = ["provider_set"]
 
@@ -19,4 +20,5 @@ def provider_set(pool: ClientPool) -> dict[str, Provider]:
         "azure": AzureProvider(pool),
         "mock": MockProvider(),
         "gemini": GeminiProvider(pool),
+        "vertex_ai": VertexProvider(pool),
     }
