@@ -565,7 +565,8 @@ class GeminiStreamDecoder:
         if self._reason in _FAILED:
             return writer.fail("server_error", f"gemini ended with {self._reason}",
                                usage=self._usage)
-        return writer.finish(usage=self._usage, incomplete_reason=_INCOMPLETE.get(self._reason or ""))
+        reason = _INCOMPLETE.get(self._reason or "")
+        return writer.finish(usage=self._usage, incomplete_reason=reason)
 
     def _part(self, part: Mapping[str, Any]) -> list[Json]:
         writer = self._writer
