@@ -442,8 +442,10 @@ def _failure_message(candidate: Mapping[str, Any]) -> str:
 
 
 def _parts(candidate: Mapping[str, Any]) -> list[Json]:
-    content = candidate.get("content") or {}
-    parts = content.get("parts") or []
+    content = candidate.get("content")
+    parts = content.get("parts") if content else None
+    if parts is None:
+        return []
     if not isinstance(parts, list):
         raise MalformedResponseError("candidates[0].content.parts: expected a list")
     return parts
@@ -531,27 +533,33 @@ class GeminiStreamDecoder:
         self._started = False
         self._kind = ""
         self._block = 0
-        self._calls = 0
+        self._key: tuple[str, int] = ("", 0)
         self._reason: str | None = None
         self._blocked = False
         self._usage: Json | None = None
 
     def feed(self, event: Mapping[str, Any]) -> list[Json]:
-        events: list[Json] = []
-        if not self._started:
+        # The hot path of every stream: one dict lookup per field actually present.
+        if self._started:
+            events: list[Json] = []
+        else:
             self._started = True
-            events += self._writer.start()
+            events = self._writer.start()
         if "error" in event:
             error = native_error(200, dict(event))
             return events + self._writer.error(error.code, error.message)
-        self._usage = _usage(event.get("usageMetadata")) or self._usage
-        self._blocked = self._blocked or _blocked(event)
-        candidate = _candidate(event)
-        for part in _parts(candidate):
-            events += self._part(part)
-        reason = candidate.get("finishReason")
-        if isinstance(reason, str):
-            self._reason = reason
+        if "usageMetadata" in event:
+            self._usage = _usage(event["usageMetadata"]) or self._usage
+        if "promptFeedback" in event:
+            self._blocked = self._blocked or _blocked(event)
+        candidates = event.get("candidates")
+        if candidates:
+            candidate = candidates[0]
+            for part in _parts(candidate):
+                events += self._part(part)
+            reason = candidate.get("finishReason")
+            if isinstance(reason, str):
+                self._reason = reason
         return events
 
     def end(self) -> list[Json]:
@@ -570,27 +578,30 @@ class GeminiStreamDecoder:
 
     def _part(self, part: Mapping[str, Any]) -> list[Json]:
         writer = self._writer
-        events: list[Json] = []
         kind = _part_kind(part)
         signature = part.get("thoughtSignature")
         if kind != self._kind or kind == "call" or signature:
             self._kind = kind
             self._block += 1
+            self._key = (kind, self._block)
+        if kind == "text" and not signature:
+            return writer.text(part["text"], key=self._key)
+        events: list[Json] = []
         if isinstance(signature, str) and signature:
             events += writer.reasoning_encrypted(signature, key=("sig", self._block))
         if kind == "call":
             events += self._function_call(part["functionCall"])
         elif kind == "thought":
-            events += writer.reasoning(part["text"], key=("thought", self._block))
+            events += writer.reasoning(part["text"], key=self._key)
         elif kind == "text":
-            events += writer.text(part["text"], key=("text", self._block))
+            events += writer.text(part["text"], key=self._key)
         return events
 
     def _function_call(self, function: Mapping[str, Any]) -> list[Json]:
         name = function["name"]
         if not isinstance(name, str):
             raise MalformedResponseError("functionCall.name: expected a string")
-        key = ("call", self._block)
+        key = self._key
         index = self._writer.next_index
         events = self._writer.function_call(key, call_id=call_id(self._call, index), name=name)
         return events + self._writer.arguments(key, json.dumps(function.get("args") or {}))
