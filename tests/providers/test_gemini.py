@@ -159,3 +159,38 @@ async def test_gemini_group_falls_back_to_an_openai_group(
     events = [event async for event in stream]
     assert events[-1].type == "response.completed"
     assert len(g.requests) == 2 and o.hits == 1
+
+
+async def test_cut_stream_is_an_error_not_a_clean_end(fakes: Any, make_router: Any) -> None:
+    up = await fakes("g1")
+    up.faults.cut_stream = True
+    router = make_router([gemini_dep(up)], num_retries=0)
+    stream = await router.aresponses(model="flash", input="hello there", stream=True)
+    with pytest.raises(Exception, match="before it finished"):
+        async for _ in stream:
+            pass
+
+
+@pytest.mark.parametrize(("finish", "block", "reason"), [
+    ("MAX_TOKENS", None, "max_output_tokens"), ("SAFETY", None, "content_filter"),
+    ("STOP", "PROHIBITED_CONTENT", "content_filter"),
+])
+async def test_incomplete_answers_from_the_fake(
+    fakes: Any, make_router: Any, finish: str, block: str | None, reason: str
+) -> None:
+    up = await fakes("g1")
+    up.faults.finish_reason, up.faults.block_reason = finish, block
+    router = make_router([gemini_dep(up)])
+    response = await router.aresponses(model="flash", input="hi")
+    sdk = SdkResponse.model_validate(response.model_dump())
+    assert sdk.status == "incomplete" and sdk.incomplete_details is not None
+    assert sdk.incomplete_details.reason == reason
+
+
+async def test_drop_params_through_the_router(fakes: Any, make_router: Any) -> None:
+    up = await fakes("g1")
+    router = make_router([gemini_dep(up, drop_params=True)])
+    response = await router.aresponses(model="flash", input="hi", top_logprobs=2,
+                                       parallel_tool_calls=False)
+    assert response.output_text == "[g1] echo: hi"
+    assert set(up.requests[0]["body"]) == {"contents"}
