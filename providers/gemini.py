@@ -11,22 +11,39 @@ construction, as LiteLLM does.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from providers.gemini_codec import GeminiCodec
-from providers.http import origin_of
+from providers.gemini_codec import GeminiCodec, retry_delay
+from providers.http import Answer, origin_of
 from providers.translated import Target, TranslatedProvider
 
 if TYPE_CHECKING:
     from router.config import DeploymentConfig
+    from router.deployment import Deployment
+    from router.errors import UpstreamError
 
-__all__ = ["GEMINI_API_BASE", "GeminiProvider"]
+__all__ = ["GEMINI_API_BASE", "GeminiProvider", "GoogleProvider"]
 
 GEMINI_API_BASE = "https://generativelanguage.googleapis.com"
 
 
-class GeminiProvider(TranslatedProvider):
+class GoogleProvider(TranslatedProvider):
+    """What AI Studio and Vertex share: the wait of a throttle is in the error body."""
+
+    def _status_error(self, answer: Answer, deployment: Deployment) -> UpstreamError:
+        error = super()._status_error(answer, deployment)
+        if error.retry_after is None:
+            try:
+                body: Any = json.loads(answer.content)
+            except ValueError:
+                return error
+            error.retry_after = retry_delay(body)
+        return error
+
+
+class GeminiProvider(GoogleProvider):
     """The ``gemini/`` provider."""
 
     name = "gemini"

@@ -52,7 +52,7 @@ from providers.responses_shapes import (
 )
 from router.errors import InvalidRequestError, MalformedResponseError
 
-__all__ = ["HONOURED", "GeminiCodec", "GeminiStreamDecoder"]
+__all__ = ["HONOURED", "GeminiCodec", "GeminiStreamDecoder", "native_error", "retry_delay"]
 
 Json = dict[str, Any]
 
@@ -174,6 +174,25 @@ def native_error(status: int, body: Any) -> NativeError:
     elif rpc == "INVALID_ARGUMENT" and "api key not valid" in lowered:
         mapped_status, code = 401, "invalid_api_key"
     return NativeError(mapped_status, message, code=code or rpc, type=rpc)
+
+
+def retry_delay(body: Any) -> float | None:
+    """Seconds from a ``google.rpc.RetryInfo`` detail (``"retryDelay": "37s"``), if any.
+
+    Google sends the wait in the error body rather than a ``Retry-After`` header.
+    """
+    if isinstance(body, list) and body:
+        body = body[0]
+    err = body.get("error") if isinstance(body, Mapping) else None
+    details = err.get("details") if isinstance(err, Mapping) else None
+    for detail in details if isinstance(details, list) else ():
+        delay = detail.get("retryDelay") if isinstance(detail, Mapping) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
 
 
 # -- request -------------------------------------------------------------------------------

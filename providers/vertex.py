@@ -28,9 +28,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from providers.gemini import GoogleProvider
 from providers.gemini_codec import GeminiCodec
 from providers.http import ClientPool, origin_of
-from providers.translated import Target, TranslatedProvider
+from providers.translated import Target
 from router.errors import AuthenticationError, ConfigError
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class TokenSource:
                          else self._clock() + 3600.0)
 
 
-class VertexProvider(TranslatedProvider):
+class VertexProvider(GoogleProvider):
     """The ``vertex_ai/`` provider (Gemini models)."""
 
     name = "vertex_ai"

@@ -18,7 +18,7 @@ shape are ``400 INVALID_ARGUMENT`` naming the field; a replayed
 2.5+ refuses it. Answers echo the last user text (``[name] echo: ...``);
 with function declarations and a user turn last, the model calls the first
 function (with a thought signature). Faults (:class:`GeminiFaults`): error
-statuses with ``Retry-After``, an error in the middle of a stream, a stream
+statuses with a ``RetryInfo`` delay, an error in the middle of a stream, a stream
 cut before its finishing chunk, a finish reason, latency.
 
 ``python -m router.testing.gemini --port 0`` runs one in its own process and
@@ -233,10 +233,13 @@ class GeminiUpstream:
 
 
 def _error(status: str, message: str, retry_after: float | None = None) -> web.Response:
+    """Google's error body; the wait is a ``RetryInfo`` detail, as Google sends it (no header)."""
     code = _HTTP[status]
-    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
-    return web.json_response({"error": {"code": code, "message": message, "status": status}},
-                             status=code, headers=headers)
+    error: Json = {"code": code, "message": message, "status": status}
+    if retry_after is not None:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                             "retryDelay": f"{retry_after:g}s"}]
+    return web.json_response({"error": error}, status=code)
 
 
 def _claims(assertion: str) -> Json | None:

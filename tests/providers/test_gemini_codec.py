@@ -16,7 +16,7 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from providers.codec import Call
-from providers.gemini_codec import GeminiCodec, call_id
+from providers.gemini_codec import GeminiCodec, call_id, retry_delay
 from router.errors import InvalidRequestError, MalformedResponseError, UnsupportedParameterError
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -261,3 +261,12 @@ def test_stream_malformed_function_call_fails() -> None:
     events = _stream([{"candidates": [{"content": {"parts": [{"text": "x"}]},
                                        "finishReason": "MALFORMED_FUNCTION_CALL"}]}])
     assert events[-1]["type"] == "response.failed"
+
+
+def test_retry_delay_from_retry_info() -> None:
+    detail = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}
+    assert retry_delay({"error": {"status": "RESOURCE_EXHAUSTED", "details": [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure"}, detail]}}) == 37.0
+    assert retry_delay([{"error": {"details": [detail]}}]) == 37.0
+    assert retry_delay({"error": {"details": [{"retryDelay": "soon"}]}}) is None
+    assert retry_delay("text") is None
