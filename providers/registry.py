@@ -36,6 +36,8 @@ BUILTIN_PROVIDERS: Mapping[str, str] = MappingProxyType({
     "mock": "providers.mock:MockProvider",
     "anthropic": "providers.anthropic:AnthropicProvider",
     "bedrock": "providers.bedrock:BedrockProvider",
+    "gemini": "providers.gemini:GeminiProvider",
+    "vertex_ai": "providers.vertex:VertexProvider",
     # Chat Completions servers, bridged by one provider class per prefix
     # (providers/chat.py VENDORS holds each one's default URL and key variables).
     **{prefix: "providers.chat:ChatProvider" for prefix in (

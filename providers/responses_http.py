@@ -29,7 +29,7 @@ from router.errors import (
     error_from_transport,
 )
 from router.request import check_query
-from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent
+from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, record_json
 
 if TYPE_CHECKING:
     from router.config.models import DeploymentConfig
@@ -191,7 +191,7 @@ def _body(deployment: Deployment, request: RouteRequest, *, stream: bool) -> byt
     if request.extra_body:
         body.update(request.extra_body)
     try:
-        return json.dumps(body, allow_nan=False).encode()
+        return json.dumps(body, allow_nan=False, default=record_json).encode()
     except (TypeError, ValueError):
         raise _unsendable(body) from None
 
@@ -204,7 +204,7 @@ def _unsendable(body: Mapping[str, Any]) -> InvalidRequestError:
     """
     for name, value in body.items():
         try:
-            json.dumps(value, allow_nan=False)
+            json.dumps(value, allow_nan=False, default=record_json)
         except (TypeError, ValueError) as exc:
             reason = "NaN or infinity" if isinstance(exc, ValueError) else str(exc)
             return InvalidRequestError(f"{name}: cannot be sent as JSON ({reason[:120]})")

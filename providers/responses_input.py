@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.errors import InvalidRequestError
+from router.types import Record
 
 __all__ = ["function_tools", "input_items", "part_text"]
 
@@ -78,6 +79,8 @@ def _message(role: str, content: list[Json]) -> Json:
 
 
 def _item(item: Any, where: str) -> Json:
+    if isinstance(item, Record):  # an output item of a response the router returned
+        item = item.raw
     if not isinstance(item, Mapping):
         raise InvalidRequestError(f"{where}: expected an object, got {type(item).__name__}")
     kind = item.get("type")

@@ -190,6 +190,11 @@ class EventWriter:
         """A terminal event (or an ``error`` event) has been written."""
         return self._done
 
+    @property
+    def next_index(self) -> int:
+        """The output index the next item opened will get."""
+        return len(self._output)
+
     def start(self) -> list[Json]:
         """``response.created`` and ``response.in_progress``."""
         snapshot = self._snapshot("in_progress")

@@ -48,7 +48,7 @@ from router.errors import (
     UpstreamError,
     error_from_status,
 )
-from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent
+from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, record_json
 
 if TYPE_CHECKING:
     from router.config import DeploymentConfig
@@ -241,7 +241,7 @@ class TranslatedProvider:
         extra = deployment.config.litellm_params.extra_body
         if extra or request.extra_body:
             body = {**body, **(extra or {}), **(request.extra_body or {})}
-        content = json.dumps(body).encode()
+        content = json.dumps(body, default=record_json).encode()
         url = _url(target, native, request.extra_query)
         headers = {**target.headers, **native.headers, **(request.extra_headers or {})}
         sent = await self.authorize(deployment, "POST", url, headers, content)

@@ -25,6 +25,7 @@ __all__ = [
     "Response",
     "RoutingInfo",
     "StreamEvent",
+    "record_json",
 ]
 
 
@@ -98,6 +99,14 @@ class Record:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._data!r})"
+
+
+def record_json(value: Any) -> Any:
+    """``json.dumps``' ``default``: a :class:`Record` (an item of a response the
+    router returned, passed back as ``input``) is sent as its JSON object."""
+    if isinstance(value, Record):
+        return value._data
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _drop_none(data: Any) -> Any:

@@ -23,7 +23,7 @@ from router.errors import (
     UnsupportedParameterError,
 )
 from router.testing.chat import ChatUpstream
-from tests.conftest import InOrder, azure_dep
+from tests.conftest import InOrder, azure_dep, openai_dep
 from tests.providers.chat_types import check_request
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -323,3 +323,25 @@ def test_azure_ai_url_shapes(api_base: str, api_version: str | None, base: str,
     target = provider.prepare(config)
     assert target.base_url == base and target.query == query  # type: ignore[union-attr]
     assert target.headers["api-key"] == KEY and KEY not in repr(target)
+
+
+async def test_output_items_of_a_returned_response_go_back_as_input(
+    chat: Any, make_router: Any, upstreams: Any
+) -> None:
+    """``input=[..., *first.output, ...]`` as with the OpenAI SDK: the router's
+    ``Record`` items are sent as the JSON they hold, translated or native."""
+    vllm = await chat("vllm")
+    (native,) = await upstreams("native")
+    router = make_router([vllm_dep(vllm), openai_dep(native, model_name="native")])
+    replies = {}
+    for model in ("llama", "native"):
+        first = await router.aresponses(model=model, input="Hello")
+        replies[model] = first.output_text
+        turn = [{"role": "user", "content": "Hello"}, *first.output,
+                {"role": "user", "content": "More"}]
+        second = await router.aresponses(model=model, input=turn)
+        assert second.output_text
+    sent = last_body(vllm)["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert replies["llama"] in str(sent[1]["content"])
+    assert native.requests[-1].json["input"][1]["type"] == "message"

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from router.config import ConfigWarning, load_config_file
-from router.errors import ConfigError
 from router.router import Router
 from router.testing import Upstream
 from tests.conftest import StartUpstreams
@@ -39,21 +38,6 @@ def test_every_documented_config_builds_a_router(path: Path) -> None:
         router = Router.from_config(path)
     assert router.model_names
     router.close()
-
-
-@pytest.mark.parametrize("path", sorted((DOCS / "unsupported").glob("*.yaml")),
-                         ids=lambda p: p.stem)
-def test_documented_configs_of_providers_without_an_adapter_are_refused_by_name(
-    path: Path,
-) -> None:
-    """Anthropic, Vertex AI, Bedrock, Gemini: one clear problem, naming the provider."""
-    provider = path.stem.removeprefix("responses_")
-    with pytest.raises(ConfigError) as info, warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConfigWarning)
-        load_config_file(path)
-    (problem,) = info.value.problems
-    assert problem.startswith(
-        f"model_list[0].litellm_params.model: unsupported provider '{provider}'; ")
 
 
 def test_session_continuity_config_reads_api_version_as_written() -> None:
