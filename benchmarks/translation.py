@@ -97,6 +97,8 @@ ENTRIES: tuple[Entry, ...] = (
           fake_args=("--api-key", API_KEY)),
     Entry("anthropic", "router.testing.anthropic", "anthropic/claude-sonnet-4-5",
           lambda url: url, fake_args=("--api-key", API_KEY, "--stream-chunks", "4")),
+    Entry("gemini", "router.testing.gemini", "gemini/gemini-2.5-flash", lambda url: url,
+          fake_args=("--api-key", API_KEY, "--stream-chunks", "4")),
     Entry("bedrock", "router.testing.bedrock",
           "bedrock/anthropic.claude-3-haiku-20240307-v1:0", lambda url: url,
           {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret",

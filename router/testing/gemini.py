@@ -92,8 +92,9 @@ class GeminiUpstream:
     """One fake Gemini deployment; an async context manager serving on ``url``."""
 
     def __init__(self, name: str = "gemini", *, api_key: str = "gemini-key", port: int = 0,
-                 token_ttl: float = 3600.0) -> None:
+                 token_ttl: float = 3600.0, stream_chunks: int = 2) -> None:
         self.name = name
+        self.stream_chunks = max(1, stream_chunks)
         self.api_key = api_key
         self.token_ttl = token_ttl
         self.faults = GeminiFaults()
@@ -214,9 +215,13 @@ class GeminiUpstream:
         answer = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await answer.prepare(request)
         chunks = [[part] for part in parts]
-        if len(parts[-1].get("text", "")) > 4 and "thought" not in parts[-1]:
-            text = parts[-1]["text"]
-            chunks[-1:] = [[{"text": text[:4]}], [{"text": text[4:]}]]
+        text = parts[-1].get("text", "")
+        if self.stream_chunks > 1 and len(text) > 4 and "thought" not in parts[-1]:
+            # the first piece is 4 characters, the rest split evenly
+            rest, n = text[4:], self.stream_chunks - 1
+            size = -(-len(rest) // n)
+            pieces = [text[:4]] + [rest[i:i + size] for i in range(0, len(rest), size)]
+            chunks[-1:] = [[{"text": piece}] for piece in pieces]
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             if last and self.faults.cut_stream:
@@ -303,6 +308,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default="gemini")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default="gemini-key")
+    parser.add_argument("--stream-chunks", type=int, default=2, help="text chunks per stream")
     return parser.parse_args(argv)
 
 
@@ -312,7 +318,8 @@ async def _main(argv: Sequence[str] | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with GeminiUpstream(args.name, api_key=args.api_key, port=args.port) as upstream:
+    async with GeminiUpstream(args.name, api_key=args.api_key, port=args.port,
+                              stream_chunks=args.stream_chunks) as upstream:
         print(f"READY {upstream.url}", flush=True)
         await stop.wait()
 
