@@ -13,7 +13,11 @@ shared cooldowns and the probe is claimed atomically.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +30,7 @@ from tests.conftest import openai_dep
 pytest_plugins = ("tests.redis_fixtures",)
 
 INTERVAL = 0.5
+ROOT = str(Path(__file__).resolve().parents[2])
 CALLERS = 5
 
 
@@ -91,3 +96,58 @@ async def test_two_routers_sharing_redis_keep_the_promise_together(
             return_exceptions=True)
         assert all(isinstance(r, RateLimitError) for r in results)
         assert up.hits == opened + 1  # one probe for both routers
+
+
+async def test_two_router_processes_keep_the_promise_together(
+    upstreams: Any, make_router: Any, redis_space: Any
+) -> None:
+    """The issue's scenario across processes: a peer router in its own process
+    (``tests/faults/retry_after_peer.py``) and this one, on one Redis."""
+    (up,) = await upstreams("only")
+    up.faults.fail(429, retry_after=1.0)
+    settings = {"redis_url": redis_space.url, "redis_key_prefix": redis_space.prefix,
+                "retry_budget": False}
+    here = make_router([openai_dep(up)], **settings)
+    peer = _start_peer(up.url, redis_space.url, redis_space.prefix)
+    try:
+        assert await asyncio.to_thread(peer.stdout.readline) == "READY\n"  # type: ignore[union-attr]
+        async with here:
+            with pytest.raises(RateLimitError):
+                await here.aresponses(model="gpt-4o", input="opens the gate", num_retries=0)
+            opened = up.hits
+            await asyncio.sleep(0.3)  # the cooldown reaches the peer over pub/sub
+            held = await _burst(peer, 5)
+            assert held == {"served": 0, "pending": 5, "upstream": 0}
+            assert up.hits == opened
+            await asyncio.sleep(1.0)  # the interval is over: one probe for both processes
+            here_burst = asyncio.gather(
+                *(here.aresponses(model="gpt-4o", input=f"probe {i}", num_retries=0)
+                  for i in range(3)), return_exceptions=True)
+            peer_outcomes, here_outcomes = await asyncio.gather(_burst(peer, 3), here_burst)
+            assert all(isinstance(r, RateLimitError) for r in here_outcomes)
+            assert peer_outcomes["served"] == 0
+            assert up.hits == opened + 1, (peer_outcomes, here_outcomes)
+    finally:
+        if peer.poll() is None:
+            peer.stdin.write("quit\n")  # type: ignore[union-attr]
+            peer.stdin.flush()  # type: ignore[union-attr]
+            try:
+                peer.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                peer.kill()
+                peer.wait()
+
+
+def _start_peer(upstream: str, redis_url: str, prefix: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.retry_after_peer", upstream, redis_url, prefix],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+async def _burst(peer: subprocess.Popen[str], n: int) -> dict[str, int]:
+    assert peer.stdin is not None and peer.stdout is not None
+    peer.stdin.write(f"burst {n}\n")
+    peer.stdin.flush()
+    line = await asyncio.to_thread(peer.stdout.readline)
+    result: dict[str, int] = json.loads(line)
+    return result
