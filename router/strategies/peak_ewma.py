@@ -58,7 +58,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from router.strategies.base import LoadReader, unbound_reader
-from router.strategies.peak_figures import DEFAULT_DECAY, PeakFigures
+from router.strategies.peak_figures import COLD_ANSWERS, DEFAULT_DECAY, PeakFigures
 from router.strategies.sampling import EXACT_LIMIT, TupleCache, lowest, number_arg, two_distinct
 
 if TYPE_CHECKING:
@@ -90,24 +90,31 @@ class PeakEwma(LoadReader):
 
     ``load``: the tracker whose samples feed the figures (the router binds
     its own when ``None``); ``clock``: the instant costs are read at (default:
-    the tracker's); ``decay_time``: the peak EWMA's time constant, seconds.
+    the tracker's); ``decay_time``: the peak EWMA's time constant, seconds;
+    ``probe_time``: seconds without an answer before an idle deployment is
+    probed (default half the decay time); ``cold_answers``: first answers
+    that may include connection setup (see ``PeakFigures``).
     """
 
     def __init__(
         self, load: LoadTracker | None = None, clock: Clock | None = None,
         rng: random.Random | None = None, *, decay_time: float = DEFAULT_DECAY,
+        probe_time: float | None = None, cold_answers: int = COLD_ANSWERS,
     ) -> None:
         if not decay_time > 0:
             raise ValueError(f"PeakEwma: decay_time must be > 0 seconds, got {decay_time!r}")
         self._clock = clock
         self._decay = decay_time
+        self._probe = probe_time
+        self._cold = cold_answers
         self._random = (rng or random.Random()).random
         self._capacities: TupleCache[list[int | None]] = TupleCache()
         self.figures: PeakFigures | None = None
         super().__init__(load)
 
     def _bound(self, load: LoadTracker) -> None:
-        self.figures = figures = PeakFigures(load, decay=self._decay)
+        self.figures = figures = PeakFigures(
+            load, decay=self._decay, probe=self._probe, cold=self._cold)
         self._expected = figures.expected_latency
         self._in_flight = load.in_flight
         self._now = (self._clock or load.clock).now
@@ -121,9 +128,14 @@ class PeakEwma(LoadReader):
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> PeakEwma:
-        """Built with ``routing_strategy_args["decay_time"]`` (seconds, default 10)."""
-        decay = number_arg(context.args, "decay_time", DEFAULT_DECAY, allow_zero=False)
-        return cls(context.load, context.clock, context.rng, decay_time=decay)
+        """Built with ``routing_strategy_args``: ``decay_time`` (seconds, default 10),
+        ``probe_time`` (seconds, default half the decay time), ``cold_answers`` (default 3)."""
+        args = context.args
+        decay = number_arg(args, "decay_time", DEFAULT_DECAY, allow_zero=False)
+        probe = number_arg(args, "probe_time", decay / 2, allow_zero=False)
+        cold = number_arg(args, "cold_answers", COLD_ANSWERS)
+        return cls(context.load, context.clock, context.rng, decay_time=decay,
+                   probe_time=probe, cold_answers=int(cold))
 
     def pick(self, candidates: Sequence[Deployment], request: RouteRequest) -> Deployment:
         n = len(candidates)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -30,7 +31,9 @@ class Bench:
         self.group = make_group(*params)
         self.clock = ManualClock()
         self.load = LoadTracker(self.clock)
-        self.strategy = PeakEwma(self.load, self.clock, random.Random(seed), decay_time=TAU)
+        self.strategy = PeakEwma(
+            self.load, self.clock, random.Random(seed), decay_time=TAU, probe_time=math.inf,
+            cold_answers=1)
         assert self.strategy.figures is not None
         self.figures = self.strategy.figures
         self.held: list[LoadHandle] = []
