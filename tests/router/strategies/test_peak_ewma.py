@@ -265,3 +265,34 @@ def test_meets_the_unlimited_capacity_target_in_the_median_seed() -> None:
         best = min(_routing_quality(name, seed, capacity=10_000)[0] for name in others)
         ratios.append(_routing_quality("peak-ewma", seed, capacity=10_000)[0] / best)
     assert sorted(ratios)[len(ratios) // 2] <= 1.2, ratios
+
+
+def _lock_in_run(name: str, seed: int) -> tuple[Counter[str], list[str], float]:
+    """Issue 16's lock-in: four speeds, 2 slots each, concurrency = total capacity.
+
+    Every deployment opens connections on its first two answers (200 ms
+    more), and the 40 ms one slows to 160 ms after 300 picks. Returns the
+    picks per deployment, the picks after the slow-down and the p50.
+    """
+    warm = {"warmup": 0.2, "warmup_requests": 2, "capacity": 2}
+    upstreams = [
+        Upstream(0.02, **warm), Upstream(0.04, slow_after=300, **warm),  # type: ignore[arg-type]
+        Upstream(0.08, **warm), Upstream(0.16, **warm),  # type: ignore[arg-type]
+    ]
+    result = Simulation(
+        lambda load, clock: build_strategy(name, load, clock, seed), upstreams,
+        concurrency=8, seed=seed,
+    ).run(600)
+    switched = upstreams[1].slow_at
+    assert switched is not None
+    return result.counts(), [d for t, d in result.picks if t >= switched], result.percentile(0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cold_starts_do_not_lock_traffic_in(seed: int) -> None:
+    """Before the fix the cold answers branded d1-d3: 2 picks each, d0 queued (p50 80 ms)."""
+    counts, later, p50 = _lock_in_run("peak-ewma", seed)
+    assert all(counts[f"d{i}"] >= 3 for i in range(4)), counts  # every one keeps some traffic
+    assert counts["d2"] >= 30, counts  # the 80 ms one is used, not just probed
+    assert later.count("d1") / len(later) <= 0.25
+    assert p50 < 0.07

@@ -297,3 +297,55 @@ def test_overtaken_slow_answers_count_once_they_are_not_rare() -> None:
     assert _mixed(5) > 3 * clean  # every fifth: counted
 
 
+
+
+def test_cold_answers_keep_the_lowest_and_are_probed_one_at_a_time() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=3)
+    _served(load, clock, 2.0)  # a connection being opened
+    assert peak.expected_latency("d1", clock.now()) == 0.0  # cold and idle: probe it
+    held = load.acquire("d1")
+    assert peak.expected_latency("d1", clock.now()) is None  # the probe is out: stand-in
+    clock.advance(0.3)
+    held.release(ok=True)
+    _served(load, clock, 0.1)
+    assert peak.peak_latency("d1") == pytest.approx(0.1)  # the lowest, not the worst
+    assert peak.expected_latency("d1", clock.now()) == pytest.approx(0.1)  # 3 answers: settled
+    _served(load, clock, 1.0)
+    assert peak.peak_latency("d1") == pytest.approx(1.0)  # settled: a peak again
+
+
+def test_an_idle_deployment_is_probed_after_probe_seconds_without_an_answer() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=3.0, cold=1)
+    _served(load, clock, 1.0)
+    clock.advance(2.9)
+    assert peak.expected_latency("d1", clock.now()) == pytest.approx(math.exp(-0.29))
+    clock.advance(0.1)
+    assert peak.expected_latency("d1", clock.now()) == 0.0
+    held = load.acquire("d1")  # one probe out: its figures count again
+    # one request there, learned serial (1 s alone): queued behind it, plus the hedge
+    assert peak.expected_latency("d1", clock.now()) == pytest.approx(1.0 * 2 * 1.5)
+    held.release(ok=True)
+    with pytest.raises(ValueError, match="probe"):
+        PeakFigures(load, decay=TAU, probe=0.0)
+
+
+def test_parallelism_is_never_below_one() -> None:
+    # A slow-down seen with two in flight raised the drain time above the
+    # service time; taken as a parallelism below 1 it froze the service time.
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
+    _served(load, clock, 0.1)
+    for _ in range(30):
+        first, second = load.acquire("d1"), load.acquire("d1")
+        clock.advance(1.0)
+        first.release(ok=True)
+        second.release(ok=True)
+    for _ in range(30):
+        _served(load, clock, 1.0)
+    service = peak.service_time("d1")
+    assert service is not None and service > 0.9
