@@ -40,11 +40,15 @@ against the others is measured by ``benchmarks/routing_quality.py`` and the
 simulation in ``tests/router/strategies/simulation.py``; the README has the
 figures.
 
-A deployment not measured yet is expected to serve like the median measured
-candidate (the other one, when two are sampled), as if it served one request
-at a time: ``median cost x (in_flight + 1)``. So it is tried as soon as it
-is not busier than a typical deployment, and with nothing measured,
-identical deployments split traffic by in-flight alone.
+A deployment with nothing in flight that was never sent a request, or that
+has only cold answers so far, or that nothing was sent to for
+``probe_time`` seconds, costs 0: one request probes it (so no healthy
+deployment goes without traffic for long, and a new one is tried at once).
+While that probe is out, a deployment not measured yet is expected to serve
+like the median measured candidate (the other one, when two are sampled),
+as if it served one request at a time: ``median cost x (in_flight + 1)``.
+With nothing measured, identical deployments split traffic by in-flight
+alone.
 
 Exact (every candidate's cost) up to
 :data:`~router.strategies.sampling.EXACT_LIMIT` candidates; above that, the
@@ -166,6 +170,6 @@ class PeakEwma(LoadReader):
         typical = max(measured[len(measured) // 2] if measured else DEFAULT_LATENCY, _FLOOR)
         in_flight = self._in_flight
         return [
-            typical * (in_flight(d.id) + 1) if c is None else c
+            c if c is not None else typical * (k + 1) if (k := in_flight(d.id)) else 0.0
             for d, c in zip(candidates, costs, strict=True)
         ]

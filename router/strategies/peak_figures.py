@@ -24,9 +24,9 @@ started (itself included; the shared count when fresh and larger):
   (Finagle/Linkerd): a higher sample replaces it at once, a lower one pulls
   it down by ``max(alpha, 1 - exp(-dt / decay))`` where ``dt`` is the time
   since the previous sample. While a deployment has nothing in flight the
-  value read decays toward zero with the same time constant, and once it
-  has had no answer for ``probe`` seconds (default ``decay / 2``) and has
-  nothing in flight, its expected latency reads 0: one request probes it.
+  value read decays toward zero with the same time constant, and once
+  nothing was sent there for ``probe`` seconds (default ``decay / 2``) and
+  nothing is in flight, its expected latency reads 0: one request probes it.
   So a deployment that looked slow once (or whose figures are stale) never
   goes without traffic for long, at the cost of one request per ``probe``
   seconds when it really is slow.
@@ -98,7 +98,8 @@ class _Peak:
     """The figures of one deployment (mutated under the locks)."""
 
     __slots__ = (
-        "drain", "outliers", "peak", "peak_at", "samples", "service", "waiting", "youngest",
+        "drain", "last_start", "outliers", "peak", "peak_at", "samples", "service", "waiting",
+        "youngest",
     )
 
     def __init__(self) -> None:
@@ -107,6 +108,8 @@ class _Peak:
         self.service = 0.0
         self.peak_at = 0.0
         self.samples = 0
+        #: When the latest request was sent there.
+        self.last_start = -math.inf
         #: When the latest-started answered (successful) request started.
         self.youngest = -math.inf
         #: EWMA of the share of answers that were overtaken and above the peak.
@@ -144,7 +147,7 @@ class PeakFigures:
 
     ``decay``: the peak EWMA's time constant, seconds (``decay_time``);
     ``alpha``: the weight of a new sample (default: the tracker's);
-    ``probe``: seconds without an answer after which an idle deployment is
+    ``probe``: seconds without a request after which an idle deployment is
     probed (default ``decay / 2``; ``math.inf``: never); ``cold``: answers
     that may include connection setup (1: the first answer counts fully).
     """
@@ -178,6 +181,7 @@ class PeakFigures:
     def started(self, handle: LoadHandle) -> None:
         peak = self._peaks.get(handle.deployment_id) or self._add(handle.deployment_id)
         with self._lock:
+            peak.last_start = max(peak.last_start, handle.started)
             waiting = peak.waiting
             waiting.append(handle)
             if len(waiting) > _WAITING_COMPACT_AT and len(waiting) > 4 * self._local(
@@ -296,15 +300,16 @@ class PeakFigures:
         cost a little even within the parallelism, since estimates are noisy.
         """
         stats = self._peaks.get(deployment_id)
-        if stats is None or stats.samples < self._cold:
-            if stats is not None and stats.samples and not self._in_flight(deployment_id):
-                return 0.0  # a few cold answers so far: probe it, one request at a time
+        if stats is None:
+            return None
+        idle = not self._in_flight(deployment_id)
+        if idle and (now - stats.last_start >= self._probe or 0 < stats.samples < self._cold):
+            return 0.0  # nothing sent for a while, or cold so far: probe it, one at a time
+        if stats.samples < self._cold:
             return None  # unmeasured, or a probe in flight: the caller's stand-in
         latency = stats.peak
         assert latency is not None
         if not self._local(deployment_id) and now > stats.peak_at:
-            if now - stats.peak_at >= self._probe:
-                return 0.0  # no answer for a while: probe it (once: then it has one in flight)
             latency *= math.exp((stats.peak_at - now) / self._decay)
         waiting = self._in_flight(deployment_id)
         parallel = _parallelism(stats.service, stats.drain)

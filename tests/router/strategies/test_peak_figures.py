@@ -316,13 +316,13 @@ def test_cold_answers_keep_the_lowest_and_are_probed_one_at_a_time() -> None:
     assert peak.peak_latency("d1") == pytest.approx(1.0)  # settled: a peak again
 
 
-def test_an_idle_deployment_is_probed_after_probe_seconds_without_an_answer() -> None:
+def test_an_idle_deployment_is_probed_after_probe_seconds_without_a_request() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
     peak = PeakFigures(load, decay=TAU, probe=3.0, cold=1)
-    _served(load, clock, 1.0)
-    clock.advance(2.9)
-    assert peak.expected_latency("d1", clock.now()) == pytest.approx(math.exp(-0.29))
+    _served(load, clock, 1.0)  # sent 1 s ago
+    clock.advance(1.9)
+    assert peak.expected_latency("d1", clock.now()) == pytest.approx(math.exp(-0.19))
     clock.advance(0.1)
     assert peak.expected_latency("d1", clock.now()) == 0.0
     held = load.acquire("d1")  # one probe out: its figures count again
