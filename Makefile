@@ -13,7 +13,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,demo,bedrock]'
+	$(PY) -m pip install --quiet -e '.[test,demo,bedrock,proxy]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/routing_quality.py --png benchmarks/routing_quality.png
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/translation.py
+	$(PY) benchmarks/proxy.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check router providers checks tests benchmarks examples

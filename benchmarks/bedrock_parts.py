@@ -8,9 +8,11 @@ event-stream parser) can be judged on its own:
 * ``encode``: Responses params -> Converse body, and the JSON dump the
   sender needs (the native path dumps too);
 * ``decode``: a Converse body -> a Responses ``Response``;
-* ``sign``: botocore's SigV4 over the request (per request);
-* ``frame``: botocore's event-stream parser and the JSON payload, one frame
-  per network chunk (per stream event);
+* ``sign``: the provider's SigV4 (:mod:`providers.sigv4`) over the request,
+  and botocore's for comparison (per request);
+* ``frame``: the provider's event-stream decoder
+  (:mod:`providers.aws_eventstream`), and botocore's for comparison, with the
+  JSON payload, one frame per network chunk (per stream event);
 * ``codec event``: the stream decoder's work per ConverseStream event;
 * ``native sse``: for scale, httpx-sse's parser and ``json.loads`` on a
   native Responses delta event (what the native path pays per event).
@@ -34,8 +36,10 @@ from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 from httpx_sse._decoders import SSEDecoder
 
+from providers.aws_eventstream import EventStreamDecoder
 from providers.bedrock_codec import BedrockCodec
 from providers.codec import Call
+from providers.sigv4 import SigV4Signer
 from router.testing.bedrock import event_message
 
 MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
@@ -78,6 +82,21 @@ FRAMES = [event_message(
      ":message-type": "event"},
     json.dumps({"contentBlockIndex": 0, "delta": {"text": "word "}, "p": "abcdefgh"}).encode())
     for _ in range(EVENTS)]
+
+
+SIGNER = SigV4Signer("us-east-1", "bedrock")
+
+
+def _sign_ours() -> None:
+    SIGNER.sign(URL, {"content-type": "application/json", "accept": "application/json"}, BODY,
+                access_key="AKIDEXAMPLE", secret_key="secret")
+
+
+def _frames_ours() -> None:
+    decoder = EventStreamDecoder()
+    for frame in FRAMES:
+        for _headers, payload in decoder.feed(frame):
+            json.loads(payload)
 
 
 def _frames() -> None:
@@ -132,8 +151,13 @@ def main() -> None:
     rows = [
         ("encode (per request)", _encode, 20_000 // scale, 1),
         ("decode (per request)", _decode, 20_000 // scale, 1),
-        ("sign, botocore SigV4 (per request)", _sign, 5_000 // scale, 1),
-        ("frame, botocore event-stream + json (per event)", _frames, 300 // scale, EVENTS),
+        ("sign, providers.sigv4, what the provider uses (per request)", _sign_ours,
+         20_000 // scale, 1),
+        ("sign, botocore SigV4, for comparison (per request)", _sign, 5_000 // scale, 1),
+        ("frame, providers.aws_eventstream + json, what the provider uses (per event)",
+         _frames_ours, 300 // scale, EVENTS),
+        ("frame, botocore event-stream + json, for comparison (per event)", _frames,
+         300 // scale, EVENTS),
         ("codec (per stream event)", _codec_events, 300 // scale, EVENTS),
         ("native sse + json, for scale (per event)", _native_sse, 300 // scale, EVENTS),
     ]

@@ -77,7 +77,8 @@ class Entry:
     ``fake`` is the module run as ``python -m fake --port 0 --api-key K``
     (it prints ``READY <url>``); ``model`` the ``litellm_params.model``;
     ``api_base`` makes the deployment's ``api_base`` from the fake's URL;
-    ``params`` are further ``litellm_params``.
+    ``params`` are further ``litellm_params``; ``fake_args`` extra arguments
+    of the fake (to make its streams as long as the native fake's).
     """
 
     name: str
@@ -85,20 +86,32 @@ class Entry:
     model: str
     api_base: Callable[[str], str]
     params: Mapping[str, Any] = field(default_factory=dict)
+    fake_args: tuple[str, ...] = ()
 
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry("chat", "router.testing.chat", "hosted_vllm/llama", lambda url: f"{url}/v1"),
+    Entry("chat", "router.testing.chat", "hosted_vllm/llama", lambda url: f"{url}/v1",
+          fake_args=("--api-key", API_KEY)),
     Entry("azure_ai", "router.testing.chat", "azure_ai/Llama-3.3-70B",
-          lambda url: f"{url}/models", {"api_version": "2024-05-01-preview"}),
+          lambda url: f"{url}/models", {"api_version": "2024-05-01-preview"},
+          fake_args=("--api-key", API_KEY)),
+    Entry("anthropic", "router.testing.anthropic", "anthropic/claude-sonnet-4-5",
+          lambda url: url, fake_args=("--api-key", API_KEY, "--stream-chunks", "4")),
+    Entry("bedrock", "router.testing.bedrock",
+          "bedrock/anthropic.claude-3-haiku-20240307-v1:0", lambda url: url,
+          {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret",
+           "aws_region_name": "us-east-1"},
+          fake_args=("--access-key", "AKIDBENCH", "--secret-key", "bench-secret",
+                     "--region", "us-east-1", "--stream-chunk-words", "2")),
 )
 
 
 class FakeProcess:
-    """``python -m <module> --port 0 --api-key K`` until stopped; ``url`` once READY."""
+    """``python -m <module> --port 0 <args>`` until stopped; ``url`` once READY."""
 
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, args: tuple[str, ...] = ()) -> None:
         self.module = module
+        self.args = args
         self.url = ""
         self.pid: int | None = None
         self._proc: subprocess.Popen[str] | None = None
@@ -108,7 +121,7 @@ class FakeProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--port", "0", "--api-key", API_KEY],
+            [sys.executable, "-m", self.module, "--port", "0", *self.args],
             stdout=subprocess.PIPE, text=True, env=env)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().split()
@@ -244,14 +257,17 @@ def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _fakes(entries: list[Entry]) -> Iterator[tuple[UpstreamProcess, dict[str, FakeProcess]]]:
+def _fakes(
+    entries: list[Entry],
+) -> Iterator[tuple[UpstreamProcess, dict[tuple[str, tuple[str, ...]], FakeProcess]]]:
     with contextlib.ExitStack() as stack:
         native = stack.enter_context(UpstreamProcess("native", api_key=API_KEY,
                                                      record_requests=False))
-        by_module: dict[str, FakeProcess] = {}
+        by_module: dict[tuple[str, tuple[str, ...]], FakeProcess] = {}
         for entry in entries:
-            if entry.fake not in by_module:
-                by_module[entry.fake] = stack.enter_context(FakeProcess(entry.fake))
+            key = (entry.fake, entry.fake_args)
+            if key not in by_module:
+                by_module[key] = stack.enter_context(FakeProcess(*key))
         yield native, by_module
 
 
@@ -260,7 +276,7 @@ async def _targets(entries: list[Entry], sizes: Sizes) -> AsyncIterator[list[Tar
     with _fakes(entries) as (native, fakes):
         targets = [Target("native openai", _router("openai/gpt-4o", f"{native.url}/v1", {}))]
         for entry in entries:
-            fake = fakes[entry.fake]
+            fake = fakes[(entry.fake, entry.fake_args)]
             targets.append(Target(entry.name, _router(
                 entry.model, entry.api_base(fake.url), entry.params)))
         try:

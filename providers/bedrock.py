@@ -34,10 +34,12 @@ import json
 import os
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from providers.aws_eventstream import EventStreamDecoder
 from providers.bedrock_codec import BedrockCodec
 from providers.http import Answer, origin_of
+from providers.sigv4 import SigV4Signer
 from providers.translated import Target, TranslatedProvider
 from router.errors import ConfigError, InvalidRequestError, MalformedResponseError
 
@@ -64,6 +66,8 @@ class BedrockTarget(Target):
 
     region: str = DEFAULT_REGION
     credentials: Credentials | None = field(default=None, repr=False)
+    signer: SigV4Signer = field(
+        default_factory=lambda: SigV4Signer(DEFAULT_REGION, SIGNING_NAME), repr=False)
 
     def __repr__(self) -> str:
         return f"BedrockTarget({self.base_url!r}, region={self.region!r})"
@@ -92,6 +96,7 @@ class BedrockProvider(TranslatedProvider):
             base_url=base, origin=origin_of(base), headers=headers,
             state_domain=f"bedrock:{origin_of(base)}",
             drop_params=p.drop_params, region=region, credentials=_credentials(config),
+            signer=SigV4Signer(region, SIGNING_NAME),
         )
 
     async def authorize(
@@ -99,19 +104,15 @@ class BedrockProvider(TranslatedProvider):
         body: bytes,
     ) -> Mapping[str, str]:
         """``headers`` plus SigV4's ``X-Amz-Date``, ``Authorization`` (and session token)."""
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
         target: BedrockTarget = deployment.endpoint
         assert target.credentials is not None  # prepare() guarantees it
         if "?" in url:
             raise InvalidRequestError(
                 "extra_query: Bedrock's Converse takes no query parameters",
                 model_group=deployment.model_name, deployment_id=deployment.id)
-        request = AWSRequest(method=method, url=url, headers=headers, data=body)
-        SigV4Auth(await _frozen(target.credentials), SIGNING_NAME,
-                  target.region).add_auth(request)
-        return dict(request.headers.items())
+        frozen = await _frozen(target.credentials)
+        return target.signer.sign(url, headers, body, access_key=frozen.access_key or "",
+                                  secret_key=frozen.secret_key or "", token=frozen.token)
 
     def frames(self, answer: Answer, deployment: Deployment) -> AsyncGenerator[Json, None]:
         return _event_stream(answer, deployment)
@@ -211,22 +212,14 @@ async def _event_stream(answer: Answer, deployment: Deployment) -> AsyncGenerato
     CRC, impossible lengths) ends the stream as a malformed answer, after the
     whole messages before it.
     """
-    from botocore.eventstream import EventStreamBuffer, ParserError
-
-    buffer = EventStreamBuffer()
+    decoder = EventStreamDecoder()
     async for chunk in answer.aiter_bytes():
-        buffer.add_data(chunk)
-        while True:
-            try:
-                message = next(buffer)
-            except StopIteration:
-                break
-            except ParserError as exc:
-                raise MalformedResponseError(
-                    f"upstream sent a broken AWS event-stream frame ({type(exc).__name__})",
-                    model_group=deployment.model_name, deployment_id=deployment.id) from None
-            # botocore-stubs types ``headers`` as int; it is the decoded header dict
-            yield _frame(cast(Mapping[str, Any], message.headers), message.payload, deployment)
+        for headers, payload in decoder.feed(chunk):
+            yield _frame(headers, payload, deployment)
+        if decoder.error is not None:
+            raise MalformedResponseError(
+                f"upstream sent a broken AWS event-stream frame: {decoder.error}",
+                model_group=deployment.model_name, deployment_id=deployment.id)
 
 
 def _frame(headers: Mapping[str, Any], payload: bytes, deployment: Deployment) -> Json:

@@ -153,7 +153,7 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     providers = provider_set(pool, objects.providers)
     table = DeploymentTable(config.model_list, providers, s.model_group_alias,
                             default_stream_timeout=s.stream_timeout)
-    redis = _make_redis(s)
+    redis = _make_redis(s, clock)
     store: StateStore = MemoryStore() if redis is None else ResilientStore(redis, clock)
     load = LoadTracker(clock)
     strategy = objects.strategy or _named_strategy(config, objects, rng, clock, load)
@@ -170,7 +170,7 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     checks, pinned = _checks(config, objects, services, strategy)
     observers, prometheus = _observers(objects, services)
     dispatcher = _dispatcher(services, strategy, checks, rng, observers,
-                             Pinning(ownership, table) if pinned else None)
+                             Pinning(ownership, table) if pinned else None, shared_cooldowns)
     exchange = Exchange(ownership, providers["mock"], dispatcher.record_failure)
     parts = Parts(config, services, pool, strategy, dispatcher, exchange, observers,
                   price_book(table.all()), shared_cooldowns, shared_load)
@@ -179,10 +179,12 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     return parts
 
 
-def _make_redis(settings: RouterSettings) -> RedisStore | None:
-    """The Redis of the shared state, when configured."""
-    dsn = settings.redis_dsn()
-    return None if dsn is None else RedisStore(dsn, prefix=settings.redis_key_prefix)
+def _make_redis(settings: RouterSettings, clock: Clock) -> RedisStore | None:
+    """The Redis of the shared state (one server, a Cluster or Sentinel), when configured."""
+    target = settings.redis_target()
+    return None if target is None else RedisStore(
+        target, prefix=settings.redis_key_prefix, clock=clock,
+        wait_replicas=settings.redis_wait_replicas)
 
 
 def _shares_load(limits: Mapping[str, DeploymentLimits], strategy: Strategy) -> bool:
@@ -263,6 +265,7 @@ def _observers(
 def _dispatcher(
     services: RouterServices, strategy: Strategy, checks: Sequence[PreCallCheck],
     rng: random.Random, observers: Observers, pinning: Pinning | None,
+    probes: SharedCooldowns | None = None,
 ) -> Dispatcher:
     s = services.config.settings
     clock = services.clock
@@ -282,7 +285,7 @@ def _dispatcher(
             clock, ratio=s.retry_budget_ratio, min_per_second=s.retry_budget_min_per_second,
             window=s.retry_budget_window, enabled=s.retry_budget,
         ),
-        panic_mode=s.panic_mode, observers=observers, pinning=pinning,
+        panic_mode=s.panic_mode, observers=observers, pinning=pinning, probes=probes,
     )
 
 

@@ -23,12 +23,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from router.budget import Unlimited
 from router.errors import (
     NoDeploymentAvailableError,
     PinnedDeploymentUnavailableError,
+    RateLimitError,
     RouterError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from router.strategies.base import Strategy
     from router.table import DeploymentTable
 
-__all__ = ["AttemptCall", "Dispatcher", "Served"]
+__all__ = ["RETRY_AFTER_PENDING", "AttemptCall", "Dispatcher", "ProbeClaims", "Served"]
 
 T = TypeVar("T")
 
@@ -64,6 +65,17 @@ log = logging.getLogger("router.attempts")
 #: The loop releases the slot when the call returns or raises; the call reports
 #: the response's usage to it, or hands it over to a stream that outlives the call.
 AttemptCall = Callable[["Deployment", "float | None", "LoadHandle"], Awaitable[T]]
+
+
+#: The ``code`` of the :class:`RateLimitError` a caller gets, before any upstream
+#: call, while every deployment it could use keeps an upstream's ``Retry-After``.
+RETRY_AFTER_PENDING = "retry_after_pending"
+
+
+class ProbeClaims(Protocol):
+    """Claims the one probe of a deployment on probation, across router processes."""
+
+    async def claim_probe(self, deployment_id: str, interval: float) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,7 @@ class Dispatcher:
         panic_mode: PanicMode = "fail",
         observers: Observers | None = None,
         pinning: PinResolver | None = None,
+        probes: ProbeClaims | None = None,
     ) -> None:
         self._table = table
         self._strategy = strategy
@@ -112,6 +125,7 @@ class Dispatcher:
         self._panic_mode = panic_mode
         self._observers = observers
         self._pinning = pinning
+        self._probes = probes
 
     async def run(self, request: RouteRequest, call: AttemptCall[T]) -> Served[T]:
         """Serve ``request`` from its group or a fallback; raise the last error with the trail."""
@@ -133,6 +147,11 @@ class Dispatcher:
                 try:
                     return await self._run_group(group, request, call, trail, started, pins)
                 except NoDeploymentAvailableError as exc:
+                    trail.notes.append(f"fallback {group!r}: {exc.message}")
+                except RateLimitError as exc:
+                    if exc.code != RETRY_AFTER_PENDING:
+                        error = exc
+                        continue
                     trail.notes.append(f"fallback {group!r}: {exc.message}")
                 except RouterError as exc:
                     error = exc
@@ -164,6 +183,8 @@ class Dispatcher:
             deployment, eligible = await self._choose(
                 group, deployments if pin is None else pin, request, failed, last, refused,
                 trail, admission, pinned=pin is not None)
+            if not await self._probe_claimed(deployment, trail):
+                continue  # another request (or router) probes it: choose again
             timeout = self._attempt_timeout(deployment, request, group)
             if last is not None:
                 self._check_time_for_retry(deployment, request, last, trail)
@@ -260,6 +281,9 @@ class Dispatcher:
         if failed:  # retry elsewhere when possible, else on a deployment that failed
             candidates = [d for d in candidates if d.id not in failed] or candidates
         available = self._cooldowns.available(candidates)
+        if not available:
+            candidates = await self._keep_promises(group, candidates, request, trail)
+            available = self._cooldowns.available(candidates)
         if not available:
             if pinned:
                 available = candidates  # the pin outranks cooldown: only the owner can serve
@@ -397,8 +421,56 @@ class Dispatcher:
             raise last
 
     def _on_failure(self, deployment: Deployment, error: UpstreamError, group_size: int) -> None:
-        if group_size > 1:
+        if group_size > 1 or self._cooldowns.promised(error):
             self._cooldowns.record_failure(deployment.id, error)
+
+    async def _keep_promises(
+        self, group: str, candidates: Sequence[Deployment], request: RouteRequest,
+        trail: AttemptTrail,
+    ) -> Sequence[Deployment]:
+        """Every candidate cools down: leave out those keeping an upstream's ``Retry-After``.
+
+        They are never sent to early, not even for a pin or in panic. When all
+        of them keep one, the caller gets a :class:`RateLimitError` carrying
+        the wait, or with ``panic_mode="wait"`` waits for it within the
+        deadline (and is then sent to the deployment, as its probe).
+        """
+        promised = [e for e in (self._cooldowns.get(d.id) for d in candidates)
+                    if e is not None and e.probe is not None]
+        if not promised:
+            return candidates
+        held = {e.deployment_id for e in promised}
+        rest = [d for d in candidates if d.id not in held]
+        if rest:
+            return rest
+        soonest = min(promised, key=lambda e: e.until)
+        now = self._clock.now()
+        wait = max(0.0, soonest.until - now)
+        left = request.time_left(now)
+        if self._panic_mode == "wait" and (left is None or wait < left):
+            trail.notes.append(f"{group!r}: waited {wait:.2f}s for {soonest.deployment_id!r}, "
+                               "as its Retry-After asked")
+            await self._clock.sleep(wait)
+            return candidates
+        raise RateLimitError(
+            f"every deployment of {group!r} asked to be left alone (Retry-After); "
+            f"{soonest.deployment_id!r} may be tried again in {wait:.2f}s",
+            status=429, code=RETRY_AFTER_PENDING, retry_after=wait, model_group=group,
+            deployment_id=soonest.deployment_id,
+        )
+
+    async def _probe_claimed(self, deployment: Deployment, trail: AttemptTrail) -> bool:
+        """A deployment on probation takes one request (the probe); claim it, or say no."""
+        interval = self._cooldowns.on_probation(deployment.id)
+        if interval is None:
+            return True
+        won = True if self._probes is None else await self._probes.claim_probe(
+            deployment.id, interval)
+        self._cooldowns.start_probe(deployment.id, reason="probe" if won else "probe elsewhere")
+        if not won:
+            trail.notes.append(f"{deployment.id!r} is on probation after a Retry-After and "
+                               "another router sends its probe")
+        return won
 
     def record_failure(self, deployment: Deployment, error: UpstreamError) -> None:
         """Count a failure found after the attempt loop (a stream broken mid-way)."""

@@ -39,6 +39,20 @@ escalation already keeps a deployment that goes on failing out for up to
 ``max_cooldown_time`` after a few rounds, while a blip costs one
 ``cooldown_time``.
 
+**A ``Retry-After`` is a promise the router keeps.** A 429 or 503 that says
+when to come back cools the deployment for exactly that long, even when it is
+the only deployment of its group (the upstream itself says it is out; the
+group-of-one rule below is for failures the router guesses at). When that
+cooldown ends the deployment is *on probation* (half-open): one request, the
+probe, may reach it; the probe puts a cooldown of one more interval on it, so
+every other request waits (or is refused with the wait, see the dispatcher)
+until the probe answers. A success ends the probation
+(:meth:`Cooldowns.record_success`); another 429 starts over. The entry's
+``probe`` field carries the interval, so a router that learns the cooldown
+from another process (:mod:`router.shared_cooldowns`) keeps the same
+promise; that module also makes the claim of the probe atomic across
+processes.
+
 A cooldown is only ever extended, never shortened, whatever the reason.
 Entries carry both clock times (``until``, monotonic, for this process) and
 Unix times (``until_wall``, for display and for other router processes, see
@@ -48,7 +62,8 @@ extended cooldown. When every deployment of a group cools, :meth:`soonest`
 names the one that recovers first (panic mode, in the dispatcher).
 
 The dispatcher does not cool down the only deployment of a group (that would
-turn one failure into an outage of the whole group).
+turn one failure into an outage of the whole group), except for a
+``Retry-After`` (:meth:`Cooldowns.promised`).
 """
 
 from __future__ import annotations
@@ -95,7 +110,9 @@ class CooldownEntry:
     error class name and ``status`` its HTTP status (``None`` when it had
     none). ``times``: this is the deployment's n-th consecutive cooldown.
     ``origin`` is ``None`` when this router recorded it, else the instance id
-    of the router that did.
+    of the router that did. ``probe``: the upstream's ``Retry-After`` in
+    seconds when this cooldown keeps that promise (the deployment is then on
+    probation when it ends), else ``None``.
     """
 
     deployment_id: str
@@ -106,6 +123,7 @@ class CooldownEntry:
     times: int
     started: float
     origin: str | None = None
+    probe: float | None = None
 
 
 CooldownListener = Callable[[CooldownEntry], None]
@@ -147,6 +165,7 @@ class Cooldowns:
         self._fails: dict[str, deque[float]] = {}
         self._streaks: dict[str, tuple[int, float]] = {}  # id -> (times, last until)
         self._listeners: list[CooldownListener] = [on_cooldown] if on_cooldown else []
+        self._probation: dict[str, float] = {}  # id -> probe interval, after a Retry-After
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -200,14 +219,17 @@ class Cooldowns:
         sooner), else ``None``.
         """
         policy = error.policy
-        if self._disabled or policy.cooldown == "none":
+        promised = self.promised(error)
+        if self._disabled or (policy.cooldown == "none" and not promised):
             return None
         now = self._clock.now()
-        if policy.cooldown == "counted" and not self._count_failure(deployment_id, now, error):
+        if (policy.cooldown == "counted" and not promised
+                and not self._count_failure(deployment_id, now, error)):
             return None
         current = self._live(deployment_id, now)
         times = current.times if current else self._next_times(deployment_id, now)
-        duration = self._duration(error, times)
+        duration = (min(error.retry_after or 0.0, RETRY_AFTER_CAP) if promised
+                    else self._duration(error, times))
         if duration <= 0:
             return None
         if current is not None and current.until >= now + duration:
@@ -216,7 +238,41 @@ class Cooldowns:
             deployment_id=deployment_id, until=now + duration,
             until_wall=self._clock.wall() + duration, reason=type(error).__name__,
             status=error.status, times=times, started=current.started if current else now,
+            probe=duration if promised else None,
         ), times)
+
+    @staticmethod
+    def promised(error: UpstreamError) -> bool:
+        """``error`` carries a ``Retry-After`` the router must keep (a 429 or 503 that said)."""
+        if error.retry_after is None:
+            return False
+        return error.policy.duration == "retry-after" or error.status == 503
+
+    def on_probation(self, deployment_id: str) -> float | None:
+        """The probe interval when ``deployment_id`` is half-open (its next request is a probe)."""
+        if not self._probation:
+            return None
+        self._expire(self._clock.now())
+        if deployment_id in self._entries:
+            return None
+        return self._probation.get(deployment_id)
+
+    def start_probe(self, deployment_id: str, reason: str = "probe") -> CooldownEntry | None:
+        """The next request to a deployment on probation goes: hold the others for an interval.
+
+        Returns the entry that holds them (shared like any cooldown), or ``None``
+        when the deployment is not on probation.
+        """
+        interval = self.on_probation(deployment_id)
+        if interval is None:
+            return None
+        now = self._clock.now()
+        streak, _ = self._streaks.get(deployment_id, (1, 0.0))
+        return self._put(CooldownEntry(
+            deployment_id=deployment_id, until=now + interval,
+            until_wall=self._clock.wall() + interval, reason=reason, status=None,
+            times=streak, started=now, probe=interval,
+        ), streak)
 
     def record_success(self, deployment_id: str) -> None:
         """A request succeeded on ``deployment_id``: its next cooldown counts as the first.
@@ -226,6 +282,10 @@ class Cooldowns:
         """
         if self._streaks and deployment_id in self._streaks:
             del self._streaks[deployment_id]
+        if self._probation and self._probation.pop(deployment_id, None) is not None:
+            entry = self._entries.get(deployment_id)
+            if entry is not None and entry.reason == "probe":  # the probe itself answered
+                del self._entries[deployment_id]
 
     def merge(self, entry: CooldownEntry) -> CooldownEntry | None:
         """Apply a cooldown recorded elsewhere (``entry.until`` already in this clock's time).
@@ -292,5 +352,7 @@ class Cooldowns:
             return
         expired = [k for k, e in self._entries.items() if e.until <= now]
         for key in expired:
-            del self._entries[key]
+            entry = self._entries.pop(key)
+            if entry.probe is not None:
+                self._probation[key] = entry.probe
         self._earliest = min((e.until for e in self._entries.values()), default=math.inf)

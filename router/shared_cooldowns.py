@@ -14,11 +14,12 @@ Redis round trip is added to it. Sharing happens beside it:
   their own), started on first use (:meth:`SharedCooldowns.ensure_started`,
   or :meth:`SharedCooldowns.start` to also wait for the first load) and stopped
   by :meth:`SharedCooldowns.aclose`. Every (re)subscription is followed by one
-  ``MGET`` of the keys of this router's deployments, because pub/sub loses what
+  load (one pipeline of ``GET``, no multi-key command, so it works on a Cluster)
+  of the keys of this router's deployments, because pub/sub loses what
   is published while a subscriber is disconnected; a router that starts later
   learns the cooldowns in force the same way. redis-py re-subscribes by itself
   after a dropped connection, and the server's subscribe confirmation is what
-  triggers the ``MGET``; after an error the subscription is made anew every
+  triggers the load; after an error the subscription is made anew every
   ``retry_interval`` seconds. After each load, this router's own cooldowns in
   force are written again (Redis may have missed them while it was down).
 * **apply**: an entry carries Unix times (``until_wall``); it is converted to
@@ -26,10 +27,18 @@ Redis round trip is added to it. Sharing happens beside it:
   given to :meth:`Cooldowns.merge`, which extends and never shortens. Entries
   this router published (its ``instance_id``) and entries for deployments it
   does not have are ignored.
-* **Redis down**: local cooldowns keep working; one warning is logged when
-  Redis fails and one when it answers again (as
-  :class:`router.state.resilient.ResilientStore` does); writes are skipped for
-  ``retry_interval`` seconds after a failure, and recovery is automatic.
+* **Redis down**: local cooldowns keep working; the breaker of that Redis
+  (shared with the router's other Redis users, :mod:`router.state.breaker`)
+  logs one warning when Redis fails and one when it answers again; writes are
+  skipped for ``retry_interval`` seconds after a failure, and recovery is
+  automatic.
+* **Cluster**: classic pub/sub, not sharded. A classic message published on
+  any node reaches the subscribers of every node (the cluster bus forwards
+  it), so the subscriber may listen on any node and moves to the next
+  startup node when its node fails; cooldowns are rare, so the broadcast
+  costs nothing that matters. Sharded pub/sub would tie the subscriber to
+  the channel slot's owner and need redis-py 8's cluster pub/sub. The
+  ``PUBLISH`` goes through the same node client (:meth:`RedisStore.bus`).
 
 Limits: wall clocks of the router machines must agree (a skew of s seconds
 moves a shared cooldown's end by s; NTP keeps it to milliseconds). ``SET``
@@ -53,8 +62,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from router.cooldown import CooldownEntry
-from router.state.breaker import FAILURES, Breaker
-from router.state.redis import RedisSource
+from router.state.breaker import FAILURES, Breaker, breaker_of
+from router.state.redis import RedisSource, connected
 
 if TYPE_CHECKING:
 
@@ -108,7 +117,14 @@ class SharedCooldowns:
         self._known = frozenset(self._ids)
         self.instance_id = instance_id or uuid.uuid4().hex
         self._retry_interval = retry_interval
-        self._breaker = Breaker(clock, retry_interval, what="shared cooldowns in Redis", log=log)
+        self._breaker = breaker_of(redis, clock, retry_interval,
+                                   what="shared cooldowns in Redis", log=log)
+        # The subscriber's own state when the breaker is the Redis store's: a
+        # dropped subscription (a quick restart) is retried on its own cadence
+        # and must not make every request of the router skip Redis.
+        self._listening = self._breaker if self._breaker is not getattr(
+            redis, "breaker", None) else Breaker(
+                clock, retry_interval, log=log, what="shared cooldowns' subscription to Redis")
         self._channel = f"{redis.prefix}cooldowns"
         self._loops: dict[int, _LoopState] = {}
         self._loads = 0
@@ -117,7 +133,7 @@ class SharedCooldowns:
     @property
     def degraded(self) -> bool:
         """True while Redis is failing (cooldowns are local only)."""
-        return self._breaker.degraded
+        return self._breaker.degraded or self._listening.degraded
 
     @property
     def loads(self) -> int:
@@ -127,6 +143,22 @@ class SharedCooldowns:
     def key(self, deployment_id: str) -> str:
         """The Redis key holding ``deployment_id``'s shared cooldown."""
         return f"{self._redis.prefix}cd:{deployment_id}"
+
+    async def claim_probe(self, deployment_id: str, interval: float) -> bool:
+        """Claim the one probe of a deployment on probation, for every router process.
+
+        ``SET probe-key NX PX interval``: True for the one caller that set it.
+        Only a deployment on probation (after a ``Retry-After``) pays this round
+        trip. With Redis failing, True: the local claim alone decides.
+        """
+        async def claim() -> bool:
+            client = await connected(self._redis)
+            won = await client.set(f"{self._redis.prefix}probe:{{{deployment_id}}}",
+                                   self.instance_id, nx=True,
+                                   px=max(1, int(interval * 1000)))
+            return bool(won)
+
+        return bool(await self._breaker.guard(claim, True))
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -194,16 +226,19 @@ class SharedCooldowns:
             await self._breaker.guard(partial(self._write_batch, batch.values()), None)
 
     async def _write_batch(self, entries: Iterable[CooldownEntry]) -> None:
-        pipe = self._redis.client().pipeline(transaction=False)
+        client, bus = await connected(self._redis), _bus(self._redis)
+        pipe = client.pipeline(transaction=False)
+        news = bus.pipeline(transaction=False) if bus is not client else pipe
         now = self._clock.now()
         for entry in entries:
             remaining = entry.until - now
             if remaining > 0:
                 payload = self._encode(entry)
                 pipe.set(self.key(entry.deployment_id), payload, px=max(1, int(remaining * 1000)))
-                pipe.publish(self._channel, payload)
-        if len(pipe):
-            await pipe.execute()
+                news.publish(self._channel, payload)
+        for batch in dict.fromkeys((pipe, news)):
+            if len(batch):
+                await batch.execute()
 
     def _encode(self, entry: CooldownEntry) -> str:
         wall = self._clock.wall()
@@ -217,6 +252,7 @@ class SharedCooldowns:
             "status": entry.status,
             "times": entry.times,
             "origin": self.instance_id,
+            "probe": entry.probe,
         })
 
     # -- reading ------------------------------------------------------------------------
@@ -226,7 +262,7 @@ class SharedCooldowns:
             try:
                 await self._listen(state)
             except FAILURES as exc:
-                self._breaker.trip(exc)
+                self._listening.trip(exc)
             except Exception:  # a bug must not end sharing for good, nor spin
                 log.exception("shared cooldowns: subscriber failed; restarting it")
             state.ready.set()  # start() waits for the first load, or for its failure
@@ -234,7 +270,7 @@ class SharedCooldowns:
                 await asyncio.sleep(self._retry_interval)  # real time: never move a test clock
 
     async def _listen(self, state: _LoopState) -> None:
-        pubsub = self._redis.client().pubsub()
+        pubsub = _bus(self._redis).pubsub()
         try:
             await pubsub.subscribe(self._channel)
             while not state.closed:
@@ -245,18 +281,25 @@ class SharedCooldowns:
                     await self._load(state)
                 elif message["type"] == "message":
                     self._apply(message["data"])
+        except FAILURES:
+            _drop_bus(self._redis)  # a Cluster node failed: listen on another next time
+            raise
         finally:
             await _quietly_close(pubsub)
 
     async def _load(self, state: _LoopState) -> None:
         """Apply the cooldowns in force in Redis; then re-send this router's own."""
+        epoch = self._breaker.epoch
         if self._ids:
-            values = await self._redis.client().mget([self.key(i) for i in self._ids])
-            for raw in values:
+            pipe = (await connected(self._redis)).pipeline(transaction=False)
+            for deployment_id in self._ids:
+                pipe.get(self.key(deployment_id))
+            for raw in await pipe.execute():
                 if raw is not None:
                     self._apply(raw)
         self._loads += 1
-        self._breaker.succeeded()
+        self._listening.succeeded()
+        self._breaker.succeeded(epoch)  # Redis answered a load begun after any failure
         state.ready.set()
         own = [e for e in self._cooldowns.active()
                if e.origin is None and e.deployment_id in self._known]
@@ -277,6 +320,7 @@ class SharedCooldowns:
             started_wall = float(data["started_wall"])
             status = None if data.get("status") is None else int(data["status"])
             entry_fields = (str(data["reason"]), status, int(data["times"]))
+            probe = None if data.get("probe") is None else float(data["probe"])
         except (ValueError, TypeError, KeyError) as exc:
             log.debug("shared cooldowns: ignoring an unreadable entry (%s)", type(exc).__name__)
             return None
@@ -289,12 +333,24 @@ class SharedCooldowns:
         return CooldownEntry(
             deployment_id=deployment_id, until=now + (until_wall - wall), until_wall=until_wall,
             reason=reason, status=status, times=times, started=now - (wall - started_wall),
-            origin=origin,
+            origin=origin, probe=probe if probe is not None and math.isfinite(probe) else None,
         )
 
     def __repr__(self) -> str:
         return (f"SharedCooldowns(instance_id={self.instance_id!r}, "
                 f"deployments={len(self._ids)}, degraded={self.degraded})")
+
+
+def _bus(source: RedisSource) -> Any:
+    """The client for PUBLISH/SUBSCRIBE: ``source.bus()`` when it has one (a Cluster)."""
+    bus = getattr(source, "bus", None)
+    return source.client() if bus is None else bus()
+
+
+def _drop_bus(source: RedisSource) -> None:
+    drop = getattr(source, "drop_bus", None)
+    if drop is not None:
+        drop()
 
 
 async def _quietly_close(pubsub: Any) -> None:

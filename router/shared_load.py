@@ -3,18 +3,23 @@
 With Redis configured, several router processes balance as one and enforce
 one rpm/tpm limit per deployment. Per deployment, under the store's prefix:
 
-* ``load:{id}:inflight``: a sorted set, one member per request in flight on
+* ``load:{<id>}:inflight``: a sorted set, one member per request in flight on
   the deployment (any process), scored with the Unix time its *hold* ends;
-* ``load:{id}:req:{minute}``: requests sent in that wall-clock minute
+* ``load:{<id>}:req:{minute}``: requests sent in that wall-clock minute
   (``int(wall // 60)``, the load tracker's minute), INCR;
-* ``load:{id}:tok:{minute}``: tokens of the requests that ended in it, INCRBY.
+* ``load:{<id>}:tok:{minute}``: tokens of the requests that ended in it, INCRBY.
+
+The deployment id in braces is a Redis Cluster hash tag: a deployment's keys
+share one slot, so its MULTI transaction runs on one node of a Cluster while
+different deployments spread over the nodes.
 
 Every operation is one pipeline (one round trip) of atomic commands, never a
 read-modify-write: :meth:`SharedLoad.reserve` (MULTI: drop expired holds,
 ZADD this request, INCR the minute, read the tokens), :meth:`SharedLoad.release`
-(ZREM, INCRBY tokens), :meth:`SharedLoad.read_group` (ZCOUNT per deployment
-and one MGET for the whole group). Every key expires: the minute counters
-after two minutes, the sorted set ``max_hold`` + 60 s after its last write.
+(ZREM, INCRBY tokens), :meth:`SharedLoad.read_group` (ZCOUNT and two GETs per
+deployment; no multi-key command, so a Cluster splits the pipeline by node).
+Every key expires: the minute counters after two minutes, the sorted set
+``max_hold`` + 60 s after its last write.
 
 **rpm across processes.** ``reserve`` INCRs the minute counter in the same
 transaction that registers the request. The counter's value says how many
@@ -33,9 +38,13 @@ the shared figure (its local count is unaffected). Hold ends are Unix times,
 so hosts are assumed to agree on the time to within seconds (NTP).
 
 **Redis failing** must not stop routing: every operation falls back (no
-shared figures; reservations decided on this process's figures), a breaker
-skips Redis for ``retry_interval`` seconds, one warning is logged per outage
-and one when Redis answers again.
+shared figures; reservations decided on this process's figures; releases
+Redis missed are remembered and sent again once it answers), the
+breaker of that Redis (shared with the router's other Redis users, see
+:mod:`router.state.breaker`) skips it for ``retry_interval`` seconds, one
+warning is logged per outage and one when Redis answers again. Releases run
+in the background (at most ``MAX_BACKLOG`` at once; beyond that a hold
+expires by itself), so they never hold a request.
 
 :class:`Admission` is what the attempt loop calls after the strategy picked:
 the Redis reservation when configured, then a synchronous re-check of the
@@ -47,6 +56,7 @@ exact without Redis, whatever the checks' order.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import math
@@ -56,8 +66,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from router.load import MinuteUsage, SharedFigures
-from router.state.breaker import Breaker
-from router.state.redis import RedisSource
+from router.state.breaker import breaker_of
+from router.state.redis import RedisSource, connected, hash_tag
 
 if TYPE_CHECKING:
     from router.clock import Clock
@@ -81,6 +91,12 @@ DEFAULT_MAX_HOLD = 600.0
 #: Seconds a hold outlives its request's deadline (the release may lag a little).
 HOLD_GRACE = 5.0
 MINUTE_TTL = 120
+#: Background releases and cancels running at most; beyond it holds expire by themselves.
+MAX_BACKLOG = 1024
+#: Holds whose release Redis missed, remembered to be dropped once it answers again.
+MAX_UNRELEASED = 10_000
+#: Missed releases sent again per background pipeline.
+REPLAY_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +144,11 @@ class SharedLoad:
         self._seq = itertools.count(1)
         self._max_hold = max_hold
         self._set_ttl = math.ceil(max_hold) + 60
-        self._breaker = Breaker(clock, retry_interval, what="shared load counters in Redis",
-                                log=log)
+        self._breaker = breaker_of(redis, clock, retry_interval,
+                                   what="shared load counters in Redis", log=log)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unreleased: collections.deque[Reservation] = collections.deque(
+            maxlen=MAX_UNRELEASED)
 
     @property
     def degraded(self) -> bool:
@@ -141,7 +159,7 @@ class SharedLoad:
 
     def _key(self, deployment_id: str, kind: str, minute: int | None = None) -> str:
         tail = "" if minute is None else f":{minute}"
-        return f"{self._redis.prefix}load:{deployment_id}:{kind}{tail}"
+        return f"{self._redis.prefix}load:{hash_tag(deployment_id)}:{kind}{tail}"
 
     # -- reading ----------------------------------------------------------------------
 
@@ -149,20 +167,23 @@ class SharedLoad:
         """Shared figures of ``deployment_ids`` in one round trip (``{}`` when Redis fails)."""
         if not deployment_ids:
             return {}
-        return await self._guard(lambda: self._read(deployment_ids), {})
+        none: dict[str, SharedFigures] = {}
+        figures = await self._guard(lambda: self._read(deployment_ids), none)
+        if figures and self._unreleased:  # Redis answers again: drop the holds it kept
+            self.in_background(self._replay())
+        return figures
 
     async def _read(self, ids: Sequence[str]) -> dict[str, SharedFigures]:
         now = self._clock.wall()
         minute = int(now // 60)
-        pipe = self._redis.client().pipeline(transaction=False)
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
         for i in ids:
             pipe.zcount(self._key(i, "inflight"), f"({now!r}", "+inf")
-        pipe.mget([self._key(i, "req", minute) for i in ids]
-                  + [self._key(i, "tok", minute) for i in ids])
-        *counts, values = await pipe.execute()
-        n = len(ids)
+            pipe.get(self._key(i, "req", minute))
+            pipe.get(self._key(i, "tok", minute))
+        values = await pipe.execute()
         return {
-            i: SharedFigures(int(counts[k]), _int(values[k]), _int(values[n + k]))
+            i: SharedFigures(int(values[3 * k]), _int(values[3 * k + 1]), _int(values[3 * k + 2]))
             for k, i in enumerate(ids)
         }
 
@@ -190,7 +211,7 @@ class SharedLoad:
         member = f"{self._instance}:{next(self._seq)}"
         inflight = self._key(deployment_id, "inflight")
         requests = self._key(deployment_id, "req", minute)
-        pipe = self._redis.client().pipeline(transaction=True)
+        pipe = (await connected(self._redis)).pipeline(transaction=True)
         pipe.zremrangebyscore(inflight, "-inf", now)
         pipe.zadd(inflight, {member: now + held})
         pipe.expire(inflight, self._set_ttl)
@@ -207,13 +228,19 @@ class SharedLoad:
         return Refusal(deployment_id, "rate", why + " across every router")
 
     async def release(self, reservation: Reservation, tokens: int = 0) -> None:
-        """The request ended: drop its hold, add its ``tokens`` to this minute."""
-        await self._guard(lambda: self._release(reservation, tokens), None)
+        """The request ended: drop its hold, add its ``tokens`` to this minute.
 
-    async def _release(self, reservation: Reservation, tokens: int) -> None:
+        When Redis misses it, the hold is remembered (at most ``MAX_UNRELEASED``)
+        and dropped once Redis answers again, so an outage does not leave the
+        deployment looking busy for ``max_hold``; the tokens are not counted.
+        """
+        if not await self._guard(lambda: self._release(reservation, tokens), False):
+            self._missed(reservation)
+
+    async def _release(self, reservation: Reservation, tokens: int) -> bool:
         if reservation.member is None and tokens <= 0:
-            return
-        pipe = self._redis.client().pipeline(transaction=False)
+            return True
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
         if reservation.member is not None:
             pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
         if tokens > 0:
@@ -221,28 +248,52 @@ class SharedLoad:
             pipe.incrby(key, tokens)
             pipe.expire(key, MINUTE_TTL)
         await pipe.execute()
+        return True
 
     async def cancel(self, reservation: Reservation) -> None:
         """Undo a reservation whose request was never sent (hold and request count)."""
-        await self._guard(lambda: self._cancel(reservation), None)
+        if not await self._guard(lambda: self._cancel(reservation), False):
+            self._missed(reservation)
 
-    async def _cancel(self, reservation: Reservation) -> None:
+    async def _cancel(self, reservation: Reservation) -> bool:
         if reservation.member is None or reservation.minute is None:
-            return
-        pipe = self._redis.client().pipeline(transaction=False)
+            return True
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
         pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
         pipe.decr(self._key(reservation.deployment_id, "req", reservation.minute))
         await pipe.execute()
+        return True
+
+    def _missed(self, reservation: Reservation) -> None:
+        if reservation.member is not None:
+            self._unreleased.append(reservation)
+
+    async def _replay(self) -> None:
+        """Drop a batch of the holds whose release Redis missed (ZREM is idempotent)."""
+        batch = [self._unreleased.popleft()
+                 for _ in range(min(REPLAY_BATCH, len(self._unreleased)))]
+        if batch and not await self._guard(lambda: self._drop_holds(batch), False):
+            self._unreleased.extendleft(reversed(batch))
+
+    async def _drop_holds(self, batch: Sequence[Reservation]) -> bool:
+        pipe = (await connected(self._redis)).pipeline(transaction=False)
+        for reservation in batch:
+            if reservation.member is not None:
+                pipe.zrem(self._key(reservation.deployment_id, "inflight"), reservation.member)
+        await pipe.execute()
+        return True
 
     def in_background(self, operation: Awaitable[None]) -> None:
         """Run ``operation`` (a ``release``/``cancel``) without making anyone wait.
 
-        Without a running event loop it is dropped (closed): the hold then
-        expires on its own.
+        Without a running event loop, or with ``MAX_BACKLOG`` operations
+        already running, it is dropped (closed): the hold then expires on its own.
         """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if loop is None or len(self._tasks) >= MAX_BACKLOG:
             if asyncio.iscoroutine(operation):
                 operation.close()
             return

@@ -24,11 +24,24 @@ providers accepts their names too."""
 
 # --- top level of a config document -------------------------------------------------
 
-DOCUMENT_KEYS: frozenset[str] = frozenset({"model_list", "router_settings", "litellm_settings"})
-"""Top-level keys we read (``litellm_settings`` only in part, see below)."""
+DOCUMENT_KEYS: frozenset[str] = frozenset({
+    "model_list", "router_settings", "litellm_settings", "general_settings",
+})
+"""Top-level keys we read (``litellm_settings`` and ``general_settings`` only in part)."""
+
+GENERAL_SETTINGS_KEYS: frozenset[str] = frozenset({
+    "master_key", "api_keys", "max_request_size_mb", "idle_timeout", "body_timeout",
+    "write_timeout", "graceful_shutdown_timeout",
+})
+"""``general_settings`` keys the server (:mod:`router.proxy.settings`) reads.
+
+``master_key`` and ``max_request_size_mb`` are LiteLLM's names; the rest are
+the server's own. The Router itself reads none of them; other keys of the
+section are LiteLLM's and are ignored with a warning.
+"""
 
 LITELLM_DOCUMENT_KEYS: frozenset[str] = frozenset({
-    "general_settings", "environment_variables", "callback_settings", "credential_list",
+    "environment_variables", "callback_settings", "credential_list",
     "guardrails", "mcp_servers", "mcp_tools", "search_tools", "vector_store_registry",
     "prompts", "include", "files_settings", "finetune_settings", "assistant_settings",
     "default_vertex_config",
@@ -114,6 +127,8 @@ SETTINGS_KEYS: frozenset[str] = frozenset({
     "enable_tag_filtering", "retry_policy", "allowed_fails_policy", "model_group_alias",
     "default_max_parallel_requests", "redis_url", "redis_host", "redis_port",
     "redis_password", "redis_db", "redis_key_prefix", "response_ownership_ttl",
+    "redis_startup_nodes", "service_name", "sentinel_nodes", "sentinel_password",
+    "redis_wait_replicas",
     "max_cooldown_time", "cooldown_jitter", "panic_mode", "retry_budget", "retry_budget_ratio",
     "retry_budget_min_per_second", "retry_budget_window",
 })

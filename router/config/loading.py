@@ -452,8 +452,23 @@ def _parse_document(doc: Any, report: _Report) -> RouterConfig | None:
         report.problem("model_list", "required")
     if router_settings is None or litellm_settings is None or "model_list" not in kept:
         return None
+    _general_settings(kept.get("general_settings"), report)
     merged, origins = _merge_litellm_settings(router_settings, litellm_settings, report)
     return _build(kept["model_list"], merged, origins, report)
+
+
+def _general_settings(raw: Any, report: _Report) -> None:
+    """Accept the server's ``general_settings`` keys silently; LiteLLM's others warn.
+
+    The server validates its keys itself (:mod:`router.proxy.settings`); the
+    Router reads none of them, so a Router still loads the whole file.
+    """
+    section = _section(raw, "general_settings", report)
+    if section is None:
+        return
+    ignored = [str(k) for k, v in section.items()
+               if k not in keys.GENERAL_SETTINGS_KEYS and v is not None]
+    report.ignore("general_settings", "general_settings", ignored)
 
 
 def parse_config_document(doc: Mapping[str, Any], *, source: str,

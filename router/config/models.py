@@ -27,6 +27,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from router.config.keys import (
@@ -37,6 +38,7 @@ from router.config.keys import (
 )
 from router.config.scalars import Count, Number, SecretText, Text
 from router.headers import header_problem
+from router.state.target import RedisTarget, nodes_of
 
 # Infinities and NaN are refused everywhere: a timeout of 1e309 is a typo, and
 # a NaN compares false with every bound.
@@ -360,6 +362,11 @@ class RouterSettings(BaseModel):
     redis_password: SecretText | None = None
     redis_db: Count | None = Field(default=None, ge=0)
     redis_key_prefix: Text = "rr:"
+    redis_startup_nodes: tuple[tuple[Text, Count], ...] | None = None
+    service_name: Text | None = Field(default=None, min_length=1)
+    sentinel_nodes: tuple[tuple[Text, Count], ...] | None = None
+    sentinel_password: SecretText | None = None
+    redis_wait_replicas: Count | None = Field(default=None, ge=0)
     response_ownership_ttl: Number = Field(default=2_592_000, gt=0)
 
     @field_validator(
@@ -416,6 +423,25 @@ class RouterSettings(BaseModel):
             _no_control_characters(text)
         return value
 
+    @model_validator(mode="after")
+    def _one_redis_topology(self) -> RouterSettings:
+        if self.redis_startup_nodes and self.sentinel_nodes:
+            raise ValueError("redis_startup_nodes (a Cluster) and sentinel_nodes (Sentinel) "
+                             "exclude each other")
+        if self.sentinel_nodes and not self.service_name:
+            raise ValueError("sentinel_nodes need service_name (the name the sentinels "
+                             "monitor the primary under)")
+        return self
+
+    @field_validator("redis_startup_nodes", "sentinel_nodes", mode="before")
+    @classmethod
+    def _redis_nodes(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError("must be a non-empty list of nodes ({host, port} or [host, port])")
+        return nodes_of(value, str(info.field_name))
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
@@ -425,6 +451,26 @@ class RouterSettings(BaseModel):
                 raise ValueError("must be a redis://, rediss:// or unix:// URL")
             _check_redis_url(value.get_secret_value())
         return value
+
+    def redis_target(self) -> RedisTarget | None:
+        """Where Redis is, or ``None`` for in-memory state.
+
+        ``redis_startup_nodes`` (a Cluster) or ``sentinel_nodes`` with
+        ``service_name`` (Sentinel), LiteLLM's names; else :meth:`redis_dsn`.
+        ``redis_password`` authenticates on a Cluster's or a Sentinel set's data
+        nodes, ``sentinel_password`` on the sentinels.
+        """
+        password = None if self.redis_password is None else self.redis_password.get_secret_value()
+        if self.redis_startup_nodes:
+            return RedisTarget(startup_nodes=self.redis_startup_nodes, password=password)
+        if self.sentinel_nodes:
+            sentinel_password = (None if self.sentinel_password is None
+                                 else self.sentinel_password.get_secret_value())
+            return RedisTarget(sentinel_nodes=self.sentinel_nodes,
+                               service_name=self.service_name, password=password,
+                               sentinel_password=sentinel_password, db=self.redis_db or 0)
+        dsn = self.redis_dsn()
+        return None if dsn is None else RedisTarget(url=dsn)
 
     def redis_dsn(self) -> str | None:
         """The Redis URL to connect to, or ``None`` for in-memory state.

@@ -2,11 +2,21 @@
 
 :class:`ResilientStore` writes through to a local :class:`MemoryStore` and to
 Redis, and reads locally first (a record seen by this process needs no round
-trip), then from Redis. When Redis fails, a small breaker opens: for
-``retry_interval`` seconds every operation skips Redis (no connection timeout
-paid per request), one warning is logged, and records written meanwhile stay
-usable in this process from memory. The first operation after the interval
-tries Redis again and closes the breaker when it answers.
+trip), then from Redis. Every Redis call goes through the breaker of that
+Redis (:mod:`router.state.breaker`, shared with the other Redis users of the
+router): when Redis fails, for ``retry_interval`` seconds every operation
+skips Redis (no connection timeout paid per request), one warning is logged,
+and records written meanwhile stay usable in this process from memory.
+
+Writes are off the request's critical path: the local write is immediate,
+and a request waits for the Redis write at most ``write_hold`` seconds (a
+healthy Redis answers well within it, so the record is normally in Redis
+before the response reaches the caller). A write the hold cuts short is sent
+again in the background; at most ``max_backlog`` of them run at once, beyond
+that a record stays local (as while the breaker is open). The hold is generous
+(a busy event loop, not Redis, is what usually delays a write) and is cut
+short when the breaker trips: a frozen Redis costs a write ``write_hold`` at
+most, and nothing once the first timeout has opened the breaker.
 
 Local-first reads suit records that never change once written (response
 ownership: an id's owner is fixed). Do not use it for counters.
@@ -14,13 +24,14 @@ ownership: an id's owner is fixed). Do not use it for counters.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from router.clock import Clock
 from router.state.base import StateStore
-from router.state.breaker import Breaker
+from router.state.breaker import Held, breaker_of
 from router.state.memory import MemoryStore
 
 __all__ = ["ResilientStore"]
@@ -28,9 +39,19 @@ __all__ = ["ResilientStore"]
 log = logging.getLogger("router.state")
 T = TypeVar("T")
 
+#: Seconds a request waits for a Redis write before leaving it to the background.
+WRITE_HOLD = 0.25
+#: Redis writes left running in the background at most (per store).
+MAX_BACKLOG = 1024
+
 
 class ResilientStore:
-    """A write-through pair of memory and a shared store, behind a breaker."""
+    """A write-through pair of memory and a shared store, behind a breaker.
+
+    The breaker is ``shared.breaker`` when the shared store has one (a
+    :class:`router.state.redis.RedisStore`), else one of its own driven by
+    ``clock`` and ``retry_interval``.
+    """
 
     def __init__(
         self,
@@ -39,32 +60,69 @@ class ResilientStore:
         *,
         local: MemoryStore | None = None,
         retry_interval: float = 5.0,
+        write_hold: float = WRITE_HOLD,
+        max_backlog: int = MAX_BACKLOG,
     ) -> None:
         self._shared = shared
         self._local = local or MemoryStore()
-        self._breaker = Breaker(clock, retry_interval, what="shared state store", log=log)
+        self._breaker = breaker_of(shared, clock, retry_interval,
+                                   what="shared state store", log=log)
+        self._hold = write_hold
+        self._max_backlog = max_backlog
+        self._backlog: set[asyncio.Task[None]] = set()
 
     @property
     def degraded(self) -> bool:
         """True while the breaker is open (Redis is being skipped)."""
         return self._breaker.degraded
 
+    @property
+    def shared(self) -> StateStore:
+        """The shared store behind the memory (the Redis store)."""
+        return self._shared
+
+    @property
+    def backlog(self) -> int:
+        """Redis writes still running in the background."""
+        return len(self._backlog)
+
     async def get(self, key: str) -> str | None:
         value = await self._local.get(key)
         if value is not None:
             return value
-        return await self._guard(lambda: self._shared.get(key), None)
+        return await self._breaker.guard(lambda: self._shared.get(key), None)
 
     async def set(self, key: str, value: str, ttl: float) -> None:
         await self._local.set(key, value, ttl)
-        await self._guard(lambda: self._shared.set(key, value, ttl), None)
+        await self._write(lambda: self._shared.set(key, value, ttl))
 
     async def delete(self, key: str) -> None:
         await self._local.delete(key)
-        await self._guard(lambda: self._shared.delete(key), None)
+        await self._write(lambda: self._shared.delete(key))
+
+    async def flush(self) -> None:
+        """Wait for this loop's background writes (each ends within the breaker's deadline)."""
+        loop = asyncio.get_running_loop()
+        mine = [t for t in list(self._backlog) if t.get_loop() is loop]
+        if mine:
+            await asyncio.wait(mine)
 
     async def aclose(self) -> None:
-        await self._guard(self._shared.aclose, None)
+        await self.flush()
+        await self._breaker.guard(self._shared.aclose, None)
 
-    async def _guard(self, op: Callable[[], Awaitable[T]], fallback: T) -> T:
-        return await self._breaker.guard(op, fallback)
+    async def _write(self, op: Callable[[], Awaitable[None]]) -> None:
+        """``op`` through the breaker, waited for ``write_hold`` at most.
+
+        Inline (no task in the common case); a write the hold cuts short is
+        sent again in the background (``SET`` and ``DEL`` may be repeated
+        safely).
+        """
+        if not self._breaker.allows() or len(self._backlog) >= self._max_backlog:
+            return  # Redis is being skipped, or too far behind: the record stays local
+        try:
+            await self._breaker.guard(op, None, hold=self._hold)
+        except Held:
+            task = asyncio.get_running_loop().create_task(self._breaker.guard(op, None))
+            self._backlog.add(task)
+            task.add_done_callback(self._backlog.discard)

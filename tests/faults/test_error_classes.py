@@ -88,9 +88,9 @@ ROWS = [
     Row("500", _fail(500), "ServerError", "b", "counted", COOLDOWN),
     Row("502", _fail(502), "ServiceUnavailableError", "b", "counted", COOLDOWN),
     Row("503", _fail(503), "ServiceUnavailableError", "b", "counted", COOLDOWN),
-    # retry-after sets the cooldown of a rate limit only: a 503's stays the default
+    # a 503 that says when to come back is kept to its word at once, like a 429
     Row("503-retry-after", _fail(503, retry_after=7), "ServiceUnavailableError", "b",
-        "counted", COOLDOWN),
+        "immediate", 7.0),
     Row("504", _fail(504), "ServiceUnavailableError", "b", "counted", COOLDOWN),
     Row("timeout", lambda a: a.faults.hang(), "TimeoutError", "b", "counted", COOLDOWN,
         timeout=HANG_TIMEOUT),

@@ -109,12 +109,14 @@ async def test_redis_killed_mid_run(upstreams, make_router, private_redis, caplo
     assert [c.deployment_id for c in router.cooldowns()] == ["a"]
     assert ups[0].hits == hits + 1
     ups[0].faults.clear()
-    # One warning per component, not one per request, and no flapping while Redis is down.
+    # One warning for the Redis (its breaker is shared by ownership, shared load and
+    # cooldown writes), at most one from the cooldowns' subscriber, none per request,
+    # and no flapping while Redis is down.
     loggers = ("router.state", "router.shared_load", "router.shared_cooldowns")
     outages = {logger: _warnings(caplog, logger, "failed") for logger in loggers}
     assert all(_warnings(caplog, logger, "again") == 0 for logger in loggers)
     assert outages["router.state"] == 1
-    assert outages["router.shared_load"] == int(strategy == "least-busy")
+    assert outages["router.shared_load"] == 0
     assert outages["router.shared_cooldowns"] <= 1  # its subscriber may not have noticed yet
 
     # back: after the breaker's interval, the first request's record reaches Redis
@@ -147,7 +149,8 @@ async def test_redis_restarted_between_requests_loses_no_write(upstreams, make_r
 async def test_redis_frozen_costs_one_socket_timeout_then_memory(upstreams, make_router,
                                                                  private_redis, caplog):
     """SIGSTOP: Redis accepts connections but never answers. The first request
-    waits out the store's socket timeout (0.5 s), later ones skip Redis.
+    waits for its record's write 0.25 s at most (the write goes on in the
+    background until the breaker's 0.5 s deadline opens it), later ones skip Redis.
     Bound: 20 requests and 3 follow-ups in under 3 s (one timeout plus loopback calls)."""
     caplog.set_level(logging.WARNING)
     ups = await upstreams("a", "b")
@@ -206,3 +209,102 @@ async def test_a_late_success_from_before_the_outage_keeps_the_breaker_open(capl
     assert store.degraded
     assert await store.get("k3") is None  # skipped while the breaker is open
     assert _warnings(caplog, "router.state", "failed") == 1
+
+
+# --------------------------------------------------------------------------- a 10 s freeze
+
+FREEZE = 10.0  # seconds Redis stays SIGSTOPped (the issue's figure)
+CALLERS = 8
+#: The issue's target is p99 <= 150 ms; the assertion allows twice that, because
+#: the machine that runs the suite is shared and busy (the measured figures print).
+P99_BOUND = 0.300
+#: No request waits for more than one Redis timeout (the breaker's deadline, 0.5 s);
+#: the bound adds a generous 0.5 s for the loopback calls of a busy machine.
+MAX_BOUND = 1.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def test_a_10s_freeze_costs_requests_almost_nothing(upstreams, make_router,
+                                                           private_redis, capsys):
+    """SIGSTOP a private redis-server for 10 s while 8 callers run conversations
+    (pinned follow-ups, least-busy reading shared load, shared cooldowns), some of
+    them continuing responses that another router recorded only in Redis (found
+    by discovery while Redis is frozen). Zero errors, every follow-up on its owner,
+    p99 and the longest request bounded (see P99_BOUND, MAX_BOUND)."""
+    ups = await upstreams("a", "b", "c")
+    # The system clock: the breaker's interval must pass for real during the freeze.
+    router, other = (make_router(
+        [openai_dep(u) for u in ups], rng=random.Random(seed),
+        optional_pre_call_checks=["responses_api_deployment_check"],
+        redis_url=private_redis.url, redis_key_prefix=PREFIX, routing_strategy="least-busy",
+        cooldown_time=30) for seed in (4, 5))
+    elsewhere = await _start(40, other)  # recorded in Redis by "another process"
+    await other.aclose()
+    assert private_redis.proc is not None
+
+    frozen_at: list[float] = []
+    thawed_at: list[float] = []
+    samples: list[tuple[float, float, str]] = []  # (start, seconds, "ok" or error)
+    stop = asyncio.Event()
+
+    async def timed(call: Any) -> Any:
+        started = time.monotonic()
+        try:
+            result = await call
+        except Exception as exc:
+            samples.append((started, time.monotonic() - started, type(exc).__name__))
+            return None
+        samples.append((started, time.monotonic() - started, "ok"))
+        return result
+
+    async def caller(k: int) -> None:
+        turn = 0
+        last: Any = None
+        while not stop.is_set():
+            turn += 1
+            if turn % 4 == 1:
+                last = await timed(router.aresponses(model="gpt-4o", input=f"caller {k}"))
+                continue
+            if turn % 4 == 3:  # someone else's conversation: its owner is only in Redis
+                first = elsewhere[(k * 7 + turn) % len(elsewhere)]
+            elif last is not None:
+                first = last
+            else:
+                continue
+            follow = await timed(router.aresponses(
+                model="gpt-4o", input="next", previous_response_id=first.id))
+            if follow is not None:
+                assert follow.routing.deployment_id == first.routing.deployment_id
+                if first is last:
+                    last = follow
+
+    callers = [asyncio.create_task(caller(k)) for k in range(CALLERS)]
+    try:
+        await asyncio.sleep(1.0)
+        frozen_at.append(time.monotonic())
+        os.kill(private_redis.proc.pid, signal.SIGSTOP)
+        await asyncio.sleep(FREEZE)
+    finally:
+        os.kill(private_redis.proc.pid, signal.SIGCONT)
+        thawed_at.append(time.monotonic())
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*callers)
+
+    during = [s for s in samples if frozen_at[0] <= s[0] < thawed_at[0]]
+    seconds = [s[1] for s in during]
+    errors = [s[2] for s in samples if s[2] != "ok"]
+    p50, p99 = _quantile(seconds, 0.5), _quantile(seconds, 0.99)
+    with capsys.disabled():
+        print(f"\n[redis freeze {FREEZE:g}s, {CALLERS} callers] requests during the freeze: "
+              f"{len(during)}, errors (whole run): {len(errors)}, p50 {p50 * 1000:.1f} ms, "
+              f"p99 {p99 * 1000:.1f} ms, max {max(seconds) * 1000:.1f} ms, "
+              f"over 150 ms: {sum(s > 0.150 for s in seconds)}")
+    assert errors == []
+    assert len(during) >= 100
+    assert p99 <= P99_BOUND
+    assert max(seconds) <= MAX_BOUND

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from router.attempts import Dispatcher
+from router.attempts import RETRY_AFTER_PENDING, Dispatcher
 from router.clock import ManualClock
 from router.config import DeploymentConfig
 from router.cooldown import Cooldowns
@@ -550,15 +550,16 @@ async def test_no_cooldown_for_a_single_deployment_group() -> None:
 
 async def test_all_cooled_down() -> None:
     rig = _rig({"g": 2})
-    rig.cooldowns.record_failure("g-0", _429(retry_after=5.0))
-    rig.cooldowns.record_failure("g-1", _429(retry_after=10.0))
+    rig.cooldowns.record_failure("g-0", AuthenticationError("bad key", status=401))
+    rig.clock.advance(1.0)
+    rig.cooldowns.record_failure("g-1", AuthenticationError("bad key", status=401))
     script = rig.script()
     with pytest.raises(NoDeploymentAvailableError) as info:
         await rig.dispatcher.run(_req(), script)
     err = info.value
     assert err.reason == "all_cooled_down"
     assert err.model_group == "g"
-    assert "5.0s" in str(err)
+    assert "4.0s" in str(err)
     assert set(err.details) == {"g-0", "g-1"}
     assert err.trail is not None and err.trail.attempts == []
     assert script.calls == []
@@ -581,10 +582,11 @@ async def test_all_cooled_down_reports_only_the_groups_deployments() -> None:
         rig.cooldowns.record_failure(d, _429(retry_after=100.0))
     for d in ("b-0", "b-1"):
         rig.cooldowns.record_failure(d, _429(retry_after=1.0))
-    with pytest.raises(NoDeploymentAvailableError) as info:
+    with pytest.raises(RateLimitError) as info:  # every one keeps a Retry-After
         await rig.dispatcher.run(_req("a"), rig.script())
-    assert set(info.value.details) == {"a-0", "a-1"}
-    assert "100.0s" in str(info.value)
+    assert info.value.deployment_id in {"a-0", "a-1"}
+    assert info.value.retry_after == pytest.approx(100.0)
+    assert "100.00s" in str(info.value)
 
 
 async def test_all_cooled_down_group_falls_back() -> None:
@@ -642,10 +644,22 @@ async def test_checks_rejecting_everything() -> None:
 
 async def test_pin_outranks_cooldown() -> None:
     rig = _rig({"g": 2}, pinning=FixedPin("g-0"))
-    rig.cooldowns.record_failure("g-0", _429(retry_after=30.0))
+    rig.cooldowns.record_failure("g-0", _429())  # the router's guess: the pin outranks it
     request = RouteRequest(model="g", params={"previous_response_id": "resp_p"})
     served = await rig.dispatcher.run(request, rig.script())
     assert served.deployment.id == "g-0"
+
+
+async def test_a_retry_after_outranks_the_pin() -> None:
+    rig = _rig({"g": 2}, pinning=FixedPin("g-0"))
+    rig.cooldowns.record_failure("g-0", _429(retry_after=30.0))  # the upstream's word
+    request = RouteRequest(model="g", params={"previous_response_id": "resp_p"})
+    script = rig.script()
+    with pytest.raises(PinnedDeploymentUnavailableError) as info:
+        await rig.dispatcher.run(request, script)
+    cause = info.value.__cause__
+    assert isinstance(cause, RateLimitError) and cause.retry_after == pytest.approx(30.0)
+    assert cause.code == RETRY_AFTER_PENDING and script.calls == []
 
 
 async def test_failure_of_the_pinned_deployment_names_the_response() -> None:
@@ -687,6 +701,9 @@ async def test_fallback_group_with_nothing_available_is_skipped_with_a_note() ->
                fallbacks=FallbackPlan(fallbacks=[{"a": ["b", "c"]}]))
     for d in ("b-0", "b-1"):
         rig.cooldowns.record_failure(d, _429(retry_after=60.0))
+    served = await rig.dispatcher.run(_req("a"), rig.script({"a-0": [_5xx()]}))
+    assert served.deployment.id == "c-0"
+    rig.cooldowns.record_failure("b-0", AuthenticationError("no", status=401))
     served = await rig.dispatcher.run(_req("a"), rig.script({"a-0": [_5xx()]}))
     assert served.deployment.id == "c-0"
     assert served.trail.fallbacks == ["b", "c"]

@@ -11,9 +11,16 @@ from typing import Any
 
 import pytest
 
-from router.attempts import Dispatcher
+from router.attempts import RETRY_AFTER_PENDING, Dispatcher
 from router.budget import RetryBudgets
-from router.errors import NoDeploymentAvailableError, QuotaExhaustedError, ServerError
+from router.config.models import PanicMode
+from router.cooldown import CooldownEntry
+from router.errors import (
+    NoDeploymentAvailableError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ServerError,
+)
 from router.fallbacks import FallbackPlan
 from router.retry import RetryPolicy
 from tests.router.test_attempts import Rig, _5xx, _429, _req, _rig
@@ -114,8 +121,40 @@ async def test_quota_is_not_retried_and_goes_to_the_fallbacks() -> None:
 
 
 def _all_cooled(rig: Rig) -> None:
+    """Every deployment cools by the router's own rule (no Retry-After): 30 s and 10 s."""
+    now, wall = rig.clock.now(), rig.clock.wall()
+    for deployment_id, seconds in (("g-0", 30.0), ("g-1", 10.0)):
+        rig.cooldowns.merge(CooldownEntry(
+            deployment_id=deployment_id, until=now + seconds, until_wall=wall + seconds,
+            reason="ServerError", status=500, times=1, started=now))
+
+
+def _all_asked_to_wait(rig: Rig) -> None:
+    """Every deployment answered 429 with a Retry-After: 30 s and 10 s."""
     rig.cooldowns.record_failure("g-0", _429(retry_after=30.0))
     rig.cooldowns.record_failure("g-1", _429(retry_after=10.0))
+
+
+@pytest.mark.parametrize("mode", ["fail", "soonest"])
+async def test_a_retry_after_is_kept_whatever_the_panic_mode(mode: PanicMode) -> None:
+    rig = _with(_rig({"g": 2}), panic_mode=mode)
+    _all_asked_to_wait(rig)
+    script = rig.script()
+    with pytest.raises(RateLimitError) as info:
+        await rig.dispatcher.run(_req(), script)
+    assert info.value.retry_after == pytest.approx(10.0)
+    assert info.value.deployment_id == "g-1" and info.value.code == RETRY_AFTER_PENDING
+    assert script.calls == []
+
+
+async def test_panic_wait_waits_for_a_retry_after_then_probes_once() -> None:
+    rig = _with(_rig({"g": 2}), panic_mode="wait")
+    _all_asked_to_wait(rig)
+    script = rig.script()
+    served = await rig.dispatcher.run(_req(timeout=60.0), script)
+    assert rig.clock.slept == [pytest.approx(10.0)] and script.calls == ["g-1"]
+    assert rig.cooldowns.on_probation("g-1") is None  # the probe answered: probation over
+    assert any("Retry-After" in n for n in served.trail.notes)
 
 
 async def test_panic_fail_raises_at_once() -> None:

@@ -239,6 +239,21 @@ def test_unset_env_in_ignored_keys_is_not_an_error(monkeypatch: pytest.MonkeyPat
 # --- files ---------------------------------------------------------------------------
 
 
+def test_server_general_settings_load_without_warnings() -> None:
+    doc = {"model_list": [mock()], "general_settings": {
+        "master_key": "os.environ/UNSET_VAR", "max_request_size_mb": 2,
+        "api_keys": [{"key": "sk-a", "models": ["gpt-4o"], "rpm_limit": 5}]}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_config_document(doc, source="doc")
+
+
+def test_other_general_settings_warn() -> None:
+    doc = {"model_list": [mock()], "general_settings": {"database_url": "x"}}
+    with pytest.warns(ConfigWarning, match="database_url"):
+        parse_config_document(doc, source="doc")
+
+
 def test_yaml_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     config = load_config_file(FIXTURES / "minimal.yaml")
@@ -256,9 +271,10 @@ def test_litellm_file_loads_unchanged_with_warnings(litellm_env: None) -> None:
     with pytest.warns(ConfigWarning) as record:
         config = load_config_file(FIXTURES / "litellm_config.yaml")
     messages = [str(w.message) for w in record]
-    assert len(messages) == 4  # one per section: top level, model_list, router, litellm
+    # one per section: top level, model_list, router, litellm, general (database_url)
+    assert len(messages) == 5
     joined = "\n".join(messages)
-    for name in ("general_settings", "environment_variables", "temperature", "max_retries",
+    for name in ("database_url", "environment_variables", "temperature", "max_retries",
                  "cache_responses", "drop_params", "success_callback"):
         assert name in joined
     assert "litellm_config.yaml" in joined

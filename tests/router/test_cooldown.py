@@ -70,9 +70,37 @@ def test_rate_limit_uses_retry_after(clock: ManualClock) -> None:
     entry = cd.record_failure("d1", RateLimitError("slow", status=429, retry_after=17.0))
     assert entry == CooldownEntry(
         deployment_id="d1", until=1017.0, until_wall=clock.wall() + 17.0,
-        reason="RateLimitError", status=429, times=1, started=1000.0,
+        reason="RateLimitError", status=429, times=1, started=1000.0, probe=17.0,
     )
     assert cd.get("d1") == entry
+
+
+def test_after_a_retry_after_one_probe_per_interval_until_a_success(clock: ManualClock) -> None:
+    cd = _cooldowns(clock)
+    cd.record_failure("d1", RateLimitError("slow", status=429, retry_after=2.0))
+    assert cd.on_probation("d1") is None  # still cooling
+    clock.advance(2.0)
+    assert cd.available(_deployments("d1")) and cd.on_probation("d1") == 2.0
+    probe = cd.start_probe("d1")
+    assert probe is not None and probe.until == clock.now() + 2.0 and probe.probe == 2.0
+    assert not cd.available(_deployments("d1"))  # the others wait while the probe is out
+    assert cd.start_probe("d1") is None
+    clock.advance(2.0)  # the probe hung: one more may go, one interval later
+    assert cd.on_probation("d1") == 2.0 and cd.start_probe("d1") is not None
+    cd.record_success("d1")  # the probe answered
+    assert cd.available(_deployments("d1")) and cd.on_probation("d1") is None
+
+
+def test_a_503_with_retry_after_cools_at_once_and_a_503_without_is_counted(
+    clock: ManualClock,
+) -> None:
+    cd = _cooldowns(clock)
+    promised = cd.record_failure(
+        "d1", ServiceUnavailableError("busy", status=503, retry_after=3.0))
+    assert promised is not None and promised.until == 1003.0 and promised.probe == 3.0
+    assert cd.record_failure("d2", ServiceUnavailableError("busy", status=503)) is None
+    quota = cd.record_failure("d3", QuotaExhaustedError("q", status=429, retry_after=1.0))
+    assert quota is not None and quota.probe is None  # an exhausted quota: its long cooldown
 
 
 def test_rate_limit_without_retry_after_uses_cooldown_time(clock: ManualClock) -> None:

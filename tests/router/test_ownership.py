@@ -318,7 +318,7 @@ async def test_owner_in_cooldown_still_serves_the_pinned_follow_up(ups: Ups, how
                 owner, RateLimitError("rate limited", status=429, deployment_id=owner)
             )
         else:
-            names[owner].faults.fail(429, retry_after=60)
+            names[owner].faults.fail(429)  # no Retry-After: a guess, which the pin outranks
             for i in range(40):  # fresh conversations until one attempt meets the owner
                 await turn(router, f"other {i}")
                 if any(e.deployment_id == owner for e in router.cooldowns()):

@@ -155,10 +155,11 @@ async def test_every_key_expires(source: FakeSource, clock: ManualClock) -> None
     await load.release(Reservation("d1"), tokens=7)
     keys = sorted(await source.redis.keys("*"))
     minute = int(WALL // 60)
-    assert keys == ["t:load:d1:inflight", f"t:load:d1:req:{minute}", f"t:load:d1:tok:{minute}"]
+    assert keys == [  # the deployment id is the hash tag: one Cluster slot per deployment
+        "t:load:{d1}:inflight", f"t:load:{{d1}}:req:{minute}", f"t:load:{{d1}}:tok:{minute}"]
     ttls = {k: await source.redis.ttl(k) for k in keys}
-    assert ttls["t:load:d1:inflight"] == 160
-    assert ttls[f"t:load:d1:req:{minute}"] == ttls[f"t:load:d1:tok:{minute}"] == MINUTE_TTL
+    assert ttls["t:load:{d1}:inflight"] == 160
+    assert ttls[f"t:load:{{d1}}:req:{minute}"] == ttls[f"t:load:{{d1}}:tok:{minute}"] == MINUTE_TTL
 
 
 async def test_redis_failures_fall_back_with_one_warning_and_recover(
@@ -181,6 +182,26 @@ async def test_redis_failures_fall_back_with_one_warning_and_recover(
     assert len(messages) == 2
     assert "failed (ConnectionError)" in messages[0]
     assert "answers again" in messages[1]
+
+
+async def test_holds_whose_release_redis_missed_are_dropped_when_it_answers(
+    server: fakeredis.FakeServer, source: FakeSource, clock: ManualClock,
+) -> None:
+    """Releases skipped during an outage would leave the deployment busy for max_hold."""
+    load = shared(source, clock, retry_interval=5.0)
+    held = [await load.reserve("d1", None) for _ in range(3)]
+    other = await load.reserve("d2", None)
+    assert all(isinstance(r, Reservation) for r in [*held, other])
+    server.connected = False
+    for reservation in held:
+        await load.release(reservation)  # Redis is down: missed, remembered
+    await load.cancel(other)  # missed too
+    server.connected = True
+    clock.advance(5.0)
+    assert (await load.read_group(["d1", "d2"]))["d1"].in_flight == 3  # still there...
+    await load.aclose()  # ...until the background replay has run
+    assert await load.read_group(["d1", "d2"]) == {
+        "d1": SharedFigures(0, 3, 0), "d2": SharedFigures(0, 1, 0)}
 
 
 # -- admission ------------------------------------------------------------------------------
@@ -340,4 +361,4 @@ async def test_a_crashed_routers_holds_decay_within_the_bound(
     assert (await survivor.read_group(["d1"]))["d1"].in_flight == 1
     clock.advance(30.0 - 8.0 - HOLD_GRACE)
     assert (await survivor.read_group(["d1"]))["d1"].in_flight == 0
-    assert 0 < redis_space.pttl("load:d1:inflight") <= 90_000  # and the key itself expires
+    assert 0 < redis_space.pttl("load:{d1}:inflight") <= 90_000  # and the key itself expires

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -11,10 +12,13 @@ import pytest
 import redis
 from fakeredis import aioredis as fake_aioredis
 
-from router.state.redis import RedisStore
+from router.clock import ManualClock
+from router.config import build_config
+from router.errors import ConfigError
+from router.state.redis import RedisStore, RedisTarget, hash_tag
 
 if TYPE_CHECKING:
-    from tests.redis_fixtures import RedisSpace
+    from tests.redis_fixtures import PrivateRedis, RedisSpace
 
 pytest_plugins = ("tests.redis_fixtures",)
 
@@ -134,3 +138,75 @@ async def test_on_the_real_redis(redis_space: RedisSpace) -> None:
         assert redis_space.keys() == []
     finally:
         await store.aclose()
+
+
+# --------------------------------------------------------------------------- where Redis is
+
+MOCK = {"model_name": "m", "litellm_params": {"model": "mock/m"}}
+
+
+def _target(**settings: object) -> RedisTarget | None:
+    config, _ = build_config([MOCK], settings)
+    return config.settings.redis_target()
+
+
+def test_litellm_cluster_and_sentinel_settings_load() -> None:
+    cluster = _target(redis_startup_nodes=[{"host": "10.0.0.1", "port": "7001"},
+                                           ["10.0.0.2", 7002], "10.0.0.3:7003"],
+                      redis_password="s3cret")
+    assert cluster is not None and cluster.kind == "cluster"
+    assert cluster.startup_nodes == (("10.0.0.1", 7001), ("10.0.0.2", 7002), ("10.0.0.3", 7003))
+    sentinel = _target(sentinel_nodes=[["localhost", 26379]], service_name="mymaster",
+                       sentinel_password="also-secret", redis_db=2)
+    assert sentinel is not None and sentinel.kind == "sentinel"
+    assert (sentinel.sentinel_nodes, sentinel.service_name, sentinel.db) == (
+        (("localhost", 26379),), "mymaster", 2)
+    assert "secret" not in repr(cluster) + repr(sentinel)
+    assert "secret" not in repr(RedisStore(sentinel, clock=ManualClock()))
+    server = _target(redis_url="redis://:pw@localhost:6379/0")
+    assert server is not None and server.kind == "server"
+    assert _target() is None
+
+
+@pytest.mark.parametrize(("settings", "words"), [
+    ({"redis_startup_nodes": [{"host": "a"}]}, "redis_startup_nodes[0] is not a host and port"),
+    ({"redis_startup_nodes": ["a:99999"]}, "redis_startup_nodes[0]"),
+    ({"redis_startup_nodes": []}, "non-empty list"),
+    ({"sentinel_nodes": [["h", 26379]]}, "sentinel_nodes need service_name"),
+    ({"sentinel_nodes": [["h", 26379]], "service_name": "m",
+      "redis_startup_nodes": [["h", 7000]]}, "exclude each other"),
+])
+def test_bad_topologies_are_config_errors_naming_the_setting(
+    settings: dict[str, object], words: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config([MOCK], settings)
+    assert words in str(info.value)
+
+
+def test_hash_tag_is_exactly_the_name() -> None:
+    assert hash_tag("dep-1") == "{dep-1}"
+    assert hash_tag("a}b{c") == "{a)b(c}"  # braces in an id cannot cut the tag short
+
+
+async def test_without_confirming_replicas_writes_stop_waiting_for_a_while(
+    private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``wait_replicas=1`` on a server with no replica: the first write waits out
+    WAIT's timeout and warns; the next ones, for ``retry_interval``, do not wait."""
+    clock = ManualClock()
+    store = RedisStore(private_redis.url, prefix="w:", clock=clock, wait_replicas=1,
+                       retry_interval=5.0)
+    with caplog.at_level(logging.WARNING, logger="router.state"):
+        for i in range(5):
+            await store.set(f"k{i}", "v", 60)
+        clock.advance(5.0)
+        await store.set("again", "v", 60)  # the interval passed: it waits (and fails) again
+    await store.aclose()
+    with private_redis.client() as admin:
+        waits = admin.info("commandstats")["cmdstat_wait"]["calls"]
+        assert admin.mget([f"w:k{i}" for i in range(5)] + ["w:again"]) == ["v"] * 6
+    assert waits == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "Redis: 0 of 1 replicas confirmed a write; writes are acknowledged by the "
+        "primary alone, retrying every 5s"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import fakeredis
@@ -159,13 +160,13 @@ async def test_with_a_real_redis_client_on_a_disconnected_fakeredis(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="router.state")
     server = fakeredis.FakeServer()
-    shared = RedisStore(
-        "redis://fake.invalid/0", prefix="p:",
+    clock = ManualClock()
+    shared = RedisStore(  # the store's breaker (shared by every user of this Redis) decides
+        "redis://fake.invalid/0", prefix="p:", clock=clock, retry_interval=2.0,
         connection_class=fake_aioredis.FakeAsyncRedisConnection, server=server,
     )
-    clock = ManualClock()
     local = MemoryStore()
-    store = ResilientStore(shared, clock, local=local, retry_interval=2.0)
+    store = ResilientStore(shared, clock, local=local)
     peek = fakeredis.FakeStrictRedis(server=server, decode_responses=True)
 
     await store.set("a", "1", 60)
@@ -182,3 +183,43 @@ async def test_with_a_real_redis_client_on_a_disconnected_fakeredis(
     assert not store.degraded
     assert len(failures(caplog)) == 1
     await shared.aclose()
+
+
+class FrozenStore(FlakyStore):
+    """Writes hang until ``thaw`` (a stopped Redis keeps the connection open)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thaw = asyncio.Event()
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        self._enter()
+        await self.thaw.wait()
+        self.data[key] = value
+
+
+async def test_a_hanging_write_holds_the_caller_for_write_hold_only() -> None:
+    """The record is usable locally at once; the Redis write goes on in the background."""
+    shared = FrozenStore()
+    store = ResilientStore(shared, ManualClock(), write_hold=0.01)
+    await asyncio.wait_for(store.set("k", "v", 60), timeout=5.0)  # returns after the hold
+    assert await store.get("k") == "v"
+    assert store.backlog == 1 and shared.data == {}  # sent again, in the background
+    assert not store.degraded  # a slow write is not a failure
+    shared.thaw.set()
+    await store.flush()
+    assert shared.data == {"k": "v"} and store.backlog == 0
+
+
+async def test_the_background_backlog_is_bounded() -> None:
+    shared = FrozenStore()
+    store = ResilientStore(shared, ManualClock(), write_hold=0.001, max_backlog=3)
+    for i in range(10):
+        await store.set(f"k{i}", "v", 60)
+    await asyncio.sleep(0)  # let the last background write start
+    assert store.backlog == 3  # the rest stayed local after their inline try
+    assert shared.calls == 3 + 3
+    assert [await store.get(f"k{i}") for i in range(10)] == ["v"] * 10
+    shared.thaw.set()
+    await store.flush()
+    assert sorted(shared.data) == ["k0", "k1", "k2"]

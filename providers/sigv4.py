@@ -1,0 +1,154 @@
+"""AWS Signature Version 4 for the one request shape the Bedrock provider sends.
+
+botocore's ``SigV4Auth`` is general (any method, query, presigning, S3's
+rules) and builds request and header objects per call; signing one Converse
+request with it costs more CPU than the rest of the translated path. This
+signer does exactly what SigV4Auth does for a POST with a JSON body and no
+query, and caches the derived signing key per (secret, day, region,
+service), which SigV4 allows since the key only changes with those. A test
+holds it to botocore's signature on generated requests (model ids with
+``:`` and ``/``, ARNs, session tokens, days, regions, extra headers).
+
+Credentials are resolved and refreshed by botocore
+(:mod:`providers.bedrock`); this module only signs with the frozen ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+__all__ = ["SigV4Signer", "SigningKeys"]
+
+#: Headers botocore never signs (hop-by-hop, tracing, the user agent).
+UNSIGNED_HEADERS = frozenset({
+    "baggage", "connection", "expect", "keep-alive", "proxy-authenticate",
+    "proxy-authorization", "te", "traceparent", "tracestate", "trailer",
+    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id", "authorization",
+})
+
+_ALGORITHM = "AWS4-HMAC-SHA256"
+_CACHE_LIMIT = 64
+
+
+@dataclass(slots=True)
+class SigningKeys:
+    """Derived SigV4 keys by (secret, day, region, service); bounded, one per signer."""
+
+    _keys: dict[tuple[str, str, str, str], bytes] = field(default_factory=dict)
+
+    def get(self, secret: str, day: str, region: str, service: str) -> bytes:
+        key = (secret, day, region, service)
+        found = self._keys.get(key)
+        if found is None:
+            if len(self._keys) >= _CACHE_LIMIT:
+                self._keys.clear()
+            found = _derive(secret, day, region, service)
+            self._keys[key] = found
+        return found
+
+
+@dataclass(slots=True)
+class SigV4Signer:
+    """Signs POST requests for one service in one region."""
+
+    region: str
+    service: str
+    keys: SigningKeys = field(default_factory=SigningKeys)
+    _urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # url -> (path, host)
+    _stamp: tuple[int, str] = (-1, "")  # the last second signed in, and its X-Amz-Date
+
+    def sign(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        access_key: str,
+        secret_key: str,
+        token: str | None = None,
+        now: float | None = None,
+    ) -> dict[str, str]:
+        """``headers`` plus ``X-Amz-Date``, the session token if any, and ``Authorization``.
+
+        ``url`` must have no query (the caller refuses one); ``now`` is Unix
+        time (default: the clock), for tests.
+        """
+        stamp = self._timestamp(time.time() if now is None else now)
+        out = {k: v for k, v in headers.items()
+               if k.lower() not in ("authorization", "x-amz-date", "x-amz-security-token")}
+        out["X-Amz-Date"] = stamp
+        if token:
+            out["X-Amz-Security-Token"] = token
+        path, host = self._url(url)
+        signed = {k.lower(): " ".join(v.split()) for k, v in out.items()
+                  if k.lower() not in UNSIGNED_HEADERS}
+        signed.setdefault("host", host)
+        names = sorted(signed)
+        canonical = "\n".join((
+            "POST", path, "",
+            "".join(f"{n}:{signed[n]}\n" for n in names), ";".join(names),
+            hashlib.sha256(body).hexdigest(),
+        ))
+        day = stamp[:8]
+        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n" + hashlib.sha256(
+            canonical.encode()).hexdigest()
+        key = self.keys.get(secret_key, day, self.region, self.service)
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        out["Authorization"] = (f"{_ALGORITHM} Credential={access_key}/{scope}, "
+                                f"SignedHeaders={';'.join(names)}, Signature={signature}")
+        return out
+
+    def _timestamp(self, now: float) -> str:
+        second = int(now)
+        if self._stamp[0] != second:
+            self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+        return self._stamp[1]
+
+    def _url(self, url: str) -> tuple[str, str]:
+        """The canonical path and the signed host of ``url`` (cached: a deployment has few)."""
+        found = self._urls.get(url)
+        if found is None:
+            if len(self._urls) >= _CACHE_LIMIT:
+                self._urls.clear()
+            parts = urlsplit(url)
+            found = (quote(_remove_dot_segments(parts.path or "/"), safe="/~"),
+                     _host(parts.scheme, parts.netloc))
+            self._urls[url] = found
+        return found
+
+
+def _derive(secret: str, day: str, region: str, service: str) -> bytes:
+    key = f"AWS4{secret}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def _host(scheme: str, netloc: str) -> str:
+    """The host header as botocore signs it: the default port is left out."""
+    host = netloc.rsplit("@", 1)[-1]
+    default = {"https": ":443", "http": ":80"}.get(scheme)
+    return host[: -len(default)] if default and host.endswith(default) else host
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 dot-segment removal, as botocore normalises a path before signing."""
+    if "/." not in path:
+        return path
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    joined = "/".join(out)
+    if path.endswith(("/.", "/..")):
+        joined += "/"
+    return joined if joined.startswith("/") else "/" + joined

@@ -1,0 +1,272 @@
+"""What the server remembers itself: which key owns each stored response, and
+each key's requests and tokens this minute.
+
+Two implementations of one small interface, :class:`ServerState`:
+:class:`MemoryState` for a single worker without Redis, and
+:class:`RedisState`, shared by every worker (and every server) on the same
+Redis and key prefix, so ownership and limits hold across them.
+
+Limits are fixed one-minute windows (``rpm``: requests started this minute;
+``tpm``: tokens reported by responses that ended this minute), as LiteLLM's
+``rpm_limit``/``tpm_limit`` are. A request is admitted when the key is
+below both; its tokens are added when its response (or stream) ends, so a
+burst may overshoot ``tpm_limit`` by the requests in flight.
+``max_parallel_requests`` is a counting semaphore (:meth:`enter` /
+:meth:`leave` with a token per request); in Redis a sorted set of tokens
+by start time, whose entries older than :data:`MAX_REQUEST_AGE` are
+dropped, so a worker that dies mid-request cannot hold a slot for ever.
+
+When Redis fails, limits fail open (the request is served, and
+:attr:`RedisState.failures` counts it) while ownership fails closed: an
+owner that cannot be read raises :class:`StateUnavailable`, because
+answering "yours" without knowing would hand one key's conversation to
+another. The breaker logs one warning when Redis fails and one when it
+answers again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import redis.asyncio as aioredis
+from cachetools import TTLCache
+
+from router.clock import Clock
+from router.state.breaker import FAILURES, Breaker
+
+__all__ = ["Admission", "MemoryState", "RedisState", "ServerState", "StateUnavailable"]
+
+log = logging.getLogger("router.proxy")
+
+Wall = Callable[[], float]
+T = TypeVar("T")
+
+#: Seconds after which an in-flight entry of a crashed worker no longer counts.
+MAX_REQUEST_AGE = 3600.0
+
+
+class StateUnavailable(Exception):
+    """The shared state (Redis) could not be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to "may this key start a request now?"; ``retry_after`` in seconds."""
+
+    allowed: bool
+    reason: str = ""
+    retry_after: float = 0.0
+
+
+class ServerState(Protocol):
+    async def owner(self, response_id: str) -> str | None: ...
+    async def set_owner(self, response_id: str, key_id: str) -> None: ...
+    async def forget(self, response_id: str) -> None: ...
+    async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
+                    ) -> Admission: ...
+    async def add_tokens(self, key_id: str, tokens: int) -> None: ...
+    async def enter(self, key_id: str, token: str, limit: int) -> bool: ...
+    async def leave(self, key_id: str, token: str) -> None: ...
+    async def ping(self) -> bool: ...
+    async def aclose(self) -> None: ...
+
+
+def _window(wall: float) -> tuple[int, float]:
+    """This minute's number and the seconds left in it."""
+    minute = int(wall // 60)
+    return minute, (minute + 1) * 60 - wall
+
+
+def _verdict(requests: int, tokens: int, rpm: int | None, tpm: int | None,
+             left: float) -> Admission:
+    if rpm is not None and requests > rpm:
+        return Admission(False, f"rate limit reached: {rpm} requests per minute", left)
+    if tpm is not None and tokens >= tpm:
+        return Admission(False, f"rate limit reached: {tpm} tokens per minute", left)
+    return Admission(True)
+
+
+class MemoryState:
+    """One process's state: owners in a TTL cache, counters per minute."""
+
+    def __init__(self, wall: Wall, *, ttl: float, max_owners: int = 1_000_000) -> None:
+        self._wall = wall
+        self._owners: TTLCache[str, str] = TTLCache(max_owners, ttl, timer=wall)
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._parallel: dict[str, int] = {}
+
+    async def owner(self, response_id: str) -> str | None:
+        return self._owners.get(response_id)
+
+    async def set_owner(self, response_id: str, key_id: str) -> None:
+        self._owners[response_id] = key_id
+
+    async def forget(self, response_id: str) -> None:
+        self._owners.pop(response_id, None)
+
+    async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
+                    ) -> Admission:
+        if rpm_limit is None and tpm_limit is None:
+            return Admission(True)
+        minute, left = _window(self._wall())
+        self._drop_old(minute)
+        requests = self._bump(("rpm", key_id, minute), 1)
+        tokens = self._counts.get(("tpm", key_id, minute), 0)
+        return _verdict(requests, tokens, rpm_limit, tpm_limit, left)
+
+    async def add_tokens(self, key_id: str, tokens: int) -> None:
+        if tokens > 0:
+            self._bump(("tpm", key_id, _window(self._wall())[0]), tokens)
+
+    async def enter(self, key_id: str, token: str, limit: int) -> bool:
+        if self._parallel.get(key_id, 0) >= limit:
+            return False
+        self._parallel[key_id] = self._parallel.get(key_id, 0) + 1
+        return True
+
+    async def leave(self, key_id: str, token: str) -> None:
+        self._parallel[key_id] = max(0, self._parallel.get(key_id, 0) - 1)
+
+    def _bump(self, key: tuple[str, str, int], amount: int) -> int:
+        value = self._counts.get(key, 0) + amount
+        self._counts[key] = value
+        return value
+
+    def _drop_old(self, minute: int) -> None:
+        if len(self._counts) > 1024:
+            self._counts = {k: v for k, v in self._counts.items() if k[2] >= minute}
+
+    async def ping(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RedisState:
+    """State shared through Redis under ``prefix + "proxy:"``.
+
+    Owners: ``proxy:owner:<response id>`` with the ownership TTL. Counters:
+    ``proxy:rpm:<key id>:<minute>`` and ``proxy:tpm:...``, expiring after two
+    minutes. Admission is one pipelined round trip (INCR, EXPIRE, GET).
+    Requests in flight: ``proxy:parallel:<key id>``, a sorted set (one
+    round trip to enter, one to leave; only for keys with a limit).
+
+    Calls go through a :class:`~router.state.breaker.Breaker`: after a
+    failure Redis is skipped for ``retry_interval`` seconds, so an outage
+    costs each request nothing rather than a connection timeout.
+    """
+
+    def __init__(self, dsn: str, *, prefix: str, ttl: float, clock: Clock,
+                 timeout: float = 1.0, retry_interval: float = 5.0) -> None:
+        self._redis = aioredis.Redis.from_url(
+            dsn, socket_timeout=timeout, socket_connect_timeout=timeout,
+            decode_responses=True)
+        self._prefix = prefix + "proxy:"
+        self._ttl = max(1, int(ttl))
+        self._wall = clock.wall
+        self._breaker = Breaker(clock, retry_interval, what="the server's Redis state", log=log)
+        self.failures = 0  #: limit checks and counts skipped (failed open) so far
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """``op()`` unless the breaker is open; a failure is :class:`StateUnavailable`."""
+        if not self._breaker.allows():
+            raise StateUnavailable("Redis is skipped after a recent failure")
+        epoch = self._breaker.epoch
+        try:
+            result = await op()
+        except FAILURES as exc:
+            self._breaker.trip(exc)
+            raise StateUnavailable(type(exc).__name__) from None
+        self._breaker.succeeded(epoch)
+        return result
+
+    async def owner(self, response_id: str) -> str | None:
+        value = await self._call(lambda: self._redis.get(self._prefix + "owner:" + response_id))
+        return None if value is None else str(value)
+
+    async def set_owner(self, response_id: str, key_id: str) -> None:
+        key = self._prefix + "owner:" + response_id
+        await self._call(lambda: self._redis.set(key, key_id, ex=self._ttl))
+
+    async def forget(self, response_id: str) -> None:
+        with self._open_on_failure():
+            await self._call(lambda: self._redis.delete(self._prefix + "owner:" + response_id))
+
+    async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
+                    ) -> Admission:
+        if rpm_limit is None and tpm_limit is None:
+            return Admission(True)
+        minute, left = _window(self._wall())
+        rpm_key = f"{self._prefix}rpm:{key_id}:{minute}"
+
+        async def counts() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(rpm_key)
+                pipe.expire(rpm_key, 120)
+                pipe.get(f"{self._prefix}tpm:{key_id}:{minute}")
+                return list(await pipe.execute())
+
+        with self._open_on_failure():
+            requests, _, tokens = await self._call(counts)
+            return _verdict(int(requests), int(tokens or 0), rpm_limit, tpm_limit, left)
+        return Admission(True)
+
+    async def add_tokens(self, key_id: str, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        key = f"{self._prefix}tpm:{key_id}:{_window(self._wall())[0]}"
+
+        async def count() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incrby(key, tokens)
+                pipe.expire(key, 120)
+                await pipe.execute()
+
+        with self._open_on_failure():
+            await self._call(count)
+
+    async def enter(self, key_id: str, token: str, limit: int) -> bool:
+        key = f"{self._prefix}parallel:{key_id}"
+        now = self._wall()
+
+        async def join() -> int:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now - MAX_REQUEST_AGE)
+                pipe.zadd(key, {token: now})
+                pipe.zcard(key)
+                pipe.expire(key, int(MAX_REQUEST_AGE))
+                return int((await pipe.execute())[2])
+
+        with self._open_on_failure():
+            if await self._call(join) <= limit:
+                return True
+            await self._call(lambda: self._redis.zrem(key, token))
+            return False
+        return True
+
+    async def leave(self, key_id: str, token: str) -> None:
+        with self._open_on_failure():
+            await self._call(lambda: self._redis.zrem(f"{self._prefix}parallel:{key_id}", token))
+
+    @contextlib.contextmanager
+    def _open_on_failure(self) -> Iterator[None]:
+        """Limits and counters fail open: an unavailable Redis is counted, not raised."""
+        try:
+            yield
+        except StateUnavailable:
+            self.failures += 1
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now (asked even while the breaker is open)."""
+        try:
+            return bool(await self._redis.ping())
+        except FAILURES:
+            return False
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,79 @@
+"""providers/sigv4.py signs exactly as botocore's SigV4Auth, on generated requests."""
+
+from __future__ import annotations
+
+import datetime
+import random
+from urllib.parse import quote
+
+import botocore.auth
+import pytest
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from providers.sigv4 import SigningKeys, SigV4Signer
+
+MODELS = (
+    "anthropic.claude-3-haiku-20240307-v1:0",
+    "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.meta.llama3-70b",
+    "amazon.nova-pro-v1:0",
+    "model with spaces~and-tilde",
+)
+HOSTS = ("https://bedrock-runtime.{region}.amazonaws.com", "http://127.0.0.1:8123",
+         "https://vpce.example.com:443", "http://localhost:80")
+
+
+def _botocore(url: str, headers: dict[str, str], body: bytes, creds: Credentials,
+              region: str, when: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    moment = datetime.datetime.fromtimestamp(when, datetime.UTC).replace(tzinfo=None)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: moment)
+    request = AWSRequest(method="POST", url=url, headers=dict(headers), data=body)
+    botocore.auth.SigV4Auth(creds, "bedrock", region).add_auth(request)
+    return dict(request.headers.items())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_same_signature_as_botocore(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(seed)
+    signer_by_region: dict[str, SigV4Signer] = {}
+    for i in range(60):
+        region = rng.choice(["us-east-1", "eu-west-3", "ap-south-1"])
+        model = rng.choice(MODELS)
+        url = (rng.choice(HOSTS).format(region=region) + "/model/" + quote(model, safe=":")
+               + rng.choice(["/converse", "/converse-stream"]))
+        body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 400)))
+        headers = {"content-type": "application/json",
+                   "accept": rng.choice(["application/json", "application/vnd.amazon.eventstream"]),
+                   "X-Custom": "  spaced   value "}
+        if rng.random() < 0.3:
+            headers["user-agent"] = "not signed"
+        token = rng.choice([None, "session/token+=="])
+        creds = Credentials(f"AKID{i}", f"secret/{seed}/{i}", token)
+        when = rng.randint(1_600_000_000, 1_900_000_000)
+        expected = _botocore(url, headers, body, creds, region, when, monkeypatch)
+        signer = signer_by_region.setdefault(region, SigV4Signer(region, "bedrock"))
+        got = signer.sign(url, headers, body, access_key=creds.access_key,
+                          secret_key=creds.secret_key, token=token, now=when)
+        assert got == expected, url
+
+
+def test_signing_keys_are_cached_and_bounded() -> None:
+    keys = SigningKeys()
+    first = keys.get("s", "20261203", "us-east-1", "bedrock")
+    assert keys.get("s", "20261203", "us-east-1", "bedrock") is first
+    assert keys.get("s", "20261204", "us-east-1", "bedrock") != first
+    for day in range(100):
+        keys.get("s", f"2026{day:04d}", "us-east-1", "bedrock")
+    assert len(keys._keys) <= 64
+
+
+def test_a_stale_authorization_is_replaced() -> None:
+    signer = SigV4Signer("us-east-1", "bedrock")
+    url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse"
+    once = signer.sign(url, {"content-type": "application/json"}, b"{}", access_key="A",
+                       secret_key="S", now=1_700_000_000)
+    again = signer.sign(url, once, b"{}", access_key="A", secret_key="S", now=1_700_000_001)
+    assert again["X-Amz-Date"] == "20231114T221321Z"
+    assert again["Authorization"] != once["Authorization"]
+    assert list(again).count("Authorization") == 1
