@@ -200,7 +200,12 @@ class Dispatcher:
                     result = await call(deployment, timeout, slot)
             except UpstreamError as exc:
                 self._record(trail, group, deployment, t0, started, exc)
-                self._on_failure(deployment, exc, len(deployments))
+                if isinstance(exc, UpstreamTimeoutError) and _callers_limit(
+                        deployment, request, timeout):
+                    trail.notes.append(f"{deployment.id!r} timed out under the caller's own "
+                                       "shorter limit: not counted against it")
+                else:
+                    self._on_failure(deployment, exc, len(deployments))
                 tries += 1
                 if tries > self._retry.retries_for(exc, request.num_retries):
                     raise
@@ -535,6 +540,21 @@ class Dispatcher:
 
 
 _NO_BUDGET = Unlimited()
+
+
+def _callers_limit(deployment: Deployment, request: RouteRequest, timeout: float | None) -> bool:
+    """Whether the limit an attempt ran under was the caller's own, shorter one.
+
+    A timeout under it is the request's doing (a per-call ``timeout`` or
+    ``stream_timeout`` below what the router and the deployment allow), so it
+    never counts toward the deployment's cooldown.
+    """
+    if request.caller_timeout and timeout is not None and (
+            deployment.timeout is None or timeout < deployment.timeout):
+        return True
+    limit = request.stream_timeout
+    return request.stream and limit is not None and (
+        deployment.stream_timeout is None or limit < deployment.stream_timeout)
 
 
 def _seconds(value: float | None) -> str:

@@ -27,6 +27,7 @@ Tree::
         ├── AuthenticationError             401, invalid_api_key
         ├── PermissionDeniedError           403
         ├── NotFoundError                   404, model_not_found, DeploymentNotFound
+        │   └── ObjectNotFoundError         404 for an object the request named (file, ...)
         ├── ConflictError                   409
         ├── RateLimitError                  429 (``retry_after`` when the upstream said)
         │   └── QuotaExhaustedError         429 insufficient_quota
@@ -66,6 +67,7 @@ applies once the group gives up (``default``: ``fallbacks`` /
     AuthenticationError               yes    no    immediate  default      default
     PermissionDeniedError             yes    no    immediate  default      default
     NotFoundError                     yes    no    immediate  default      default
+    ObjectNotFoundError               yes    no    none       -            default
     ConflictError                     no     no    none       -            -
     RateLimitError                    yes    yes   immediate  retry-after  default
     QuotaExhaustedError               no     no    immediate  long         default
@@ -93,6 +95,7 @@ import builtins
 import datetime
 import email.utils
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -118,6 +121,7 @@ __all__ = [
     "MalformedResponseError",
     "NoDeploymentAvailableError",
     "NotFoundError",
+    "ObjectNotFoundError",
     "PermissionDeniedError",
     "PinnedDeploymentUnavailableError",
     "PreviousResponseNotFoundError",
@@ -388,6 +392,15 @@ class NotFoundError(UpstreamError):
     """404: the model, deployment or response does not exist upstream."""
 
 
+class ObjectNotFoundError(NotFoundError):
+    """404 about an object the request named (a file, vector store, prompt, conversation).
+
+    The request's doing, not the deployment's: it never cools the deployment
+    down. Another deployment of the group may hold the object (objects live in
+    one account or resource), so it is still tried there.
+    """
+
+
 class ConflictError(UpstreamError):
     """409: the resource is in a state that forbids the call."""
 
@@ -455,6 +468,7 @@ ERROR_TABLE: Mapping[type[RouterError], ErrorPolicy] = MappingProxyType({
     AuthenticationError: _row("elsewhere", "immediate", "default", "default"),
     PermissionDeniedError: _row("elsewhere", "immediate", "default", "default"),
     NotFoundError: _row("elsewhere", "immediate", "default", "default"),
+    ObjectNotFoundError: _row("elsewhere", "none", "default", "default"),
     ConflictError: _NEVER,
     RateLimitError: _row("also same", "immediate", "retry-after", "default"),
     QuotaExhaustedError: _row("no", "immediate", "long", "default"),
@@ -579,6 +593,16 @@ def _unknown_code_class(code: str | None) -> type[UpstreamError]:
     return ServerError if any(h in lowered for h in _SERVER_HINTS) else UpstreamError
 
 
+#: Codes of a 404 that is the deployment's own (its model or Azure deployment name).
+_DEPLOYMENT_CODES = frozenset({"model_not_found", "DeploymentNotFound"})
+
+#: What a 404's message says when it is about an object the request named
+#: ("No such File object: file-...", "Vector store with id 'vs_...' not found").
+_OBJECT = re.compile(
+    r"\b(?:file|vector[ _]store|prompt|conversation|container|assistant|thread)\b"
+    r"|\b(?:file-|vs_|pmpt_|conv_|cntr_|asst_|thread_)\w", re.IGNORECASE)
+
+
 def error_from_status(
     status: int,
     body: Any,
@@ -600,6 +624,8 @@ def error_from_status(
     code = _str_or_none(err.get("code"))
     message = _str_or_none(err.get("message")) or f"upstream answered HTTP {status}"
     cls = classify(status, code)
+    if cls is NotFoundError and code not in _DEPLOYMENT_CODES and _OBJECT.search(message):
+        cls = ObjectNotFoundError
     return cls(
         message,
         status=status,

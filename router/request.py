@@ -61,6 +61,10 @@ class RouteRequest:
     extra_headers: Mapping[str, str] | None = None
     extra_query: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
+    #: ``timeout`` was given by this call and is shorter than the router's own:
+    #: the deadline is the caller's choice, and a timeout it causes is not the
+    #: deployment's fault.
+    caller_timeout: bool = False
 
     @property
     def previous_response_id(self) -> str | None:
@@ -108,8 +112,8 @@ def build_request(
     if ROUTER_PARAMS.isdisjoint(params):  # the common case: nothing to take out
         deadline = None if default_timeout is None else start + default_timeout
         return RouteRequest(model=model, params=params, stream=stream, deadline=deadline)
-    timeout = params.pop("timeout", None)
-    timeout = default_timeout if timeout is None else _positive(timeout, "timeout")
+    given = params.pop("timeout", None)
+    timeout = default_timeout if given is None else _positive(given, "timeout")
     return RouteRequest(
         model=model,
         params=params,
@@ -123,6 +127,8 @@ def build_request(
         extra_headers=_extra_headers(params.pop("extra_headers", None)),
         extra_query=_extra_query(params.pop("extra_query", None)),
         extra_body=_extra_body(params.pop("extra_body", None)),
+        caller_timeout=given is not None and (
+            default_timeout is None or (timeout is not None and timeout < default_timeout)),
     )
 
 

@@ -73,6 +73,7 @@ STATUS_BY_CLASS: dict[type[rerr.RouterError], tuple[int, str, str | None]] = {
     rerr.AuthenticationError: (502, "server_error", "upstream_authentication_failed"),
     rerr.PermissionDeniedError: (502, "server_error", "upstream_permission_denied"),
     rerr.NotFoundError: (404, "invalid_request_error", "not_found"),
+    rerr.ObjectNotFoundError: (404, "invalid_request_error", "not_found"),
     rerr.ConflictError: (409, "invalid_request_error", None),
     rerr.RateLimitError: (429, "rate_limit_error", "rate_limit_exceeded"),
     rerr.QuotaExhaustedError: (429, "insufficient_quota", "insufficient_quota"),

@@ -77,6 +77,9 @@ ROWS = [
     Row("403", _fail(403), "PermissionDeniedError", "b", "immediate", COOLDOWN),
     Row("404-model-not-found", _fail(404, code="model_not_found"), "NotFoundError", "b",
         "immediate", COOLDOWN),
+    # a 404 about an object the request named: tried elsewhere, cools nothing
+    Row("404-object", _fail(404, message="No such File object: file-abc"),
+        "ObjectNotFoundError", "b", "none"),
     Row("400", _fail(400), "BadRequestError", None, "none", raised=BadRequestError),
     Row("422", _fail(422), "BadRequestError", None, "none", raised=BadRequestError),
     Row("409", _fail(409), "ConflictError", None, "none", raised=ConflictError),

@@ -153,11 +153,9 @@ async def test_a_bad_query_on_a_by_id_call_is_refused_before_sending(
     assert router.cooldowns() == []
 
 
-# A failure the request itself caused that still counts against a deployment
-# after this validation: the caller's own deadline or stall limit. Handled in
-# the attempt loop (router/attempts.py), which the request-path refactor owns;
-# these pass once it tells a request-caused timeout from the deployment's.
-@pytest.mark.xfail(reason="request-caused timeouts still count toward cooldown (attempts.py)")
+# A failure the request itself caused: the caller's own deadline or stall limit,
+# shorter than the router's and the deployment's. The attempt loop tells it from
+# the deployment's (router/attempts.py ``_callers_limit``).
 @pytest.mark.parametrize("limit", ["timeout", "stream_timeout"])
 async def test_a_callers_own_short_limit_cools_nothing_down(
     upstreams: StartUpstreams, make_router: Make, limit: str,
@@ -171,3 +169,16 @@ async def test_a_callers_own_short_limit_cools_nothing_down(
         await router.aresponses(model="gpt-4o", input="hi", stream=limit == "stream_timeout",
                                 **{limit: 0.05})
     assert router.cooldowns() == []
+
+
+async def test_the_routers_own_timeout_still_cools_a_slow_deployment(
+    upstreams: StartUpstreams, make_router: Make,
+) -> None:
+    east, west = await upstreams("east", "west")
+    router = make_router([openai_dep(east, timeout=0.05), openai_dep(west, timeout=0.05)],
+                         allowed_fails=0, cooldown_time=60, num_retries=0)
+    east.faults.slow(0.3)
+    west.faults.slow(0.3)
+    with pytest.raises(UpstreamTimeout):
+        await router.aresponses(model="gpt-4o", input="hi", timeout=5.0)
+    assert len(router.cooldowns()) == 1  # the deployment's own limit fired: its fault

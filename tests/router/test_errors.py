@@ -229,6 +229,8 @@ def _reachable() -> set[type[UpstreamError]]:
             found.add(type(error_from_status(status, _body(code), httpx.Headers())))
         found.add(classify(None, code))
     found.add(classify(None, "a_code_nobody_knows"))
+    found.add(type(error_from_status(
+        404, {"error": {"message": "No such File object: file-1"}}, httpx.Headers())))
     for exc, _ in TRANSPORT_TABLE:
         found.add(type(error_from_transport(exc)))
     return found
@@ -453,6 +455,7 @@ TABLE: dict[type[RouterError], tuple[bool, bool, str, str, str | None]] = {
     AuthenticationError: (True, False, "immediate", "default", "default"),
     PermissionDeniedError: (True, False, "immediate", "default", "default"),
     NotFoundError: (True, False, "immediate", "default", "default"),
+    errors.ObjectNotFoundError: (True, False, "none", "-", "default"),
     ConflictError: (False, False, "none", "-", None),
     RateLimitError: (True, True, "immediate", "retry-after", "default"),
     QuotaExhaustedError: (False, False, "immediate", "long", "default"),
@@ -638,3 +641,23 @@ def test_pinned_and_not_found_errors_carry_the_response_id() -> None:
     assert (pinned.response_id, pinned.deployment_id) == ("resp_1", "d1")
     missing = ResponseNotFoundError("gone", response_id="resp_2", model_group=None)
     assert missing.response_id == "resp_2"
+
+
+@pytest.mark.parametrize(("message", "code", "cls"), [
+    ("No such File object: file-abc123", None, "ObjectNotFoundError"),
+    ("Vector store with id 'vs_1' not found.", None, "ObjectNotFoundError"),
+    ("Prompt with id 'pmpt_9' not found", None, "ObjectNotFoundError"),
+    ("Conversation with id 'conv_1' not found.", None, "ObjectNotFoundError"),
+    ("The model `gpt-9` does not exist or you do not have access to it.", "model_not_found",
+     "NotFoundError"),
+    ("The API deployment for this resource does not exist.", "DeploymentNotFound",
+     "NotFoundError"),
+    ("Resource not found", None, "NotFoundError"),  # a wrong URL: the deployment's config
+])
+def test_a_404_about_an_object_the_request_named_cools_nothing(
+    message: str, code: str | None, cls: str
+) -> None:
+    error = errors.error_from_status(404, {"error": {"message": message, "code": code}}, {})
+    assert type(error).__name__ == cls
+    assert error.cools_down is (cls == "NotFoundError")
+    assert error.retryable  # another deployment may hold the object, or the model
