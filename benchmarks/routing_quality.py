@@ -34,6 +34,12 @@ p99 is within 1.2x of the best.
     .venv/bin/python benchmarks/routing_quality.py [--quick] [--rounds N] [--json PATH] [--png PATH]
         [--strategies simple-shuffle,peak-ewma,...] [--requests N] [--set NAME=VALUE]
 
+``--sweep`` instead runs ``benchmarks/sweep.py``: the two workloads and
+``--scenarios`` (default 40) more drawn with ``--sweep-seed`` from wide
+ranges (``--range NAME=VALUE`` changes one), every strategy on the
+discrete-event model with a simulated clock, ``--rounds`` seeds each
+(medians), reported per strategy against issue 16's targets.
+
 ``--strategies`` defaults to all six; a name this router does not register
 yet is reported as "not available". ``module:factory`` adds a strategy of
 your own (``factory(StrategyContext) -> Strategy``). ``--png`` draws a chart
@@ -76,6 +82,7 @@ from router.testing import UpstreamProcess
 if not __package__:  # run as a script: make the ``benchmarks`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import sweep
 from benchmarks.common import (
     INPUT,
     MODEL,
@@ -551,6 +558,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="comma-separated names (default: all six)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--png", metavar="PATH", help="also draw a chart (needs matplotlib)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="run benchmarks/sweep.py's seeded scenarios on the simulated clock")
+    parser.add_argument("--sweep-seed", type=int, default=1, help="the sweep's seed (default 1)")
+    parser.add_argument("--scenarios", type=int, default=40,
+                        help="drawn scenarios besides the two named ones (default 40)")
+    parser.add_argument("--range", metavar="NAME=VALUE", action="append", default=[],
+                        help="a sweep range, e.g. deployments=[2,4] (see sweep.Ranges)")
     parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
                         help="a Router setting for every run, e.g. allowed_fails=100 "
                              "(VALUE is JSON, else a string; repeatable)")
@@ -571,9 +585,31 @@ def _settings(pairs: Sequence[str]) -> dict[str, Any]:
     return found
 
 
+def run_sweep_cli(args: argparse.Namespace) -> None:
+    """``--sweep``: every strategy on the seeded scenarios (simulated clock)."""
+    pairs = _settings(args.range)
+    ranges = sweep.Ranges(**{k: tuple(v) if isinstance(v, list) else v for k, v in pairs.items()})
+    rounds = 1 if args.quick else max(1, args.rounds)
+    cases = sweep.scenarios(args.sweep_seed, args.scenarios, ranges)
+    names = [c.name for c in choices(args.strategies) if ":" not in c.name]
+    results = sweep.run_sweep(cases, names, rounds, progress=lambda line: print(line))
+    print(f"\n## Sweep: seed {args.sweep_seed}, {len(cases)} scenarios, median of {rounds} "
+          f"round(s), discrete-event model\n")
+    print(sweep.report(results))
+    write_json(args.json, {
+        "benchmark": "routing_quality_sweep", "seed": args.sweep_seed, "rounds": rounds,
+        "ranges": asdict(ranges), "scenarios": [c.describe() for c in cases],
+        "results": {k: {n: asdict(o) for n, o in row.items()} for k, row in results.items()},
+        "summary": sweep.summarise(results), "targets": sweep.targets(results),
+    })
+
+
 def main(argv: Sequence[str] | None = None) -> list[Result]:
     """Run every strategy on both workloads, print the tables and the targets."""
     args = _parse(argv)
+    if args.sweep:
+        run_sweep_cli(args)
+        return []
     plan = dataclasses.replace(QUICK if args.quick else DEFAULT, extra=_settings(args.set))
     if args.requests:
         plan = dataclasses.replace(plan, requests=args.requests)

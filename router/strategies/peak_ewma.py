@@ -40,11 +40,15 @@ against the others is measured by ``benchmarks/routing_quality.py`` and the
 simulation in ``tests/router/strategies/simulation.py``; the README has the
 figures.
 
-A deployment not measured yet is expected to serve like the median measured
-candidate (the other one, when two are sampled), as if it served one request
-at a time: ``median cost x (in_flight + 1)``. So it is tried as soon as it
-is not busier than a typical deployment, and with nothing measured,
-identical deployments split traffic by in-flight alone.
+A deployment with nothing in flight that was never sent a request, or that
+has only cold answers so far, or that nothing was sent to for
+``probe_time`` seconds, costs 0: one request probes it (so no healthy
+deployment goes without traffic for long, and a new one is tried at once).
+While that probe is out, a deployment not measured yet is expected to serve
+like the median measured candidate (the other one, when two are sampled),
+as if it served one request at a time: ``median cost x (in_flight + 1)``.
+With nothing measured, identical deployments split traffic by in-flight
+alone.
 
 Exact (every candidate's cost) up to
 :data:`~router.strategies.sampling.EXACT_LIMIT` candidates; above that, the
@@ -58,7 +62,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from router.strategies.base import LoadReader, unbound_reader
-from router.strategies.peak_figures import DEFAULT_DECAY, PeakFigures
+from router.strategies.peak_figures import COLD_ANSWERS, DEFAULT_DECAY, PeakFigures
 from router.strategies.sampling import EXACT_LIMIT, TupleCache, lowest, number_arg, two_distinct
 
 if TYPE_CHECKING:
@@ -90,24 +94,31 @@ class PeakEwma(LoadReader):
 
     ``load``: the tracker whose samples feed the figures (the router binds
     its own when ``None``); ``clock``: the instant costs are read at (default:
-    the tracker's); ``decay_time``: the peak EWMA's time constant, seconds.
+    the tracker's); ``decay_time``: the peak EWMA's time constant, seconds;
+    ``probe_time``: seconds without an answer before an idle deployment is
+    probed (default half the decay time); ``cold_answers``: first answers
+    that may include connection setup (see ``PeakFigures``).
     """
 
     def __init__(
         self, load: LoadTracker | None = None, clock: Clock | None = None,
         rng: random.Random | None = None, *, decay_time: float = DEFAULT_DECAY,
+        probe_time: float | None = None, cold_answers: int = COLD_ANSWERS,
     ) -> None:
         if not decay_time > 0:
             raise ValueError(f"PeakEwma: decay_time must be > 0 seconds, got {decay_time!r}")
         self._clock = clock
         self._decay = decay_time
+        self._probe = probe_time
+        self._cold = cold_answers
         self._random = (rng or random.Random()).random
         self._capacities: TupleCache[list[int | None]] = TupleCache()
         self.figures: PeakFigures | None = None
         super().__init__(load)
 
     def _bound(self, load: LoadTracker) -> None:
-        self.figures = figures = PeakFigures(load, decay=self._decay)
+        self.figures = figures = PeakFigures(
+            load, decay=self._decay, probe=self._probe, cold=self._cold)
         self._expected = figures.expected_latency
         self._in_flight = load.in_flight
         self._now = (self._clock or load.clock).now
@@ -121,9 +132,14 @@ class PeakEwma(LoadReader):
 
     @classmethod
     def from_context(cls, context: StrategyContext) -> PeakEwma:
-        """Built with ``routing_strategy_args["decay_time"]`` (seconds, default 10)."""
-        decay = number_arg(context.args, "decay_time", DEFAULT_DECAY, allow_zero=False)
-        return cls(context.load, context.clock, context.rng, decay_time=decay)
+        """Built with ``routing_strategy_args``: ``decay_time`` (seconds, default 10),
+        ``probe_time`` (seconds, default half the decay time), ``cold_answers`` (default 3)."""
+        args = context.args
+        decay = number_arg(args, "decay_time", DEFAULT_DECAY, allow_zero=False)
+        probe = number_arg(args, "probe_time", decay / 2, allow_zero=False)
+        cold = number_arg(args, "cold_answers", COLD_ANSWERS)
+        return cls(context.load, context.clock, context.rng, decay_time=decay,
+                   probe_time=probe, cold_answers=int(cold))
 
     def pick(self, candidates: Sequence[Deployment], request: RouteRequest) -> Deployment:
         n = len(candidates)
@@ -154,6 +170,6 @@ class PeakEwma(LoadReader):
         typical = max(measured[len(measured) // 2] if measured else DEFAULT_LATENCY, _FLOOR)
         in_flight = self._in_flight
         return [
-            typical * (in_flight(d.id) + 1) if c is None else c
+            c if c is not None else typical * (k + 1) if (k := in_flight(d.id)) else 0.0
             for d, c in zip(candidates, costs, strict=True)
         ]

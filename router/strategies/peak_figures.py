@@ -24,8 +24,20 @@ started (itself included; the shared count when fresh and larger):
   (Finagle/Linkerd): a higher sample replaces it at once, a lower one pulls
   it down by ``max(alpha, 1 - exp(-dt / decay))`` where ``dt`` is the time
   since the previous sample. While a deployment has nothing in flight the
-  value read decays toward zero with the same time constant, so one that was
-  slow and then stopped getting traffic is probed again after a while.
+  value read decays toward zero with the same time constant, and once
+  nothing was sent there for ``probe`` seconds (default ``decay / 2``) and
+  nothing is in flight, its expected latency reads 0: one request probes it.
+  So a deployment that looked slow once (or whose figures are stale) never
+  goes without traffic for long, at the cost of one request per ``probe``
+  seconds when it really is slow.
+
+The first :data:`COLD_ANSWERS` (``cold``) answers of a deployment may include connection
+setup (TLS, a cold upstream): until then each figure keeps the *lowest*
+sample, and :meth:`PeakFigures.expected_latency` reads 0 while it has
+nothing in flight (probe it, one request at a time), else ``None`` (the
+strategy's stand-in for an unmeasured deployment), so a cold start does not
+brand a deployment as slow; a deployment that is slow answers slowly every
+time and keeps a high figure.
 
 The *parallelism*, ``s / d``, is how many requests it serves at once. Keeping
 the three apart lets a queue count once: one slow first answer (a connection
@@ -64,7 +76,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from router.load import LoadHandle, LoadTracker
 
-__all__ = ["DEFAULT_DECAY", "PeakFigures"]
+__all__ = ["COLD_ANSWERS", "DEFAULT_DECAY", "PeakFigures"]
 
 DEFAULT_DECAY = 10.0  # seconds; Finagle's default decay time
 _PENALTY_FACTOR = 2.0
@@ -76,19 +88,28 @@ _RARE = 0.02
 #: The hedge of :meth:`PeakFigures.expected_latency`: requests already there
 #: add up to this share of the latency (all of it at the parallelism).
 _HEDGE = 0.5
+#: The first answers of a deployment may include connection setup: until
+#: this many, each figure keeps the lowest sample instead of the worst.
+COLD_ANSWERS = 3
 _WAITING_COMPACT_AT = 64
 
 
 class _Peak:
     """The figures of one deployment (mutated under the locks)."""
 
-    __slots__ = ("drain", "outliers", "peak", "peak_at", "service", "waiting", "youngest")
+    __slots__ = (
+        "drain", "last_start", "outliers", "peak", "peak_at", "samples", "service", "waiting",
+        "youngest",
+    )
 
     def __init__(self) -> None:
         self.peak: float | None = None
         self.drain = 0.0
         self.service = 0.0
         self.peak_at = 0.0
+        self.samples = 0
+        #: When the latest request was sent there.
+        self.last_start = -math.inf
         #: When the latest-started answered (successful) request started.
         self.youngest = -math.inf
         #: EWMA of the share of answers that were overtaken and above the peak.
@@ -100,8 +121,12 @@ class _Peak:
 
 
 def _parallelism(service: float, drain: float) -> float:
-    """How many requests a deployment serves at once: service time / drain time."""
-    return service / drain if drain > 0 else math.inf
+    """How many requests a deployment serves at once: service time / drain time, at least 1.
+
+    Below 1 the figures contradict each other (a slow-down raised the drain
+    time before the service time): one request alone is never queued there.
+    """
+    return max(1.0, service / drain) if drain > 0 else math.inf
 
 
 def _drop_overtaken(waiting: deque[LoadHandle], started: float) -> None:
@@ -121,16 +146,25 @@ class PeakFigures:
     """Peak, drain and service time per deployment, fed by ``load``'s samples.
 
     ``decay``: the peak EWMA's time constant, seconds (``decay_time``);
-    ``alpha``: the weight of a new sample (default: the tracker's).
+    ``alpha``: the weight of a new sample (default: the tracker's);
+    ``probe``: seconds without a request after which an idle deployment is
+    probed (default ``decay / 2``; ``math.inf``: never); ``cold``: answers
+    that may include connection setup (1: the first answer counts fully).
     """
 
     def __init__(
-        self, load: LoadTracker, *, decay: float = DEFAULT_DECAY, alpha: float | None = None
+        self, load: LoadTracker, *, decay: float = DEFAULT_DECAY, alpha: float | None = None,
+        probe: float | None = None, cold: int = COLD_ANSWERS,
     ) -> None:
         if not decay > 0:
             raise ValueError(f"PeakFigures: decay must be > 0 seconds, got {decay!r}")
+        probe = decay / 2 if probe is None else probe
+        if not probe > 0:
+            raise ValueError(f"PeakFigures: probe must be > 0 seconds, got {probe!r}")
         self._load = load
         self._decay = decay
+        self._probe = probe
+        self._cold = max(1, cold)
         self._alpha = load.alpha if alpha is None else alpha
         self._local = load.local_in_flight
         self._in_flight = load.in_flight
@@ -147,6 +181,7 @@ class PeakFigures:
     def started(self, handle: LoadHandle) -> None:
         peak = self._peaks.get(handle.deployment_id) or self._add(handle.deployment_id)
         with self._lock:
+            peak.last_start = max(peak.last_start, handle.started)
             waiting = peak.waiting
             waiting.append(handle)
             if len(waiting) > _WAITING_COMPACT_AT and len(waiting) > 4 * self._local(
@@ -181,9 +216,13 @@ class PeakFigures:
         if outlier and rate < _RARE and peak is not None:  # rare: the request's own
             stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
             return
-        if peak is None:
-            stats.peak = stats.service = latency
-            stats.drain, stats.peak_at = drain_sample, now
+        stats.samples += 1
+        if peak is None or stats.samples <= self._cold:  # a cold start: keep the lowest
+            low = latency if peak is None else min(peak, latency)
+            stats.peak = low
+            stats.service = low if peak is None else min(stats.service, latency)
+            stats.drain = drain_sample if peak is None else min(stats.drain, drain_sample)
+            stats.peak_at = now
             return
         alpha, drain, service = self._alpha, stats.drain, stats.service
         parallel = _parallelism(service, drain)
@@ -261,9 +300,15 @@ class PeakFigures:
         cost a little even within the parallelism, since estimates are noisy.
         """
         stats = self._peaks.get(deployment_id)
-        if stats is None or stats.peak is None:
+        if stats is None:
             return None
+        idle = not self._in_flight(deployment_id)
+        if idle and (now - stats.last_start >= self._probe or 0 < stats.samples < self._cold):
+            return 0.0  # nothing sent for a while, or cold so far: probe it, one at a time
+        if stats.samples < self._cold:
+            return None  # unmeasured, or a probe in flight: the caller's stand-in
         latency = stats.peak
+        assert latency is not None
         if not self._local(deployment_id) and now > stats.peak_at:
             latency *= math.exp((stats.peak_at - now) / self._decay)
         waiting = self._in_flight(deployment_id)

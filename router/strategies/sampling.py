@@ -9,6 +9,13 @@ two distinct random candidates; Mitzenmacher shows the best of two already
 gets almost all the benefit of the best of all). Figures that never change
 (weights, prices) are instead precomputed once per candidates tuple by
 :class:`TupleCache`.
+
+A check or a cooldown narrows a group to a fresh list, and weighing a
+thousand candidates afresh costs far over the budget. :class:`Wholes`
+remembers the group tuples a strategy has seen and, for a list that is an
+order-preserving subset of one (what every filter makes), answers "is the
+whole's ``k``-th member still in the list?" in O(removed members), so a
+strategy can reuse the whole's cached figures and sample from them.
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ from router.errors import ConfigError
 if TYPE_CHECKING:
     from router.deployment import Deployment
 
-__all__ = ["EXACT_LIMIT", "TupleCache", "lowest", "number_arg", "random_min", "two_distinct"]
+__all__ = [
+    "EXACT_LIMIT", "NARROW_LIMIT", "Narrowed", "TupleCache", "Wholes", "lowest", "number_arg",
+    "random_min", "two_distinct",
+]
 
 #: Up to this many candidates a strategy compares them all; above, it samples.
 EXACT_LIMIT = 16
+#: A list narrowed from a known whole by more than this many members is
+#: weighed afresh (membership tests cost O(removed) each).
+NARROW_LIMIT = 32
 
 T = TypeVar("T")
 
@@ -111,3 +124,66 @@ def number_arg(
             f"routing_strategy_args.{name}: expected a finite number {need}, got {value!r}"
         )
     return float(value)
+
+
+class Narrowed:
+    """A list seen as its whole tuple less a few members (see :class:`Wholes`)."""
+
+    __slots__ = ("_first", "_items", "_removed", "whole")
+
+    def __init__(self, whole: tuple[Deployment, ...], items: Sequence[Deployment],
+                 first: int) -> None:
+        self.whole = whole
+        self._items = items
+        self._first = first
+        self._removed = len(whole) - len(items)
+
+    def has(self, position: int) -> bool:
+        """Whether ``whole[position]`` is in the list (an identity test, O(removed))."""
+        offset = position - self._first
+        if offset < 0:
+            return False
+        member = self.whole[position]
+        items = self._items
+        low = max(0, offset - self._removed)
+        return any(d is member for d in items[low:offset + 1])
+
+
+class Wholes:
+    """The group tuples a strategy has seen, found again from a list narrowed from one.
+
+    :meth:`learn` registers a tuple's members (once per tuple, O(n));
+    :meth:`narrowed` recognises a list whose first and last members come from
+    one remembered tuple and that lacks at most :data:`NARROW_LIMIT` of its
+    members. Membership answers assume the list keeps the tuple's order (a
+    filter's output); a member a reordering hid is only reported absent, so a
+    strategy never picks a deployment that is not in the list. At most
+    ``size`` tuples are remembered; when full, it starts over.
+    """
+
+    __slots__ = ("_count", "_index", "_size")
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._count = 0
+        self._index: dict[int, tuple[tuple[Deployment, ...], int]] = {}
+
+    def learn(self, whole: tuple[Deployment, ...]) -> None:
+        """Remember ``whole``'s members and their positions."""
+        if self._count >= self._size:
+            self._index, self._count = {}, 0
+        self._count += 1
+        self._index.update((id(d), (whole, i)) for i, d in enumerate(whole))
+
+    def narrowed(self, items: Sequence[Deployment]) -> Narrowed | None:
+        """``items`` as a narrowed remembered tuple, or ``None`` when it is not one."""
+        index = self._index
+        head, tail = index.get(id(items[0])), index.get(id(items[-1]))
+        if head is None or tail is None:
+            return None
+        whole, first = head
+        if tail[0] is not whole or whole[first] is not items[0] or whole[tail[1]] is not items[-1]:
+            return None
+        if tail[1] - first + 1 < len(items) or len(whole) - len(items) > NARROW_LIMIT:
+            return None  # not in the whole's order, or narrowed too far
+        return Narrowed(whole, items, first)

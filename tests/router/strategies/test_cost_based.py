@@ -93,3 +93,24 @@ def test_a_large_cheapest_tier_is_sampled_by_in_flight() -> None:
     busy = sum(picks[d.id] for d in group[: 3 * EXACT_LIMIT : 2])
     assert busy / 3000 == pytest.approx(0.5 * 23 / 47, abs=0.04)
     assert len(held) == 24
+
+
+def test_a_narrowed_list_keeps_the_cheapest_still_in_it() -> None:
+    group = _priced(*([(1e-5, 1e-5)] * 30), (1e-6, 1e-6), (2e-6, 2e-6), (1e-6, 1e-6))
+    strategy = CostBased(LoadTracker(ManualClock()), random.Random(3))
+    strategy.pick(group, REQUEST)  # seen whole
+    without_one = [d for d in group if d is not group[30]]
+    assert set(_picks(strategy, without_one)) == {group[32].id}
+    without_tier = [d for d in group if d not in (group[30], group[32])]
+    assert set(_picks(strategy, without_tier)) == {group[31].id}  # priced afresh
+
+
+def test_a_narrowed_large_tier_never_yields_a_removed_member() -> None:
+    group = _priced(*([(1e-6, 1e-6)] * (3 * EXACT_LIMIT)), (1e-5, 1e-5))
+    strategy = CostBased(LoadTracker(ManualClock()), random.Random(4))
+    strategy.pick(group, REQUEST)
+    gone = {d.id for d in group[:6]}
+    picks = _picks(strategy, [d for d in group if d.id not in gone], 2000)
+    assert not gone & set(picks)
+    assert group[-1].id not in picks
+    assert len(picks) == 3 * EXACT_LIMIT - 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -30,7 +31,9 @@ class Bench:
         self.group = make_group(*params)
         self.clock = ManualClock()
         self.load = LoadTracker(self.clock)
-        self.strategy = PeakEwma(self.load, self.clock, random.Random(seed), decay_time=TAU)
+        self.strategy = PeakEwma(
+            self.load, self.clock, random.Random(seed), decay_time=TAU, probe_time=math.inf,
+            cold_answers=1)
         assert self.strategy.figures is not None
         self.figures = self.strategy.figures
         self.held: list[LoadHandle] = []
@@ -161,16 +164,16 @@ def test_max_parallel_requests_is_a_floor_of_the_parallelism() -> None:
     assert set(bench.picks()) == {"d1"}
 
 
-def test_an_unmeasured_deployment_stands_in_for_the_median() -> None:
+def test_an_unmeasured_deployment_is_probed_then_stands_in_for_the_median() -> None:
     bench = Bench({}, {}, {}, {}, seed=3)
     bench.serve(d0=1.0, d1=3.0, d2=3.0)
-    assert set(bench.picks()) == {"d0"}  # d3 stands in at the median, 3 s
+    assert set(bench.picks()) == {"d3"}  # nothing sent there yet: probed first
+    bench.hold("d3")  # the probe is out: it stands in at the median, 3 s, as a serial one: x 2
+    assert set(bench.picks()) == {"d0"}
     bench.hold("d0", 3)  # d0: 1 x 4 x 1.5 = 6 s; the median of (6, 3, 3) is 3 s
     picks = bench.picks(3000)
-    assert set(picks) == {"d1", "d2", "d3"}  # all three at 3 s
-    assert picks["d3"] == pytest.approx(1000, abs=120)
-    bench.hold("d3")  # the stand-in is loaded like a serial deployment: 3 x 2
-    assert set(bench.picks()) == {"d1", "d2"}
+    assert set(picks) == {"d1", "d2"}  # both at 3 s; d3 at 6 s
+    assert picks["d1"] == pytest.approx(1500, abs=150)
 
 
 def test_with_nothing_measured_it_is_least_busy() -> None:
@@ -262,3 +265,34 @@ def test_meets_the_unlimited_capacity_target_in_the_median_seed() -> None:
         best = min(_routing_quality(name, seed, capacity=10_000)[0] for name in others)
         ratios.append(_routing_quality("peak-ewma", seed, capacity=10_000)[0] / best)
     assert sorted(ratios)[len(ratios) // 2] <= 1.2, ratios
+
+
+def _lock_in_run(name: str, seed: int) -> tuple[Counter[str], list[str], float]:
+    """Issue 16's lock-in: four speeds, 2 slots each, concurrency = total capacity.
+
+    Every deployment opens connections on its first two answers (200 ms
+    more), and the 40 ms one slows to 160 ms after 300 picks. Returns the
+    picks per deployment, the picks after the slow-down and the p50.
+    """
+    warm = {"warmup": 0.2, "warmup_requests": 2, "capacity": 2}
+    upstreams = [
+        Upstream(0.02, **warm), Upstream(0.04, slow_after=300, **warm),  # type: ignore[arg-type]
+        Upstream(0.08, **warm), Upstream(0.16, **warm),  # type: ignore[arg-type]
+    ]
+    result = Simulation(
+        lambda load, clock: build_strategy(name, load, clock, seed), upstreams,
+        concurrency=8, seed=seed,
+    ).run(600)
+    switched = upstreams[1].slow_at
+    assert switched is not None
+    return result.counts(), [d for t, d in result.picks if t >= switched], result.percentile(0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cold_starts_do_not_lock_traffic_in(seed: int) -> None:
+    """Before the fix the cold answers branded d1-d3: 2 picks each, d0 queued (p50 80 ms)."""
+    counts, later, p50 = _lock_in_run("peak-ewma", seed)
+    assert all(counts[f"d{i}"] >= 3 for i in range(4)), counts  # every one keeps some traffic
+    assert counts["d2"] >= 30, counts  # the 80 ms one is used, not just probed
+    assert later.count("d1") / len(later) <= 0.25
+    assert p50 < 0.07

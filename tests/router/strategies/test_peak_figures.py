@@ -25,7 +25,7 @@ def _served(load: LoadTracker, clock: ManualClock, seconds: float, dep: str = "d
 def test_a_timeout_is_a_peak_sample_replaced_at_once() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     handle = load.acquire("d1")
     clock.advance(7.0)
     handle.release(ok=False, timed_out=True)
@@ -40,7 +40,7 @@ def test_a_timeout_is_a_peak_sample_replaced_at_once() -> None:
 def test_a_stream_sample_is_its_first_token() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     handle = load.acquire("d1")
     clock.advance(0.5)
     handle.first_token()
@@ -53,7 +53,7 @@ def test_a_stream_sample_is_its_first_token() -> None:
 def test_other_failures_feed_nothing_and_a_bad_decay_is_named() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     handle = load.acquire("d1")
     clock.advance(1.0)
     handle.release(ok=False)
@@ -68,7 +68,7 @@ def test_other_failures_feed_nothing_and_a_bad_decay_is_named() -> None:
 def test_peak_jumps_up_at_once_and_decays_toward_lower_samples() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 1.0)
     assert peak.peak_latency("d1") == pytest.approx(1.0)
     _served(load, clock, 3.0)
@@ -80,7 +80,7 @@ def test_peak_jumps_up_at_once_and_decays_toward_lower_samples() -> None:
 def test_peak_decays_by_elapsed_time_not_by_sample_count() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 3.0)
     clock.advance(2 * TAU)
     _served(load, clock, 1.0)  # 2 tau + 1 s after the previous sample
@@ -90,7 +90,7 @@ def test_peak_decays_by_elapsed_time_not_by_sample_count() -> None:
 def test_idle_peak_reads_decayed_toward_zero_busy_does_not() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 2.0)
     clock.advance(TAU)
     assert peak.peak_latency("d1") == pytest.approx(2.0 * math.exp(-1))
@@ -104,7 +104,7 @@ def test_idle_peak_reads_decayed_toward_zero_busy_does_not() -> None:
 def test_drain_time_moves_toward_latency_over_the_requests_in_flight_at_start() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     handles = [load.acquire("d1") for _ in range(4)]
     clock.advance(2.0)
     for h in handles:
@@ -122,7 +122,7 @@ def test_a_one_off_slow_first_answer_is_not_taken_as_serial_for_long() -> None:
     """A first answer slowed by opening the connection must not make it look serial."""
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 0.5)  # connection set-up: 10x the usual 0.05 s
     pipeline = [load.acquire("d1") for _ in range(4)]
     for _ in range(40):  # 4 at a time at 0.05 s each: 2 s of traffic
@@ -138,7 +138,7 @@ def test_a_one_off_slow_first_answer_is_not_taken_as_serial_for_long() -> None:
 def test_drain_time_learns_the_throughput_of_a_busy_deployment() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     # Every 0.5 s one request ends and one starts; each takes 2 s, so each
     # starts with three others in flight: 4 at a time, 0.5 s per request.
     pipeline = []
@@ -158,7 +158,7 @@ def test_drain_time_learns_the_throughput_of_a_busy_deployment() -> None:
 def test_a_deployment_not_loaded_yet_is_tried_one_request_further() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 1.0)  # alone: drain 1 s, parallelism 1
     _served(load, clock, 1.0)  # alone again, not queued: parallelism nudged toward 2
     assert peak.drain_time("d1") == pytest.approx(1.0 + 0.3 * (0.5 - 1.0))
@@ -167,7 +167,7 @@ def test_a_deployment_not_loaded_yet_is_tried_one_request_further() -> None:
 def test_drain_time_counts_shared_in_flight_when_larger() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     load.merge_shared({"d1": SharedFigures(in_flight=3, requests=0, tokens=0)})
     _served(load, clock, 2.0)
     assert peak.drain_time("d1") == pytest.approx(0.5)  # 2 s / (3 others + itself)
@@ -176,7 +176,7 @@ def test_drain_time_counts_shared_in_flight_when_larger() -> None:
 def test_expected_latency() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     assert peak.expected_latency("d1", clock.now()) is None
     _served(load, clock, 1.0)  # peak 1, drain 1 (alone in flight): parallelism 1
     now = clock.now()
@@ -195,7 +195,7 @@ def test_expected_latency() -> None:
 def test_expected_latency_is_at_least_the_oldest_wait() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 1.0)
     held = load.acquire("d1")
     clock.advance(5.0)  # waited 5 s where 1 s is usual
@@ -207,7 +207,7 @@ def test_an_overtaken_slow_answer_moves_the_peak_by_alpha_only() -> None:
     """A late answer that a younger request beat says little about the deployment."""
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 1.0)
     late = load.acquire("d1")  # its answer will be read late
     clock.advance(0.1)
@@ -231,7 +231,7 @@ def test_an_overtaken_slow_answer_moves_the_peak_by_alpha_only() -> None:
 def test_an_overtaken_waiting_request_no_longer_bounds_the_cost() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 1.0)
     long = load.acquire("d1")  # a long answer
     clock.advance(0.5)
@@ -254,7 +254,7 @@ def test_an_overtaken_waiting_request_no_longer_bounds_the_cost() -> None:
 def test_a_request_started_at_the_same_instant_as_an_answered_one_still_waits() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     _served(load, clock, 1.0)
     stuck, quick = load.acquire("d1"), load.acquire("d1")  # the same instant
     clock.advance(1.0)
@@ -271,7 +271,7 @@ def _mixed(slow_every: int | None, rounds: int = 60) -> float:
     answers first); ``None``: never."""
     clock = ManualClock()
     load = LoadTracker(clock)
-    peak = PeakFigures(load, decay=TAU)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
     costs = []
     for i in range(rounds):
         first = load.acquire("d1")
@@ -297,3 +297,55 @@ def test_overtaken_slow_answers_count_once_they_are_not_rare() -> None:
     assert _mixed(5) > 3 * clean  # every fifth: counted
 
 
+
+
+def test_cold_answers_keep_the_lowest_and_are_probed_one_at_a_time() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=3)
+    _served(load, clock, 2.0)  # a connection being opened
+    assert peak.expected_latency("d1", clock.now()) == 0.0  # cold and idle: probe it
+    held = load.acquire("d1")
+    assert peak.expected_latency("d1", clock.now()) is None  # the probe is out: stand-in
+    clock.advance(0.3)
+    held.release(ok=True)
+    _served(load, clock, 0.1)
+    assert peak.peak_latency("d1") == pytest.approx(0.1)  # the lowest, not the worst
+    assert peak.expected_latency("d1", clock.now()) == pytest.approx(0.1)  # 3 answers: settled
+    _served(load, clock, 1.0)
+    assert peak.peak_latency("d1") == pytest.approx(1.0)  # settled: a peak again
+
+
+def test_an_idle_deployment_is_probed_after_probe_seconds_without_a_request() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=3.0, cold=1)
+    _served(load, clock, 1.0)  # sent 1 s ago
+    clock.advance(1.9)
+    assert peak.expected_latency("d1", clock.now()) == pytest.approx(math.exp(-0.19))
+    clock.advance(0.1)
+    assert peak.expected_latency("d1", clock.now()) == 0.0
+    held = load.acquire("d1")  # one probe out: its figures count again
+    # one request there, learned serial (1 s alone): queued behind it, plus the hedge
+    assert peak.expected_latency("d1", clock.now()) == pytest.approx(1.0 * 2 * 1.5)
+    held.release(ok=True)
+    with pytest.raises(ValueError, match="probe"):
+        PeakFigures(load, decay=TAU, probe=0.0)
+
+
+def test_parallelism_is_never_below_one() -> None:
+    # A slow-down seen with two in flight raised the drain time above the
+    # service time; taken as a parallelism below 1 it froze the service time.
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
+    _served(load, clock, 0.1)
+    for _ in range(30):
+        first, second = load.acquire("d1"), load.acquire("d1")
+        clock.advance(1.0)
+        first.release(ok=True)
+        second.release(ok=True)
+    for _ in range(30):
+        _served(load, clock, 1.0)
+    service = peak.service_time("d1")
+    assert service is not None and service > 0.9

@@ -10,7 +10,15 @@ import pytest
 
 from router.deployment import Deployment
 from router.errors import ConfigError
-from router.strategies.sampling import TupleCache, lowest, number_arg, random_min, two_distinct
+from router.strategies.sampling import (
+    NARROW_LIMIT,
+    TupleCache,
+    Wholes,
+    lowest,
+    number_arg,
+    random_min,
+    two_distinct,
+)
 from tests.router.strategies.simulation import make_group
 
 
@@ -90,3 +98,18 @@ def test_number_arg() -> None:
             number_arg({"x": bad}, "x", 0.5)
     with pytest.raises(ConfigError, match="> 0"):
         number_arg({"x": 0}, "x", 1.0, allow_zero=False)
+
+
+def test_wholes_recognise_an_order_preserving_subset() -> None:
+    group = make_group(*({} for _ in range(40)))
+    wholes = Wholes()
+    assert wholes.narrowed(list(group)) is None  # never seen whole
+    wholes.learn(group)
+    kept = [d for i, d in enumerate(group) if i not in (0, 7, 8, 39)]
+    narrowed = wholes.narrowed(kept)
+    assert narrowed is not None and narrowed.whole is group
+    assert [i for i in range(40) if narrowed.has(i)] == [
+        i for i in range(40) if i not in (0, 7, 8, 39)]
+    assert wholes.narrowed(kept[::-1]) is None  # first/last not where they belong
+    too_narrow = list(group[: 40 - NARROW_LIMIT - 1])
+    assert wholes.narrowed(too_narrow) is None

@@ -155,3 +155,26 @@ def test_the_same_rng_draws_give_the_same_picks_for_tuple_and_list() -> None:
         return [strategy.pick(candidates, REQUEST).id for _ in range(200)]
 
     assert sequence(group) == sequence(list(group))
+
+
+def test_a_list_narrowed_from_a_seen_group_keeps_the_weights() -> None:
+    # Drawn from the whole group's weights, draws outside the list drawn again.
+    group = _group(*({"weight": 1 + i % 3} for i in range(40)))
+    strategy = SimpleShuffle(random.Random(7))
+    strategy.pick(group, REQUEST)  # seen whole
+    removed = {group[3].id, group[10].id, group[22].id}
+    narrowed = [d for d in group if d.id not in removed]
+    counts = Counter(strategy.pick(narrowed, REQUEST).id for _ in range(PICKS * 4))
+    assert not removed & set(counts)
+    total = sum(d.weight or 0 for d in narrowed)
+    heavy = sum(counts[d.id] for d in narrowed if d.weight == 3) / (PICKS * 4)
+    assert heavy == pytest.approx(sum(3 for d in narrowed if d.weight == 3) / total, abs=0.035)
+
+
+def test_a_reordered_or_unknown_list_is_weighed_afresh() -> None:
+    group = _group(*({"weight": 1} for _ in range(30)), {"weight": 1000})
+    strategy = SimpleShuffle(random.Random(8))
+    reordered = list(reversed(group[1:]))  # never seen whole, and not in the group's order
+    counts = Counter(strategy.pick(reordered, REQUEST).id for _ in range(200))
+    assert counts[group[-1].id] > 180
+    assert group[0].id not in counts
