@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import resource
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from typing import Any
 
 from router.router import Router
 from router.testing import UpstreamProcess
+from router.testing.process import spawn, terminate
 
 if not __package__:  # run as a script: make the ``benchmarks`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -119,32 +119,14 @@ class FakeProcess:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> FakeProcess:
-        root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--port", "0", *self.args],
-            stdout=subprocess.PIPE, text=True, env=env)
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "READY":
-            self.__exit__()
-            raise RuntimeError(f"{self.module} did not start: {line!r}")
-        self.url, self.pid = line[1], self._proc.pid
+        self._proc, self.url = spawn(self.module, ["--port", "0", *self.args])
+        self.pid = self._proc.pid
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if proc is not None:
+            terminate(proc)
 
 
 def _router(model: str, api_base: str, params: Mapping[str, Any]) -> Router:

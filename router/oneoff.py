@@ -86,20 +86,29 @@ def responses(*, model: str, input: Any = None, stream: bool = False, **kwargs: 
     return result
 
 
-class OneOffStream:
-    """A :class:`router.streaming.ResponseStream` that closes its one-off router at its end."""
+class _Holding:
+    """A stream and the one-off router to close at its end; ``routing`` and
+    ``response`` are the stream's."""
 
-    def __init__(self, stream: ResponseStream, router: Router) -> None:
-        self._stream = stream
+    def __init__(self, stream: ResponseStream | SyncResponseStream, router: Router) -> None:
+        self._held = stream
         self._router: Router | None = router
 
     @property
     def routing(self) -> RoutingInfo | None:
-        return self._stream.routing
+        return self._held.routing
 
     @property
     def response(self) -> Response | None:
-        return self._stream.response
+        return self._held.response
+
+
+class OneOffStream(_Holding):
+    """A :class:`router.streaming.ResponseStream` that closes its one-off router at its end."""
+
+    def __init__(self, stream: ResponseStream, router: Router) -> None:
+        super().__init__(stream, router)
+        self._stream = stream
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self
@@ -126,20 +135,12 @@ class OneOffStream:
         await self.aclose()
 
 
-class SyncOneOffStream:
+class SyncOneOffStream(_Holding):
     """The sync twin of :class:`OneOffStream`."""
 
     def __init__(self, stream: SyncResponseStream, router: Router) -> None:
+        super().__init__(stream, router)
         self._stream = stream
-        self._router: Router | None = router
-
-    @property
-    def routing(self) -> RoutingInfo | None:
-        return self._stream.routing
-
-    @property
-    def response(self) -> Response | None:
-        return self._stream.response
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self

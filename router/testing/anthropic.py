@@ -38,7 +38,6 @@ import itertools
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,7 @@ from typing import Any
 from aiohttp import web
 
 from router.testing.anthropic_checks import Invalid, check_request
-from router.testing.upstream import _await_ready, _child_env
+from router.testing.process import spawn, terminate
 
 __all__ = ["ERROR_STATUS", "AnthropicFaults", "AnthropicProcess", "AnthropicUpstream",
            "Recorded"]
@@ -525,28 +524,14 @@ class AnthropicProcess:
         self.url = ""
 
     def __enter__(self) -> AnthropicProcess:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "router.testing.anthropic", *self._argv],
-            stdout=subprocess.PIPE, text=True, env=_child_env())
-        try:
-            self.url = _await_ready(self._proc, self._startup_timeout)
-        except BaseException:
-            self.__exit__()
-            raise
+        self._proc, self.url = spawn("router.testing.anthropic", self._argv,
+                                     self._startup_timeout)
         return self
 
     def __exit__(self, *exc: object) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if proc is not None:
+            terminate(proc)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -37,16 +37,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import random
 import secrets
-import selectors
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -54,6 +50,7 @@ import httpx
 from aiohttp import web
 
 from router.testing.features import BadRequest, item_events, tool_output, with_includes
+from router.testing.process import spawn, terminate
 
 __all__ = [
     "FaultPlan",
@@ -1172,17 +1169,7 @@ class UpstreamProcess:
         """Spawn the child and wait until it listens."""
         if self._proc is not None:
             return
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "router.testing", *self._argv],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=_child_env(),
-        )
-        try:
-            self._url = _await_ready(self._proc, self._startup_timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self._proc, self._url = spawn("router.testing", self._argv, self._startup_timeout)
         self._client = httpx.Client(base_url=self._url, timeout=10.0)
 
     def stop(self) -> None:
@@ -1191,16 +1178,8 @@ class UpstreamProcess:
         if self._client is not None:
             self._client.close()
             self._client = None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if proc is not None:
+            terminate(proc)
 
     def stats(self) -> dict[str, Json]:
         """``{"name", "hits", "stored", "requests"}`` from the child."""
@@ -1276,28 +1255,3 @@ def _cli_args(
     if not record_requests:
         argv.append("--no-record")
     return argv
-
-
-def _child_env() -> dict[str, str]:
-    """The environment, with this checkout importable first."""
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _await_ready(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The url from the child's ``READY <url>`` line."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(left):
-                break
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"upstream process exited early (code {proc.poll()})")
-            if line.startswith("READY "):
-                return line.split()[1]
-    raise TimeoutError(f"upstream process not ready after {timeout} s")
