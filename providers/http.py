@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from providers.aiohttp_sender import KEEPALIVE_SECONDS, MAX_CONNECTIONS, AiohttpSender
 
@@ -138,6 +137,8 @@ def default_client() -> httpx.AsyncClient:
     still get aiohttp's connection pool: pass it as ``Router(http_client=...)``
     when those matter more than the last third of the transport's CPU.
     """
+    from httpx_aiohttp import AiohttpTransport  # only for callers who ask for this client
+
     return httpx.AsyncClient(
         transport=AiohttpTransport(limits=_LIMITS, trust_env=False), limits=_LIMITS,
         trust_env=False, timeout=None,

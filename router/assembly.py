@@ -51,7 +51,6 @@ from router.services import RouterServices
 from router.shared_cooldowns import SharedCooldowns
 from router.shared_load import Admission, SharedLoad
 from router.state.memory import MemoryStore
-from router.state.redis import RedisStore
 from router.state.resilient import ResilientStore
 from router.strategies.base import (
     Needs,
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
     from checks.base import CheckContext
     from router.deployment import Deployment
     from router.state.base import StateStore
+    from router.state.redis import RedisStore
 
 __all__ = ["CheckFactory", "Objects", "Parts", "StrategyFactory", "assemble"]
 
@@ -182,7 +182,11 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
 def _make_redis(settings: RouterSettings, clock: Clock) -> RedisStore | None:
     """The Redis of the shared state (one server, a Cluster or Sentinel), when configured."""
     target = settings.redis_target()
-    return None if target is None else RedisStore(
+    if target is None:
+        return None
+    from router.state.redis import RedisStore  # redis-py only for routers that use Redis
+
+    return RedisStore(
         target, prefix=settings.redis_key_prefix, clock=clock,
         wait_replicas=settings.redis_wait_replicas)
 

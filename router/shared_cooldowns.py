@@ -62,8 +62,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from router.cooldown import CooldownEntry
-from router.state.breaker import FAILURES, Breaker, breaker_of
-from router.state.redis import RedisSource, connected
+from router.state.breaker import Breaker, breaker_of, failures
+from router.state.source import RedisSource, connected
 
 if TYPE_CHECKING:
 
@@ -261,7 +261,7 @@ class SharedCooldowns:
         while not state.closed:
             try:
                 await self._listen(state)
-            except FAILURES as exc:
+            except failures() as exc:
                 self._listening.trip(exc)
             except Exception:  # a bug must not end sharing for good, nor spin
                 log.exception("shared cooldowns: subscriber failed; restarting it")
@@ -281,7 +281,7 @@ class SharedCooldowns:
                     await self._load(state)
                 elif message["type"] == "message":
                     self._apply(message["data"])
-        except FAILURES:
+        except failures():
             _drop_bus(self._redis)  # a Cluster node failed: listen on another next time
             raise
         finally:
@@ -354,5 +354,5 @@ def _drop_bus(source: RedisSource) -> None:
 
 
 async def _quietly_close(pubsub: Any) -> None:
-    with contextlib.suppress(*FAILURES):
+    with contextlib.suppress(*failures()):
         await pubsub.aclose()

@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from router.load import MinuteUsage, SharedFigures
 from router.state.breaker import breaker_of
-from router.state.redis import RedisSource, connected, hash_tag
+from router.state.source import RedisSource, connected, hash_tag
 
 if TYPE_CHECKING:
     from router.clock import Clock

@@ -25,9 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 import router.config.keys as keys
@@ -35,6 +34,9 @@ from router.config.keys import SUPPORTED_PROVIDERS, did_you_mean
 from router.config.models import DeploymentConfig, RouterConfig, RouterSettings
 from router.config.scalars import load_json, load_yaml, text_or_none
 from router.errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
 
 ENV_PREFIX = "os.environ/"
 
@@ -501,6 +503,8 @@ def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
 
 
 def _read_document(path: Path, source: str) -> Any:
+    import yaml  # on first use: a router built from a model_list never loads PyYAML
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -24,7 +24,6 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BeforeValidator, SecretStr
 
 __all__ = [
@@ -37,6 +36,7 @@ __all__ = [
     "as_text",
     "load_json",
     "load_yaml",
+    "sourced",
     "text_or_none",
 ]
 
@@ -53,50 +53,10 @@ class SourcedFloat(float):
     source: str = ""
 
 
-def _sourced(kind: type[SourcedInt] | type[SourcedFloat], value: Any, text: str) -> Any:
+def sourced(kind: type[SourcedInt] | type[SourcedFloat], value: Any, text: str) -> Any:
     out = kind(value)
     out.source = text
     return out
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, keeping numbers' source text and timestamps as text.
-
-    It also notes duplicate keys in ``duplicates``: YAML keeps the last one
-    silently (so does LiteLLM), which hides a second ``router_settings:``.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[str] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag.endswith(":str"):
-                if key_node.value in seen:
-                    line = key_node.start_mark.line + 1
-                    self.duplicates.append(f"line {line}: duplicate key {key_node.value!r}")
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-    return _sourced(SourcedInt, loader.construct_yaml_int(node), node.value)
-
-
-def _yaml_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-    return _sourced(SourcedFloat, loader.construct_yaml_float(node), node.value)
-
-
-def _yaml_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-    return loader.construct_scalar(node)
-
-
-# add_constructor copies the table into _Loader first: yaml.SafeLoader is untouched.
-_Loader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
-_Loader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _yaml_timestamp)
 
 
 def load_yaml(text: str, duplicates: list[str] | None = None) -> Any:
@@ -104,23 +64,20 @@ def load_yaml(text: str, duplicates: list[str] | None = None) -> Any:
 
     Each duplicate key (the later value wins, as in ``safe_load``) is appended
     to ``duplicates`` as ``"line N: duplicate key 'name'"``. Raises
-    ``yaml.YAMLError`` as ``safe_load`` does.
+    ``yaml.YAMLError`` as ``safe_load`` does. (PyYAML is imported here, on
+    first use: a router built from a ``model_list`` never loads it.)
     """
-    loader = _Loader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-        if duplicates is not None:
-            duplicates.extend(loader.duplicates)
+    from router.config.yaml_text import load
+
+    return load(text, duplicates)
 
 
 def load_json(text: str) -> Any:
     """Parse JSON, keeping numbers' source text; raises ``json.JSONDecodeError``."""
     return json.loads(
         text,
-        parse_int=lambda s: _sourced(SourcedInt, int(s), s),
-        parse_float=lambda s: _sourced(SourcedFloat, float(s), s),
+        parse_int=lambda s: sourced(SourcedInt, int(s), s),
+        parse_float=lambda s: sourced(SourcedFloat, float(s), s),
     )
 
 

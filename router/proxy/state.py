@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 from cachetools import TTLCache
 
 from router.clock import Clock
-from router.state.breaker import FAILURES, Breaker
+from router.state.breaker import Breaker, failures
 
 __all__ = ["Admission", "MemoryState", "RedisState", "ServerState", "StateUnavailable"]
 
@@ -179,7 +179,7 @@ class RedisState:
         epoch = self._breaker.epoch
         try:
             result = await op()
-        except FAILURES as exc:
+        except failures() as exc:
             self._breaker.trip(exc)
             raise StateUnavailable(type(exc).__name__) from None
         self._breaker.succeeded(epoch)
@@ -265,7 +265,7 @@ class RedisState:
         """Whether Redis answers now (asked even while the breaker is open)."""
         try:
             return bool(await self._redis.ping())
-        except FAILURES:
+        except failures():
             return False
 
     async def aclose(self) -> None:

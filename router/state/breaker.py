@@ -30,15 +30,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.exceptions import RedisError
-
 if TYPE_CHECKING:
     from router.clock import Clock
 
-__all__ = ["DEFAULT_DEADLINE", "FAILURES", "Breaker", "Held", "breaker_of"]
+__all__ = ["DEFAULT_DEADLINE", "Breaker", "Held", "breaker_of", "failures"]
 
-#: What counts as the store failing (anything else is a bug and propagates).
-FAILURES = (RedisError, OSError, TimeoutError)
+
+def failures() -> tuple[type[BaseException], ...]:
+    """What counts as the store failing (anything else is a bug and propagates).
+
+    A function, not a constant, so that redis-py is imported only by routers
+    that use Redis (it is only called while an exception is being handled).
+    """
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, TimeoutError)
 #: Seconds one guarded call may take before it counts as a failure.
 DEFAULT_DEADLINE = 0.5
 T = TypeVar("T")
@@ -125,7 +131,7 @@ class Breaker:
         epoch = self._epoch
         try:
             result = await self._bounded(op, hold)
-        except FAILURES as exc:
+        except failures() as exc:
             self.trip(exc)
             return fallback
         finally:

@@ -38,7 +38,7 @@ import asyncio
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
@@ -49,6 +49,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from router.clock import SystemClock
 from router.state.breaker import DEFAULT_DEADLINE, Breaker
+from router.state.source import RedisSource, connected, hash_tag
 from router.state.target import RedisTarget
 
 if TYPE_CHECKING:
@@ -63,23 +64,6 @@ SOCKET_TIMEOUT = DEFAULT_DEADLINE
 CLUSTER_MAX_CONNECTIONS = 4096
 #: Milliseconds ``WAIT`` may take for the replicas (below the breaker's deadline).
 WAIT_TIMEOUT_MS = 200
-
-class RedisSource(Protocol):
-    """Where a Redis user gets its client and key prefix (:class:`RedisStore` fits)."""
-
-    @property
-    def prefix(self) -> str: ...
-
-    def client(self) -> aioredis.Redis: ...
-
-
-def hash_tag(name: str) -> str:
-    """``{name}``: Redis Cluster hashes only the text between the first ``{`` and ``}``.
-
-    Braces inside ``name`` are replaced, so the tag is exactly ``name``.
-    """
-    return "{" + name.replace("{", "(").replace("}", ")") + "}"
-
 
 class RedisStore:
     """Keys under ``prefix``; values are short strings; TTL in milliseconds precision.
@@ -274,15 +258,6 @@ class _Clients:
             await client.aclose()
         for node in self.sentinel.sentinels if self.sentinel is not None else ():
             await node.aclose()
-
-
-async def connected(source: RedisSource) -> aioredis.Redis:
-    """``source``'s client, initialised when the source can (:meth:`RedisStore.ready`)."""
-    ready = getattr(source, "ready", None)
-    if ready is None:
-        return source.client()
-    client: aioredis.Redis = await ready()
-    return client
 
 
 def _require_cluster_transactions() -> None:

@@ -36,15 +36,17 @@ async def test_ownership_records_route_the_other_routers_follow_ups(
     deps = [openai_dep(u) for u in ups]
     one, two = (make_router(deps, optional_pre_call_checks=["responses_api_deployment_check"],
                             routing_strategy="least-busy", **redis) for _ in range(2))
-    for router in (one, two):  # learn the slot map and open a first connection per node
+    for router in (one, two):  # learn the slot map and open connections to every node
         await router.aresponses(model="gpt-4o", input="warm")
-    # Waves of 10: a cold router's burst opens a connection per node per concurrent
+        await asyncio.gather(*(router.aresponses(model="gpt-4o", input=f"warm {i}")
+                               for i in range(3)))
+    # Waves of 5: a cold router's burst opens a connection per node per concurrent
     # request, which on a busy 2-core machine can outlast the breaker's deadline.
     firsts: list[Any] = []
     follows: list[Any] = []
-    for wave in range(3):
+    for wave in range(6):
         made = await asyncio.gather(*(one.aresponses(model="gpt-4o", input=f"hi {wave}.{i}")
-                                      for i in range(10)))
+                                      for i in range(5)))
         follows += await asyncio.gather(*(two.aresponses(
             model="gpt-4o", input="next", previous_response_id=f.id) for f in made))
         firsts += made
