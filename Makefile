@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/translation.py
 	$(PY) benchmarks/proxy.py
+	$(PY) benchmarks/memory.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check router providers checks tests benchmarks examples
