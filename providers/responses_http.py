@@ -27,6 +27,7 @@ from router.errors import (
     error_from_failed_response,
     error_from_status,
     error_from_transport,
+    request_id_of,
 )
 from router.request import check_query
 from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, record_json
@@ -253,7 +254,7 @@ def _decode(answer: Answer, deployment: Deployment) -> dict[str, Any]:
         raise MalformedResponseError(
             f"upstream answered HTTP {answer.status_code} with a body that is not a JSON object",
             status=answer.status_code,
-            request_id=answer.headers.get("x-request-id"),
+            request_id=request_id_of(answer.headers),
             model_group=deployment.model_name,
             deployment_id=deployment.id,
         )

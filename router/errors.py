@@ -145,6 +145,7 @@ __all__ = [
     "parse_retry_after",
     "policy_for",
     "render_error_table",
+    "request_id_of",
 ]
 
 CooldownKind = Literal["immediate", "counted", "none"]
@@ -632,12 +633,25 @@ def error_from_status(
         code=code,
         type=_str_or_none(err.get("type")),
         param=_str_or_none(err.get("param")),
-        request_id=headers.get("x-request-id"),
+        request_id=request_id_of(headers),
         retry_after=parse_retry_after(headers, wall=wall),
         body=body,
         model_group=model_group,
         deployment_id=deployment_id,
     )
+
+
+#: Where each provider puts its request id (OpenAI and Azure, Anthropic, AWS).
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The upstream's request id from ``headers`` (case-insensitive), whichever provider."""
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
 
 
 def error_from_failed_response(

@@ -661,3 +661,9 @@ def test_a_404_about_an_object_the_request_named_cools_nothing(
     assert type(error).__name__ == cls
     assert error.cools_down is (cls == "NotFoundError")
     assert error.retryable  # another deployment may hold the object, or the model
+
+
+@pytest.mark.parametrize("name", ["x-request-id", "request-id", "x-amzn-requestid"])
+def test_the_request_id_is_read_whichever_provider_sent_it(name: str) -> None:
+    error = errors.error_from_status(429, {}, httpx.Headers({name: "req_42"}))
+    assert error.request_id == "req_42"
