@@ -133,6 +133,11 @@ class TranslatedProvider:
         target: Target = deployment.endpoint
         return target.state_domain
 
+    def stateless(self, endpoint: object) -> bool:
+        """The upstream keeps no conversation (a codec's :class:`Target`; a subclass
+        may also prepare native Responses endpoints, which keep theirs)."""
+        return isinstance(endpoint, Target)
+
     async def create(
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
     ) -> Response:

@@ -34,6 +34,9 @@ from router.budget import RetryBudgets
 from router.clock import Clock, SystemClock
 from router.config.loading import ConfigWarning
 from router.config.models import RouterConfig, RouterSettings
+from router.conversations.keeper import Keeper
+from router.conversations.sealing import sealer_for
+from router.conversations.store import ConversationStore, MemoryConversations
 from router.cooldown import Cooldowns
 from router.cost import Prices, price_book
 from router.exchange import Exchange
@@ -134,6 +137,7 @@ class Parts:
     prices: Mapping[str, Prices]
     shared_cooldowns: SharedCooldowns | None
     shared_load: SharedLoad | None
+    keeper: Keeper
 
     def inspect(self, model: str | None = None) -> list[DeploymentState]:
         """Each deployment's live state (of one group when ``model`` is given)."""
@@ -171,9 +175,10 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     observers, prometheus = _observers(objects, services)
     dispatcher = _dispatcher(services, strategy, checks, rng, observers,
                              Pinning(ownership, table) if pinned else None, shared_cooldowns)
-    exchange = Exchange(ownership, providers["mock"], dispatcher.record_failure)
+    keeper = Keeper(_conversation_store(s, redis), table, s)
+    exchange = Exchange(ownership, providers["mock"], dispatcher.record_failure, keeper)
     parts = Parts(config, services, pool, strategy, dispatcher, exchange, observers,
-                  price_book(table.all()), shared_cooldowns, shared_load)
+                  price_book(table.all()), shared_cooldowns, shared_load, keeper)
     if prometheus is not None:  # the live gauges read the router's state
         prometheus.bind(parts.inspect)
     return parts
@@ -189,6 +194,17 @@ def _make_redis(settings: RouterSettings, clock: Clock) -> RedisStore | None:
     return RedisStore(
         target, prefix=settings.redis_key_prefix, clock=clock,
         wait_replicas=settings.redis_wait_replicas)
+
+
+def _conversation_store(settings: RouterSettings, redis: RedisStore | None) -> ConversationStore:
+    """Where kept conversations live: the router's Redis, else bounded memory."""
+    keys = [k.get_secret_value() for k in settings.conversation_encryption_keys]
+    sealer = sealer_for(keys)  # checks the keys now, even for the memory store
+    if redis is None:
+        return MemoryConversations(settings.conversation_memory_max_bytes)
+    from router.conversations.redis_store import RedisConversations
+
+    return RedisConversations(redis, sealer, local_max_bytes=settings.conversation_memory_max_bytes)
 
 
 def _shares_load(limits: Mapping[str, DeploymentLimits], strategy: Strategy) -> bool:

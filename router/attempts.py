@@ -30,6 +30,7 @@ from router.errors import (
     NoDeploymentAvailableError,
     PinnedDeploymentUnavailableError,
     RateLimitError,
+    ResponseNotFoundError,
     RouterError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -180,6 +181,11 @@ class Dispatcher:
         tries = refusals = 0
         admission = self._admission if self._admission.active else None
         while True:
+            if pin is not None and request.continuation is not None and self._pin_lost(
+                    pin, failed):  # conversation failover: any deployment of the group
+                trail.notes.append(f"the owner of {request.previous_response_id!r} cannot "
+                                   "serve: its conversation is replayed on the group")
+                pin = None
             deployment, eligible = await self._choose(
                 group, deployments if pin is None else pin, request, failed, last, refused,
                 trail, admission, pinned=pin is not None)
@@ -217,6 +223,11 @@ class Dispatcher:
             self._record(trail, group, deployment, t0, started, None)
             return Served(result, deployment, trail)
 
+    def _pin_lost(self, pin: Sequence[Deployment], failed: set[str]) -> bool:
+        """Every pinned deployment failed this request or is cooling down."""
+        left = [d for d in pin if d.id not in failed]
+        return not left or not self._cooldowns.available(left)
+
     async def _claim(
         self, deployment: Deployment, request: RouteRequest, admission: Admission | None
     ) -> LoadHandle | Refusal:
@@ -238,7 +249,15 @@ class Dispatcher:
         ``None`` when the request is not pinned (or pinning is off)."""
         if self._pinning is None or request.previous_response_id is None:
             return None
-        pin = await self._pinning.resolve(group, request)
+        continuation = request.continuation
+        if continuation is not None and continuation.kind == "kept":
+            return None  # the router keeps this conversation: any deployment can go on
+        try:
+            pin = await self._pinning.resolve(group, request)
+        except ResponseNotFoundError:
+            if continuation is None:
+                raise
+            return None  # the owner is gone from the config: failover replays the history
         if pin is None:
             return None
         kept = pin.narrow(deployments)

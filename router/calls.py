@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from router.errors import InvalidRequestError
+from router.errors import InvalidRequestError, RouterError
 from router.observe import StreamWatch
 from router.request import RouteRequest, build_request, check_response_id
 from router.types import AttemptTrail, Record, Response, RoutingInfo
@@ -56,6 +56,12 @@ class Calls:
         except InvalidRequestError as exc:  # rejected before routing: observers hear of it
             self._report_failure(_rejected(model, params, stream), exc, started)
             raise
+        if request.previous_response_id is not None or "conversation" in request.params:
+            try:
+                await parts.keeper.open(request)
+            except RouterError as exc:
+                self._report_failure(request, exc, started)
+                raise
         if stream:
             return await self._stream(request, started)
         try:
@@ -72,6 +78,7 @@ class Calls:
         """Cost the response, attach its routing, report it when anything observes."""
         response, usage = served.result
         prices = self._parts.prices.get(served.deployment.id)
+        _note_replay(request, served)
         response.routing = routing = _routing(
             served, None if prices is None else prices.cost(usage))
         observers = self._parts.observers
@@ -94,6 +101,7 @@ class Calls:
             self._report_failure(request, exc, started)
             raise
         stream = served.result
+        _note_replay(request, served)
         stream.routing = _routing(served, None)
         prices = parts.prices.get(served.deployment.id)
         observers = parts.observers if parts.observers.watching() else None
@@ -107,15 +115,22 @@ class Calls:
     async def by_id(
         self, response_id: str, model: str | None, method: str, tail: str = "",
         query: dict[str, Any] | None = None,
-    ) -> tuple[Record, Deployment]:
-        """``method responses/{id}{tail}`` on the deployment that owns the response."""
+    ) -> tuple[Record, RoutingInfo]:
+        """``method responses/{id}{tail}`` on the deployment that owns the response;
+        a response the router keeps is answered from its store."""
+        check_response_id(response_id, "response_id")
+        kept = await self._parts.keeper.answer(response_id, method, tail, query or {})
+        if kept is not None:
+            return kept
         deployment = await self._owner_of(response_id, model)
         record = await deployment.provider.call(
             deployment, method, response_id + tail, query=query)
-        return record, deployment
+        return record, _by_id_routing(deployment.model_name, deployment.id,
+                                      deployment.provider_name)
 
     async def forget(self, response_id: str) -> None:
         await self._services.ownership.forget(response_id)
+        await self._parts.keeper.forget(response_id)
 
     async def _owner_of(self, response_id: str, model: str | None) -> Deployment:
         check_response_id(response_id, "response_id")
@@ -125,11 +140,28 @@ class Calls:
         return await self._services.ownership.find(response_id, candidates, group)
 
 
-def with_routing(record: Record, deployment: Deployment) -> Response:
+def with_routing(record: Record, routing: RoutingInfo) -> Response:
     """A by-id answer as a :class:`Response` saying which deployment served it."""
-    routing = RoutingInfo(deployment.model_name, deployment.id, deployment.provider_name,
-                          AttemptTrail(deployment.model_name))
     return Response(record.raw, routing)
+
+
+def _by_id_routing(group: str, deployment_id: str, provider: str) -> RoutingInfo:
+    return RoutingInfo(group, deployment_id, provider, AttemptTrail(group))
+
+
+def _note_replay(request: RouteRequest, served: Served[Any]) -> None:
+    """Say in the trail that the history was replayed (conversation failover)."""
+    continuation = request.continuation
+    if continuation is None or continuation.replayed_on != served.deployment.id:
+        return
+    trail = served.trail
+    trail.replayed = True
+    note = (f"conversation of {continuation.previous!r} replayed on "
+            f"{served.deployment.id!r} ({len(continuation.chain)} earlier responses)")
+    if continuation.left_out:
+        note += (f"; {continuation.left_out} reasoning items left out (they cannot cross "
+                 "deployments)")
+    trail.notes.append(note)
 
 
 def _routing(served: Served[Any], cost: float | None) -> RoutingInfo:

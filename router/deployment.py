@@ -37,7 +37,9 @@ class Deployment:
 
     ``endpoint`` is whatever its provider prepared once for it (URL, headers);
     ``weight`` is the simple-shuffle weight already resolved from
-    ``weight``/``rpm``/``tpm`` (``None``: no weight given).
+    ``weight``/``rpm``/``tpm`` (``None``: no weight given); ``stateless``
+    is what the provider says of the endpoint (``provider.stateless(endpoint)``,
+    false for a provider without that method).
     """
 
     id: str
@@ -51,6 +53,9 @@ class Deployment:
     timeout: float | None = None
     stream_timeout: float | None = None
     mock_response: str | None = None
+    #: The upstream keeps no conversation state (a provider reached through a codec):
+    #: the router keeps it (:mod:`router.conversations`).
+    stateless: bool = False
 
     @property
     def state_domain(self) -> str:

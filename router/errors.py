@@ -12,11 +12,13 @@ Tree::
     RouterError
     ├── ConfigError                         invalid configuration (every problem listed)
     ├── InvalidRequestError                 rejected before anything was sent
-    │   └── UnsupportedParameterError       a parameter the chosen provider cannot honour
+    │   ├── UnsupportedParameterError       a parameter the chosen provider cannot honour
+    │   └── ConversationLimitError          the stored conversation would pass a size limit
     ├── NoDeploymentAvailableError          nothing could serve (reason says why)
     │   └── UnknownModelError               the model group does not exist
     ├── PinnedDeploymentUnavailableError    the owner of a stored response failed
     ├── ResponseNotFoundError               no deployment holds the response id
+    ├── ConversationUnavailableError        the router's conversation store cannot be read
     ├── StreamInterruptedError              a stream failed after events reached the caller
     └── UpstreamError                       an upstream error the router cannot place
         │                                   more precisely (an unknown failed-response code)
@@ -58,6 +60,8 @@ applies once the group gives up (``default``: ``fallbacks`` /
     UnknownModelError                 no     no    none       -            -
     PinnedDeploymentUnavailableError  no     no    none       -            -
     ResponseNotFoundError             no     no    none       -            -
+    ConversationUnavailableError      no     no    none       -            -
+    ConversationLimitError            no     no    none       -            -
     StreamInterruptedError            no     no    none       -            -
     UpstreamError                     no     no    none       -            -
     BadRequestError                   no     no    none       -            -
@@ -116,6 +120,8 @@ __all__ = [
     "ConnectionError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "ConversationLimitError",
+    "ConversationUnavailableError",
     "ErrorPolicy",
     "InvalidRequestError",
     "MalformedResponseError",
@@ -257,6 +263,23 @@ class UnsupportedParameterError(InvalidRequestError):
         self.provider = provider
 
 
+class ConversationLimitError(InvalidRequestError):
+    """Keeping the request's conversation would pass one of the store's size limits.
+
+    ``setting`` names the limit (``conversation_max_response_bytes`` or
+    ``conversation_max_bytes``); ``size`` is what it would hold, ``limit`` the
+    setting's value, both in bytes. Raised before any upstream call, so
+    nothing is sent and nothing is silently cut.
+    """
+
+    def __init__(self, message: str, *, setting: str, size: int, limit: int,
+                 model_group: str | None = None) -> None:
+        super().__init__(message, model_group=model_group)
+        self.setting = setting
+        self.size = size
+        self.limit = limit
+
+
 class NoDeploymentAvailableError(RouterError):
     """No deployment of the group could take the request.
 
@@ -319,6 +342,15 @@ class ResponseNotFoundError(RouterError):
         super().__init__(message, model_group=model_group)
         self.response_id = response_id
         self.unreachable = tuple(unreachable)
+
+
+class ConversationUnavailableError(RouterError):
+    """The history of ``response_id`` is kept by the router, and its store cannot be read
+    now (Redis down): the request is refused rather than started without its history."""
+
+    def __init__(self, message: str, *, response_id: str, model_group: str | None) -> None:
+        super().__init__(message, model_group=model_group)
+        self.response_id = response_id
 
 
 class StreamInterruptedError(RouterError):
@@ -460,6 +492,8 @@ ERROR_TABLE: Mapping[type[RouterError], ErrorPolicy] = MappingProxyType({
     UnknownModelError: _NEVER,
     PinnedDeploymentUnavailableError: _NEVER,
     ResponseNotFoundError: _NEVER,
+    ConversationUnavailableError: _NEVER,
+    ConversationLimitError: _NEVER,
     StreamInterruptedError: _NEVER,
     UpstreamError: _NEVER,
     BadRequestError: _NEVER,

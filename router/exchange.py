@@ -15,14 +15,21 @@ their foreign errors at their boundary).
 
 Ownership (``response id -> deployment``) is recorded as soon as the id is
 known: from a plain response, or from a stream's ``response.created``
-event, unless the request asked ``store: false``.
+event, unless the request asked ``store: false`` or the deployment is
+stateless (the conversation keeper's link records its owner).
+
+The conversation keeper (:mod:`router.conversations.keeper`) adapts the
+request to the deployment before it is sent (the history replayed as input
+where the deployment does not hold it) and keeps the complete response as
+the conversation's next link: a plain one before it is returned, a
+stream's at its terminal event, before that event reaches the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from router.cost import TokenUsage
 from router.errors import UpstreamError, error_from_transport
@@ -30,6 +37,7 @@ from router.streaming import ResponseStream
 
 if TYPE_CHECKING:
     from providers.base import Provider
+    from router.conversations.keeper import Keeper
     from router.deployment import Deployment
     from router.load import LoadHandle
     from router.ownership import Ownership
@@ -61,10 +69,12 @@ class Exchange:
         ownership: Ownership,
         mock: Provider,
         on_broken: Callable[[Deployment, UpstreamError], None],
+        keeper: Keeper | None = None,
     ) -> None:
         self._ownership = ownership
         self._mock = mock
         self._on_broken = on_broken
+        self._keeper = keeper
 
     async def create(
         self, request: RouteRequest, deployment: Deployment, timeout: float | None,
@@ -72,12 +82,17 @@ class Exchange:
     ) -> Exchanged:
         """``POST /responses`` on ``deployment`` within ``timeout`` seconds."""
         provider = self._provider_for(request, deployment)
-        response = await _within(timeout, deployment, provider.create(deployment, request, timeout))
+        keeper = self._keeper
+        sent = request if keeper is None else await keeper.adapt(request, deployment)
+        response = await _within(timeout, deployment, provider.create(deployment, sent, timeout))
         usage = TokenUsage.from_usage(response.raw.get("usage"))
         slot.report(usage)
         response_id = response.raw.get("id")
-        if isinstance(response_id, str) and request.params.get("store") is not False:
+        if isinstance(response_id, str) and request.params.get("store") is not False \
+                and not deployment.stateless:
             await self._ownership.record(response_id, deployment)
+        if keeper is not None and keeper.keeps(request, deployment):
+            await keeper.keep(request, deployment, response.raw)
         return Exchanged(response, usage)
 
     async def open_stream(
@@ -85,7 +100,9 @@ class Exchange:
         slot: LoadHandle,
     ) -> ResponseStream:
         """Open a stream on ``deployment`` and wait (within ``timeout``) for its first event."""
-        events = self._provider_for(request, deployment).stream(deployment, request, timeout)
+        keeper = self._keeper
+        sent = request if keeper is None else await keeper.adapt(request, deployment)
+        events = self._provider_for(request, deployment).stream(deployment, sent, timeout)
         try:
             first = await _within(timeout, deployment, events.__anext__())
         except StopAsyncIteration:
@@ -101,11 +118,16 @@ class Exchange:
         def broken(error: UpstreamError) -> None:
             self._on_broken(deployment, error)
 
+        on_end = None
+        if keeper is not None and keeper.keeps(request, deployment):
+            async def on_end(data: dict[str, Any]) -> None:
+                await keeper.keep(request, deployment, data)
+
         if first.raw.get("type") != "response.created":
             return ResponseStream(first, events, slot.hand_over(), self._observer(
-                request, deployment), broken)
+                request, deployment), broken, on_end)
         await self._record_streamed(request, first, deployment)
-        return ResponseStream(first, events, slot.hand_over(), None, broken)
+        return ResponseStream(first, events, slot.hand_over(), None, broken, on_end)
 
     def _observer(
         self, request: RouteRequest, deployment: Deployment
@@ -118,7 +140,8 @@ class Exchange:
         self, request: RouteRequest, event: StreamEvent, deployment: Deployment
     ) -> None:
         data = event.raw.get("response")
-        if isinstance(data, dict) and "id" in data and request.params.get("store") is not False:
+        if isinstance(data, dict) and "id" in data and request.params.get("store") is not False \
+                and not deployment.stateless:
             await self._ownership.record(data["id"], deployment)
 
     def _provider_for(self, request: RouteRequest, deployment: Deployment) -> Provider:

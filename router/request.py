@@ -34,7 +34,7 @@ __all__ = [
 #: Keyword arguments the router consumes; everything else goes upstream.
 ROUTER_PARAMS = frozenset({
     "timeout", "num_retries", "fallbacks", "disable_fallbacks", "mock_response",
-    "extra_headers", "extra_query", "extra_body", "stream_timeout",
+    "extra_headers", "extra_query", "extra_body", "stream_timeout", "conversation_failover",
 })
 
 # "." and ".." would be URL dot segments: /responses/.. is not a response.
@@ -65,6 +65,13 @@ class RouteRequest:
     #: the deadline is the caller's choice, and a timeout it causes is not the
     #: deployment's fault.
     caller_timeout: bool = False
+    #: ``conversation_failover`` given by this call (``None``: the router's setting).
+    conversation_failover: bool | None = None
+    #: The conversation this request continues, as the router keeps it
+    #: (:class:`router.conversations.Continuation`), set before routing.
+    continuation: Any = None
+    #: The request's own input as the keeper measured it (once per request).
+    kept_turn: Any = None
 
     @property
     def previous_response_id(self) -> str | None:
@@ -78,6 +85,14 @@ class RouteRequest:
             value = extra["previous_response_id"]
         else:
             value = self.params.get("previous_response_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The ``conversation`` the request names (``"conv_..."`` or ``{"id": ...}``)."""
+        value = self.params.get("conversation")
+        if isinstance(value, Mapping):
+            value = value.get("id")
         return value if isinstance(value, str) else None
 
     def time_left(self, now: float) -> float | None:
@@ -108,6 +123,9 @@ def build_request(
     prev = params.get("previous_response_id")
     if prev is not None:
         check_response_id(prev, "previous_response_id")
+    conversation = params.get("conversation")
+    if conversation is not None:
+        _check_conversation(conversation)
     start = time.monotonic() if now is None else now
     if ROUTER_PARAMS.isdisjoint(params):  # the common case: nothing to take out
         deadline = None if default_timeout is None else start + default_timeout
@@ -127,6 +145,8 @@ def build_request(
         extra_headers=_extra_headers(params.pop("extra_headers", None)),
         extra_query=_extra_query(params.pop("extra_query", None)),
         extra_body=_extra_body(params.pop("extra_body", None)),
+        conversation_failover=_optional_flag(
+            params.pop("conversation_failover", None), "conversation_failover"),
         caller_timeout=given is not None and (
             default_timeout is None or (timeout is not None and timeout < default_timeout)),
     )
@@ -160,6 +180,20 @@ def _flag(value: Any, name: str) -> bool:
     if value is not True and value is not False:
         raise InvalidRequestError(f"{name}: expected True or False, got {_shown(value)}")
     return value
+
+
+def _optional_flag(value: Any, name: str) -> bool | None:
+    return None if value is None else _flag(value, name)
+
+
+def _check_conversation(value: Any) -> None:
+    """``conversation``: an id, or an object with one (OpenAI's two spellings)."""
+    given = value.get("id") if isinstance(value, Mapping) else value
+    where = "conversation.id" if isinstance(value, Mapping) else "conversation"
+    if not isinstance(given, str) or not _RESPONSE_ID.fullmatch(given):
+        raise InvalidRequestError(
+            f"{where}: {repr(given)[:80]} is not a valid conversation id "
+            "(1-256 characters of letters, digits, '_', '-', '.', ':')")
 
 
 def _optional_text(value: Any, name: str) -> str | None:

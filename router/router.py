@@ -265,6 +265,7 @@ class Router:
         if parts.shared_load is not None:
             await parts.shared_load.aclose()
         await parts.pool.aclose()
+        await parts.keeper.store.aclose()
         await self.services.store.aclose()
 
     def close(self) -> None:

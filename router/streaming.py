@@ -44,7 +44,9 @@ class ResponseStream:
 
     ``routing`` says who serves it; ``response`` is the final Response once
     a terminal event has passed (else ``None``). ``observe`` (if any) is
-    awaited with the first ``response.created`` event that follows ``first``.
+    awaited with the first ``response.created`` event that follows ``first``;
+    ``on_end`` (if any) with the final response, before its terminal event is
+    returned (the conversation keeper keeps it there).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class ResponseStream:
         handle: LoadHandle,
         observe: Observer | None,
         on_failure: Callable[[UpstreamError], None] | None = None,
+        on_end: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self._pending: StreamEvent | None = first
         self._rest = rest
@@ -64,6 +67,7 @@ class ResponseStream:
         self._observe: Observer | None = observe
         self._done = False
         self._watch: StreamWatch | None = None
+        self._on_end = on_end
         self.routing: RoutingInfo | None = None
         self.response: Response | None = None
         self._note(first)
@@ -106,6 +110,9 @@ class ResponseStream:
             self._observe = None
             await observe(event)
         self._note(event)
+        if self._on_end is not None and self.response is not None:
+            on_end, self._on_end = self._on_end, None
+            await on_end(self.response.raw)  # kept before the caller sees the end
         return event
 
     async def aclose(self) -> None:

@@ -104,6 +104,8 @@ def _build(
             f"model_list[{index}].litellm_params.model: unsupported provider {p.provider!r} "
             f"(supported: {', '.join(sorted(providers))})"
         )
+    endpoint = provider.prepare(config)
+    stateless = getattr(provider, "stateless", None)
     return Deployment(
         id=deployment_id(config),
         model_name=config.model_name,
@@ -111,11 +113,12 @@ def _build(
         upstream_model=p.upstream_model,
         config=config,
         provider=provider,
-        endpoint=provider.prepare(config),
+        endpoint=endpoint,
         weight=resolve_weight(config),
         timeout=p.timeout,
         stream_timeout=p.stream_timeout or default_stream_timeout,
         mock_response=p.mock_response,
+        stateless=bool(stateless(endpoint)) if stateless is not None else False,
     )
 
 

@@ -143,6 +143,8 @@ class AttemptTrail:
     fallbacks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     duration: float = 0.0
+    #: The conversation's history was replayed as input (conversation failover).
+    replayed: bool = False
 
     @property
     def retries(self) -> int:
@@ -181,6 +183,11 @@ class RoutingInfo:
     @property
     def requested_model(self) -> str:
         return self.trail.requested_model
+
+    @property
+    def replayed(self) -> bool:
+        """The request continued a conversation by replaying its history as input."""
+        return self.trail.replayed
 
     @property
     def attempts(self) -> list[Attempt]:

@@ -86,9 +86,12 @@ class WildcardGroups:
         config = d.config.model_copy(
             update={"litellm_params": params.model_copy(update={"model": model})})
         same = provider_name == d.provider_name
+        endpoint = d.endpoint if same else provider.prepare(config)
+        stateless = getattr(provider, "stateless", None)
         return replace(
             d, provider_name=provider_name, upstream_model=upstream, config=config,
-            provider=provider, endpoint=d.endpoint if same else provider.prepare(config))
+            provider=provider, endpoint=endpoint,
+            stateless=bool(stateless(endpoint)) if stateless is not None else False)
 
 
 def pattern_regex(pattern: str) -> re.Pattern[str]:

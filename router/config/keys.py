@@ -128,7 +128,9 @@ SETTINGS_KEYS: frozenset[str] = frozenset({
     "default_max_parallel_requests", "redis_url", "redis_host", "redis_port",
     "redis_password", "redis_db", "redis_key_prefix", "response_ownership_ttl",
     "redis_startup_nodes", "service_name", "sentinel_nodes", "sentinel_password",
-    "redis_wait_replicas",
+    "redis_wait_replicas", "conversation_ttl", "conversation_max_response_bytes",
+    "conversation_max_bytes", "conversation_memory_max_bytes", "conversation_encryption_keys",
+    "conversation_failover",
     "max_cooldown_time", "cooldown_jitter", "panic_mode", "retry_budget", "retry_budget_ratio",
     "retry_budget_min_per_second", "retry_budget_window",
 })

@@ -305,6 +305,16 @@ class RouterSettings(BaseModel):
     ``redis_key_prefix`` and ``response_ownership_ttl`` (seconds a response id
     stays pinned to its deployment) are our own.
 
+    Conversations the router keeps (:mod:`router.conversations`), our own:
+    ``conversation_ttl`` (seconds a kept response lives after it was last
+    continued or read; default 30 days), ``conversation_max_response_bytes``
+    and ``conversation_max_bytes`` (the stored size of one response and of a
+    whole conversation), ``conversation_memory_max_bytes`` (the in-memory
+    store's bound, without Redis), ``conversation_encryption_keys`` (Fernet
+    keys, newest first: content is sealed at rest with the first, read with
+    any) and ``conversation_failover`` (continue a native conversation on
+    another deployment by replaying its history when its owner cannot serve).
+
     Our own failure-handling settings (see :mod:`router.cooldown` and
     :mod:`router.budget`):
 
@@ -368,6 +378,12 @@ class RouterSettings(BaseModel):
     sentinel_password: SecretText | None = None
     redis_wait_replicas: Count | None = Field(default=None, ge=0)
     response_ownership_ttl: Number = Field(default=2_592_000, gt=0)
+    conversation_ttl: Number = Field(default=2_592_000, gt=0)
+    conversation_max_response_bytes: Count = Field(default=16 * 2**20, ge=1)
+    conversation_max_bytes: Count = Field(default=64 * 2**20, ge=1)
+    conversation_memory_max_bytes: Count = Field(default=256 * 2**20, ge=1)
+    conversation_encryption_keys: tuple[SecretText, ...] = ()
+    conversation_failover: bool = False
 
     @field_validator(
         "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", mode="before")

@@ -63,6 +63,8 @@ STATUS_BY_CLASS: dict[type[rerr.RouterError], tuple[int, str, str | None]] = {
     rerr.PinnedDeploymentUnavailableError: (503, "service_unavailable",
                                             "pinned_deployment_unavailable"),
     rerr.ResponseNotFoundError: (404, "invalid_request_error", "not_found"),
+    rerr.ConversationUnavailableError: (503, "service_unavailable", "conversation_unavailable"),
+    rerr.ConversationLimitError: (400, "invalid_request_error", "conversation_too_large"),
     rerr.StreamInterruptedError: (502, "server_error", "stream_interrupted"),
     rerr.UpstreamError: (502, "server_error", "upstream_error"),
     rerr.BadRequestError: (400, "invalid_request_error", None),

@@ -1,0 +1,278 @@
+"""Kept conversations on Redis: a whole chain in one round trip, TTLs renewed as it is read.
+
+Each link is one string key (``{prefix}cv:{id}``, see
+:mod:`router.conversations.links` for its form). :meth:`RedisConversations.chain`
+runs one Lua script that walks the links from a response back to the root,
+renewing each key's TTL, and returns them all: a follow-up at any depth costs
+one round trip, and a conversation in use keeps its beginning.
+
+On a Cluster, the links of a conversation share its root's hash tag
+(``{prefix}cv:{root}id``) so the script stays in one slot, and an index key
+``{prefix}cvr:{id}`` gives a response's root: a follow-up costs one more
+round trip unless this process already knows the root (it made or read that
+response).
+
+Redis is reached through the router's one :class:`RedisStore` and its breaker.
+When Redis fails, new links are kept in this process's memory (bounded) until
+it answers again, and a chain that cannot be read is reported unavailable so
+the caller gets a clear error, never a shortened history. Writes are waited
+for ``write_hold`` seconds at most, then finish in the background (the link
+is also kept in memory meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
+
+from router.conversations.links import Link, dump, load
+from router.conversations.sealing import Sealer
+from router.conversations.store import MAX_CHAIN, Chain, MemoryConversations, StoreUnavailable
+from router.state.breaker import Held
+from router.state.source import hash_tag
+
+if TYPE_CHECKING:
+    from router.state.redis import RedisStore
+
+__all__ = ["RedisConversations"]
+
+log = logging.getLogger("router.conversations")
+
+WRITE_HOLD = 0.25
+ROOTS_KNOWN = 65_536
+
+# KEYS[1]: the first link's key; ARGV: key base (prefix, and a Cluster's tag), id, TTL in
+# milliseconds, most links. Returns id, value pairs from the response back to its root, and
+# "!" .. id for the first link that is missing.
+_CHAIN = """
+local base, id = ARGV[1], ARGV[2]
+local ttl, most = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out, n = {}, 0
+while id and n < most do
+  local key = base .. id
+  local value = redis.call('GET', key)
+  if not value then
+    out[#out + 1] = '!' .. id
+    return out
+  end
+  redis.call('PEXPIRE', key, ttl)
+  out[#out + 1] = id
+  out[#out + 1] = value
+  n = n + 1
+  local header = cjson.decode(string.sub(value, 1, string.find(value, '\\n', 1, true) - 1))
+  if type(header.p) == 'string' then id = header.p else id = nil end
+end
+return out
+"""
+
+
+class RedisConversations:
+    """A :class:`~router.conversations.store.ConversationStore` on the router's Redis."""
+
+    def __init__(
+        self, redis: RedisStore, sealer: Sealer, *, local_max_bytes: int,
+        write_hold: float = WRITE_HOLD,
+    ) -> None:
+        self._redis = redis
+        self._sealer = sealer
+        self._cluster = redis.target.kind == "cluster"
+        self._base = redis.prefix + "cv:"
+        self._local = MemoryConversations(local_max_bytes)
+        self._roots: LRUCache[str, str] = LRUCache(ROOTS_KNOWN)
+        self._hold = write_hold
+        self._backlog: set[asyncio.Task[Any]] = set()
+        self._scripts: dict[int, Any] = {}
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _link_base(self, root: str) -> str:
+        return self._base + hash_tag(root) if self._cluster else self._base
+
+    def _root_key(self, response_id: str) -> str:
+        return self._redis.prefix + "cvr:" + response_id
+
+    def _head_key(self, conversation: str) -> str:
+        return self._redis.prefix + "cvh:" + conversation
+
+    # -- the store ----------------------------------------------------------------------
+
+    async def put(self, link: Link, content: str, ttl: float) -> None:
+        value = dump(link, content, self._sealer)
+        px = max(1, int(ttl * 1000))
+        self._roots[link.id] = link.root
+
+        async def write() -> None:
+            client = await self._redis.ready()
+            if not self._cluster:
+                await client.set(self._base + link.id, value, px=px)
+                return
+            pipe = client.pipeline(transaction=False)
+            pipe.set(self._link_base(link.root) + link.id, value, px=px)
+            pipe.set(self._root_key(link.id), link.root, px=px)
+            await pipe.execute()
+
+        if not await self._write(write):
+            await self._local.put(link, content, ttl)
+
+    async def chain(self, response_id: str, ttl: float) -> Chain:
+        found = await self._redis.breaker.guard(
+            lambda: self._read_chain(response_id, ttl), None)
+        if found is None:
+            local = await self._local.chain(response_id, ttl)
+            if local.whole:
+                return local
+            raise StoreUnavailable(response_id)
+        if found.missing is not None:  # kept here while Redis was away?
+            local = await self._local.chain(response_id, ttl)
+            if local.whole:
+                return local
+        return found
+
+    async def get(self, response_id: str) -> Link | None:
+        """The link of ``response_id`` alone (one read; content opened)."""
+        async def read() -> str | None:
+            client = await self._redis.ready()
+            key = await self._key_of(client, response_id)
+            value = None if key is None else await client.get(key)
+            return None if value is None else str(value)
+
+        value = await self._redis.breaker.guard(read, _DOWN)
+        if value is _DOWN:
+            local = await self._local.get(response_id)
+            if local is None:
+                raise StoreUnavailable(response_id)
+            return local
+        if value is None:
+            return await self._local.get(response_id)
+        return load(response_id, value, self._sealer)
+
+    async def delete(self, response_id: str) -> bool:
+        local = await self._local.delete(response_id)
+
+        async def remove() -> int:
+            client = await self._redis.ready()
+            key = await self._key_of(client, response_id)
+            if key is None:
+                return 0
+            return int(await client.delete(key))
+
+        removed = await self._redis.breaker.guard(remove, -1)
+        if removed < 0:
+            raise StoreUnavailable(response_id)
+        return bool(removed) or local
+
+    async def head(self, conversation: str) -> str | None:
+        async def read() -> str | None:
+            value = await (await self._redis.ready()).get(self._head_key(conversation))
+            return None if value is None else str(value)
+
+        value = await self._redis.breaker.guard(read, _DOWN)
+        if value is _DOWN:
+            local = await self._local.head(conversation)
+            if local is None:
+                raise StoreUnavailable(conversation)
+            return local
+        return None if value is None else str(value)
+
+    async def set_head(self, conversation: str, response_id: str, ttl: float) -> None:
+        px = max(1, int(ttl * 1000))
+
+        async def write() -> None:
+            await (await self._redis.ready()).set(self._head_key(conversation), response_id, px=px)
+
+        if not await self._write(write):
+            await self._local.set_head(conversation, response_id, ttl)
+
+    async def flush(self) -> None:
+        """Wait for this loop's background writes."""
+        loop = asyncio.get_running_loop()
+        mine = [t for t in list(self._backlog) if t.get_loop() is loop]
+        if mine:
+            await asyncio.wait(mine)
+
+    async def aclose(self) -> None:
+        await self.flush()
+        await self._local.aclose()
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _key_of(self, client: Any, response_id: str) -> str | None:
+        if not self._cluster:
+            return self._base + response_id
+        root = await self._root_of(client, response_id)
+        return None if root is None else self._link_base(root) + response_id
+
+    async def _root_of(self, client: Any, response_id: str) -> str | None:
+        root = self._roots.get(response_id)
+        if root is None:
+            value = await client.get(self._root_key(response_id))
+            root = None if value is None else str(value)
+            if root is not None:
+                self._roots[response_id] = root
+        return root
+
+    async def _read_chain(self, response_id: str, ttl: float) -> Chain:
+        client = await self._redis.ready()
+        if self._cluster:
+            root = await self._root_of(client, response_id)
+            if root is None:
+                return Chain([], response_id)
+            base = self._link_base(root)
+        else:
+            base = self._base
+        script = self._script(client)
+        raw = await script(keys=[base + response_id],
+                           args=[base, response_id, max(1, int(ttl * 1000)), MAX_CHAIN])
+        return self._chain_from(raw)
+
+    def _chain_from(self, raw: list[Any]) -> Chain:
+        links: list[Link] = []
+        missing = None
+        i = 0
+        while i < len(raw):
+            item = str(raw[i])
+            if item.startswith("!"):
+                missing = item[1:]
+                break
+            links.append(load(item, str(raw[i + 1]), self._sealer))
+            self._roots[item] = links[-1].root
+            i += 2
+        links.reverse()
+        return Chain(links, missing)
+
+    def _script(self, client: Any) -> Any:
+        found = self._scripts.get(id(client))
+        if found is None:
+            found = self._scripts[id(client)] = client.register_script(_CHAIN)
+        return found
+
+    async def _write(self, op: Any) -> bool:
+        """``op`` through the breaker, waited for ``write_hold`` at most; ``False`` when
+        Redis is being skipped or failed (the caller keeps the record locally)."""
+        breaker = self._redis.breaker
+        if not breaker.allows():
+            return False
+        try:
+            done = await breaker.guard(_acked(op), False, hold=self._hold)
+        except Held:
+            task = asyncio.get_running_loop().create_task(breaker.guard(_acked(op), False))
+            self._backlog.add(task)
+            task.add_done_callback(self._backlog.discard)
+            return False  # kept locally too until the background write lands
+        return bool(done)
+
+    def __repr__(self) -> str:
+        return f"RedisConversations({self._redis!r})"
+
+
+_DOWN: Any = object()
+
+
+def _acked(op: Any) -> Any:
+    async def run() -> bool:
+        await op()
+        return True
+    return run

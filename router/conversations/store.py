@@ -1,0 +1,145 @@
+"""Where kept conversations live: the interface, and the in-memory store.
+
+A store holds :class:`~router.conversations.links.Link` records by response
+id, each with a TTL that every read of a chain through it renews (so a
+conversation in use never loses its beginning), and, for conversations the
+router keeps (the ``conversation`` parameter on stateless deployments), the
+id of each conversation's latest response.
+
+:meth:`ConversationStore.chain` returns a whole conversation, oldest first,
+in one step (one Redis round trip in :mod:`router.conversations.redis_store`);
+a chain that breaks (a link deleted, expired or evicted) says which id is
+missing rather than returning part of the history.
+
+:class:`MemoryConversations` is bounded by the bytes it holds
+(``conversation_memory_max_bytes``); the least recently used links go
+first, which breaks the chains they belonged to (a follow-up then gets a
+clear error, never a shortened history).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cachetools import TLRUCache
+
+from router.conversations.links import Link
+
+__all__ = ["MAX_CHAIN", "Chain", "ConversationStore", "MemoryConversations", "StoreUnavailable"]
+
+#: Links read for one chain at most (a guard against a cycle written by hand).
+MAX_CHAIN = 100_000
+#: Bytes counted for a link beyond its content (ids, header, the cache's own entry).
+LINK_OVERHEAD = 256
+
+
+class StoreUnavailable(Exception):
+    """The store (Redis) could not be read, and this process does not hold what was asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A conversation up to a response, oldest first; ``missing`` is the first id that
+    could not be found (the response itself, or an ancestor), ``None`` when whole."""
+
+    links: list[Link] = field(default_factory=list)
+    missing: str | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.missing is None and bool(self.links)
+
+
+class ConversationStore(Protocol):
+    """Links by response id, and the latest response of router-kept conversations."""
+
+    async def put(self, link: Link, content: str, ttl: float) -> None:
+        """Keep ``link`` (``content``: its input and response as JSON) for ``ttl`` seconds."""
+        ...
+
+    async def chain(self, response_id: str, ttl: float) -> Chain:
+        """The chain ending at ``response_id``; renews each link's TTL to ``ttl``."""
+        ...
+
+    async def get(self, response_id: str) -> Link | None: ...
+
+    async def delete(self, response_id: str) -> bool:
+        """Remove the link; ``True`` when it existed."""
+        ...
+
+    async def head(self, conversation: str) -> str | None:
+        """The latest response id of a router-kept conversation."""
+        ...
+
+    async def set_head(self, conversation: str, response_id: str, ttl: float) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryConversations:
+    """A :class:`ConversationStore` in this process, bounded by ``max_bytes``."""
+
+    def __init__(
+        self, max_bytes: int, timer: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._timer = timer
+        self._links: TLRUCache[str, tuple[Link, float]] = TLRUCache(
+            maxsize=max_bytes, ttu=_expiry, timer=timer, getsizeof=_size)
+        self._heads: TLRUCache[str, tuple[str, float]] = TLRUCache(
+            maxsize=max(1, max_bytes // LINK_OVERHEAD), ttu=_expiry, timer=timer)
+
+    async def put(self, link: Link, content: str, ttl: float) -> None:
+        if link.size + LINK_OVERHEAD > self._links.maxsize:
+            return  # larger than the whole store: a follow-up will find it missing
+        self._links[link.id] = (link, self._timer() + ttl)
+
+    async def chain(self, response_id: str, ttl: float) -> Chain:
+        links: list[Link] = []
+        expiry = self._timer() + ttl
+        current: str | None = response_id
+        while current is not None and len(links) < MAX_CHAIN:
+            entry = self._links.get(current)
+            if entry is None:
+                links.reverse()
+                return Chain(links, current)
+            self._links[current] = (entry[0], expiry)
+            links.append(entry[0])
+            current = entry[0].prev
+        links.reverse()
+        return Chain(links)
+
+    async def get(self, response_id: str) -> Link | None:
+        entry = self._links.get(response_id)
+        return None if entry is None else entry[0]
+
+    async def delete(self, response_id: str) -> bool:
+        return self._links.pop(response_id, None) is not None
+
+    async def head(self, conversation: str) -> str | None:
+        entry = self._heads.get(conversation)
+        return None if entry is None else entry[0]
+
+    async def set_head(self, conversation: str, response_id: str, ttl: float) -> None:
+        self._heads[conversation] = (response_id, self._timer() + ttl)
+
+    async def aclose(self) -> None:
+        self._links.clear()
+        self._heads.clear()
+
+    @property
+    def bytes_held(self) -> int:
+        return int(self._links.currsize)
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+
+def _expiry(key: str, value: tuple[object, float], now: float) -> float:
+    return value[1]
+
+
+def _size(value: tuple[Link, float]) -> int:
+    return value[0].size + LINK_OVERHEAD
