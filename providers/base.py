@@ -60,10 +60,12 @@ class Provider(Protocol):
         *,
         query: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        resource: str = "responses",
     ) -> Record:
         """Any by-id call (``GET responses/{id}``, ``DELETE``, ``cancel``, ``input_items``).
 
-        ``path`` is relative to the Responses collection, e.g. ``"resp_1/cancel"``.
+        ``path`` is relative to the ``resource`` collection (``responses``, or
+        ``conversations`` beside it), e.g. ``"resp_1/cancel"``.
         """
         ...
 

@@ -157,11 +157,13 @@ class ChatProvider(TranslatedProvider):
         *,
         query: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        resource: str = "responses",
     ) -> Record:
         if isinstance(deployment.endpoint, Endpoint):
             return await self._passthrough.call(deployment, method, path, query=query,
-                                           timeout=timeout)
-        return await super().call(deployment, method, path, query=query, timeout=timeout)
+                                                timeout=timeout, resource=resource)
+        return await super().call(deployment, method, path, query=query, timeout=timeout,
+                                  resource=resource)
 
     # -- configuration ------------------------------------------------------------------
 

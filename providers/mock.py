@@ -130,7 +130,11 @@ class MockProvider:
         *,
         query: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        resource: str = "responses",
     ) -> Record:
+        if resource != "responses":
+            raise NotFoundError(f"the mock provider keeps no {resource}", status=404,
+                                model_group=deployment.model_name, deployment_id=deployment.id)
         response_id, _, action = path.partition("/")
         _, data, items = self._lookup(deployment, response_id)
         if method == "DELETE":

@@ -161,11 +161,15 @@ class HttpResponsesProvider:
         *,
         query: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        resource: str = "responses",
     ) -> Record:
         ep: Endpoint = deployment.endpoint
         if query:
             check_query(query, "query")  # before anything is sent: the caller's mistake
-        url = _with_query(ep.url.copy_with(path=f"{ep.url.path}/{path}"), _arrays(query))
+        collection = ep.url.path
+        if resource != "responses":  # a sibling collection: .../conversations
+            collection = collection.rsplit("/", 1)[0] + "/" + resource
+        url = _with_query(ep.url.copy_with(path=f"{collection}/{path}"), _arrays(query))
         try:
             answer = await self._pool.get(ep.origin).send(
                 method, url, headers=ep.headers, timeout=timeout

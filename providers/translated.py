@@ -196,9 +196,10 @@ class TranslatedProvider:
         *,
         query: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        resource: str = "responses",
     ) -> Record:
         raise NotFoundError(
-            f"{self.name} keeps no stored responses, so {method} responses/{path} "
+            f"{self.name} keeps no stored {resource}, so {method} {resource}/{path} "
             "has nothing to answer",
             status=404, model_group=deployment.model_name, deployment_id=deployment.id,
         )

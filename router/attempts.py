@@ -174,7 +174,7 @@ class Dispatcher:
         deployments = self._table.group(group)
         budget = self._budget(deployments[0].model_name)  # a wildcard's one budget
         budget.deposit()
-        pin = await self._pin(group, deployments, request, pins)
+        pin = await self._pin(group, deployments, request, pins, trail)
         failed: set[str] = set()
         refused: dict[str, str] = {}
         last: UpstreamError | None = None
@@ -243,11 +243,12 @@ class Dispatcher:
 
     async def _pin(
         self, group: str, deployments: Sequence[Deployment], request: RouteRequest,
-        pins: list[Pin],
+        pins: list[Pin], trail: AttemptTrail,
     ) -> list[Deployment] | None:
         """The deployments of ``group`` that can read the request's previous response;
         ``None`` when the request is not pinned (or pinning is off)."""
-        if self._pinning is None or request.previous_response_id is None:
+        if self._pinning is None or (request.previous_response_id is None
+                                     and request.conversation_id is None):
             return None
         continuation = request.continuation
         if continuation is not None and continuation.kind == "kept":
@@ -269,6 +270,7 @@ class Dispatcher:
                 reason="checks_rejected", model_group=group, details=removed,
             )
         pins.append(pin)
+        trail.notes.append(f"pinned to {pin.owner!r}, which holds {pin.response_id!r}")
         return kept
 
     async def _choose(

@@ -91,6 +91,8 @@ class Exchange:
         if isinstance(response_id, str) and request.params.get("store") is not False \
                 and not deployment.stateless:
             await self._ownership.record(response_id, deployment)
+            if sent.conversation_id is not None:  # the upstream holds the conversation too
+                await self._ownership.record(sent.conversation_id, deployment)
         if keeper is not None and keeper.keeps(request, deployment):
             await keeper.keep(request, deployment, response.raw)
         return Exchanged(response, usage)
@@ -143,6 +145,9 @@ class Exchange:
         if isinstance(data, dict) and "id" in data and request.params.get("store") is not False \
                 and not deployment.stateless:
             await self._ownership.record(data["id"], deployment)
+            conversation = data.get("conversation")
+            if isinstance(conversation, dict) and isinstance(conversation.get("id"), str):
+                await self._ownership.record(conversation["id"], deployment)
 
     def _provider_for(self, request: RouteRequest, deployment: Deployment) -> Provider:
         return self._mock if request.mock_response is not None else deployment.provider

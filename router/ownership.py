@@ -50,15 +50,21 @@ class Ownership:
         return None if owner_id is None else self._table.get(owner_id)
 
     async def find(
-        self, response_id: str, candidates: Sequence[Deployment], group: str | None
+        self, response_id: str, candidates: Sequence[Deployment], group: str | None,
+        resource: str = "responses",
     ) -> Deployment:
-        """The owner: recorded, else discovered among ``candidates`` and recorded."""
+        """The owner: recorded, else discovered among ``candidates`` and recorded.
+
+        ``resource``: ``"conversations"`` for a conversation id (asked with
+        ``GET conversations/{id}``).
+        """
         found = await self.owner(response_id)
         if found is not None:
             return found
-        found, unreachable = await self._discover(response_id, candidates)
+        found, unreachable = await self._discover(response_id, candidates, resource)
         if found is None:
             where = f"model group {group!r}" if group else "any configured deployment"
+            what = "response" if resource == "responses" else "conversation"
             detail = f"{len(candidates)} deployments asked"
             if unreachable:
                 detail += (
@@ -66,14 +72,14 @@ class Ownership:
                     "so the owner may be among them: try again"
                 )
             raise ResponseNotFoundError(
-                f"response {response_id!r} is not held by {where} ({detail})",
+                f"{what} {response_id!r} is not held by {where} ({detail})",
                 response_id=response_id, model_group=group, unreachable=unreachable,
             )
         await self.record(response_id, found)
         return found
 
     async def _discover(
-        self, response_id: str, candidates: Sequence[Deployment]
+        self, response_id: str, candidates: Sequence[Deployment], resource: str
     ) -> tuple[Deployment | None, list[str]]:
         """The deployment that holds ``response_id`` (or None), and the ids of
         deployments that failed to answer (so "not found" may be wrong)."""
@@ -84,8 +90,8 @@ class Ownership:
             async with gate:
                 try:
                     await deployment.provider.call(
-                        deployment, "GET", response_id, timeout=DISCOVERY_TIMEOUT
-                    )
+                        deployment, "GET", response_id, timeout=DISCOVERY_TIMEOUT,
+                        resource=resource)
                 except (NotFoundError, BadRequestError):
                     return None
                 except UpstreamError:

@@ -1,5 +1,9 @@
 """Pinning: a follow-up turn goes where its stored state is, as a core step.
 
+A request naming an OpenAI ``conversation`` (``conv_...``) is pinned the same
+way, to the deployment that holds the conversation: recorded when a response
+names it, discovered with ``GET conversations/{id}`` on a miss.
+
 A request with ``previous_response_id`` can only be served by the deployment
 that stored that response, or by one sharing its *state domain* (the same
 Azure resource, the same OpenAI organisation; ``model_info.state_domain``
@@ -70,7 +74,12 @@ class Pinning:
         of the group holds the response.
         """
         previous = request.previous_response_id
-        if previous is None:
+        if previous is not None:
+            owner = await self._ownership.find(previous, self._table.group(group), group)
+            return Pin(previous, owner.id, owner.state_domain)
+        conversation = request.conversation_id
+        if conversation is None:
             return None
-        owner = await self._ownership.find(previous, self._table.group(group), group)
-        return Pin(previous, owner.id, owner.state_domain)
+        owner = await self._ownership.find(conversation, self._table.group(group), group,
+                                           resource="conversations")
+        return Pin(conversation, owner.id, owner.state_domain)

@@ -42,6 +42,7 @@ from router.conversations.links import (
     Link,
     content_of,
 )
+from router.conversations.sealing import SealingError
 from router.conversations.store import StoreUnavailable
 from router.errors import (
     ConversationLimitError,
@@ -86,6 +87,8 @@ class Continuation:
     conversation: str | None = None
     replayed_on: str | None = None
     left_out: int = 0
+    #: Only the last link was read (a native one: its owner may still serve it).
+    partial: bool = False
 
     @property
     def previous(self) -> str | None:
@@ -159,7 +162,7 @@ class Keeper:
     async def _continuing(
         self, request: RouteRequest, previous: str, failover: bool
     ) -> Continuation | None:
-        chain = await self._chain(previous, request.model)
+        chain = await self._chain(previous, request.model, whole=False)
         if not chain.links or chain.links[-1].id != previous:
             return None  # not kept by the router: a native response, or unknown
         last = chain.links[-1]
@@ -182,7 +185,9 @@ class Keeper:
                 "be continued", response_id=previous, model_group=request.model)
         if last.kind == NATIVE and not failover:
             return None
-        return Continuation(chain.links, last.kind, last.owner, failover, last.conversation)
+        partial = last.kind == NATIVE and last.prev is not None  # read whole on failover
+        return Continuation(chain.links, last.kind, last.owner, failover, last.conversation,
+                            partial=partial)
 
     async def _in_conversation(
         self, request: RouteRequest, conversation: str, failover: bool
@@ -192,6 +197,8 @@ class Keeper:
         except StoreUnavailable:
             raise self._unavailable(conversation, request.model) from None
         if head is None:  # new here: kept by the router if a stateless deployment serves it
+            if not self._has_stateless(request.model):
+                return None  # a native conversation (OpenAI's), held by its upstream
             return Continuation([], KEPT, None, failover, conversation)
         chain = await self._chain(head, request.model)
         if chain.missing is not None or not chain.links:
@@ -201,11 +208,15 @@ class Keeper:
                 response_id=chain.missing or head, model_group=request.model)
         return Continuation(chain.links, KEPT, chain.links[-1].owner, failover, conversation)
 
-    async def _chain(self, response_id: str, group: str) -> Chain:
+    async def _chain(self, response_id: str, group: str, *, whole: bool = True) -> Chain:
         try:
-            return await self._store.chain(response_id, self._ttl)
+            return await self._store.chain(response_id, self._ttl, whole=whole)
         except StoreUnavailable:
             raise self._unavailable(response_id, group) from None
+        except SealingError as exc:
+            raise ConversationUnavailableError(
+                f"the conversation of {response_id!r} cannot be read: {exc}",
+                response_id=response_id, model_group=group) from None
 
     def _unavailable(self, what: str, group: str) -> ConversationUnavailableError:
         return ConversationUnavailableError(
@@ -250,6 +261,16 @@ class Keeper:
                 return self._without_state(request, deployment)
         if not self._replays(continuation, deployment):
             return request
+        if continuation.partial:  # failover: now the whole history is needed
+            previous = continuation.previous or ""
+            chain = await self._chain(previous, request.model)
+            if chain.missing is not None or not chain.links:
+                raise ResponseNotFoundError(
+                    f"the history of response {previous!r} is incomplete (the earlier "
+                    f"response {chain.missing!r} was deleted or has expired), so it cannot "
+                    "be continued on another deployment", response_id=previous,
+                    model_group=request.model)
+            continuation.chain, continuation.partial = chain.links, False
         return self._replayed(request, continuation, deployment)
 
     def _replays(self, continuation: Continuation, deployment: Deployment) -> bool:
@@ -330,6 +351,10 @@ class Keeper:
             link = await self._store.get(response_id)
         except StoreUnavailable:
             return None  # the owners are asked; a kept response is then "not found"
+        except SealingError as exc:
+            raise ConversationUnavailableError(
+                f"response {response_id!r} cannot be read: {exc}",
+                response_id=response_id, model_group=None) from None
         if link is None or link.kind == NATIVE:
             return None
         if not link.content_kept:
@@ -385,7 +410,7 @@ class Keeper:
                     owner=deployment.id, group=deployment.model_name,
                     conversation=continuation.conversation if continuation else None)
         if request.params.get("store") is False:
-            await self._store.put(mark, "", self._ttl)
+            await self._store.put(mark, self._ttl)
             return
         turn = self._turn(request)
         content = content_of(turn.items, response)
@@ -394,13 +419,13 @@ class Keeper:
             log.warning("response %r (deployment %r) was not kept: %d bytes, over "
                         "conversation_max_response_bytes (%d)", response_id, deployment.id,
                         size, self._max_response)
-            await self._store.put(dataclasses.replace(mark, kind=TOO_LARGE, size=size), "",
+            await self._store.put(dataclasses.replace(mark, kind=TOO_LARGE, size=size),
                                   self._ttl)
             return
         total = (continuation.total if continuation else 0) + size
         link = dataclasses.replace(mark, kind=kind, size=size, total=total, input=turn.items,
                                    response=response)
-        await self._store.put(link, content, self._ttl)
+        await self._store.put(link, self._ttl)
         if link.conversation is not None and kind == KEPT:
             await self._store.set_head(link.conversation, response_id, self._ttl)
 

@@ -12,10 +12,13 @@ for ``conversation_failover``), ``nostore`` (``store: false``: only the fact
 is kept, so a follow-up learns why it cannot continue) and ``toolarge`` (its
 content passed ``conversation_max_response_bytes`` after the call).
 
-Stored form, one string: a JSON header (ids, kind, owner, sizes) and, after a
-newline, the content (JSON of the input items and the response) as sealed by
-:mod:`router.conversations.sealing`. The header stays readable so a store can
-walk a chain without opening content.
+Stored form, one string of three lines: a header (the ids, kind, owner and
+sizes, separated by ``\x1f``), the *replay* part (JSON of the turn's input
+and output items: what a follow-up needs) and the *rest* of the response
+(JSON of the response without its output: what a retrieve needs too), each
+part sealed by :mod:`router.conversations.sealing`. A store walks a chain by
+the headers alone and returns only header and replay part of each link, and
+the replay parts of a whole chain are decoded in one ``json.loads``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Any
 from router.conversations.sealing import Sealer
 
 __all__ = [
-    "KEPT", "NATIVE", "NO_STORE", "TOO_LARGE", "Link", "content_of", "dump", "history", "load",
+    "KEPT", "NATIVE", "NO_STORE", "TOO_LARGE", "Link", "content_of", "dump", "header_of",
+    "history", "load", "load_chain",
 ]
 
 Json = dict[str, Any]
@@ -76,32 +80,88 @@ def history(chain: Sequence[Link]) -> Iterator[Json]:
         yield from link.output()
 
 
+#: Separates the header's fields (never in a response id; removed from names).
+SEP = "\x1f"
+_FIELDS = 8
+
+
 def content_of(input_items: Sequence[Json], response: Json) -> str:
-    """The JSON a link's content is stored as (also what its size is measured on)."""
+    """The JSON of a link's content (what its size is measured on)."""
     return json.dumps({"input": list(input_items), "response": response},
                       separators=(",", ":"), ensure_ascii=False)
 
 
-def dump(link: Link, content: str, sealer: Sealer) -> str:
-    """``link`` in its stored form; ``content`` is :func:`content_of` its input and response."""
-    header = json.dumps({
-        "p": link.prev, "r": link.root, "k": link.kind, "o": link.owner, "g": link.group,
-        "s": link.size, "t": link.total, "c": link.conversation,
-    }, separators=(",", ":"))
-    body = sealer.seal(content.encode()).decode() if link.content_kept else ""
-    return header + "\n" + body
+def dump(link: Link, sealer: Sealer) -> str:
+    """``link`` in its stored form (see the module docstring)."""
+    header = SEP.join((link.prev or "", link.root, link.kind, _name(link.owner),
+                       _name(link.group), str(link.size), str(link.total),
+                       link.conversation or ""))
+    if not link.content_kept:
+        return header + "\n\n"
+    rest = {k: v for k, v in link.response.items() if k != "output"}
+    replay = _json({"input": list(link.input), "output": link.output()})
+    return "\n".join((header, _seal(sealer, replay), _seal(sealer, _json(rest))))
+
+
+def header_of(response_id: str, header: str) -> Link:
+    """The link a stored header describes, without its content."""
+    return _link(response_id, header, (), {})
+
+
+def _link(response_id: str, header: str, input_items: Sequence[Json], response: Json) -> Link:
+    f = header.split(SEP)
+    if len(f) != _FIELDS:
+        raise ValueError(f"stored link {response_id!r} has a malformed header")
+    return Link(response_id, f[0] or None, f[1], f[2], f[3], f[4], int(f[5]), int(f[6]),
+                f[7] or None, input_items, response)
 
 
 def load(response_id: str, stored: str, sealer: Sealer) -> Link:
-    """The link stored as ``stored`` (raises :class:`SealingError` when it cannot open)."""
-    header_text, _, body = stored.partition("\n")
-    h = json.loads(header_text)
-    link = Link(id=response_id, prev=h["p"], root=h["r"], kind=h["k"], owner=h["o"],
-                group=h["g"], size=h["s"], total=h["t"], conversation=h.get("c"))
-    if not body or not link.content_kept:
+    """The whole link stored as ``stored`` (raises :class:`SealingError` when it cannot
+    open)."""
+    header, replay, rest = [*stored.split("\n", 2), "", ""][:3]
+    link = header_of(response_id, header)
+    if not link.content_kept or not replay:
         return link
-    content = json.loads(sealer.open(body.encode()))
-    return Link(id=link.id, prev=link.prev, root=link.root, kind=link.kind, owner=link.owner,
-                group=link.group, size=link.size, total=link.total,
-                conversation=link.conversation, input=content["input"],
-                response=content["response"])
+    items = json.loads(_open(sealer, replay))
+    response = json.loads(_open(sealer, rest)) if rest else {}
+    response["output"] = items["output"]
+    return _link(response_id, header, items["input"], response)
+
+
+def load_chain(pairs: Sequence[tuple[str, str]], sealer: Sealer) -> list[Link]:
+    """Links from ``(id, header + "\\n" + replay part)`` pairs, their content holding
+    the input and the output only; every replay part is decoded in one ``json.loads``."""
+    heads: list[tuple[str, str, bool]] = []
+    parts: list[str] = []
+    for response_id, stored in pairs:
+        header, _, replay = stored.partition("\n")
+        kept = bool(replay)
+        heads.append((response_id, header, kept))
+        if kept:
+            parts.append(sealer.open(replay))
+    decoded = iter(json.loads("[" + ",".join(parts) + "]") if parts else ())
+    out = []
+    for response_id, header, kept in heads:
+        if kept:
+            items = next(decoded)
+            out.append(_link(response_id, header, items["input"], {"output": items["output"]}))
+        else:
+            out.append(_link(response_id, header, (), {}))
+    return out
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _seal(sealer: Sealer, text: str) -> str:
+    return sealer.seal(text)
+
+
+def _open(sealer: Sealer, text: str) -> str:
+    return sealer.open(text)
+
+
+def _name(value: str) -> str:
+    return value.replace(SEP, "").replace("\n", "").replace("\x1e", "")

@@ -12,6 +12,14 @@ On a Cluster, the links of a conversation share its root's hash tag
 round trip unless this process already knows the root (it made or read that
 response).
 
+**This process's copy.** Links are immutable once written, so every link this
+process wrote or read is also kept decoded in memory (bounded by
+``conversation_memory_max_bytes``, least recently used first). A chain this
+process holds whole is not read again: one Lua call renews each link's TTL
+and says whether one was deleted or has expired meanwhile (by another
+process, or by its TTL), so a follow-up still costs one round trip, with a
+few bytes each way instead of the whole history.
+
 Redis is reached through the router's one :class:`RedisStore` and its breaker.
 When Redis fails, new links are kept in this process's memory (bounded) until
 it answers again, and a chain that cannot be read is reported unavailable so
@@ -28,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 
-from router.conversations.links import Link, dump, load
+from router.conversations.links import Link, dump, load, load_chain
 from router.conversations.sealing import Sealer
 from router.conversations.store import MAX_CHAIN, Chain, MemoryConversations, StoreUnavailable
 from router.state.breaker import Held
@@ -45,27 +53,48 @@ WRITE_HOLD = 0.25
 ROOTS_KNOWN = 65_536
 
 # KEYS[1]: the first link's key; ARGV: key base (prefix, and a Cluster's tag), id, TTL in
-# milliseconds, most links. Returns id, value pairs from the response back to its root, and
-# "!" .. id for the first link that is missing.
+# milliseconds, most links, "1" to stop at a first link of kind "native" (its owner may
+# still hold the conversation: the rest is read only for a failover). Returns id, value
+# pairs (each value cut to its header and replay part) from the response back to its
+# root, and "!" .. id for the first link that is missing, joined by "\x1e" into one string
+# (one bulk reply: redis-py parses it in one step, not one per element).
 _CHAIN = """
 local base, id = ARGV[1], ARGV[2]
-local ttl, most = tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl, most, native_stop = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
 local out, n = {}, 0
 while id and n < most do
   local key = base .. id
   local value = redis.call('GET', key)
   if not value then
     out[#out + 1] = '!' .. id
-    return out
+    return table.concat(out, '\\30')
   end
   redis.call('PEXPIRE', key, ttl)
+  local first = string.find(value, '\\n', 1, true)
+  local second = string.find(value, '\\n', first + 1, true)
   out[#out + 1] = id
-  out[#out + 1] = value
+  out[#out + 1] = second and string.sub(value, 1, second - 1) or value
   n = n + 1
-  local header = cjson.decode(string.sub(value, 1, string.find(value, '\\n', 1, true) - 1))
-  if type(header.p) == 'string' then id = header.p else id = nil end
+  local header = string.sub(value, 1, first - 1)
+  local sep = string.find(header, '\\31', 1, true)
+  if n == 1 and native_stop then
+    local kind = string.match(header, '^[^\\31]*\\31[^\\31]*\\31([^\\31]*)')
+    if kind == 'native' then return table.concat(out, '\\30') end
+  end
+  local prev = string.sub(header, 1, sep - 1)
+  if prev == '' then id = nil else id = prev end
 end
-return out
+return table.concat(out, '\\30')
+"""
+
+
+# KEYS: the links of a chain this process holds; renews each one's TTL (ARGV[1], ms) and
+# returns the index (1-based) of the first one that no longer exists, or 0.
+_TOUCH = """
+for i, key in ipairs(KEYS) do
+  if redis.call('PEXPIRE', key, ARGV[1]) == 0 then return i end
+end
+return 0
 """
 
 
@@ -84,7 +113,9 @@ class RedisConversations:
         self._roots: LRUCache[str, str] = LRUCache(ROOTS_KNOWN)
         self._hold = write_hold
         self._backlog: set[asyncio.Task[Any]] = set()
-        self._scripts: dict[int, Any] = {}
+        self._scripts: dict[tuple[int, str], Any] = {}
+        #: Links kept here only (written while Redis was away): not in Redis to renew.
+        self._unsynced: set[str] = set()
 
     # -- keys -------------------------------------------------------------------------
 
@@ -99,10 +130,11 @@ class RedisConversations:
 
     # -- the store ----------------------------------------------------------------------
 
-    async def put(self, link: Link, content: str, ttl: float) -> None:
-        value = dump(link, content, self._sealer)
+    async def put(self, link: Link, ttl: float) -> None:
+        value = dump(link, self._sealer)
         px = max(1, int(ttl * 1000))
-        self._roots[link.id] = link.root
+        if self._cluster:
+            self._roots[link.id] = link.root
 
         async def write() -> None:
             client = await self._redis.ready()
@@ -114,21 +146,26 @@ class RedisConversations:
             pipe.set(self._root_key(link.id), link.root, px=px)
             await pipe.execute()
 
+        await self._local.put(link, ttl)
         if not await self._write(write):
-            await self._local.put(link, content, ttl)
+            self._unsynced.add(link.id)
+            if len(self._unsynced) > ROOTS_KNOWN:
+                self._unsynced.pop()
 
-    async def chain(self, response_id: str, ttl: float) -> Chain:
+    async def chain(self, response_id: str, ttl: float, *, whole: bool = True) -> Chain:
+        local = await self._local.chain(response_id, ttl, whole=whole)
+        if local.whole:
+            held = [link for link in local.links if link.id not in self._unsynced]
+            gone = await self._redis.breaker.guard(lambda: self._touch(held, ttl), None)
+            if gone is None or gone == "":
+                return local  # renewed in Redis (or Redis is away: what this process holds)
+            await self._local.delete(gone)  # deleted or expired in Redis: read it again
         found = await self._redis.breaker.guard(
-            lambda: self._read_chain(response_id, ttl), None)
+            lambda: self._read_chain(response_id, ttl, whole), None)
         if found is None:
-            local = await self._local.chain(response_id, ttl)
-            if local.whole:
-                return local
             raise StoreUnavailable(response_id)
-        if found.missing is not None:  # kept here while Redis was away?
-            local = await self._local.chain(response_id, ttl)
-            if local.whole:
-                return local
+        for link in found.links:
+            await self._local.put(link, ttl)
         return found
 
     async def get(self, response_id: str) -> Link | None:
@@ -214,7 +251,18 @@ class RedisConversations:
                 self._roots[response_id] = root
         return root
 
-    async def _read_chain(self, response_id: str, ttl: float) -> Chain:
+    async def _touch(self, links: list[Link], ttl: float) -> str:
+        """Renew ``links`` in Redis; the id of the first one gone, else ``""``."""
+        if not links:
+            return ""
+        client = await self._redis.ready()
+        base = self._link_base(links[0].root)
+        script = self._script(client, _TOUCH)
+        gone = int(await script(keys=[base + link.id for link in links],
+                                args=[max(1, int(ttl * 1000))]))
+        return links[gone - 1].id if gone else ""
+
+    async def _read_chain(self, response_id: str, ttl: float, whole: bool) -> Chain:
         client = await self._redis.ready()
         if self._cluster:
             root = await self._root_of(client, response_id)
@@ -223,30 +271,34 @@ class RedisConversations:
             base = self._link_base(root)
         else:
             base = self._base
-        script = self._script(client)
+        script = self._script(client, _CHAIN)
         raw = await script(keys=[base + response_id],
-                           args=[base, response_id, max(1, int(ttl * 1000)), MAX_CHAIN])
-        return self._chain_from(raw)
+                           args=[base, response_id, max(1, int(ttl * 1000)), MAX_CHAIN,
+                                 "0" if whole else "1"])
+        return self._chain_from(str(raw or ""))
 
-    def _chain_from(self, raw: list[Any]) -> Chain:
-        links: list[Link] = []
+    def _chain_from(self, joined: str) -> Chain:
+        raw = joined.split("\x1e") if joined else []
+        pairs: list[tuple[str, str]] = []
         missing = None
-        i = 0
-        while i < len(raw):
-            item = str(raw[i])
+        for i in range(0, len(raw), 2):
+            item = raw[i]
             if item.startswith("!"):
                 missing = item[1:]
                 break
-            links.append(load(item, str(raw[i + 1]), self._sealer))
-            self._roots[item] = links[-1].root
-            i += 2
-        links.reverse()
+            pairs.append((item, raw[i + 1]))
+        pairs.reverse()
+        links = load_chain(pairs, self._sealer)
+        if self._cluster:
+            for link in links:
+                self._roots[link.id] = link.root
         return Chain(links, missing)
 
-    def _script(self, client: Any) -> Any:
-        found = self._scripts.get(id(client))
+    def _script(self, client: Any, text: str) -> Any:
+        key = (id(client), text)
+        found = self._scripts.get(key)
         if found is None:
-            found = self._scripts[id(client)] = client.register_script(_CHAIN)
+            found = self._scripts[key] = client.register_script(text)
         return found
 
     async def _write(self, op: Any) -> bool:

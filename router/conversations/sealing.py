@@ -26,20 +26,20 @@ class SealingError(Exception):
 
 
 class Sealer(Protocol):
-    """Turns content into what is stored, and back."""
+    """Turns content (text) into what is stored (text without newlines), and back."""
 
-    def seal(self, content: bytes) -> bytes: ...
+    def seal(self, content: str) -> str: ...
 
-    def open(self, sealed: bytes) -> bytes: ...
+    def open(self, sealed: str) -> str: ...
 
 
 class PlainSealer:
-    """No encryption: content is stored as it is."""
+    """No encryption: content (compact JSON, which has no raw newline) is stored as it is."""
 
-    def seal(self, content: bytes) -> bytes:
+    def seal(self, content: str) -> str:
         return content
 
-    def open(self, sealed: bytes) -> bytes:
+    def open(self, sealed: str) -> str:
         return sealed
 
 
@@ -63,14 +63,14 @@ class FernetSealer:
                     "make one with cryptography.fernet.Fernet.generate_key())") from None
         self._fernet = MultiFernet(fernets)
 
-    def seal(self, content: bytes) -> bytes:
-        return self._fernet.encrypt(content)
+    def seal(self, content: str) -> str:
+        return self._fernet.encrypt(content.encode()).decode()
 
-    def open(self, sealed: bytes) -> bytes:
+    def open(self, sealed: str) -> str:
         from cryptography.fernet import InvalidToken
 
         try:
-            return self._fernet.decrypt(sealed)
+            return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise SealingError(
                 "stored conversation content does not open with any key in "

@@ -22,11 +22,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from cachetools import TLRUCache
+from cachetools import LRUCache
 
-from router.conversations.links import Link
+from router.conversations.links import NATIVE, Link
 
 __all__ = ["MAX_CHAIN", "Chain", "ConversationStore", "MemoryConversations", "StoreUnavailable"]
 
@@ -56,12 +56,14 @@ class Chain:
 class ConversationStore(Protocol):
     """Links by response id, and the latest response of router-kept conversations."""
 
-    async def put(self, link: Link, content: str, ttl: float) -> None:
-        """Keep ``link`` (``content``: its input and response as JSON) for ``ttl`` seconds."""
+    async def put(self, link: Link, ttl: float) -> None:
+        """Keep ``link`` for ``ttl`` seconds."""
         ...
 
-    async def chain(self, response_id: str, ttl: float) -> Chain:
-        """The chain ending at ``response_id``; renews each link's TTL to ``ttl``."""
+    async def chain(self, response_id: str, ttl: float, *, whole: bool = True) -> Chain:
+        """The chain ending at ``response_id``, its links holding input and output items;
+        renews each link's TTL to ``ttl``. Without ``whole``, a chain whose last link is
+        ``native`` is that link alone (its owner may still hold it)."""
         ...
 
     async def get(self, response_id: str) -> Link | None: ...
@@ -80,50 +82,57 @@ class ConversationStore(Protocol):
 
 
 class MemoryConversations:
-    """A :class:`ConversationStore` in this process, bounded by ``max_bytes``."""
+    """A :class:`ConversationStore` in this process, bounded by ``max_bytes``.
+
+    Entries are ``[link, expiry]`` in an LRU cache weighed by content size; a
+    read renews the expiry in place (no re-insertion), and an expired entry
+    counts as missing.
+    """
 
     def __init__(
         self, max_bytes: int, timer: Callable[[], float] = time.monotonic
     ) -> None:
         self._timer = timer
-        self._links: TLRUCache[str, tuple[Link, float]] = TLRUCache(
-            maxsize=max_bytes, ttu=_expiry, timer=timer, getsizeof=_size)
-        self._heads: TLRUCache[str, tuple[str, float]] = TLRUCache(
-            maxsize=max(1, max_bytes // LINK_OVERHEAD), ttu=_expiry, timer=timer)
+        self._links: LRUCache[str, list[Any]] = LRUCache(maxsize=max_bytes, getsizeof=_size)
+        self._heads: LRUCache[str, list[Any]] = LRUCache(
+            maxsize=max(1, max_bytes // LINK_OVERHEAD))
 
-    async def put(self, link: Link, content: str, ttl: float) -> None:
+    async def put(self, link: Link, ttl: float) -> None:
         if link.size + LINK_OVERHEAD > self._links.maxsize:
             return  # larger than the whole store: a follow-up will find it missing
-        self._links[link.id] = (link, self._timer() + ttl)
+        self._links[link.id] = [link, self._timer() + ttl]
 
-    async def chain(self, response_id: str, ttl: float) -> Chain:
+    async def chain(self, response_id: str, ttl: float, *, whole: bool = True) -> Chain:
         links: list[Link] = []
-        expiry = self._timer() + ttl
+        now = self._timer()
         current: str | None = response_id
         while current is not None and len(links) < MAX_CHAIN:
-            entry = self._links.get(current)
+            entry = self._live(self._links, current, now)
             if entry is None:
                 links.reverse()
                 return Chain(links, current)
-            self._links[current] = (entry[0], expiry)
-            links.append(entry[0])
-            current = entry[0].prev
+            entry[1] = now + ttl
+            link: Link = entry[0]
+            links.append(link)
+            if not whole and len(links) == 1 and link.kind == NATIVE:
+                break
+            current = link.prev
         links.reverse()
         return Chain(links)
 
     async def get(self, response_id: str) -> Link | None:
-        entry = self._links.get(response_id)
+        entry = self._live(self._links, response_id, self._timer())
         return None if entry is None else entry[0]
 
     async def delete(self, response_id: str) -> bool:
         return self._links.pop(response_id, None) is not None
 
     async def head(self, conversation: str) -> str | None:
-        entry = self._heads.get(conversation)
+        entry = self._live(self._heads, conversation, self._timer())
         return None if entry is None else entry[0]
 
     async def set_head(self, conversation: str, response_id: str, ttl: float) -> None:
-        self._heads[conversation] = (response_id, self._timer() + ttl)
+        self._heads[conversation] = [response_id, self._timer() + ttl]
 
     async def aclose(self) -> None:
         self._links.clear()
@@ -136,10 +145,17 @@ class MemoryConversations:
     def __len__(self) -> int:
         return len(self._links)
 
+    @staticmethod
+    def _live(cache: LRUCache[str, list[Any]], key: str, now: float) -> list[Any] | None:
+        entry = cache.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del cache[key]
+            return None
+        return entry
 
-def _expiry(key: str, value: tuple[object, float], now: float) -> float:
-    return value[1]
 
-
-def _size(value: tuple[Link, float]) -> int:
-    return value[0].size + LINK_OVERHEAD
+def _size(value: list[Any]) -> int:
+    link: Link = value[0]
+    return link.size + LINK_OVERHEAD

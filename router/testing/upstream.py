@@ -13,6 +13,8 @@ Azure legacy ``/openai`` with a required ``api-version`` query):
 * ``POST /responses`` (plain, ``stream``, ``background``), ``GET``/``DELETE
   /responses/{id}``, ``POST /responses/{id}/cancel`` and ``GET
   /responses/{id}/input_items``; bodies validate as the official SDK's types.
+* ``POST /conversations`` and ``GET /conversations/{id}``: a response may name
+  only a conversation made here (else 404, as on OpenAI).
 * Tools and options beyond text (image generation with partial images, MCP
   approvals, computer use, custom tools with grammars, ``prompt`` with no
   ``input``, ``include[]`` on retrieve) are answered as OpenAI does
@@ -640,6 +642,9 @@ class Upstream:
         self._record = record_requests
         self._ids = _Ids()
         self._turns: dict[str, int] = {}
+        #: OpenAI Conversations made here (``POST /conversations``), by id.
+        self.conversations: dict[str, dict[str, Json]] = {}
+        self._conversation_turns: dict[str, int] = {}
         self._inputs: dict[str, Json] = {}  # raw input, normalised on first listing
         self._items: dict[str, list[Json]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -727,6 +732,8 @@ class Upstream:
             ("DELETE", "/responses/{id}", self._delete),
             ("POST", "/responses/{id}/cancel", self._cancel),
             ("GET", "/responses/{id}/input_items", self._list_input_items),
+            ("POST", "/conversations", self._create_conversation),
+            ("GET", "/conversations/{id}", self._get_conversation),
         )
         for shape in _SHAPES:
             for method, path, op in ops:
@@ -830,7 +837,14 @@ class Upstream:
     def _turn_after(self, body: dict[str, Json]) -> int:
         previous = body.get("previous_response_id")
         if previous is None:
-            return 1
+            conversation = _conversation(body.get("conversation"))
+            if conversation is None:
+                return 1
+            cid = conversation.get("id") if isinstance(conversation, dict) else None
+            if cid not in self.conversations:
+                raise _Reject(404, f"Conversation with id '{cid}' not found.",
+                              param="conversation")
+            return self._conversation_turns.get(cid, 0) + 1
         if body.get("conversation") is not None:
             raise _Reject(
                 400,
@@ -888,6 +902,9 @@ class Upstream:
         rid = final["id"]
         self.stored[rid] = final
         self._turns[rid] = turn
+        conversation = final.get("conversation")
+        if isinstance(conversation, dict):
+            self._conversation_turns[conversation["id"]] = turn
         self._inputs[rid] = _input_of(body)
 
     def _start_background(self, final: dict[str, Json]) -> dict[str, Json]:
@@ -962,6 +979,22 @@ class Upstream:
         elif stored.get("status") != "cancelled":
             raise _Reject(400, f"Cannot cancel a response with status '{stored.get('status')}'.")
         return _json(call, stored)
+
+    async def _create_conversation(self, call: _Call) -> web.StreamResponse:
+        body = call.body if isinstance(call.body, dict) else {}
+        cid = self._ids.new("conv")
+        conversation: dict[str, Json] = {"id": cid, "object": "conversation",
+                                         "created_at": int(time.time()),
+                                         "metadata": body.get("metadata") or {}}
+        self.conversations[cid] = conversation
+        return _json(call, conversation)
+
+    async def _get_conversation(self, call: _Call) -> web.StreamResponse:
+        cid = call.request.match_info["id"]
+        found = self.conversations.get(cid)
+        if found is None:
+            raise _Reject(404, f"Conversation with id '{cid}' not found.")
+        return _json(call, found)
 
     async def _list_input_items(self, call: _Call) -> web.StreamResponse:
         rid, _ = self._lookup(call)

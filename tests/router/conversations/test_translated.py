@@ -234,24 +234,24 @@ async def test_router_kept_conversation_parameter(
 
 def test_sync_twin_continues_a_conversation() -> None:
     import asyncio
+    import threading
 
     from router.testing.anthropic import AnthropicUpstream
     from tests.router.conversations.harness import KEY
 
-    async def serve(ready: Any, stop: Any) -> None:
-        async with AnthropicUpstream("sync", api_key=KEY) as up:
-            ready.append(up.url)
-            while not stop:
-                await asyncio.sleep(0.01)
-
-    import threading
+    ready, stop = threading.Event(), threading.Event()
     url: list[str] = []
-    stop: list[bool] = []
-    thread = threading.Thread(target=lambda: asyncio.run(serve(url, stop)))
+
+    async def serve() -> None:
+        async with AnthropicUpstream("sync", api_key=KEY) as up:
+            url.append(up.url)
+            ready.set()
+            await asyncio.to_thread(stop.wait)
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()))
     thread.start()
     try:
-        while not url:
-            pass
+        assert ready.wait(10)
         dep = {"model_name": "m", "litellm_params": {
             "model": "anthropic/claude-sonnet-4-5", "api_base": url[0], "api_key": KEY}}
         with Router([dep]) as router:
@@ -260,5 +260,5 @@ def test_sync_twin_continues_a_conversation() -> None:
                                       previous_response_id=first.id)
             assert second.output_text and router.get_responses(first.id).id == first.id
     finally:
-        stop.append(True)
+        stop.set()
         thread.join()
