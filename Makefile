@@ -13,7 +13,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,demo,bedrock,proxy]'
+	$(PY) -m pip install --quiet -e '.[test,demo,bedrock,proxy,encryption]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
