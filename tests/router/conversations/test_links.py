@@ -21,9 +21,10 @@ from router.errors import ConfigError
 
 INPUT = [{"type": "message", "role": "user", "content": [{"type": "input_text",
                                                           "text": "line one\nline two"}]}]
+TEXT = {"type": "output_text", "text": "ok \x1e\x1f", "annotations": []}
 RESPONSE = {"id": "resp_a", "object": "response", "status": "completed", "usage": {"x": 1},
             "output": [{"type": "message", "role": "assistant", "id": "msg_1",
-                        "content": [{"type": "output_text", "text": "ok \x1e\x1f", "annotations": []}]}]}
+                        "content": [TEXT]}]}
 
 
 def link(**changes: object) -> Link:
