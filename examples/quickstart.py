@@ -112,6 +112,14 @@ async def translated() -> None:
                 f"deltas, {kinds['response.reasoning_summary_text.delta']} reasoning")])
         path, _, body = vllm.requests[0]
         print(f"  upstream saw POST {path} with messages {body['messages']}")
+        follow = await router.aresponses(model="llama", input="And a second turn",
+                                         previous_response_id=plain.id)
+        _, _, body = vllm.requests[-1]
+        said = [m["content"] if isinstance(m["content"], str) else m["content"][0]["text"]
+                for m in body["messages"] if m["role"] != "system"]
+        print(f"  a follow-up (previous_response_id={plain.id[:13]}...) kept by the router: "
+              f"the server, which keeps nothing, received the whole history {said}; "
+              f"answer {follow.id[:13]}...")
 
 
 async def main() -> None:
