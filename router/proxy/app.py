@@ -180,6 +180,9 @@ async def create(request: web.Request) -> web.StreamResponse:
     previous = body.params.get("previous_response_id")
     if previous is not None:
         await _check_previous(ctx, principal, previous)
+    conversation = _conversation_id(body.params.get("conversation"))
+    if conversation is not None:
+        await _check_conversation(ctx, principal, conversation)
     async with _parallel_slot(ctx, principal):
         if body.stream:
             return await _stream(request, ctx, principal, body.model, body.params)
@@ -190,7 +193,7 @@ async def _create(ctx: ServerContext, principal: Principal, model: str,
                   params: dict[str, Any]) -> web.StreamResponse:
     result = await ctx.router.aresponses(model=model, **params)
     data = result._data
-    await _record(ctx, principal, data)
+    await _record(ctx, principal, data, _conversation_id(params.get("conversation")))
     await ctx.state.add_tokens(principal.key_id, _tokens(data))
     return _json(data, headers=_routing_headers(result))
 
@@ -237,8 +240,27 @@ async def _check_previous(ctx: ServerContext, principal: Principal, previous: st
                        "previous_response_not_found")
 
 
-async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any]) -> None:
-    """Record who owns a new stored response.
+def _conversation_id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+async def _check_conversation(ctx: ServerContext, principal: Principal, conversation: str
+                              ) -> None:
+    """A conversation belongs to the key whose request first named it; to any other key
+    it does not exist. One no key has named yet starts with this request."""
+    if principal.admin:
+        return
+    owner = await ctx.state.owner(conversation)
+    if owner is not None and not principal.may_see(owner):
+        raise ApiError(404, f"Conversation with id '{conversation}' not found.",
+                       "invalid_request_error", "conversation", "not_found")
+
+
+async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any],
+                  conversation: str | None = None) -> None:
+    """Record who owns a new stored response, and the conversation the request named.
 
     If the shared state is down the answer is still given (the upstream has
     done the work), but the response stays unknown to by-id calls: ownership
@@ -247,11 +269,14 @@ async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any]
     rid = data.get("id")
     if principal.admin:  # sees every response: a record would change nothing
         return
-    if isinstance(rid, str) and data.get("store", True) is not False:
-        try:
+    conversation = conversation or _conversation_id(data.get("conversation"))
+    try:
+        if isinstance(rid, str) and data.get("store", True) is not False:
             await ctx.state.set_owner(rid, principal.key_id)
-        except StateUnavailable:
-            log.warning("could not record the owner of a response: state store unavailable")
+        if conversation is not None:
+            await ctx.state.set_owner(conversation, principal.key_id)
+    except StateUnavailable:
+        log.warning("could not record the owner of a response: state store unavailable")
 
 
 def _tokens(data: dict[str, Any] | None) -> int:
@@ -284,7 +309,8 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
                                            "x-request-id": request[_REQUEST_ID]})
     try:
         await response.prepare(request)
-        await _events(ctx, principal, stream, EventWriter(response, ctx.settings.write_timeout))
+        await _events(ctx, principal, stream, EventWriter(response, ctx.settings.write_timeout),
+                      _conversation_id(params.get("conversation")))
         await response.write_eof()
     except (TimeoutError, ConnectionError):
         ctx.metrics.stream_dropped()
@@ -299,7 +325,7 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
 
 
 async def _events(ctx: ServerContext, principal: Principal, stream: Any,
-                  writer: EventWriter) -> None:
+                  writer: EventWriter, conversation: str | None = None) -> None:
     """The stream's events; a failure after the first ends it with an ``error`` event."""
     recorded = False
 
@@ -307,7 +333,7 @@ async def _events(ctx: ServerContext, principal: Principal, stream: Any,
         nonlocal recorded
         if not recorded and isinstance(data.get("response"), dict):
             recorded = True
-            await _record(ctx, principal, data["response"])
+            await _record(ctx, principal, data["response"], conversation)
 
     try:
         await pump(stream, writer, seen)

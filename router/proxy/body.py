@@ -54,14 +54,16 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "prompt_cache_key": _STR,
     "service_tier": _STR,
     "truncation": _STR,
+    "conversation": (str, dict),
 }
 
 _JSON_NAMES = {str: "string", bool: "boolean", dict: "object", list: "array",
                int: "integer", float: "number"}
 
-#: Fields this server does not take: the Router's keyword arguments, and
-#: ``conversation`` (the Conversations API is not served, so no caller owns one).
-_REFUSED = ROUTER_PARAMS | {"conversation"}
+#: Fields this server does not take: the Router's keyword arguments. (A
+#: ``conversation`` belongs to the key whose request first named it, see
+#: :mod:`router.proxy.app`.)
+_REFUSED = ROUTER_PARAMS
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,7 +187,7 @@ async def test_wrong_or_missing_key_is_401(server: ServerProcess) -> None:
     assert missing.status_code == 401
 
 
-async def test_ownership_matrix(server: ServerProcess) -> None:
+async def test_ownership_matrix(server: ServerProcess, upstream: UpstreamProcess) -> None:
     """A response (and its conversation) exists only for the key that made it, and master."""
     async with client(server, KEY_A) as a, client(server, KEY_B) as b, \
             client(server, MASTER) as master:
@@ -208,6 +208,15 @@ async def test_ownership_matrix(server: ServerProcess) -> None:
                                           previous_response_id=mine.id)
         with pytest.raises(openai.NotFoundError):
             await b.responses.retrieve(follow.id)
+        # a conversation belongs to the key whose request first named it
+        async with httpx.AsyncClient() as http:  # made on the upstream, as with its own SDK
+            made = await http.post(f"{upstream.url}/v1/conversations", json={},
+                                   headers={"authorization": "Bearer k1"})
+        conversation = made.json()["id"]
+        await a.responses.create(model="gpt-4o", input="z", conversation=conversation)
+        with pytest.raises(openai.NotFoundError) as theirs:
+            await b.responses.create(model="gpt-4o", input="z", conversation=conversation)
+        assert theirs.value.body["param"] == "conversation"  # type: ignore[index]
 
 
 async def test_key_models_and_unknown_model(server: ServerProcess) -> None:

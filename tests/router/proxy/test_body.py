@@ -26,7 +26,7 @@ def test_not_an_object(raw: bytes) -> None:
     ({"model": "m", "metadata": []}, "metadata"),
     ({"model": "m", "extra_headers": {"api-key": "x"}}, "extra_headers"),
     ({"model": "m", "mock_response": "x"}, "mock_response"),
-    ({"model": "m", "conversation": "conv_1"}, "conversation"),
+    ({"model": "m", "conversation": 7}, "conversation"),
 ])
 def test_bad_field_is_named(body: dict[str, object], param: str) -> None:
     with pytest.raises(ApiError) as info:
