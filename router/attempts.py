@@ -186,6 +186,7 @@ class Dispatcher:
                 trail.notes.append(f"the owner of {request.previous_response_id!r} cannot "
                                    "serve: its conversation is replayed on the group")
                 pin = None
+                pins.pop()  # a later failure is the replay's, not the owner's
             deployment, eligible = await self._choose(
                 group, deployments if pin is None else pin, request, failed, last, refused,
                 trail, admission, pinned=pin is not None)

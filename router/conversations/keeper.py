@@ -48,6 +48,7 @@ from router.errors import (
     ConversationLimitError,
     ConversationUnavailableError,
     InvalidRequestError,
+    PinnedDeploymentUnavailableError,
     ResponseNotFoundError,
 )
 from router.types import AttemptTrail, Record, RoutingInfo
@@ -265,11 +266,13 @@ class Keeper:
             previous = continuation.previous or ""
             chain = await self._chain(previous, request.model)
             if chain.missing is not None or not chain.links:
-                raise ResponseNotFoundError(
-                    f"the history of response {previous!r} is incomplete (the earlier "
-                    f"response {chain.missing!r} was deleted or has expired), so it cannot "
-                    "be continued on another deployment", response_id=previous,
-                    model_group=request.model)
+                raise PinnedDeploymentUnavailableError(
+                    f"deployment {continuation.owner!r}, which holds response {previous!r}, "
+                    "cannot serve, and the router does not hold that conversation whole "
+                    f"(response {chain.missing!r} was not kept: made before failover was "
+                    "on, deleted or expired), so it cannot be replayed elsewhere",
+                    response_id=previous, model_group=request.model,
+                    deployment_id=continuation.owner or "")
             continuation.chain, continuation.partial = chain.links, False
         return self._replayed(request, continuation, deployment)
 
@@ -404,8 +407,12 @@ class Keeper:
         continuation = request.continuation
         kind = KEPT if deployment.stateless or (
             continuation is not None and continuation.kind == KEPT) else NATIVE
-        previous = continuation.previous if continuation is not None else None
-        root = continuation.chain[0].id if continuation and continuation.chain else response_id
+        # a response continuing one the router does not hold links to it all the same:
+        # its history is then known to be incomplete, never taken for whole
+        previous = (continuation.previous if continuation is not None
+                    else request.previous_response_id)
+        root = (continuation.chain[0].id if continuation and continuation.chain
+                else previous or response_id)
         mark = Link(id=response_id, prev=previous, root=root, kind=NO_STORE,
                     owner=deployment.id, group=deployment.model_name,
                     conversation=continuation.conversation if continuation else None)

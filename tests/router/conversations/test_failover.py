@@ -150,3 +150,19 @@ async def test_reasoning_items_do_not_cross_deployments(
     assert any("reasoning items left out" in n for n in second.routing.trail.notes)
     assert all("id" not in item for item in sent if isinstance(item, dict)
                and item.get("role") == "assistant")
+
+
+async def test_a_history_begun_before_failover_was_on_is_never_replayed_short(
+    upstreams: Any, make_router: Any
+) -> None:
+    east, west = await upstreams("east", "west")
+    router = make_router([openai_dep(east, id="east"), openai_dep(west, id="west")],
+                         optional_pre_call_checks=PIN, num_retries=2)
+    a = await router.aresponses(model="gpt-4o", input="one")  # failover off: not kept
+    b = await router.aresponses(model="gpt-4o", input="two", previous_response_id=a.id,
+                                conversation_failover=True)
+    owner = east if b.routing.deployment_id == "east" else west
+    owner.faults.fail(503)
+    with pytest.raises(PinnedDeploymentUnavailableError):
+        await router.aresponses(model="gpt-4o", input="three", previous_response_id=b.id,
+                                conversation_failover=True)
