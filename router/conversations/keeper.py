@@ -7,7 +7,10 @@ Three moments of a request:
    given its :class:`Continuation`: the whole chain, read in one store
    round trip, checked against the size limits (an error before any upstream
    call). Read only when it can matter: the request's group has a stateless
-   deployment, or ``conversation_failover`` is on.
+   deployment, or ``conversation_failover`` is on. A native conversation is
+   read to its last link only (its owner usually serves it); the rest is read
+   when a failover needs it, and a history the router does not hold whole is
+   never replayed.
 2. :meth:`Keeper.adapt`, per attempt. A stateless deployment, or a native
    one that does not hold the previous response (failover), gets the history
    as ``input`` instead of ``previous_response_id``; the owner of a native
