@@ -88,11 +88,15 @@ return table.concat(out, '\\30')
 """
 
 
-# KEYS: the links of a chain this process holds; renews each one's TTL (ARGV[1], ms) and
-# returns the index (1-based) of the first one that no longer exists, or 0.
+# KEYS[1]: the first link's key (for a Cluster's routing; every link shares its slot);
+# ARGV: key base, TTL in ms, the ids of a chain this process holds joined by "\x1f" (one
+# argument, not one per link). Renews each link's TTL; returns the index (1-based) of the
+# first one that no longer exists, or 0.
 _TOUCH = """
-for i, key in ipairs(KEYS) do
-  if redis.call('PEXPIRE', key, ARGV[1]) == 0 then return i end
+local base, ttl, i = ARGV[1], ARGV[2], 0
+for id in string.gmatch(ARGV[3], '[^\\31]+') do
+  i = i + 1
+  if redis.call('PEXPIRE', base .. id, ttl) == 0 then return i end
 end
 return 0
 """
@@ -258,8 +262,9 @@ class RedisConversations:
         client = await self._redis.ready()
         base = self._link_base(links[0].root)
         script = self._script(client, _TOUCH)
-        gone = int(await script(keys=[base + link.id for link in links],
-                                args=[max(1, int(ttl * 1000))]))
+        gone = int(await script(keys=[base + links[0].id],
+                                args=[base, max(1, int(ttl * 1000)),
+                                      "\x1f".join(link.id for link in links)]))
         return links[gone - 1].id if gone else ""
 
     async def _read_chain(self, response_id: str, ttl: float, whole: bool) -> Chain:
