@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/routing_quality.py --png benchmarks/routing_quality.png
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/translation.py
+	$(PY) benchmarks/sessions.py
 	$(PY) benchmarks/proxy.py
 	$(PY) benchmarks/memory.py
 
