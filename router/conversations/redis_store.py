@@ -30,7 +30,6 @@ is also kept in memory meanwhile).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ from cachetools import LRUCache
 from router.conversations.links import Link, dump, load, load_chain
 from router.conversations.sealing import Sealer
 from router.conversations.store import MAX_CHAIN, Chain, MemoryConversations, StoreUnavailable
-from router.state.breaker import Held
+from router.state.held import HeldWrites
 from router.state.source import hash_tag
 
 if TYPE_CHECKING:
@@ -50,6 +49,8 @@ __all__ = ["RedisConversations"]
 log = logging.getLogger("router.conversations")
 
 WRITE_HOLD = 0.25
+#: Link writes left running in the background at most.
+MAX_BACKLOG = 1024
 ROOTS_KNOWN = 65_536
 
 # KEYS[1]: the first link's key; ARGV: key base (prefix, and a Cluster's tag), id, TTL in
@@ -115,8 +116,7 @@ class RedisConversations:
         self._base = redis.prefix + "cv:"
         self._local = MemoryConversations(local_max_bytes)
         self._roots: LRUCache[str, str] = LRUCache(ROOTS_KNOWN)
-        self._hold = write_hold
-        self._backlog: set[asyncio.Task[Any]] = set()
+        self._writes = HeldWrites(redis.breaker, write_hold, MAX_BACKLOG)
         self._scripts: dict[tuple[int, str], Any] = {}
         #: Links kept here only (written while Redis was away): not in Redis to renew.
         self._unsynced: set[str] = set()
@@ -151,7 +151,7 @@ class RedisConversations:
             await pipe.execute()
 
         await self._local.put(link, ttl)
-        if not await self._write(write):
+        if not await self._writes.write(write):
             self._unsynced.add(link.id)
             if len(self._unsynced) > ROOTS_KNOWN:
                 self._unsynced.pop()
@@ -180,15 +180,10 @@ class RedisConversations:
             value = None if key is None else await client.get(key)
             return None if value is None else str(value)
 
-        value = await self._redis.breaker.guard(read, _DOWN)
-        if value is _DOWN:
-            local = await self._local.get(response_id)
-            if local is None:
-                raise StoreUnavailable(response_id)
-            return local
+        value = await self._read(read, self._local.get, response_id)
         if value is None:
             return await self._local.get(response_id)
-        return load(response_id, value, self._sealer)
+        return value if isinstance(value, Link) else load(response_id, value, self._sealer)
 
     async def delete(self, response_id: str) -> bool:
         local = await self._local.delete(response_id)
@@ -210,13 +205,8 @@ class RedisConversations:
             value = await (await self._redis.ready()).get(self._head_key(conversation))
             return None if value is None else str(value)
 
-        value = await self._redis.breaker.guard(read, _DOWN)
-        if value is _DOWN:
-            local = await self._local.head(conversation)
-            if local is None:
-                raise StoreUnavailable(conversation)
-            return local
-        return None if value is None else str(value)
+        head: str | None = await self._read(read, self._local.head, conversation)
+        return head
 
     async def set_head(self, conversation: str, response_id: str, ttl: float) -> None:
         px = max(1, int(ttl * 1000))
@@ -224,21 +214,29 @@ class RedisConversations:
         async def write() -> None:
             await (await self._redis.ready()).set(self._head_key(conversation), response_id, px=px)
 
-        if not await self._write(write):
+        if not await self._writes.write(write):
             await self._local.set_head(conversation, response_id, ttl)
 
     async def flush(self) -> None:
         """Wait for this loop's background writes."""
-        loop = asyncio.get_running_loop()
-        mine = [t for t in list(self._backlog) if t.get_loop() is loop]
-        if mine:
-            await asyncio.wait(mine)
+        await self._writes.flush()
 
     async def aclose(self) -> None:
         await self.flush()
         await self._local.aclose()
 
     # -- internals ------------------------------------------------------------------------
+
+    async def _read(self, read: Any, local: Any, key: str) -> Any:
+        """``read()`` from Redis; while Redis is away, what ``local(key)`` holds, else
+        :class:`StoreUnavailable`."""
+        value = await self._redis.breaker.guard(read, _DOWN)
+        if value is not _DOWN:
+            return value
+        held = await local(key)
+        if held is None:
+            raise StoreUnavailable(key)
+        return held
 
     async def _key_of(self, client: Any, response_id: str) -> str | None:
         if not self._cluster:
@@ -306,30 +304,9 @@ class RedisConversations:
             found = self._scripts[key] = client.register_script(text)
         return found
 
-    async def _write(self, op: Any) -> bool:
-        """``op`` through the breaker, waited for ``write_hold`` at most; ``False`` when
-        Redis is being skipped or failed (the caller keeps the record locally)."""
-        breaker = self._redis.breaker
-        if not breaker.allows():
-            return False
-        try:
-            done = await breaker.guard(_acked(op), False, hold=self._hold)
-        except Held:
-            task = asyncio.get_running_loop().create_task(breaker.guard(_acked(op), False))
-            self._backlog.add(task)
-            task.add_done_callback(self._backlog.discard)
-            return False  # kept locally too until the background write lands
-        return bool(done)
-
     def __repr__(self) -> str:
         return f"RedisConversations({self._redis!r})"
 
 
 _DOWN: Any = object()
 
-
-def _acked(op: Any) -> Any:
-    async def run() -> bool:
-        await op()
-        return True
-    return run

@@ -24,20 +24,17 @@ ownership: an id's owner is fixed). Do not use it for counters.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from router.clock import Clock
 from router.state.base import StateStore
-from router.state.breaker import Held, breaker_of
+from router.state.breaker import breaker_of
+from router.state.held import HeldWrites
 from router.state.memory import MemoryStore
 
 __all__ = ["ResilientStore"]
 
 log = logging.getLogger("router.state")
-T = TypeVar("T")
 
 #: Seconds a request waits for a Redis write before leaving it to the background.
 WRITE_HOLD = 0.25
@@ -67,9 +64,7 @@ class ResilientStore:
         self._local = local or MemoryStore()
         self._breaker = breaker_of(shared, clock, retry_interval,
                                    what="shared state store", log=log)
-        self._hold = write_hold
-        self._max_backlog = max_backlog
-        self._backlog: set[asyncio.Task[None]] = set()
+        self._writes = HeldWrites(self._breaker, write_hold, max_backlog)
 
     @property
     def degraded(self) -> bool:
@@ -84,7 +79,7 @@ class ResilientStore:
     @property
     def backlog(self) -> int:
         """Redis writes still running in the background."""
-        return len(self._backlog)
+        return self._writes.backlog
 
     async def get(self, key: str) -> str | None:
         value = await self._local.get(key)
@@ -94,35 +89,16 @@ class ResilientStore:
 
     async def set(self, key: str, value: str, ttl: float) -> None:
         await self._local.set(key, value, ttl)
-        await self._write(lambda: self._shared.set(key, value, ttl))
+        await self._writes.write(lambda: self._shared.set(key, value, ttl))
 
     async def delete(self, key: str) -> None:
         await self._local.delete(key)
-        await self._write(lambda: self._shared.delete(key))
+        await self._writes.write(lambda: self._shared.delete(key))
 
     async def flush(self) -> None:
         """Wait for this loop's background writes (each ends within the breaker's deadline)."""
-        loop = asyncio.get_running_loop()
-        mine = [t for t in list(self._backlog) if t.get_loop() is loop]
-        if mine:
-            await asyncio.wait(mine)
+        await self._writes.flush()
 
     async def aclose(self) -> None:
         await self.flush()
         await self._breaker.guard(self._shared.aclose, None)
-
-    async def _write(self, op: Callable[[], Awaitable[None]]) -> None:
-        """``op`` through the breaker, waited for ``write_hold`` at most.
-
-        Inline (no task in the common case); a write the hold cuts short is
-        sent again in the background (``SET`` and ``DEL`` may be repeated
-        safely).
-        """
-        if not self._breaker.allows() or len(self._backlog) >= self._max_backlog:
-            return  # Redis is being skipped, or too far behind: the record stays local
-        try:
-            await self._breaker.guard(op, None, hold=self._hold)
-        except Held:
-            task = asyncio.get_running_loop().create_task(self._breaker.guard(op, None))
-            self._backlog.add(task)
-            task.add_done_callback(self._backlog.discard)
