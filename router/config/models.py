@@ -39,11 +39,11 @@ from router.config.keys import (
 from router.config.scalars import Count, Number, SecretText, Text
 from router.headers import header_problem
 from router.state.target import RedisTarget, nodes_of
+from router.state.urls import target_from_url
 
 # Infinities and NaN are refused everywhere: a timeout of 1e309 is a typo, and
 # a NaN compares false with every bound.
 _FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 NonNegativeInt = Annotated[Count, Field(ge=0)]
 PanicMode = Literal["fail", "soonest", "wait"]
@@ -462,17 +462,17 @@ class RouterSettings(BaseModel):
     @classmethod
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            scheme = urlsplit(value.get_secret_value()).scheme
-            if scheme not in _REDIS_SCHEMES:
-                raise ValueError("must be a redis://, rediss:// or unix:// URL")
-            _check_redis_url(value.get_secret_value())
+            target = target_from_url(value.get_secret_value())
+            if target.url is not None:
+                _check_redis_url(target.url)
         return value
 
     def redis_target(self) -> RedisTarget | None:
         """Where Redis is, or ``None`` for in-memory state.
 
         ``redis_startup_nodes`` (a Cluster) or ``sentinel_nodes`` with
-        ``service_name`` (Sentinel), LiteLLM's names; else :meth:`redis_dsn`.
+        ``service_name`` (Sentinel), LiteLLM's names; else :meth:`redis_dsn`, which
+        may itself name a Cluster or a Sentinel set (:mod:`router.state.urls`).
         ``redis_password`` authenticates on a Cluster's or a Sentinel set's data
         nodes, ``sentinel_password`` on the sentinels.
         """
@@ -486,7 +486,7 @@ class RouterSettings(BaseModel):
                                service_name=self.service_name, password=password,
                                sentinel_password=sentinel_password, db=self.redis_db or 0)
         dsn = self.redis_dsn()
-        return None if dsn is None else RedisTarget(url=dsn)
+        return None if dsn is None else target_from_url(dsn)
 
     def redis_dsn(self) -> str | None:
         """The Redis URL to connect to, or ``None`` for in-memory state.

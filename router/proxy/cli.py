@@ -22,7 +22,7 @@ from router.proxy.supervisor import EX_CONFIG
 
 __all__ = ["main"]
 
-_REDIS_KEYS = ("redis_url", "redis_host")
+_REDIS_KEYS = ("redis_url", "redis_host", "redis_startup_nodes", "sentinel_nodes")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,8 +62,9 @@ def _check_workers(doc: Mapping[str, Any], workers: int, path: str) -> None:
     if workers > 1 and not any(settings.get(k) for k in _REDIS_KEYS):
         raise SystemExit(
             f"responses-router: --workers {workers} needs Redis: set router_settings.redis_url "
-            f"(or redis_host) in {path}, so that the workers share pins, cooldowns, limits "
-            "and response owners; without Redis run --workers 1")
+            f"(or redis_host, redis_startup_nodes, sentinel_nodes) in {path}, so that the "
+            "workers share pins, cooldowns, limits and response owners; without Redis run "
+            "--workers 1")
 
 
 def _grace(doc: Mapping[str, Any]) -> float:

@@ -22,12 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from router.config.loading import resolve_env
 from router.config.models import RouterSettings
 from router.errors import ConfigError
+from router.state.target import RedisTarget
 
 __all__ = ["ApiKeySpec", "ServerSettings", "server_settings"]
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_FROZEN = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 _REDIS_KEYS = ("redis_url", "redis_host", "redis_port", "redis_password", "redis_db",
-               "redis_key_prefix", "response_ownership_ttl")
+               "redis_key_prefix", "response_ownership_ttl", "redis_startup_nodes",
+               "service_name", "sentinel_nodes", "sentinel_password")
 
 
 class ApiKeySpec(BaseModel):
@@ -71,7 +73,8 @@ class ServerSettings(BaseModel):
     body_timeout: float = Field(default=30.0, gt=0)
     write_timeout: float = Field(default=60.0, gt=0)
     graceful_shutdown_timeout: float = Field(default=30.0, ge=0)
-    redis_dsn: SecretStr | None = Field(default=None, exclude=True)
+    #: Where the shared state lives (a server, a Cluster or a Sentinel set), or ``None``.
+    redis_target: RedisTarget | None = Field(default=None, exclude=True)
     redis_key_prefix: str = "rr:"
     ownership_ttl: float = 2_592_000
 
@@ -96,7 +99,7 @@ def server_settings(document: Mapping[str, Any], *, source: str) -> ServerSettin
     ours = {k: v for k, v in general.items() if k in ServerSettings.model_fields and v is not None}
     values = resolve_env(ours, "general_settings")
     redis = _redis(router, source)
-    values.update(redis_dsn=redis.redis_dsn(), redis_key_prefix=redis.redis_key_prefix,
+    values.update(redis_target=redis.redis_target(), redis_key_prefix=redis.redis_key_prefix,
                   ownership_ttl=redis.response_ownership_ttl)
     try:
         settings = ServerSettings.model_validate(values)

@@ -37,6 +37,8 @@ from cachetools import TTLCache
 
 from router.clock import Clock
 from router.state.breaker import Breaker, failures
+from router.state.redis import RedisStore
+from router.state.target import RedisTarget
 
 __all__ = ["Admission", "MemoryState", "RedisState", "ServerState", "StateUnavailable"]
 
@@ -161,16 +163,20 @@ class RedisState:
     costs each request nothing rather than a connection timeout.
     """
 
-    def __init__(self, dsn: str, *, prefix: str, ttl: float, clock: Clock,
+    def __init__(self, where: str | RedisTarget, *, prefix: str, ttl: float, clock: Clock,
                  timeout: float = 1.0, retry_interval: float = 5.0) -> None:
-        self._redis = aioredis.Redis.from_url(
-            dsn, socket_timeout=timeout, socket_connect_timeout=timeout,
-            decode_responses=True)
+        # a server, a Cluster or a Sentinel set, one client per event loop
+        self._store = RedisStore(where, prefix=prefix, clock=clock, wait_replicas=0,
+                                 socket_timeout=timeout, socket_connect_timeout=timeout)
         self._prefix = prefix + "proxy:"
         self._ttl = max(1, int(ttl))
         self._wall = clock.wall
         self._breaker = Breaker(clock, retry_interval, what="the server's Redis state", log=log)
         self.failures = 0  #: limit checks and counts skipped (failed open) so far
+
+    @property
+    def _redis(self) -> aioredis.Redis:
+        return self._store.client()
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
         """``op()`` unless the breaker is open; a failure is :class:`StateUnavailable`."""
@@ -178,6 +184,7 @@ class RedisState:
             raise StateUnavailable("Redis is skipped after a recent failure")
         epoch = self._breaker.epoch
         try:
+            await self._store.ready()  # a Cluster client learns the slots first
             result = await op()
         except failures() as exc:
             self._breaker.trip(exc)
@@ -264,9 +271,9 @@ class RedisState:
     async def ping(self) -> bool:
         """Whether Redis answers now (asked even while the breaker is open)."""
         try:
-            return bool(await self._redis.ping())
+            return bool(await (await self._store.ready()).ping())
         except failures():
             return False
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._store.aclose()

@@ -54,9 +54,9 @@ def load_document(path: str) -> dict[str, object]:
 
 
 def _state(settings: ServerSettings) -> ServerState:
-    if settings.redis_dsn is None:
+    if settings.redis_target is None:
         return MemoryState(time.time, ttl=settings.ownership_ttl)
-    return RedisState(settings.redis_dsn.get_secret_value(), prefix=settings.redis_key_prefix,
+    return RedisState(settings.redis_target, prefix=settings.redis_key_prefix,
                       ttl=settings.ownership_ttl, clock=SystemClock())
 
 
@@ -92,7 +92,7 @@ async def serve(spec: WorkerSpec) -> None:
     async with Router.from_config(spec.config, metrics=registry) as router:
         ctx = ServerContext(
             router, settings, state, keys, ServerMetrics(registry),
-            lambda: gather_workers(run_dir), redis_configured=settings.redis_dsn is not None)
+            lambda: gather_workers(run_dir), redis_configured=settings.redis_target is not None)
         runner = web.AppRunner(
             make_app(ctx), handler_cancellation=True, access_log=None,
             keepalive_timeout=settings.idle_timeout,
