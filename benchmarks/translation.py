@@ -16,8 +16,13 @@ it. Reported per codec: the median, over all such pairs, of the added CPU per
 plain request and per stream event (the stream's added CPU over the events
 the caller receives), the lowest and highest round medians, the user-time
 share, and PASS/FAIL against the targets: <= 30 µs per request and <= 3 µs
-per stream event over native. Medians of adjacent pairs keep the figures
-usable on a shared machine, where one batch now and then runs slow.
+per stream event over native. Those rows send ``store: false`` (native too),
+so they measure translation alone; a second row per codec, "kept", sends the
+default ``store: true``, under which the router also keeps each translated
+response for follow-ups (:mod:`router.conversations`): its extra cost is that
+feature's, shown beside the target rather than judged by it. Medians of
+adjacent pairs keep the figures usable on a shared machine, where one batch
+now and then runs slow.
 
 Adding a codec is one :class:`Entry` in :data:`ENTRIES`: its fake's module,
 its model prefix, how its ``api_base`` is made from the fake's URL, and any
@@ -134,19 +139,23 @@ def _router(model: str, api_base: str, params: Mapping[str, Any]) -> Router:
     return Router([{"model_name": GROUP, "litellm_params": litellm_params}])
 
 
-def _call(router: Router, stream: bool) -> Callable[[], Any]:
+def _call(target: Target, stream: bool) -> Callable[[], Any]:
+    router, extra = target.router, {} if target.kept else {"store": False}
+
     async def plain() -> None:
-        await router.aresponses(model=GROUP, input=INPUT)
+        await router.aresponses(model=GROUP, input=INPUT, **extra)
 
     async def streamed() -> None:
-        async for _ in await router.aresponses(model=GROUP, input=INPUT, stream=True):
+        async for _ in await router.aresponses(model=GROUP, input=INPUT, stream=True, **extra):
             pass
 
     return streamed if stream else plain
 
 
-async def _events_per_stream(router: Router) -> int:
-    return len([e async for e in await router.aresponses(model=GROUP, input=INPUT, stream=True)])
+async def _events_per_stream(target: Target) -> int:
+    extra = {} if target.kept else {"store": False}
+    return len([e async for e in await target.router.aresponses(
+        model=GROUP, input=INPUT, stream=True, **extra)])
 
 
 @dataclass(slots=True)
@@ -158,6 +167,8 @@ class Target:
 
     name: str
     router: Router
+    #: sends the default ``store: true`` (the router keeps translated responses)
+    kept: bool = False
     events: int = 0
     cpu: dict[bool, list[list[tuple[float, float]]]] = field(
         default_factory=lambda: {False: [], True: []})
@@ -193,7 +204,7 @@ async def _round(targets: list[Target], sizes: Sizes, shift: int) -> None:
             target.cpu[stream].append([])
         for _ in range(BATCHES):
             for target in targets[shift:] + targets[:shift]:
-                target.cpu[stream][-1].append(await _batch(_call(target.router, stream), size))
+                target.cpu[stream][-1].append(await _batch(_call(target, stream), size))
 
 
 def _added(native: Target, codec: Target, stream: bool) -> tuple[float, list[float], float]:
@@ -226,12 +237,12 @@ def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
     cells = [
         codec.name, fmt(_cpu(native)), fmt(_cpu(codec)),
         _spread(request, 1), f"{request[2]:+.1f}",
-        verdict(request[0] <= MAX_ADDED_REQUEST_US),
+        "-" if codec.kept else verdict(request[0] <= MAX_ADDED_REQUEST_US),
         f"{native.events} / {codec.events}",
         _spread(event, 2), f"{event[2]:+.2f}",
-        verdict(event[0] <= MAX_ADDED_EVENT_US),
+        "-" if codec.kept else verdict(event[0] <= MAX_ADDED_EVENT_US),
     ]
-    data = {"codec": codec.name, "added_request_us": request[0],
+    data = {"codec": codec.name, "kept": codec.kept, "added_request_us": request[0],
             "added_request_us_rounds": request[1], "added_request_user_us": request[2],
             "added_event_us": event[0], "added_event_us_rounds": event[1],
             "added_event_user_us": event[2], "native_cpu_us": native.cpu,
@@ -261,13 +272,14 @@ async def _targets(entries: list[Entry], sizes: Sizes) -> AsyncIterator[list[Tar
         targets = [Target("native openai", _router("openai/gpt-4o", f"{native.url}/v1", {}))]
         for entry in entries:
             fake = fakes[(entry.fake, entry.fake_args)]
-            targets.append(Target(entry.name, _router(
-                entry.model, entry.api_base(fake.url), entry.params)))
+            for kept in (False, True):
+                targets.append(Target(entry.name + (", kept" if kept else ""), _router(
+                    entry.model, entry.api_base(fake.url), entry.params), kept=kept))
         try:
             for target in targets:
-                target.events = await _events_per_stream(target.router)
+                target.events = await _events_per_stream(target)
                 for stream in (False, True):
-                    await _batch(_call(target.router, stream), sizes.warmup)
+                    await _batch(_call(target, stream), sizes.warmup)
             yield targets
         finally:
             for target in targets:

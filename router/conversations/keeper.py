@@ -43,7 +43,6 @@ from router.conversations.links import (
     NO_STORE,
     TOO_LARGE,
     Link,
-    content_of,
 )
 from router.conversations.sealing import SealingError
 from router.conversations.store import StoreUnavailable
@@ -68,6 +67,9 @@ __all__ = ["Continuation", "Keeper"]
 Json = dict[str, Any]
 
 log = logging.getLogger("router.conversations")
+
+#: Bytes a link's content adds beyond its input and response JSON (the wrapper object).
+_CONTENT_OVERHEAD = len('{"input":,"response":}')
 
 #: Body parameters that name upstream state; dropped when the history is replayed.
 _STATE_PARAMS = ("previous_response_id", "conversation")
@@ -109,6 +111,11 @@ class _Turn:
 
     items: list[Json]
     size: int
+
+
+def _compact(value: Any) -> str:
+    """``value`` as the compact JSON a link's content is stored and measured as."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class Keeper:
@@ -340,8 +347,7 @@ class Keeper:
         cached: _Turn | None = request.kept_turn
         if cached is None:
             items = input_items(request.params)
-            cached = request.kept_turn = _Turn(
-                items, len(json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode()))
+            cached = request.kept_turn = _Turn(items, len(_compact(items).encode()))
         return cached
 
     # -- by id ----------------------------------------------------------------------------
@@ -416,25 +422,25 @@ class Keeper:
                     else request.previous_response_id)
         root = (continuation.chain[0].id if continuation and continuation.chain
                 else previous or response_id)
-        mark = Link(id=response_id, prev=previous, root=root, kind=NO_STORE,
-                    owner=deployment.id, group=deployment.model_name,
-                    conversation=continuation.conversation if continuation else None)
+        conversation = continuation.conversation if continuation else None
         if request.params.get("store") is False:
-            await self._store.put(mark, self._ttl)
+            await self._store.put(Link(response_id, previous, root, NO_STORE, deployment.id,
+                                       deployment.model_name, conversation=conversation),
+                                  self._ttl)
             return
         turn = self._turn(request)
-        content = content_of(turn.items, response)
-        size = len(content.encode())
+        size = turn.size + len(_compact(response).encode()) + _CONTENT_OVERHEAD
         if size > self._max_response:
             log.warning("response %r (deployment %r) was not kept: %d bytes, over "
                         "conversation_max_response_bytes (%d)", response_id, deployment.id,
                         size, self._max_response)
-            await self._store.put(dataclasses.replace(mark, kind=TOO_LARGE, size=size),
+            await self._store.put(Link(response_id, previous, root, TOO_LARGE, deployment.id,
+                                       deployment.model_name, size, size, conversation),
                                   self._ttl)
             return
         total = (continuation.total if continuation else 0) + size
-        link = dataclasses.replace(mark, kind=kind, size=size, total=total, input=turn.items,
-                                   response=response)
+        link = Link(response_id, previous, root, kind, deployment.id, deployment.model_name,
+                    size, total, conversation, turn.items, response)
         await self._store.put(link, self._ttl)
         if link.conversation is not None and kind == KEPT:
             await self._store.set_head(link.conversation, response_id, self._ttl)
