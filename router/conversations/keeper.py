@@ -268,7 +268,8 @@ class Keeper:
                 await self.open(request)  # a fallback group's stateless deployment
                 continuation = request.continuation
             if continuation is None:
-                self._check_response_size(request, self._turn(request).size)
+                if request.params.get("store") is not False:  # its turn will be kept
+                    self._check_response_size(request, self._turn(request).size)
                 return self._without_state(request, deployment)
         if not self._replays(continuation, deployment):
             return request
