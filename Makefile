@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/translation.py
 	$(PY) benchmarks/sessions.py
+	$(PY) benchmarks/cache_affinity.py
 	$(PY) benchmarks/proxy.py
 	$(PY) benchmarks/memory.py
 

@@ -31,6 +31,7 @@ from providers.http import ClientPool
 from providers.registry import ProviderFactory, provider_set
 from router.attempts import Dispatcher
 from router.budget import RetryBudgets
+from router.cache_affinity import CacheAffinity
 from router.clock import Clock, SystemClock
 from router.config.loading import ConfigWarning
 from router.config.models import RouterConfig, RouterSettings
@@ -306,6 +307,10 @@ def _dispatcher(
             window=s.retry_budget_window, enabled=s.retry_budget,
         ),
         panic_mode=s.panic_mode, observers=observers, pinning=pinning, probes=probes,
+        affinity=CacheAffinity(
+            strategy, services.load, slack=s.prompt_cache_affinity_slack,
+            instructions=s.prompt_cache_affinity_instructions)
+        if s.prompt_cache_affinity else None,
     )
 
 

@@ -42,6 +42,7 @@ from router.types import Attempt, AttemptTrail
 if TYPE_CHECKING:
     from checks.base import PreCallCheck
     from router.budget import Budget, RetryBudgets
+    from router.cache_affinity import CacheAffinity
     from router.clock import Clock
     from router.config.models import PanicMode
     from router.cooldown import Cooldowns
@@ -110,6 +111,7 @@ class Dispatcher:
         observers: Observers | None = None,
         pinning: PinResolver | None = None,
         probes: ProbeClaims | None = None,
+        affinity: CacheAffinity | None = None,
     ) -> None:
         self._table = table
         self._strategy = strategy
@@ -127,6 +129,7 @@ class Dispatcher:
         self._observers = observers
         self._pinning = pinning
         self._probes = probes
+        self._affinity = affinity
 
     async def run(self, request: RouteRequest, call: AttemptCall[T]) -> Served[T]:
         """Serve ``request`` from its group or a fallback; raise the last error with the trail."""
@@ -222,6 +225,8 @@ class Dispatcher:
                 continue
             self._cooldowns.record_success(deployment.id)
             self._record(trail, group, deployment, t0, started, None)
+            if self._affinity is not None:
+                self._affinity.served(request, deployment)
             return Served(result, deployment, trail)
 
     def _pin_lost(self, pin: Sequence[Deployment], failed: set[str]) -> bool:
@@ -321,6 +326,8 @@ class Dispatcher:
         if self._order is not None:
             available = self._order.narrow(available)
         picked = self._strategy.pick(available, request)
+        if self._affinity is not None and not pinned:
+            picked = self._affinity.choose(available, request, picked)
         if log.isEnabledFor(logging.DEBUG):
             self._log_pick(group, picked, candidates, available, failed, pinned)
         return picked, eligible

@@ -130,7 +130,8 @@ SETTINGS_KEYS: frozenset[str] = frozenset({
     "redis_startup_nodes", "service_name", "sentinel_nodes", "sentinel_password",
     "redis_wait_replicas", "conversation_ttl", "conversation_max_response_bytes",
     "conversation_max_bytes", "conversation_memory_max_bytes", "conversation_encryption_keys",
-    "conversation_failover",
+    "conversation_failover", "prompt_cache_affinity", "prompt_cache_affinity_slack",
+    "prompt_cache_affinity_instructions",
     "max_cooldown_time", "cooldown_jitter", "panic_mode", "retry_budget", "retry_budget_ratio",
     "retry_budget_min_per_second", "retry_budget_window",
 })

@@ -315,6 +315,13 @@ class RouterSettings(BaseModel):
     any) and ``conversation_failover`` (continue a native conversation on
     another deployment by replaying its history when its owner cannot serve).
 
+    Prompt-cache affinity (:mod:`router.cache_affinity`), our own:
+    ``prompt_cache_affinity`` (requests with the same ``prompt_cache_key``
+    prefer the deployment that served it last), ``prompt_cache_affinity_slack``
+    (how much costlier, by the strategy's cost, that deployment may be and
+    still be preferred) and ``prompt_cache_affinity_instructions`` (opt-in: an
+    ``instructions`` of at least that many characters is a key too).
+
     Our own failure-handling settings (see :mod:`router.cooldown` and
     :mod:`router.budget`):
 
@@ -384,6 +391,9 @@ class RouterSettings(BaseModel):
     conversation_memory_max_bytes: Count = Field(default=256 * 2**20, ge=1)
     conversation_encryption_keys: tuple[SecretText, ...] = ()
     conversation_failover: bool = False
+    prompt_cache_affinity: bool = True
+    prompt_cache_affinity_slack: Number = Field(default=2.0, ge=1)
+    prompt_cache_affinity_instructions: Count | None = Field(default=None, ge=1)
 
     @field_validator(
         "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", mode="before")

@@ -44,6 +44,11 @@ class LeastBusy(LoadReader):
     def from_context(cls, context: StrategyContext) -> LeastBusy:
         return cls(context.load, context.rng)
 
+    def costs(self, candidates: Sequence[Deployment]) -> list[float]:
+        """Each candidate's requests in flight (what :meth:`pick` minimises)."""
+        in_flight = self._in_flight
+        return [float(in_flight(d.id)) + 1.0 for d in candidates]
+
     def pick(self, candidates: Sequence[Deployment], request: RouteRequest) -> Deployment:
         n = len(candidates)
         if n == 1:

@@ -154,6 +154,10 @@ class PeakEwma(LoadReader):
         capacities = self._capacities.get(candidates, _capacities)
         return lowest(candidates, self._costs(candidates, capacities, now), self._random)
 
+    def costs(self, candidates: Sequence[Deployment]) -> list[float]:
+        """Each candidate's expected latency now (what :meth:`pick` minimises)."""
+        return self._costs(candidates, [_capacity(d) for d in candidates], self._now())
+
     def _costs(
         self, candidates: Sequence[Deployment], capacities: list[int | None], now: float
     ) -> list[float]:

@@ -18,6 +18,11 @@ from collections.abc import Sequence
 from router.testing.upstream import Upstream
 
 
+def _pair(text: str) -> tuple[float, float]:
+    ttl, _, miss = text.partition(",")
+    return float(ttl), float(miss or 0)
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m router.testing", description=__doc__)
     parser.add_argument("--name", default="upstream")
@@ -29,6 +34,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--background-delay", type=float, default=0.2)
     parser.add_argument("--extra-fields", type=json.loads, default=None, help="JSON object")
     parser.add_argument("--no-record", action="store_true", help="do not keep request records")
+    parser.add_argument("--prompt-cache", type=_pair, default=None, metavar="TTL,MISS",
+                        help="a prompt cache: seconds a key stays cached, seconds a miss adds")
     return parser.parse_args(argv)
 
 
@@ -43,6 +50,7 @@ async def _serve(args: argparse.Namespace) -> None:
         stream_chunks=args.stream_chunks,
         background_delay=args.background_delay,
         record_requests=not args.no_record,
+        prompt_cache=args.prompt_cache,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

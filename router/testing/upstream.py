@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import random
 import secrets
 import subprocess
@@ -612,6 +613,8 @@ class Upstream:
     once and the rest queue. Background responses move ``queued`` ->
     ``in_progress`` -> ``completed`` over ``background_delay`` seconds.
     ``record_requests=False`` keeps :attr:`requests` empty (long benchmarks).
+    ``prompt_cache=(ttl, miss_seconds)`` models a prompt cache (see
+    :attr:`cache_hits`, :attr:`cache_misses`, and ``/__control/stats``).
     """
 
     def __init__(
@@ -626,9 +629,17 @@ class Upstream:
         stream_chunks: int = 4,
         background_delay: float = 0.2,
         record_requests: bool = True,
+        prompt_cache: tuple[float, float] | None = None,
     ) -> None:
         self.name = name
         self.faults = FaultPlan()
+        #: ``(ttl, miss_seconds)``: a prompt cache per ``prompt_cache_key`` (else the first
+        #: 1,024 characters of ``instructions``); a hit reports the input as cached
+        #: tokens, a miss takes ``miss_seconds`` more (the prefill the cache saves).
+        self._prompt_cache = prompt_cache
+        self._cached: dict[str, float] = {}
+        self.cache_hits = 0
+        self.cache_misses = 0
         self.requests: list[RecordedRequest] = []
         self.hits = 0
         self.stored: dict[str, dict[str, Json]] = {}
@@ -702,10 +713,12 @@ class Upstream:
         self._runner = runner
 
     def reset(self) -> None:
-        """Clear faults, recorded requests and hits; stored responses stay."""
+        """Clear faults, recorded requests, hits and the prompt cache; stored responses stay."""
         self.faults.clear()
         self.requests.clear()
         self.hits = 0
+        self._cached.clear()
+        self.cache_hits = self.cache_misses = 0
 
     async def __aenter__(self) -> Upstream:
         await self.start()
@@ -825,6 +838,8 @@ class Upstream:
         body = _check_create(call.body)
         turn = self._turn_after(body)
         final = self._build(body, turn)
+        if self._prompt_cache is not None:
+            await self._through_cache(body, final)
         if call.failure is not None:
             final = _failed(final, call.failure)
         self._store(final, body, turn)
@@ -833,6 +848,24 @@ class Upstream:
         if call.stream:
             return await self._stream(call, final)
         return _json(call, final)
+
+    async def _through_cache(self, body: dict[str, Json], final: dict[str, Json]) -> None:
+        """A hit reports the input as cached; a miss costs the prefill time."""
+        assert self._prompt_cache is not None
+        ttl, miss = self._prompt_cache
+        key = body.get("prompt_cache_key") or str(body.get("instructions") or "")[:1024]
+        if not key:
+            return
+        now = time.monotonic()
+        if now - self._cached.get(key, -math.inf) <= ttl:
+            self.cache_hits += 1
+            usage = final["usage"]
+            usage["input_tokens_details"]["cached_tokens"] = usage["input_tokens"]
+        else:
+            self.cache_misses += 1
+            if miss > 0:
+                await asyncio.sleep(miss)
+        self._cached[key] = now
 
     def _turn_after(self, body: dict[str, Json]) -> int:
         previous = body.get("previous_response_id")
@@ -1027,6 +1060,8 @@ class Upstream:
                 "hits": self.hits,
                 "stored": len(self.stored),
                 "requests": len(self.requests),
+                "cache_hits": self.cache_hits,
+                "cache_misses": self.cache_misses,
             }
         )
 
@@ -1166,6 +1201,7 @@ class UpstreamProcess:
         background_delay: float = 0.2,
         record_requests: bool = True,
         startup_timeout: float = 15.0,
+        prompt_cache: tuple[float, float] | None = None,
     ) -> None:
         self.name = name
         self._argv = _cli_args(
@@ -1178,6 +1214,7 @@ class UpstreamProcess:
             stream_chunks=stream_chunks,
             background_delay=background_delay,
             record_requests=record_requests,
+            prompt_cache=prompt_cache,
         )
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
@@ -1215,7 +1252,8 @@ class UpstreamProcess:
             terminate(proc)
 
     def stats(self) -> dict[str, Json]:
-        """``{"name", "hits", "stored", "requests"}`` from the child."""
+        """``{"name", "hits", "stored", "requests", "cache_hits", "cache_misses"}`` from
+        the child."""
         reply = self._control().get("/__control/stats")
         reply.raise_for_status()
         stats: dict[str, Json] = reply.json()
@@ -1265,6 +1303,7 @@ def _cli_args(
     stream_chunks: int,
     background_delay: float,
     record_requests: bool,
+    prompt_cache: tuple[float, float] | None = None,
 ) -> list[str]:
     """The ``python -m router.testing`` arguments for these settings."""
     argv = [
@@ -1287,4 +1326,6 @@ def _cli_args(
         argv += ["--extra-fields", json.dumps(dict(extra_fields))]
     if not record_requests:
         argv.append("--no-record")
+    if prompt_cache is not None:
+        argv += ["--prompt-cache", f"{prompt_cache[0]!r},{prompt_cache[1]!r}"]
     return argv

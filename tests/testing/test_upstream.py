@@ -574,7 +574,8 @@ async def test_upstream_process_and_control_endpoint() -> None:
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             served = await c.post("/v1/responses", json=BODY)
             assert served.status_code == 200 and served.headers["x-upstream"] == "remote"
-            assert proc.stats() == {"name": "remote", "hits": 2, "stored": 1, "requests": 2}
+            assert proc.stats() == {"name": "remote", "hits": 2, "stored": 1, "requests": 2,
+                                "cache_hits": 0, "cache_misses": 0}
             with pytest.raises(ValueError):
                 proc.faults.fail(500, times=0)
             proc.reset()
@@ -583,3 +584,28 @@ async def test_upstream_process_and_control_endpoint() -> None:
     async with httpx.AsyncClient() as c:
         with pytest.raises(httpx.ConnectError):
             await c.post(f"{url}/v1/responses", json=BODY)
+
+
+async def test_prompt_cache_hits_misses_and_expiry() -> None:
+    async with Upstream("cache", prompt_cache=(0.3, 0.05)) as up, httpx.AsyncClient() as c:
+        url = f"{up.url}/v1/responses"
+
+        async def cached(**body: Any) -> tuple[int, float]:
+            t0 = time.perf_counter()
+            answer = await c.post(url, json={"model": "m", "input": "hi", **body})
+            usage = answer.json()["usage"]
+            Response.model_validate(answer.json())
+            return usage["input_tokens_details"]["cached_tokens"], time.perf_counter() - t0
+
+        first, slow = await cached(prompt_cache_key="k")
+        second, _ = await cached(prompt_cache_key="k")
+        other, _ = await cached(prompt_cache_key="other")
+        assert first == 0 and second > 0 and other == 0 and slow >= 0.05
+        by_instructions, _ = await cached(instructions="same long prompt")
+        again, _ = await cached(instructions="same long prompt")
+        assert by_instructions == 0 and again > 0
+        await asyncio.sleep(0.35)
+        expired, _ = await cached(prompt_cache_key="k")
+        assert expired == 0 and (up.cache_hits, up.cache_misses) == (2, 4)
+        up.reset()
+        assert (up.cache_hits, up.cache_misses) == (0, 0)
