@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 import httpx
@@ -153,6 +153,18 @@ class ClientPool:
         self._senders: dict[tuple[int, str], Sender] = {}
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
         self._tls: ssl.SSLContext | None = None
+        self._listener: Callable[[str, Mapping[str, str]], None] | None = None
+
+    def listen(self, listener: Callable[[str, Mapping[str, str]], None] | None) -> None:
+        """Give ``listener`` the headers of every answer to a create or stream call,
+        with the deployment's id (the router's rate-limit headroom reads them)."""
+        self._listener = listener
+
+    def heard(self, deployment_id: str, headers: Mapping[str, str]) -> None:
+        """Providers call this with each answer's headers, before reading its body."""
+        listener = self._listener
+        if listener is not None:
+            listener(deployment_id, headers)
 
     def get(self, origin: str) -> Sender:
         """The sender for ``origin`` (scheme://host:port) in the running loop."""

@@ -106,6 +106,7 @@ class HttpResponsesProvider:
                 content=_body(deployment, request, stream=False),
                 headers=merge_headers(ep.headers, request.extra_headers), timeout=timeout,
             )
+            self._pool.heard(deployment.id, answer.headers)
             try:
                 await answer.aread()
             finally:
@@ -131,6 +132,7 @@ class HttpResponsesProvider:
                 headers=merge_headers(ep.stream_headers, request.extra_headers), timeout=timeout,
                 read_timeout=request.stream_timeout or deployment.stream_timeout or timeout,
             )
+            self._pool.heard(deployment.id, answer.headers)
         except httpx.HTTPError as exc:
             raise transport_error(exc, deployment) from exc
         try:

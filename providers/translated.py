@@ -251,11 +251,13 @@ class TranslatedProvider:
         url = _url(target, native, request.extra_query)
         headers = {**target.headers, **native.headers, **(request.extra_headers or {})}
         sent = await self.authorize(deployment, "POST", url, headers, content)
-        return await self._pool.get(target.origin).send(
+        answer = await self._pool.get(target.origin).send(
             "POST", url, headers=sent, content=content, timeout=timeout,
             read_timeout=(request.stream_timeout or deployment.stream_timeout or timeout)
             if call.stream else None,
         )
+        self._pool.heard(deployment.id, answer.headers)
+        return answer
 
     def _status_error(self, answer: Answer, deployment: Deployment) -> UpstreamError:
         native = self.codec.error(answer.status_code, self.error_body(answer))

@@ -42,6 +42,7 @@ from router.cooldown import Cooldowns
 from router.cost import Prices, price_book
 from router.exchange import Exchange
 from router.fallbacks import FallbackPlan
+from router.headroom import Headroom
 from router.inspection import DeploymentState, ReportsPeak, deployment_states
 from router.limits import DeploymentLimits, limits_by_id
 from router.load import LoadTracker
@@ -174,8 +175,12 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     services = RouterServices(table, ownership, store, clock, load, cooldowns, config, admission)
     checks, pinned = _checks(config, objects, services, strategy)
     observers, prometheus = _observers(objects, services)
+    headroom = Headroom(clock) if s.use_rate_limit_headers else None
+    if headroom is not None:
+        pool.listen(headroom.saw)
     dispatcher = _dispatcher(services, strategy, checks, rng, observers,
-                             Pinning(ownership, table) if pinned else None, shared_cooldowns)
+                             Pinning(ownership, table) if pinned else None, shared_cooldowns,
+                             headroom)
     keeper = Keeper(_conversation_store(s, redis), table, s)
     exchange = Exchange(ownership, providers["mock"], dispatcher.record_failure, keeper)
     parts = Parts(config, services, pool, strategy, dispatcher, exchange, observers,
@@ -286,7 +291,7 @@ def _observers(
 def _dispatcher(
     services: RouterServices, strategy: Strategy, checks: Sequence[PreCallCheck],
     rng: random.Random, observers: Observers, pinning: Pinning | None,
-    probes: SharedCooldowns | None = None,
+    probes: SharedCooldowns | None = None, headroom: Headroom | None = None,
 ) -> Dispatcher:
     s = services.config.settings
     clock = services.clock
@@ -311,6 +316,7 @@ def _dispatcher(
             strategy, services.load, slack=s.prompt_cache_affinity_slack,
             instructions=s.prompt_cache_affinity_instructions)
         if s.prompt_cache_affinity else None,
+        headroom=headroom,
     )
 
 

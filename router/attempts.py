@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from router.cooldown import Cooldowns
     from router.deployment import Deployment
     from router.fallbacks import FallbackPlan
+    from router.headroom import Headroom
     from router.load import LoadHandle, LoadTracker
     from router.observe import Observers
     from router.order import OrderTiers
@@ -112,6 +113,7 @@ class Dispatcher:
         pinning: PinResolver | None = None,
         probes: ProbeClaims | None = None,
         affinity: CacheAffinity | None = None,
+        headroom: Headroom | None = None,
     ) -> None:
         self._table = table
         self._strategy = strategy
@@ -130,6 +132,7 @@ class Dispatcher:
         self._pinning = pinning
         self._probes = probes
         self._affinity = affinity
+        self._headroom = headroom
 
     async def run(self, request: RouteRequest, call: AttemptCall[T]) -> Served[T]:
         """Serve ``request`` from its group or a fallback; raise the last error with the trail."""
@@ -204,6 +207,8 @@ class Dispatcher:
                 if slot.kind == "rate" or refusals > 2 * len(deployments):
                     refused[slot.deployment_id] = slot.reason
                 continue  # "parallel": the checks now see it full and wait for a slot
+            if self._headroom is not None:
+                self._headroom.sent(deployment.id)
             t0 = self._clock.now()
             try:
                 async with slot:
@@ -323,6 +328,9 @@ class Dispatcher:
                 raise last  # this request already failed here: no panic, the caller learns why
             else:
                 available = await self._panic(group, candidates, request, trail)
+        headroom = self._headroom
+        if headroom is not None and headroom.active and not pinned:
+            available = headroom.available(available)  # all of them when none has room
         if self._order is not None:
             available = self._order.narrow(available)
         picked = self._strategy.pick(available, request)
@@ -344,7 +352,8 @@ class Dispatcher:
         cooling = [d.id for d in candidates if d.id not in kept]
         log.debug(
             "%r: %s picked %r among %s%s%s%s", group, type(self._strategy).__name__,
-            picked.id, seen, f"; left out (cooling down or lower order): {cooling}"
+            picked.id, seen,
+            f"; left out (cooling down, lower order or no rate-limit room): {cooling}"
             if cooling else "", f"; failed this request: {sorted(failed)}" if failed else "",
             "; pinned to the response's owner" if pinned else "",
         )

@@ -131,7 +131,7 @@ SETTINGS_KEYS: frozenset[str] = frozenset({
     "redis_wait_replicas", "conversation_ttl", "conversation_max_response_bytes",
     "conversation_max_bytes", "conversation_memory_max_bytes", "conversation_encryption_keys",
     "conversation_failover", "prompt_cache_affinity", "prompt_cache_affinity_slack",
-    "prompt_cache_affinity_instructions",
+    "prompt_cache_affinity_instructions", "use_rate_limit_headers",
     "max_cooldown_time", "cooldown_jitter", "panic_mode", "retry_budget", "retry_budget_ratio",
     "retry_budget_min_per_second", "retry_budget_window",
 })

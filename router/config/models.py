@@ -322,6 +322,11 @@ class RouterSettings(BaseModel):
     still be preferred) and ``prompt_cache_affinity_instructions`` (opt-in: an
     ``instructions`` of at least that many characters is a key too).
 
+    ``use_rate_limit_headers`` (our own, default on): the rate-limit headers
+    of each answer (``x-ratelimit-remaining-*``, Anthropic's
+    ``anthropic-ratelimit-*``) leave a deployment with no room out of the
+    candidates until its reset (:mod:`router.headroom`).
+
     Our own failure-handling settings (see :mod:`router.cooldown` and
     :mod:`router.budget`):
 
@@ -394,6 +399,7 @@ class RouterSettings(BaseModel):
     prompt_cache_affinity: bool = True
     prompt_cache_affinity_slack: Number = Field(default=2.0, ge=1)
     prompt_cache_affinity_instructions: Count | None = Field(default=None, ge=1)
+    use_rate_limit_headers: bool = True
 
     @field_validator(
         "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", mode="before")

@@ -36,6 +36,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-record", action="store_true", help="do not keep request records")
     parser.add_argument("--prompt-cache", type=_pair, default=None, metavar="TTL,MISS",
                         help="a prompt cache: seconds a key stays cached, seconds a miss adds")
+    parser.add_argument("--rate-limit", type=_pair, default=None, metavar="LIMIT,WINDOW",
+                        help="at most LIMIT requests per WINDOW seconds (a refilling bucket)")
+    parser.add_argument("--hide-rate-limit", action="store_true",
+                        help="no x-ratelimit-* headers: only the 429s show the limit")
     return parser.parse_args(argv)
 
 
@@ -51,6 +55,9 @@ async def _serve(args: argparse.Namespace) -> None:
         background_delay=args.background_delay,
         record_requests=not args.no_record,
         prompt_cache=args.prompt_cache,
+        rate_limit=None if args.rate_limit is None else (
+            int(args.rate_limit[0]), args.rate_limit[1]),
+        rate_limit_headers=not args.hide_rate_limit,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -54,6 +54,7 @@ from aiohttp import web
 
 from router.testing.features import BadRequest, item_events, tool_output, with_includes
 from router.testing.process import spawn, terminate
+from router.testing.rate_limit import RequestBucket
 
 __all__ = [
     "FaultPlan",
@@ -615,6 +616,10 @@ class Upstream:
     ``record_requests=False`` keeps :attr:`requests` empty (long benchmarks).
     ``prompt_cache=(ttl, miss_seconds)`` models a prompt cache (see
     :attr:`cache_hits`, :attr:`cache_misses`, and ``/__control/stats``).
+    ``rate_limit=(limit, window)`` limits creates to ``limit`` per ``window``
+    seconds, shown in OpenAI's ``x-ratelimit-*`` headers unless
+    ``rate_limit_headers=False`` (:mod:`router.testing.rate_limit`; refusals
+    in :attr:`rate_limited`).
     """
 
     def __init__(
@@ -630,9 +635,13 @@ class Upstream:
         background_delay: float = 0.2,
         record_requests: bool = True,
         prompt_cache: tuple[float, float] | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        rate_limit_headers: bool = True,
     ) -> None:
         self.name = name
         self.faults = FaultPlan()
+        self._bucket = None if rate_limit is None else RequestBucket(
+            *rate_limit, headers=rate_limit_headers)
         #: ``(ttl, miss_seconds)``: a prompt cache per ``prompt_cache_key`` (else the first
         #: 1,024 characters of ``instructions``); a hit reports the input as cached
         #: tokens, a miss takes ``miss_seconds`` more (the prefill the cache saves).
@@ -719,6 +728,13 @@ class Upstream:
         self.hits = 0
         self._cached.clear()
         self.cache_hits = self.cache_misses = 0
+        if self._bucket is not None:
+            self._bucket.reset()
+
+    @property
+    def rate_limited(self) -> int:
+        """Creates answered 429 by the ``rate_limit`` (since the last :meth:`reset`)."""
+        return 0 if self._bucket is None else self._bucket.refused
 
     async def __aenter__(self) -> Upstream:
         await self.start()
@@ -816,6 +832,10 @@ class Upstream:
     async def _serve(
         self, call: _Call, op: Callable[[_Call], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        bucket = self._bucket
+        if bucket is not None and op == self._create and not bucket.take(call.headers):
+            raise _Reject(429, "Rate limit reached for requests", code="rate_limit_exceeded",
+                          type="requests")
         answer = self.faults.take()
         await self._service_time()
         if answer is not None:
@@ -1062,6 +1082,7 @@ class Upstream:
                 "requests": len(self.requests),
                 "cache_hits": self.cache_hits,
                 "cache_misses": self.cache_misses,
+                "rate_limited": self.rate_limited,
             }
         )
 
@@ -1202,6 +1223,8 @@ class UpstreamProcess:
         record_requests: bool = True,
         startup_timeout: float = 15.0,
         prompt_cache: tuple[float, float] | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        rate_limit_headers: bool = True,
     ) -> None:
         self.name = name
         self._argv = _cli_args(
@@ -1215,6 +1238,8 @@ class UpstreamProcess:
             background_delay=background_delay,
             record_requests=record_requests,
             prompt_cache=prompt_cache,
+            rate_limit=rate_limit,
+            rate_limit_headers=rate_limit_headers,
         )
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
@@ -1252,8 +1277,8 @@ class UpstreamProcess:
             terminate(proc)
 
     def stats(self) -> dict[str, Json]:
-        """``{"name", "hits", "stored", "requests", "cache_hits", "cache_misses"}`` from
-        the child."""
+        """``{"name", "hits", "stored", "requests", "cache_hits", "cache_misses",
+        "rate_limited"}`` from the child."""
         reply = self._control().get("/__control/stats")
         reply.raise_for_status()
         stats: dict[str, Json] = reply.json()
@@ -1304,6 +1329,8 @@ def _cli_args(
     background_delay: float,
     record_requests: bool,
     prompt_cache: tuple[float, float] | None = None,
+    rate_limit: tuple[int, float] | None = None,
+    rate_limit_headers: bool = True,
 ) -> list[str]:
     """The ``python -m router.testing`` arguments for these settings."""
     argv = [
@@ -1328,4 +1355,8 @@ def _cli_args(
         argv.append("--no-record")
     if prompt_cache is not None:
         argv += ["--prompt-cache", f"{prompt_cache[0]!r},{prompt_cache[1]!r}"]
+    if rate_limit is not None:
+        argv += ["--rate-limit", f"{rate_limit[0]},{rate_limit[1]!r}"]
+        if not rate_limit_headers:
+            argv.append("--hide-rate-limit")
     return argv

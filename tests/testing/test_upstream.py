@@ -575,7 +575,7 @@ async def test_upstream_process_and_control_endpoint() -> None:
             served = await c.post("/v1/responses", json=BODY)
             assert served.status_code == 200 and served.headers["x-upstream"] == "remote"
             assert proc.stats() == {"name": "remote", "hits": 2, "stored": 1, "requests": 2,
-                                "cache_hits": 0, "cache_misses": 0}
+                                "cache_hits": 0, "cache_misses": 0, "rate_limited": 0}
             with pytest.raises(ValueError):
                 proc.faults.fail(500, times=0)
             proc.reset()
