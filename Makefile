@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/translation.py
 	$(PY) benchmarks/sessions.py
 	$(PY) benchmarks/cache_affinity.py
+	$(PY) benchmarks/rate_limits.py
 	$(PY) benchmarks/proxy.py
 	$(PY) benchmarks/memory.py
 
