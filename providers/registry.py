@@ -5,8 +5,11 @@ config validation (:mod:`router.config.keys`) and the router's composition
 root both read :data:`BUILTIN_PROVIDERS`, so adding a provider is one line
 here. Entries are ``"module:Class"`` paths imported on first use: the config
 layer can list the names without importing any provider (nor their HTTP
-stacks). Every factory, built-in or third-party, is called once per router
-with that router's :class:`providers.http.ClientPool`.
+stacks), and a router builds (and imports) only the providers its
+deployments name (:class:`ProviderSet`), so a router of OpenAI and Azure
+deployments never loads the translation codecs. Every factory, built-in or
+third-party, is called at most once per router with that router's
+:class:`providers.http.ClientPool`.
 
 Third-party providers are passed to the router instead:
 ``Router(providers={"name": factory})`` where ``factory(pool) -> Provider``.
@@ -15,7 +18,8 @@ Third-party providers are passed to the router instead:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -23,7 +27,9 @@ if TYPE_CHECKING:
     from providers.base import Provider
     from providers.http import ClientPool
 
-__all__ = ["BUILTIN_PROVIDERS", "ProviderFactory", "provider_names", "provider_set"]
+__all__ = [
+    "BUILTIN_PROVIDERS", "ProviderFactory", "ProviderSet", "provider_names", "provider_set",
+]
 
 #: Builds a router's instance of one provider from the router's client pool.
 ProviderFactory = Callable[["ClientPool"], "Provider"]
@@ -63,15 +69,51 @@ def _builtin(name: str, path: str) -> ProviderFactory:
     return factory
 
 
+class ProviderSet(Mapping[str, "Provider"]):
+    """One router's providers by prefix, each built on first lookup (its module imported
+    then), all sharing the router's client ``pool``."""
+
+    def __init__(
+        self, pool: ClientPool, extra: Mapping[str, ProviderFactory] | None = None
+    ) -> None:
+        self._pool = pool
+        self._extra = dict(extra or {})
+        self._names = provider_names(self._extra)
+        self._built: dict[str, Provider] = {}
+        self._lock = threading.Lock()  # the sync twins look up from a thread of their own
+
+    def __getitem__(self, name: str) -> Provider:
+        provider = self._built.get(name)
+        if provider is not None:
+            return provider
+        factory = self._extra.get(name)
+        if factory is None:
+            path = BUILTIN_PROVIDERS.get(name)
+            if path is None:
+                raise KeyError(name)
+            factory = _builtin(name, path)
+        with self._lock:
+            return self._built.setdefault(name, factory(self._pool))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def built(self) -> list[str]:
+        """The prefixes whose provider has been built so far."""
+        return list(self._built)
+
+
 def provider_set(
     pool: ClientPool, extra: Mapping[str, ProviderFactory] | None = None
-) -> dict[str, Provider]:
-    """One instance of each provider for one router, sharing its client ``pool``.
+) -> ProviderSet:
+    """The providers of one router, sharing its client ``pool`` (see :class:`ProviderSet`).
 
     ``extra`` (third-party factories) may also replace a built-in by its name.
     """
-    factories: dict[str, ProviderFactory] = {
-        name: _builtin(name, path) for name, path in BUILTIN_PROVIDERS.items()
-    }
-    factories.update(extra or {})
-    return {name: factory(pool) for name, factory in factories.items()}
+    return ProviderSet(pool, extra)

@@ -3,6 +3,8 @@ third-party providers passed to the router by config prefix."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,27 @@ def test_from_config_and_from_dict_accept_third_party_prefixes(tmp_path: Path) -
                     '{"model": "any", "custom_llm_provider": "echo"}}]}')
     loaded = Router.from_config(path, providers={"echo": EchoProvider})
     assert [d.provider_name for d in loaded.deployments()] == ["echo"]
+
+
+async def test_a_router_builds_only_the_providers_its_deployments_name() -> None:
+    pool = ClientPool()
+    built = provider_set(pool)
+    assert built.built() == [] and "anthropic" in built and "nope" not in built
+    first = built["anthropic"]
+    assert built["anthropic"] is first and built.built() == ["anthropic"]
+    assert built.get("nope") is None
+    await pool.aclose()
+
+
+def test_an_openai_router_never_imports_the_translation_codecs() -> None:
+    script = (
+        "import sys\n"
+        "from router import Router\n"
+        "Router([{'model_name': 'g', 'litellm_params': {'model': 'openai/gpt-4o',"
+        " 'api_key': 'k'}}])\n"
+        "print(sorted(m for m in sys.modules if m.endswith('_codec') or m in"
+        " ('providers.sigv4', 'providers.aws_eventstream', 'providers.anthropic')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
