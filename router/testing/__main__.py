@@ -38,6 +38,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="a prompt cache: seconds a key stays cached, seconds a miss adds")
     parser.add_argument("--rate-limit", type=_pair, default=None, metavar="LIMIT,WINDOW",
                         help="at most LIMIT requests per WINDOW seconds (a refilling bucket)")
+    parser.add_argument("--jitter", type=float, default=0.0,
+                        help="service times spread over latency x (1 +- JITTER)")
+    parser.add_argument("--seed", type=int, default=0, help="of the jitter")
     parser.add_argument("--hide-rate-limit", action="store_true",
                         help="no x-ratelimit-* headers: only the 429s show the limit")
     return parser.parse_args(argv)
@@ -58,6 +61,8 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_limit=None if args.rate_limit is None else (
             int(args.rate_limit[0]), args.rate_limit[1]),
         rate_limit_headers=not args.hide_rate_limit,
+        jitter=args.jitter,
+        seed=args.seed,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -616,6 +616,8 @@ class Upstream:
     ``record_requests=False`` keeps :attr:`requests` empty (long benchmarks).
     ``prompt_cache=(ttl, miss_seconds)`` models a prompt cache (see
     :attr:`cache_hits`, :attr:`cache_misses`, and ``/__control/stats``).
+    ``jitter`` spreads each service time uniformly over ``latency x (1 +- jitter)``
+    (seeded by ``seed``, so runs repeat).
     ``rate_limit=(limit, window)`` limits creates to ``limit`` per ``window``
     seconds, shown in OpenAI's ``x-ratelimit-*`` headers unless
     ``rate_limit_headers=False`` (:mod:`router.testing.rate_limit`; refusals
@@ -637,9 +639,16 @@ class Upstream:
         prompt_cache: tuple[float, float] | None = None,
         rate_limit: tuple[int, float] | None = None,
         rate_limit_headers: bool = True,
+        jitter: float = 0.0,
+        seed: int = 0,
     ) -> None:
+        if not 0 <= jitter < 1:
+            raise ValueError(f"jitter is a share of the latency in [0, 1), got {jitter!r}")
         self.name = name
         self.faults = FaultPlan()
+        self._jitter = jitter
+        self._seed = seed
+        self._rng = random.Random(seed)
         self._bucket = None if rate_limit is None else RequestBucket(
             *rate_limit, headers=rate_limit_headers)
         #: ``(ttl, miss_seconds)``: a prompt cache per ``prompt_cache_key`` (else the first
@@ -730,6 +739,7 @@ class Upstream:
         self.cache_hits = self.cache_misses = 0
         if self._bucket is not None:
             self._bucket.reset()
+        self._rng = random.Random(self._seed)
 
     @property
     def rate_limited(self) -> int:
@@ -846,6 +856,8 @@ class Upstream:
 
     async def _service_time(self) -> None:
         seconds = self._latency + self.faults.delay
+        if self._jitter:
+            seconds *= 1 + self._jitter * (2 * self._rng.random() - 1)
         if self._slots is not None:
             async with self._slots:
                 await asyncio.sleep(seconds)
@@ -1225,6 +1237,8 @@ class UpstreamProcess:
         prompt_cache: tuple[float, float] | None = None,
         rate_limit: tuple[int, float] | None = None,
         rate_limit_headers: bool = True,
+        jitter: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.name = name
         self._argv = _cli_args(
@@ -1240,6 +1254,8 @@ class UpstreamProcess:
             prompt_cache=prompt_cache,
             rate_limit=rate_limit,
             rate_limit_headers=rate_limit_headers,
+            jitter=jitter,
+            seed=seed,
         )
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
@@ -1331,6 +1347,8 @@ def _cli_args(
     prompt_cache: tuple[float, float] | None = None,
     rate_limit: tuple[int, float] | None = None,
     rate_limit_headers: bool = True,
+    jitter: float = 0.0,
+    seed: int = 0,
 ) -> list[str]:
     """The ``python -m router.testing`` arguments for these settings."""
     argv = [
@@ -1359,4 +1377,6 @@ def _cli_args(
         argv += ["--rate-limit", f"{rate_limit[0]},{rate_limit[1]!r}"]
         if not rate_limit_headers:
             argv.append("--hide-rate-limit")
+    if jitter:
+        argv += ["--jitter", repr(jitter), "--seed", str(seed)]
     return argv
