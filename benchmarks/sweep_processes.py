@@ -19,8 +19,8 @@ later are cut off and count with what they had waited). Ratios
 between strategies (what the sweep judges) do not depend on the scale.
 A healthy deployment (never slowed, never failing: the router's cooldowns
 rest a failing one on purpose, which the model has none of) is starved when
-it went without a request for half the run (the simulated sweep's 10 s of
-its 20).
+it went ``STARVED_AFTER`` (10 s, as in the model) without a request, so runs
+shorter than that cannot show starvation.
 
 Reported: ``sweep.py``'s table and issue 16's targets for ``peak-ewma`` on
 these runs, then, per scenario, ``peak-ewma``'s and ``least-busy``'s p99
@@ -28,7 +28,7 @@ over the best in the processes and in the model, and whether both agree on
 the best strategy.
 
     .venv/bin/python benchmarks/sweep_processes.py [--scenarios 8] [--sweep-seed 1]
-        [--seconds 6] [--max-rate 400] [--strategies a,b]
+        [--seconds 12] [--max-rate 400] [--strategies a,b]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ if __package__ in (None, ""):
 
 from benchmarks.common import environment, markdown_table, openai_deployment, running
 from benchmarks.sweep import (
+    STARVED_AFTER,
     UNLIMITED,
     Outcome,
     Ranges,
@@ -150,8 +151,8 @@ async def _drive(router: Router, run: Scaled, procs: Sequence[UpstreamProcess], 
 
 
 def _starved(run: Scaled, served: Sequence[tuple[float, str]], length: float) -> list[str]:
-    """Healthy deployments (never slowed, never failing) that went half the run without
-    a request."""
+    """Healthy deployments (never slowed, never failing) that went ``STARVED_AFTER``
+    seconds without a request."""
     last = {f"d{i}": 0.0 for i in range(len(run.scenario.specs))}
     worst = dict.fromkeys(last, 0.0)
     for t, d in served:
@@ -159,7 +160,7 @@ def _starved(run: Scaled, served: Sequence[tuple[float, str]], length: float) ->
         last[d] = t
     return [d for (d, t), spec in zip(last.items(), run.scenario.specs, strict=True)
             if spec.slow_after is None and not spec.fail_rate
-            and max(worst[d], length - t) >= length / 2]
+            and max(worst[d], length - t) >= STARVED_AFTER]
 
 
 def _percentile(ordered: Sequence[float], q: float) -> float:
@@ -211,7 +212,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--scenarios", type=int, default=8)
     parser.add_argument("--sweep-seed", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=6.0, help="of traffic per run")
+    parser.add_argument("--seconds", type=float, default=12.0, help="of traffic per run")
     parser.add_argument("--max-rate", type=float, default=400.0,
                         help="requests/s a scenario is scaled down to")
     parser.add_argument("--strategies", default=None, help="comma-separated (default: all)")
@@ -223,7 +224,9 @@ async def main(argv: Sequence[str] | None = None) -> None:
     print("## The routing sweep against upstream processes\n")
     print(f"Python {env['python']}, {env['cpus']} CPUs; {len(runs)} scenarios drawn with seed "
           f"{args.sweep_seed}; about {args.seconds:g} s of traffic per strategy, scaled under "
-          f"{args.max_rate:g} requests/s\n")
+          f"{args.max_rate:g} requests/s"
+          + ("" if args.seconds > STARVED_AFTER else
+             f" (runs under {STARVED_AFTER:g} s cannot show starvation)") + "\n")
     real: dict[str, dict[str, Outcome]] = {}
     for i, run in enumerate(runs):
         real[run.scenario.name] = await run_scenario(run, strategies, 1000 * (i + 1),

@@ -9,7 +9,7 @@ from benchmarks.sweep_processes import run_scenario, scaled
 
 def test_scaling_keeps_every_drawn_scenario_under_the_rate() -> None:
     for scenario in scenarios(1, 40, Ranges())[2:]:
-        run = scaled(scenario, 400.0, 6.0)
+        run = scaled(scenario, 400.0, 12.0)
         c = scenario.concurrency
         rate = min(sum(min(s.capacity, c) / (s.service * run.scale) for s in scenario.specs),
                    c / min(s.service * run.scale for s in scenario.specs))
@@ -25,4 +25,4 @@ async def test_a_small_scenario_runs_every_strategy_given() -> None:
     assert sorted(row) == ["least-busy", "peak-ewma"]
     for outcome in row.values():
         assert 0.009 <= outcome.p50 <= outcome.p99  # in the scenario's own seconds
-        assert set(outcome.starved) <= {"d0"}
+        assert outcome.starved == []  # a 1 s run is too short to starve anyone
