@@ -4,7 +4,10 @@ Each link is one string key (``{prefix}cv:{id}``, see
 :mod:`router.conversations.links` for its form). :meth:`RedisConversations.chain`
 runs one Lua script that walks the links from a response back to the root,
 renewing each key's TTL, and returns them all: a follow-up at any depth costs
-one round trip, and a conversation in use keeps its beginning.
+one round trip, and a conversation in use keeps its beginning. The mark of a
+``store: false`` response (kept only so that a follow-up gets a clearer error)
+stays in this process's memory: such a request costs no round trip, and
+another process answers a follow-up with "not found".
 
 On a Cluster, the links of a conversation share its root's hash tag
 (``{prefix}cv:{root}id``) so the script stays in one slot, and an index key
@@ -35,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 
-from router.conversations.links import Link, dump, load, load_chain
+from router.conversations.links import NO_STORE, Link, dump, load, load_chain
 from router.conversations.sealing import Sealer
 from router.conversations.store import MAX_CHAIN, Chain, MemoryConversations, StoreUnavailable
 from router.state.held import HeldWrites
@@ -135,6 +138,9 @@ class RedisConversations:
     # -- the store ----------------------------------------------------------------------
 
     async def put(self, link: Link, ttl: float) -> None:
+        if link.kind == NO_STORE:  # only for a clearer error: this process, no round trip
+            await self._local.put(link, ttl)
+            return
         value = dump(link, self._sealer)
         px = max(1, int(ttl * 1000))
         if self._cluster:
@@ -158,6 +164,8 @@ class RedisConversations:
 
     async def chain(self, response_id: str, ttl: float, *, whole: bool = True) -> Chain:
         local = await self._local.chain(response_id, ttl, whole=whole)
+        if local.links and local.links[-1].kind == NO_STORE:
+            return local  # a store=false mark, never written to Redis: nothing to renew
         if local.whole:
             held = [link for link in local.links if link.id not in self._unsynced]
             gone = await self._redis.breaker.guard(lambda: self._touch(held, ttl), None)

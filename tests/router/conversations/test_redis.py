@@ -212,3 +212,21 @@ async def test_a_delete_by_another_process_is_seen_at_once(
     sent = await counted(writer)
     await writer.aresponses(model="m", input="y", previous_response_id=a.id)
     assert sent == ["EVALSHA", "SET"]  # held here: one renewal call, one write
+
+
+async def test_a_store_false_response_costs_no_round_trip(
+    fakes: Any, make_router: Any, redis_space: RedisSpace
+) -> None:
+    fake: Fake = await fakes("chat")
+    router = make_router([fake.deployment()], **settings(redis_space))
+    await router.aresponses(model="m", input="warm", store=False)
+    sent = await counted(router)
+    unstored = await router.aresponses(model="m", input="secret", store=False)
+    assert sent == []  # nothing of it goes to Redis, not even the mark
+    with pytest.raises(ResponseNotFoundError, match="store=false"):  # this process knows
+        await router.aresponses(model="m", input="more", previous_response_id=unstored.id)
+    replica = make_router([fake.deployment()], **settings(redis_space))
+    with pytest.raises(ResponseNotFoundError, match=unstored.id):  # elsewhere: not found
+        await replica.aresponses(model="m", input="more", previous_response_id=unstored.id)
+    every = redis_space.keys()
+    assert not [k for k in every if unstored.id in k]
