@@ -140,6 +140,7 @@ class Parts:
     shared_cooldowns: SharedCooldowns | None
     shared_load: SharedLoad | None
     keeper: Keeper
+    headroom: Headroom | None = None
 
     def inspect(self, model: str | None = None) -> list[DeploymentState]:
         """Each deployment's live state (of one group when ``model`` is given)."""
@@ -147,7 +148,8 @@ class Parts:
         deployments = s.table.group(model) if model else s.table.all()
         strategy = self.strategy
         peak = strategy if isinstance(strategy, ReportsPeak) else None
-        return deployment_states(deployments, s.load, s.cooldowns, s.clock, peak)
+        return deployment_states(deployments, s.load, s.cooldowns, s.clock, peak,
+                                 self.headroom)
 
 
 def assemble(config: RouterConfig, objects: Objects) -> Parts:
@@ -184,7 +186,7 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     keeper = Keeper(_conversation_store(s, redis), table, s)
     exchange = Exchange(ownership, providers["mock"], dispatcher.record_failure, keeper)
     parts = Parts(config, services, pool, strategy, dispatcher, exchange, observers,
-                  price_book(table.all()), shared_cooldowns, shared_load, keeper)
+                  price_book(table.all()), shared_cooldowns, shared_load, keeper, headroom)
     if prometheus is not None:  # the live gauges read the router's state
         prometheus.bind(parts.inspect)
     return parts

@@ -196,6 +196,15 @@ class Headroom:
             with self._lock:
                 room.sent += 1
 
+    def requests_left(self, deployment_id: str) -> float | None:
+        """The requests ``deployment_id`` has left now, as estimated; ``None`` when no
+        answer said, or what it said is past its reset."""
+        room = self._rooms.get(deployment_id)
+        if room is None:
+            return None
+        left = room.requests_left(self._clock.now())
+        return None if left == float("inf") else left
+
     def has_room(self, deployment_id: str) -> bool:
         room = self._rooms.get(deployment_id)
         return room is None or not room.full(self._clock.now())

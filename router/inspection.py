@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from router.clock import Clock
     from router.cooldown import Cooldowns
     from router.deployment import Deployment
+    from router.headroom import Headroom
     from router.load import LoadTracker
 
 __all__ = ["DeploymentState", "deployment_states"]
@@ -35,6 +36,9 @@ class DeploymentState:
     before the first sample): ``latency`` of successful requests, ``ttft`` of
     streams' first token, ``peak_latency`` the peak EWMA the ``peak-ewma``
     strategy reads (``None`` under other strategies, which keep no peak).
+    ``rate_limit_room`` is the requests it has left by its rate-limit headers
+    as the router estimates them now (:mod:`router.headroom`; ``None`` when
+    no answer said, the figure is past its reset, or the headers are not used).
     """
 
     deployment_id: str
@@ -52,6 +56,7 @@ class DeploymentState:
     latency: float | None
     ttft: float | None
     peak_latency: float | None
+    rate_limit_room: float | None = None
 
 
 @runtime_checkable
@@ -63,10 +68,11 @@ class ReportsPeak(Protocol):
 
 def deployment_states(
     deployments: Sequence[Deployment], load: LoadTracker, cooldowns: Cooldowns, clock: Clock,
-    peak: ReportsPeak | None = None,
+    peak: ReportsPeak | None = None, headroom: Headroom | None = None,
 ) -> list[DeploymentState]:
     """The state of each of ``deployments``, in their order (``peak``: the
-    strategy, when it keeps a peak latency)."""
+    strategy, when it keeps a peak latency; ``headroom``: the rate-limit figures,
+    when the router reads them)."""
     now = clock.now()
     states = []
     for d in deployments:
@@ -83,5 +89,6 @@ def deployment_states(
             in_flight=figures.in_flight, requests=figures.requests, tokens=figures.tokens,
             latency=figures.latency, ttft=figures.ttft,
             peak_latency=None if peak is None else peak.peak_latency(d.id, now),
+            rate_limit_room=None if headroom is None else headroom.requests_left(d.id),
         ))
     return states

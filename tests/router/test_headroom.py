@@ -234,3 +234,20 @@ async def test_translated_providers_report_their_headers_too() -> None:
         await router.aclose()
         await client.aclose()
     assert hits["empty"] == 1 and hits["full"] == 19
+
+
+async def test_inspect_shows_each_deployments_rate_limit_room(
+    upstreams: Any, make_router: Any
+) -> None:
+    small, = await upstreams("small", rate_limit=(5, 600.0))
+    big, = await upstreams("big")
+    router = make_router([openai_dep(small), openai_dep(big)], rng=random.Random(3))
+    assert [s.rate_limit_room for s in router.inspect()] == [None, None]
+    while small.hits < 2:
+        await router.aresponses(model="gpt-4o", input="hi")
+    room = {s.deployment_id: s.rate_limit_room for s in router.inspect()}
+    assert room["big"] is None  # it sends no rate-limit headers
+    assert room["small"] == pytest.approx(3, abs=0.05)  # 5 less the 2 it answered
+    off = make_router([openai_dep(small)], use_rate_limit_headers=False)
+    await off.aresponses(model="gpt-4o", input="hi")
+    assert off.inspect()[0].rate_limit_room is None
