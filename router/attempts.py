@@ -330,7 +330,7 @@ class Dispatcher:
                 available = await self._panic(group, candidates, request, trail)
         headroom = self._headroom
         if headroom is not None and headroom.active and not pinned:
-            available = headroom.available(available)  # all of them when none has room
+            available = headroom.available(available, request)  # all when none has room
         if self._order is not None:
             available = self._order.narrow(available)
         picked = self._strategy.pick(available, request)

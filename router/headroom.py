@@ -16,9 +16,11 @@ when the bucket is full again. So :class:`Headroom` keeps, per deployment,
 what the last answer said and how many attempts were sent there since, and
 estimates the requests left at any instant as ``remaining`` plus the refill
 since the answer (``limit - remaining`` spread evenly until the reset) less
-the attempts sent since. A deployment with less than one request left, or
-with no tokens left before its token reset, is out of room; without a limit
-or a reset the figure holds as said for :data:`DEFAULT_RESET` seconds.
+the attempts sent since. A deployment with less than one request left, or,
+before its token reset, fewer tokens left than the request needs (its input
+as :func:`router.tokens.estimate_input_tokens` counts it, plus its
+``max_output_tokens``), is out of room for it; without a limit or a reset a
+figure holds as said for :data:`DEFAULT_RESET` seconds.
 
 The attempt loop leaves a deployment with no room out of the candidates:
 every strategy benefits, as from a cooldown. When every candidate is out of
@@ -34,14 +36,17 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
+from router.tokens import estimate_input_tokens
+
 if TYPE_CHECKING:
     from router.clock import Clock
     from router.deployment import Deployment
+    from router.request import RouteRequest
 
 __all__ = ["DEFAULT_RESET", "Headroom", "RateLimits", "parse_duration", "rate_limits"]
 
@@ -155,10 +160,11 @@ class _Room:
             left += (self.limit - left) * (now - self.at) / (self.requests_until - self.at)
         return left - self.sent
 
-    def full(self, now: float) -> bool:
+    def full(self, now: float, need: Callable[[], int] = lambda: 1) -> bool:
+        """No request left, or fewer tokens left than ``need()`` (asked only then)."""
         if self.requests_left(now) < 1:
             return True
-        return self.tokens is not None and self.tokens <= 0 and now < self.tokens_until
+        return self.tokens is not None and now < self.tokens_until and self.tokens < need()
 
 
 class Headroom:
@@ -209,11 +215,33 @@ class Headroom:
         room = self._rooms.get(deployment_id)
         return room is None or not room.full(self._clock.now())
 
-    def available(self, candidates: Sequence[Deployment]) -> Sequence[Deployment]:
-        """``candidates`` less those with no room; all of them when none has room."""
+    def available(
+        self, candidates: Sequence[Deployment], request: RouteRequest | None = None
+    ) -> Sequence[Deployment]:
+        """``candidates`` less those with no room for ``request``; all of them when none
+        has room. The request's tokens (its input as estimated, plus its
+        ``max_output_tokens``) are counted only when some candidate said how many
+        tokens it has left."""
         rooms = self._rooms
         now = self._clock.now()
-        full = [d for d in candidates if (r := rooms.get(d.id)) is not None and r.full(now)]
+        needed: list[int] = []
+
+        def need() -> int:
+            if not needed:
+                needed.append(_tokens_needed(request))
+            return needed[0]
+
+        full = [d for d in candidates
+                if (r := rooms.get(d.id)) is not None and r.full(now, need)]
         if not full or len(full) == len(candidates):
             return candidates
         return [d for d in candidates if d not in full]
+
+
+def _tokens_needed(request: RouteRequest | None) -> int:
+    """The tokens ``request`` will use of a deployment's budget, as estimated (at least 1)."""
+    if request is None:
+        return 1
+    output = request.params.get("max_output_tokens")
+    output = output if isinstance(output, int) and not isinstance(output, bool) else 0
+    return max(1, estimate_input_tokens(request.params) + max(0, output))

@@ -14,6 +14,7 @@ import pytest
 from router.clock import ManualClock
 from router.errors import PinnedDeploymentUnavailableError, RateLimitError
 from router.headroom import DEFAULT_RESET, Headroom, RateLimits, parse_duration, rate_limits
+from router.request import build_request
 from router.router import Router
 from tests.conftest import openai_dep
 
@@ -251,3 +252,24 @@ async def test_inspect_shows_each_deployments_rate_limit_room(
     off = make_router([openai_dep(small)], use_rate_limit_headers=False)
     await off.aresponses(model="gpt-4o", input="hi")
     assert off.inspect()[0].rate_limit_room is None
+
+
+def test_a_request_needing_more_tokens_than_are_left_goes_elsewhere() -> None:
+    router = Router([{"model_name": "g", "model_info": {"id": i},
+                      "litellm_params": {"model": "mock/x"}} for i in "ab"])
+    a, b = router.deployments("g")
+    clock = ManualClock()
+    room = Headroom(clock)
+    room.saw("a", httpx.Headers({"x-ratelimit-remaining-requests": "100",
+                                 "x-ratelimit-remaining-tokens": "1000",
+                                 "x-ratelimit-reset-tokens": "30s"}))
+
+    def request(text: str, **params: Any) -> Any:
+        return build_request("g", {"input": text, **params}, stream=False, default_timeout=None)
+
+    assert list(room.available([a, b], request("hi"))) == [a, b]
+    assert list(room.available([a, b], request("x" * 8000))) == [b]  # ~2,000 tokens
+    assert list(room.available([a, b], request("hi", max_output_tokens=1500))) == [b]
+    assert list(room.available([a], request("x" * 8000))) == [a]  # none has room: sent
+    clock.advance(30)
+    assert list(room.available([a, b], request("x" * 8000))) == [a, b]  # past the reset
