@@ -9,8 +9,11 @@
 * Vertex: ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{verb}``
   with ``Authorization: Bearer`` a token this fake issued and that has not
   expired (else ``401 UNAUTHENTICATED``). Tokens come from ``POST /token``,
-  which takes a service account's signed JWT assertion (the ``token_uri`` of
-  a test service-account JSON points here) and counts how often it is hit.
+  which takes a service account's JWT assertion (the ``token_uri`` of a test
+  service-account JSON points here), checks it as Google does (signed with
+  the key of an account given to :meth:`GeminiUpstream.trust`, audience,
+  scope, times: :mod:`router.testing.google_jwt`) and counts how often it
+  is hit.
 
 It is strict like the real API: unknown fields anywhere the fake knows the
 shape are ``400 INVALID_ARGUMENT`` naming the field; a replayed
@@ -39,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from router.testing.google_jwt import BAD_SIGNATURE, GOOGLE_TOKEN_URI, TrustedAccounts
 
 __all__ = ["GeminiFaults", "GeminiUpstream"]
 
@@ -101,6 +106,7 @@ class GeminiUpstream:
         self.requests: list[Json] = []
         self.token_fetches = 0
         self._tokens: dict[str, float] = {}
+        self._accounts = TrustedAccounts()
         self._port = port
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -126,13 +132,22 @@ class GeminiUpstream:
 
     # -- auth -----------------------------------------------------------------------------
 
+    def trust(self, account: Mapping[str, Any]) -> None:
+        """Issue tokens to ``account`` (a service-account JSON, as parsed, with its key)."""
+        self._accounts.trust(account)
+
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
         assertion = form.get("assertion")
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or \
-                not isinstance(assertion, str) or not _claims(assertion):
-            return web.json_response({"error": "invalid_grant",
-                                      "error_description": "Invalid JWT assertion"}, status=400)
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return web.json_response({"error": "unsupported_grant_type",
+                                      "error_description": "Invalid grant_type: "}, status=400)
+        problem = self._accounts.problem(assertion, (GOOGLE_TOKEN_URI, f"{self.url}/token"),
+                                         time.time()) \
+            if isinstance(assertion, str) else BAD_SIGNATURE
+        if problem is not None:
+            return web.json_response({"error": "invalid_grant", "error_description": problem},
+                                     status=400)
         self.token_fetches += 1
         token = f"ya29.fake-{secrets.token_hex(8)}"
         self._tokens[token] = time.time() + self.token_ttl
@@ -247,18 +262,6 @@ def _error(status: str, message: str, retry_after: float | None = None) -> web.R
     return web.json_response({"error": error}, status=code)
 
 
-def _claims(assertion: str) -> Json | None:
-    """The claims of a JWT assertion (the signature is google-auth's business)."""
-    pieces = assertion.split(".")
-    if len(pieces) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(pieces[1] + "=" * (-len(pieces[1]) % 4)))
-    except ValueError:
-        return None
-    return claims if isinstance(claims, dict) and "iss" in claims else None
-
-
 def _unknown(obj: Any, allowed: frozenset[str], where: str) -> None:
     if not isinstance(obj, Mapping):
         raise _Refusal("INVALID_ARGUMENT",
@@ -309,7 +312,16 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default="gemini-key")
     parser.add_argument("--stream-chunks", type=int, default=2, help="text chunks per stream")
+    parser.add_argument("--trust", action="append", default=[], metavar="SA_JSON",
+                        type=_account,
+                        help="a service-account JSON file whose assertions get tokens "
+                             "(repeatable)")
     return parser.parse_args(argv)
+
+
+def _account(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 async def _main(argv: Sequence[str] | None = None) -> None:
@@ -320,6 +332,8 @@ async def _main(argv: Sequence[str] | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with GeminiUpstream(args.name, api_key=args.api_key, port=args.port,
                               stream_chunks=args.stream_chunks) as upstream:
+        for account in args.trust:
+            upstream.trust(account)
         print(f"READY {upstream.url}", flush=True)
         await stop.wait()
 
