@@ -42,8 +42,8 @@ from router.strategies.base import strategy_registry
 from router.testing.simulation import Simulation, Upstream, build_strategy
 
 __all__ = [
-    "Outcome", "Ranges", "Scenario", "Spec", "draw", "named", "report", "run_sweep", "scenarios",
-    "summarise", "sweep_strategies", "targets",
+    "Outcome", "Ranges", "Scenario", "Spec", "draw", "named", "nearest_rank", "report",
+    "run_sweep", "scenarios", "starved", "summarise", "sweep_strategies", "targets",
 ]
 
 #: A healthy deployment that served nothing for this long was starved.
@@ -193,13 +193,20 @@ class Outcome:
     starved: list[str] = field(default_factory=list)
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` percentile of sorted ``ordered`` (infinite when it is empty)."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.inf
 
 
-def _starved(scenario: Scenario, group: Sequence[str], picks: Sequence[tuple[float, str]],
-             start: float, end: float) -> list[str]:
-    """Healthy (never slowed) deployments that went ``STARVED_AFTER`` s without a pick."""
+def _never_slowed(spec: Spec) -> bool:
+    return spec.slow_after is None
+
+
+def starved(scenario: Scenario, group: Sequence[str], picks: Sequence[tuple[float, str]],
+            start: float, end: float,
+            healthy: Callable[[Spec], bool] = _never_slowed) -> list[str]:
+    """Healthy deployments (by default: never slowed) that went ``STARVED_AFTER`` s
+    without a pick."""
     limit = STARVED_AFTER
     last = dict.fromkeys(group, start)
     worst = dict.fromkeys(group, 0.0)
@@ -209,7 +216,7 @@ def _starved(scenario: Scenario, group: Sequence[str], picks: Sequence[tuple[flo
     for d in group:
         worst[d] = max(worst[d], end - last[d])
     return [d for d, spec in zip(group, scenario.specs, strict=True)
-            if spec.slow_after is None and worst[d] >= limit]
+            if healthy(spec) and worst[d] >= limit]
 
 
 def run_one(scenario: Scenario, strategy: str, seed: int) -> Outcome:
@@ -222,8 +229,8 @@ def run_one(scenario: Scenario, strategy: str, seed: int) -> Outcome:
     result = sim.run(scenario.requests)
     ordered = sorted(result.latencies)
     group = [d.id for d in sim.group]
-    starved = _starved(scenario, group, result.picks, result.start, sim.clock.now())
-    return Outcome(_percentile(ordered, 0.5), _percentile(ordered, 0.99), starved)
+    left_out = starved(scenario, group, result.picks, result.start, sim.clock.now())
+    return Outcome(nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.99), left_out)
 
 
 def sweep_strategies() -> list[str]:

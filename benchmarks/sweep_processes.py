@@ -51,9 +51,12 @@ from benchmarks.sweep import (
     Outcome,
     Ranges,
     Scenario,
+    Spec,
+    nearest_rank,
     report,
     run_sweep,
     scenarios,
+    starved,
     sweep_strategies,
 )
 from router.errors import RouterError
@@ -150,21 +153,9 @@ async def _drive(router: Router, run: Scaled, procs: Sequence[UpstreamProcess], 
     return sorted(latencies), served, cut - start
 
 
-def _starved(run: Scaled, served: Sequence[tuple[float, str]], length: float) -> list[str]:
-    """Healthy deployments (never slowed, never failing) that went ``STARVED_AFTER``
-    seconds without a request."""
-    last = {f"d{i}": 0.0 for i in range(len(run.scenario.specs))}
-    worst = dict.fromkeys(last, 0.0)
-    for t, d in served:
-        worst[d] = max(worst[d], t - last[d])
-        last[d] = t
-    return [d for (d, t), spec in zip(last.items(), run.scenario.specs, strict=True)
-            if spec.slow_after is None and not spec.fail_rate
-            and max(worst[d], length - t) >= STARVED_AFTER]
-
-
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("inf")
+def _healthy(spec: Spec) -> bool:
+    """Never slowed and never failing (the router's cooldowns rest a failing one)."""
+    return spec.slow_after is None and not spec.fail_rate
 
 
 async def run_scenario(run: Scaled, strategies: Sequence[str], seed: int, seconds: float
@@ -179,9 +170,10 @@ async def run_scenario(run: Scaled, strategies: Sequence[str], seed: int, second
             _arm(procs, run, seed)
             async with Router(deployments, routing_strategy=name, num_retries=2) as router:
                 latencies, served, length = await _drive(router, run, procs, seconds)
-            row[name] = Outcome(_percentile(latencies, 0.5) / run.scale,
-                                _percentile(latencies, 0.99) / run.scale,
-                                _starved(run, served, length))
+            group = [p.name for p in procs]
+            row[name] = Outcome(nearest_rank(latencies, 0.5) / run.scale,
+                                nearest_rank(latencies, 0.99) / run.scale,
+                                starved(run.scenario, group, served, 0.0, length, _healthy))
     return row
 
 

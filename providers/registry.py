@@ -92,8 +92,11 @@ class ProviderSet(Mapping[str, "Provider"]):
             if path is None:
                 raise KeyError(name)
             factory = _builtin(name, path)
-        with self._lock:
-            return self._built.setdefault(name, factory(self._pool))
+        with self._lock:  # built once, even when two threads look it up together
+            provider = self._built.get(name)
+            if provider is None:
+                provider = self._built[name] = factory(self._pool)
+            return provider
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
@@ -160,11 +160,15 @@ class _Room:
             left += (self.limit - left) * (now - self.at) / (self.requests_until - self.at)
         return left - self.sent
 
-    def full(self, now: float, need: Callable[[], int] = lambda: 1) -> bool:
-        """No request left, or fewer tokens left than ``need()`` (asked only then)."""
+    def tokens_said(self, now: float) -> bool:
+        """Whether a token figure holds at ``now`` (said, and before its reset)."""
+        return self.tokens is not None and now < self.tokens_until
+
+    def full(self, now: float, need: int = 1) -> bool:
+        """No request left, or fewer tokens left than ``need``."""
         if self.requests_left(now) < 1:
             return True
-        return self.tokens is not None and now < self.tokens_until and self.tokens < need()
+        return self.tokens_said(now) and self.tokens is not None and self.tokens < need
 
 
 class Headroom:
@@ -224,15 +228,16 @@ class Headroom:
         tokens it has left."""
         rooms = self._rooms
         now = self._clock.now()
-        needed: list[int] = []
-
-        def need() -> int:
-            if not needed:
-                needed.append(_tokens_needed(request))
-            return needed[0]
-
-        full = [d for d in candidates
-                if (r := rooms.get(d.id)) is not None and r.full(now, need)]
+        need = 0  # the request's tokens: counted when a candidate first says its own
+        full = []
+        for d in candidates:
+            room = rooms.get(d.id)
+            if room is None:
+                continue
+            if not need and room.tokens_said(now):
+                need = _tokens_needed(request)
+            if room.full(now, max(1, need)):
+                full.append(d)
         if not full or len(full) == len(candidates):
             return candidates
         return [d for d in candidates if d not in full]

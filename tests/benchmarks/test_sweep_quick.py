@@ -30,8 +30,8 @@ def test_starvation_is_a_healthy_deployment_without_picks_for_ten_seconds() -> N
     case = sweep.Scenario("x", (sweep.Spec(0.01, 1), sweep.Spec(0.01, 1, slow_after=5)), 1, 10,
                           0.0)
     picks = [(0.0, "d0"), (11.0, "d0"), (12.0, "d0")]
-    assert sweep._starved(case, ["d0", "d1"], picks, 0.0, 12.0) == ["d0"]  # d1 slowed: excused
-    assert sweep._starved(case, ["d0", "d1"], [(0.0, "d0"), (9.0, "d0")], 0.0, 12.0) == []
+    assert sweep.starved(case, ["d0", "d1"], picks, 0.0, 12.0) == ["d0"]  # d1 slowed: excused
+    assert sweep.starved(case, ["d0", "d1"], [(0.0, "d0"), (9.0, "d0")], 0.0, 12.0) == []
 
 
 def test_quick_sweep_reports_every_strategy_and_peak_ewma_starves_nothing() -> None:
