@@ -69,7 +69,9 @@ class RedisStore:
     """Keys under ``prefix``; values are short strings; TTL in milliseconds precision.
 
     ``where`` is a URL or a :class:`RedisTarget`. ``clock`` and
-    ``retry_interval`` drive the shared :attr:`breaker`.
+    ``retry_interval`` drive the shared :attr:`breaker`; ``deadline`` is the
+    seconds one call (and a socket read or connect) may take before the
+    breaker opens (default :data:`SOCKET_TIMEOUT`).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class RedisStore:
         clock: Clock | None = None,
         retry_interval: float = 5.0,
         wait_replicas: int | None = None,
+        deadline: float = DEFAULT_DEADLINE,
         **client_options: Any,
     ) -> None:
         self._target = RedisTarget(url=where) if isinstance(where, str) else where
@@ -87,8 +90,8 @@ class RedisStore:
             _require_cluster_transactions()
         self._prefix = prefix
         self._options: dict[str, Any] = {
-            "socket_timeout": SOCKET_TIMEOUT,
-            "socket_connect_timeout": SOCKET_TIMEOUT,
+            "socket_timeout": deadline,
+            "socket_connect_timeout": deadline,
             "decode_responses": True,
             **client_options,
         }
@@ -97,7 +100,7 @@ class RedisStore:
         self._clock = clock or SystemClock()
         self._retry_interval = retry_interval
         self._wait_off_until: float | None = None  # replicas lagging: primary-only until then
-        self.breaker = Breaker(self._clock, retry_interval,
+        self.breaker = Breaker(self._clock, retry_interval, deadline=deadline,
                                what=f"Redis ({self._target.kind})", log=log)
         self._clients: dict[int, _Clients] = {}
 

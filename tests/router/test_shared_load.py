@@ -311,8 +311,10 @@ def test_a_release_without_an_event_loop_is_dropped_cleanly(
 
 @pytest.fixture
 async def two_stores(redis_space: RedisSpace) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
-    first = RedisStore(redis_space.url, prefix=redis_space.prefix)
-    second = RedisStore(redis_space.url, prefix=redis_space.prefix)
+    # Shared-load semantics, not Redis outages: a generous deadline, so a busy
+    # machine's stall of over 0.5 s does not send a call to local state.
+    first = RedisStore(redis_space.url, prefix=redis_space.prefix, deadline=5.0)
+    second = RedisStore(redis_space.url, prefix=redis_space.prefix, deadline=5.0)
     yield first, second
     await first.aclose()
     await second.aclose()
