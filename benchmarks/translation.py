@@ -8,6 +8,15 @@ number of stream events) goes through ``Router`` to:
 * each translated provider's fake, run as ``python -m <fake module> --port 0``
   in its own process, so the router's process CPU is its own.
 
+Each target's answers (plain and streamed) are first recorded from its live
+fake, and the measured requests are then all served by one replay process
+(:mod:`benchmarks.replay`) that sends those answers again, a stream as its
+events. Otherwise a fake's own CPU leaks into the router's figure: on a
+two-core machine a busy neighbour core slows the router's code. Here it
+raised the native path's CPU per request by about a fifth. The fakes differ
+widely in cost (the Bedrock fake checks each SigV4 signature with botocore).
+``--live`` measures against the live fakes instead.
+
 For each, plain and ``stream=True`` (a stream is iterated to its last event),
 the router process's CPU time (``time.process_time``) per request is taken
 over short batches that alternate between the targets (the order rotates each
@@ -29,7 +38,7 @@ its model prefix, how its ``api_base`` is made from the fake's URL, and any
 other ``litellm_params`` it needs.
 
     .venv/bin/python benchmarks/translation.py [--quick] [--json PATH] [--rounds N]
-        [--only chat,azure_ai]
+        [--only chat,azure_ai] [--live]
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +75,7 @@ from benchmarks.common import (
     verdict,
     write_json,
 )
+from benchmarks.replay import Recorder, Recording, save
 
 DEFAULT = Sizes(serial=2000, parallel=2000, warmup=200, rounds=5)
 QUICK = Sizes(serial=200, parallel=200, warmup=50, rounds=2)
@@ -251,30 +262,77 @@ def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
     return cells, data
 
 
+NATIVE = Entry("native openai", "", "openai/gpt-4o", lambda url: f"{url}/v1")
+
+
 @contextlib.contextmanager
-def _fakes(
-    entries: list[Entry],
-) -> Iterator[tuple[UpstreamProcess, dict[tuple[str, tuple[str, ...]], FakeProcess]]]:
+def _fakes(entries: list[Entry]) -> Iterator[dict[str, str]]:
+    """The live fakes (native, and each entry's), in their own processes: url by module
+    and arguments (see :func:`_fake_key`)."""
     with contextlib.ExitStack() as stack:
         native = stack.enter_context(UpstreamProcess("native", api_key=API_KEY,
                                                      record_requests=False))
-        by_module: dict[tuple[str, tuple[str, ...]], FakeProcess] = {}
+        urls = {_fake_key(NATIVE): native.url}
         for entry in entries:
-            key = (entry.fake, entry.fake_args)
-            if key not in by_module:
-                by_module[key] = stack.enter_context(FakeProcess(*key))
-        yield native, by_module
+            if _fake_key(entry) not in urls:
+                urls[_fake_key(entry)] = stack.enter_context(
+                    FakeProcess(entry.fake, entry.fake_args)).url
+        yield urls
+
+
+def _fake_key(entry: Entry) -> str:
+    return " ".join((entry.fake, *entry.fake_args))
+
+
+def _plan(entries: list[Entry]) -> list[tuple[Entry, bool]]:
+    """Every target: native first, then each entry without and with kept conversations."""
+    return [(NATIVE, False), *((entry, kept) for entry in entries for kept in (False, True))]
+
+
+def _target(entry: Entry, kept: bool, url: str) -> Target:
+    name = entry.name + (", kept" if kept else "")
+    return Target(name, _router(entry.model, entry.api_base(url), entry.params), kept=kept)
+
+
+async def _record(entries: list[Entry], urls: dict[str, str]) -> dict[str, Recording]:
+    """Each target's plain and streamed answers from its live fake, through a recorder."""
+    recordings: dict[str, Recording] = {}
+    for entry, kept in _plan(entries):
+        recorder = await Recorder(urls[_fake_key(entry)]).start()
+        target = _target(entry, kept, recorder.url)
+        try:
+            for stream in (False, True):
+                await _call(target, stream)()
+        finally:
+            await target.router.aclose()
+            await recorder.stop()
+        recordings.update(recorder.recordings)
+    return recordings
 
 
 @contextlib.asynccontextmanager
-async def _targets(entries: list[Entry], sizes: Sizes) -> AsyncIterator[list[Target]]:
-    with _fakes(entries) as (native, fakes):
-        targets = [Target("native openai", _router("openai/gpt-4o", f"{native.url}/v1", {}))]
-        for entry in entries:
-            fake = fakes[(entry.fake, entry.fake_args)]
-            for kept in (False, True):
-                targets.append(Target(entry.name + (", kept" if kept else ""), _router(
-                    entry.model, entry.api_base(fake.url), entry.params), kept=kept))
+async def _upstreams(entries: list[Entry], live: bool) -> AsyncIterator[dict[str, str]]:
+    """The url each target is measured against: its live fake, or (the default) the one
+    replay process serving every fake's recorded answers (see :mod:`benchmarks.replay`)."""
+    with _fakes(entries) as urls:
+        if live:
+            yield urls
+            return
+        recordings = await _record(entries, urls)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "recordings.json"
+        save(recordings, path)
+        with FakeProcess("benchmarks.replay", ("--recordings", str(path))) as replay:
+            yield dict.fromkeys(urls, replay.url)
+
+
+@contextlib.asynccontextmanager
+async def _targets(
+    entries: list[Entry], sizes: Sizes, live: bool
+) -> AsyncIterator[list[Target]]:
+    async with _upstreams(entries, live) as urls:
+        targets = [_target(entry, kept, urls[_fake_key(entry)])
+                   for entry, kept in _plan(entries)]
         try:
             for target in targets:
                 target.events = await _events_per_stream(target)
@@ -288,6 +346,8 @@ async def _targets(entries: list[Entry], sizes: Sizes) -> AsyncIterator[list[Tar
 
 def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="comma-separated codec names (default: all)")
+    parser.add_argument("--live", action="store_true",
+                        help="measure against the live fakes, not their recorded answers")
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -297,7 +357,7 @@ async def main(argv: list[str] | None = None) -> None:
     print_header("Translation: router CPU per request and per stream event over native",
                  sizes)
     started = time.perf_counter()
-    async with _targets(entries, sizes) as targets:
+    async with _targets(entries, sizes, args.live) as targets:
         for round_no in range(sizes.rounds):
             await _round(targets, sizes, round_no % len(targets))
         rows, data = zip(*(_row(targets[0], t) for t in targets[1:]), strict=True)
