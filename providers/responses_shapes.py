@@ -20,7 +20,7 @@ id is.
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -52,13 +52,16 @@ _ECHOED: tuple[tuple[str, Any], ...] = (
     ("user", None), ("background", False), ("prompt_cache_key", None),
 )
 
+_ECHO_DEFAULTS = dict(_ECHOED)
+_ECHO_NAMES = frozenset(_ECHO_DEFAULTS)
+
 _ITEM_PREFIX = {"message": "msg", "refusal": "msg", "function_call": "fc", "reasoning": "rs",
                 "web_search_call": "ws"}
 
 
 def new_response_id() -> str:
     """A router-made response id: ``resp_`` and 128 random bits, unique across processes."""
-    return f"resp_{secrets.token_hex(16)}"
+    return "resp_" + os.urandom(16).hex()
 
 
 def item_id(call: Call, kind: str, index: int) -> str:
@@ -139,12 +142,13 @@ def response_object(
         "status": status, "model": call.model, "output": output, "error": error,
         "incomplete_details": (
             None if incomplete_reason is None else {"reason": incomplete_reason}),
-        "usage": usage,
+        "usage": usage, **_ECHO_DEFAULTS,
+        # fresh containers: a caller changing one response's must not change the next's
+        "metadata": {}, "text": {"format": {"type": "text"}}, "tools": [],
     }
     params = call.params
-    for name, default in _ECHOED:
-        value = params.get(name, default)
-        data[name] = value
+    for name in _ECHO_NAMES.intersection(params):
+        data[name] = params[name]
     return data
 
 

@@ -20,13 +20,13 @@ clear error, never a shortened history).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cachetools import LRUCache
 
-from router.conversations.links import NATIVE, Link
+from router.conversations.links import NATIVE, NO_STORE, Link
 
 __all__ = ["MAX_CHAIN", "Chain", "ConversationStore", "MemoryConversations", "StoreUnavailable"]
 
@@ -86,7 +86,10 @@ class MemoryConversations:
 
     Entries are ``[link, expiry]`` in an LRU cache weighed by content size; a
     read renews the expiry in place (no re-insertion), and an expired entry
-    counts as missing.
+    counts as missing. ``store=false`` marks, which hold no content and are
+    only read for a clearer error, live apart in a plain dict, first in,
+    first out, up to a quarter of ``max_bytes`` at :data:`LINK_OVERHEAD`
+    each: a put there costs a fraction of one in the weighed LRU.
     """
 
     def __init__(
@@ -96,8 +99,16 @@ class MemoryConversations:
         self._links: LRUCache[str, list[Any]] = LRUCache(maxsize=max_bytes, getsizeof=_size)
         self._heads: LRUCache[str, list[Any]] = LRUCache(
             maxsize=max(1, max_bytes // LINK_OVERHEAD))
+        self._marks: dict[str, list[Any]] = {}
+        self._marks_max = max(1, max_bytes // (4 * LINK_OVERHEAD))
 
     async def put(self, link: Link, ttl: float) -> None:
+        if link.kind == NO_STORE:
+            marks = self._marks
+            if len(marks) >= self._marks_max:
+                del marks[next(iter(marks))]
+            marks[link.id] = [link, self._timer() + ttl]
+            return
         if link.size + LINK_OVERHEAD > self._links.maxsize:
             return  # larger than the whole store: a follow-up will find it missing
         self._links[link.id] = [link, self._timer() + ttl]
@@ -107,7 +118,7 @@ class MemoryConversations:
         now = self._timer()
         current: str | None = response_id
         while current is not None and len(links) < MAX_CHAIN:
-            entry = self._live(self._links, current, now)
+            entry = self._live(self._links, current, now) or self._live(self._marks, current, now)
             if entry is None:
                 links.reverse()
                 return Chain(links, current)
@@ -121,11 +132,14 @@ class MemoryConversations:
         return Chain(links)
 
     async def get(self, response_id: str) -> Link | None:
-        entry = self._live(self._links, response_id, self._timer())
+        now = self._timer()
+        entry = self._live(self._links, response_id, now) or self._live(
+            self._marks, response_id, now)
         return None if entry is None else entry[0]
 
     async def delete(self, response_id: str) -> bool:
-        return self._links.pop(response_id, None) is not None
+        found = self._links.pop(response_id, None) or self._marks.pop(response_id, None)
+        return found is not None
 
     async def head(self, conversation: str) -> str | None:
         entry = self._live(self._heads, conversation, self._timer())
@@ -137,16 +151,17 @@ class MemoryConversations:
     async def aclose(self) -> None:
         self._links.clear()
         self._heads.clear()
+        self._marks.clear()
 
     @property
     def bytes_held(self) -> int:
         return int(self._links.currsize)
 
     def __len__(self) -> int:
-        return len(self._links)
+        return len(self._links) + len(self._marks)
 
     @staticmethod
-    def _live(cache: LRUCache[str, list[Any]], key: str, now: float) -> list[Any] | None:
+    def _live(cache: MutableMapping[str, list[Any]], key: str, now: float) -> list[Any] | None:
         entry = cache.get(key)
         if entry is None:
             return None
