@@ -135,9 +135,9 @@ async def _frozen(credentials: Credentials) -> ReadOnlyCredentials:
     botocore with blocking calls when they near their expiry; that refresh
     runs in a worker thread so the event loop keeps serving other requests.
     """
-    from botocore.credentials import RefreshableCredentials
-
-    if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
+    # only botocore's RefreshableCredentials have it (duck-typed: no import per request)
+    refresh_needed = getattr(credentials, "refresh_needed", None)
+    if refresh_needed is not None and refresh_needed():
         return await asyncio.to_thread(credentials.get_frozen_credentials)
     return credentials.get_frozen_credentials()
 

@@ -30,7 +30,7 @@ from router.errors import (
     request_id_of,
 )
 from router.request import check_query
-from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, record_json
+from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, body_json, record_json
 
 if TYPE_CHECKING:
     from router.config.models import DeploymentConfig
@@ -46,6 +46,7 @@ __all__ = [
     "sse_messages",
     "status_error",
     "transport_error",
+    "unsendable",
 ]
 
 #: Seconds to wait for the end of the body once a terminal event has arrived.
@@ -198,12 +199,12 @@ def _body(deployment: Deployment, request: RouteRequest, *, stream: bool) -> byt
     if request.extra_body:
         body.update(request.extra_body)
     try:
-        return json.dumps(body, allow_nan=False, default=record_json).encode()
+        return body_json(body)
     except (TypeError, ValueError):
-        raise _unsendable(body) from None
+        raise unsendable(body) from None
 
 
-def _unsendable(body: Mapping[str, Any]) -> InvalidRequestError:
+def unsendable(body: Mapping[str, Any]) -> InvalidRequestError:
     """The error for a body that is not JSON, naming the first parameter at fault.
 
     Raised before anything is sent, and not an upstream failure, so it cools

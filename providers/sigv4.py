@@ -5,7 +5,9 @@ rules) and builds request and header objects per call; signing one Converse
 request with it costs more CPU than the rest of the translated path. This
 signer does exactly what SigV4Auth does for a POST with a JSON body and no
 query, and caches the derived signing key per (secret, day, region,
-service), which SigV4 allows since the key only changes with those. A test
+service), which SigV4 allows since the key only changes with those, and the
+canonical request's fixed parts per (URL, session token, headers): a
+request then costs two SHA-256s and one HMAC. A test
 holds it to botocore's signature on generated requests (model ids with
 ``:`` and ``/``, ARNs, session tokens, days, regions, extra headers).
 
@@ -52,6 +54,18 @@ class SigningKeys:
         return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """A canonical request's fixed parts: path, signed names, the header lines before and
+    after ``x-amz-date``, and the headers to send (less the date and signature)."""
+
+    path: str
+    names: str
+    before: str
+    after: str
+    headers: Mapping[str, str]
+
+
 @dataclass(slots=True)
 class SigV4Signer:
     """Signs POST requests for one service in one region."""
@@ -61,6 +75,9 @@ class SigV4Signer:
     keys: SigningKeys = field(default_factory=SigningKeys)
     _urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # url -> (path, host)
     _stamp: tuple[int, str] = (-1, "")  # the last second signed in, and its X-Amz-Date
+    #: (url, token, headers) -> the canonical request's parts other than the date
+    _forms: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], _Form] = field(
+        default_factory=dict)
 
     def sign(
         self,
@@ -79,30 +96,42 @@ class SigV4Signer:
         time (default: the clock), for tests.
         """
         stamp = self._timestamp(time.time() if now is None else now)
+        key = (url, token, tuple(headers.items()))
+        form = self._forms.get(key)
+        if form is None:
+            if len(self._forms) >= _CACHE_LIMIT:
+                self._forms.clear()
+            form = self._forms[key] = self._form(url, headers, token)
+        canonical = (f"POST\n{form.path}\n\n{form.before}x-amz-date:{stamp}\n{form.after}\n"
+                     f"{form.names}\n{hashlib.sha256(body).hexdigest()}")
+        day = stamp[:8]
+        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n" + hashlib.sha256(
+            canonical.encode()).hexdigest()
+        signing_key = self.keys.get(secret_key, day, self.region, self.service)
+        signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+        out = dict(form.headers)
+        out["X-Amz-Date"] = stamp
+        out["Authorization"] = (f"{_ALGORITHM} Credential={access_key}/{scope}, "
+                                f"SignedHeaders={form.names}, Signature={signature}")
+        return out
+
+    def _form(self, url: str, headers: Mapping[str, str], token: str | None) -> _Form:
+        """What a signature over these headers shares with every other over them."""
         out = {k: v for k, v in headers.items()
                if k.lower() not in ("authorization", "x-amz-date", "x-amz-security-token")}
-        out["X-Amz-Date"] = stamp
         if token:
             out["X-Amz-Security-Token"] = token
         path, host = self._url(url)
         signed = {k.lower(): " ".join(v.split()) for k, v in out.items()
                   if k.lower() not in UNSIGNED_HEADERS}
         signed.setdefault("host", host)
+        signed["x-amz-date"] = ""
         names = sorted(signed)
-        canonical = "\n".join((
-            "POST", path, "",
-            "".join(f"{n}:{signed[n]}\n" for n in names), ";".join(names),
-            hashlib.sha256(body).hexdigest(),
-        ))
-        day = stamp[:8]
-        scope = f"{day}/{self.region}/{self.service}/aws4_request"
-        to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n" + hashlib.sha256(
-            canonical.encode()).hexdigest()
-        key = self.keys.get(secret_key, day, self.region, self.service)
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        out["Authorization"] = (f"{_ALGORITHM} Credential={access_key}/{scope}, "
-                                f"SignedHeaders={';'.join(names)}, Signature={signature}")
-        return out
+        at = names.index("x-amz-date")
+        return _Form(path, ";".join(names),
+                     "".join(f"{n}:{signed[n]}\n" for n in names[:at]),
+                     "".join(f"{n}:{signed[n]}\n" for n in names[at + 1:]), out)
 
     def _timestamp(self, now: float) -> str:
         second = int(now)

@@ -37,6 +37,7 @@ from providers.responses_http import (
     event_error,
     sse_messages,
     transport_error,
+    unsendable,
 )
 from providers.responses_shapes import new_response_id
 from router.errors import (
@@ -48,7 +49,7 @@ from router.errors import (
     UpstreamError,
     error_from_status,
 )
-from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, record_json
+from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, body_json
 
 if TYPE_CHECKING:
     from router.config import DeploymentConfig
@@ -247,7 +248,10 @@ class TranslatedProvider:
         extra = deployment.config.litellm_params.extra_body
         if extra or request.extra_body:
             body = {**body, **(extra or {}), **(request.extra_body or {})}
-        content = json.dumps(body, default=record_json).encode()
+        try:
+            content = body_json(body)
+        except (TypeError, ValueError):
+            raise unsendable(body) from None
         url = _url(target, native, request.extra_query)
         headers = {**target.headers, **native.headers, **(request.extra_headers or {})}
         sent = await self.authorize(deployment, "POST", url, headers, content)

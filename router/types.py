@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "Response",
     "RoutingInfo",
     "StreamEvent",
+    "body_json",
     "record_json",
 ]
 
@@ -107,6 +108,17 @@ def record_json(value: Any) -> Any:
     if isinstance(value, Record):
         return value._data
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+#: One encoder for every request body, built once (``json.dumps`` with options builds
+#: a new encoder per call): records as their JSON, NaN and infinity refused.
+_BODY_ENCODER = json.JSONEncoder(allow_nan=False, default=record_json)
+
+
+def body_json(body: Mapping[str, Any]) -> bytes:
+    """``body`` as the JSON bytes sent upstream (``TypeError``/``ValueError`` if it is not
+    JSON: a value of another type, NaN or infinity)."""
+    return _BODY_ENCODER.encode(body).encode()
 
 
 def _drop_none(data: Any) -> Any:

@@ -58,6 +58,24 @@ def test_same_signature_as_botocore(seed: int, monkeypatch: pytest.MonkeyPatch) 
         assert got == expected, url
 
 
+def test_a_repeated_request_form_still_signs_as_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same URL and headers (the cached canonical form), new body, moment, keys and token."""
+    rng = random.Random(7)
+    signer = SigV4Signer("us-east-1", "bedrock")
+    url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-pro-v1:0/converse"
+    headers = {"content-type": "application/json", "Accept": "application/json"}
+    for i in range(40):
+        body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))
+        token = rng.choice([None, "t1", "t2"])
+        creds = Credentials(f"AKID{i % 3}", f"secret{i % 2}", token)
+        when = 1_700_000_000 + rng.randint(0, 3) * 86_400 + rng.randint(0, 2)
+        expected = _botocore(url, headers, body, creds, "us-east-1", when, monkeypatch)
+        assert signer.sign(url, headers, body, access_key=creds.access_key,
+                           secret_key=creds.secret_key, token=token, now=when) == expected
+    assert headers == {"content-type": "application/json", "Accept": "application/json"}
+    assert len(signer._forms) == 3  # one form per token
+
+
 def test_signing_keys_are_cached_and_bounded() -> None:
     keys = SigningKeys()
     first = keys.get("s", "20261203", "us-east-1", "bedrock")

@@ -196,6 +196,19 @@ async def test_unsupported_parameter_is_refused_before_sending(echo_deployment: 
     assert info.value.deployment_id == "d1" and "drop_params" in info.value.message
 
 
+@pytest.mark.parametrize(("extra", "why"), [
+    ({"seed": float("nan")}, "NaN or infinity"), ({"tags": {1, 2}}, "not JSON serializable"),
+])
+async def test_a_body_that_is_not_json_is_refused_naming_its_field(
+    echo_deployment: Any, extra: dict[str, Any], why: str
+) -> None:
+    d = echo_deployment()
+    with pytest.raises(InvalidRequestError) as info:
+        await d.provider.create(d, RouteRequest("g", {"input": "x"}, extra_body=extra), 5.0)
+    name = next(iter(extra))
+    assert info.value.message.startswith(f"{name}: cannot be sent as JSON") and why in str(info.value)
+
+
 async def test_drop_params_drops_and_warns_once(
     echo_deployment: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
