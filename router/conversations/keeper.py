@@ -29,7 +29,6 @@ is told why it cannot continue. ``instructions`` are never carried over.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from router.conversations.links import (
     NO_STORE,
     TOO_LARGE,
     Link,
+    compact,
 )
 from router.conversations.sealing import SealingError
 from router.conversations.store import StoreUnavailable
@@ -111,11 +111,6 @@ class _Turn:
 
     items: list[Json]
     size: int
-
-
-def _compact(value: Any) -> str:
-    """``value`` as the compact JSON a link's content is stored and measured as."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class Keeper:
@@ -348,7 +343,7 @@ class Keeper:
         cached: _Turn | None = request.kept_turn
         if cached is None:
             items = input_items(request.params)
-            cached = request.kept_turn = _Turn(items, len(_compact(items).encode()))
+            cached = request.kept_turn = _Turn(items, len(compact(items).encode()))
         return cached
 
     # -- by id ----------------------------------------------------------------------------
@@ -430,7 +425,7 @@ class Keeper:
                                   self._ttl)
             return
         turn = self._turn(request)
-        size = turn.size + len(_compact(response).encode()) + _CONTENT_OVERHEAD
+        size = turn.size + len(compact(response).encode()) + _CONTENT_OVERHEAD
         if size > self._max_response:
             log.warning("response %r (deployment %r) was not kept: %d bytes, over "
                         "conversation_max_response_bytes (%d)", response_id, deployment.id,

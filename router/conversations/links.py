@@ -31,7 +31,7 @@ from typing import Any
 from router.conversations.sealing import Sealer
 
 __all__ = [
-    "KEPT", "NATIVE", "NO_STORE", "TOO_LARGE", "Link", "content_of", "dump", "header_of",
+    "KEPT", "NATIVE", "NO_STORE", "TOO_LARGE", "Link", "compact", "content_of", "dump", "header_of",
     "history", "load", "load_chain",
 ]
 
@@ -43,10 +43,15 @@ NO_STORE = "nostore"
 TOO_LARGE = "toolarge"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Link:
     """One response of a conversation; ``size`` is its content's bytes, ``total``
-    those of its whole chain (its ancestors' included)."""
+    those of its whole chain (its ancestors' included).
+
+    Treated as immutable once made, but not frozen: a frozen dataclass sets each
+    field through ``object.__setattr__``, which made a link cost 2.1 µs instead
+    of 0.7, and one is made per kept response and per link read from Redis.
+    """
 
     id: str
     prev: str | None
@@ -85,10 +90,18 @@ SEP = "\x1f"
 _FIELDS = 8
 
 
+#: Compact JSON, built once (``json.dumps`` with options builds an encoder per call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def compact(value: Any) -> str:
+    """``value`` as the compact JSON a link's content is stored and measured as."""
+    return _COMPACT.encode(value)
+
+
 def content_of(input_items: Sequence[Json], response: Json) -> str:
     """The JSON of a link's content (what its size is measured on)."""
-    return json.dumps({"input": list(input_items), "response": response},
-                      separators=(",", ":"), ensure_ascii=False)
+    return compact({"input": list(input_items), "response": response})
 
 
 def dump(link: Link, sealer: Sealer) -> str:
@@ -99,8 +112,8 @@ def dump(link: Link, sealer: Sealer) -> str:
     if not link.content_kept:
         return header + "\n\n"
     rest = {k: v for k, v in link.response.items() if k != "output"}
-    replay = _json({"input": list(link.input), "output": link.output()})
-    return "\n".join((header, _seal(sealer, replay), _seal(sealer, _json(rest))))
+    replay = compact({"input": list(link.input), "output": link.output()})
+    return "\n".join((header, _seal(sealer, replay), _seal(sealer, compact(rest))))
 
 
 def header_of(response_id: str, header: str) -> Link:
@@ -149,10 +162,6 @@ def load_chain(pairs: Sequence[tuple[str, str]], sealer: Sealer) -> list[Link]:
         else:
             out.append(_link(response_id, header, (), {}))
     return out
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _seal(sealer: Sealer, text: str) -> str:
