@@ -24,7 +24,6 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -61,6 +60,9 @@ __all__ = ["Target", "TranslatedProvider"]
 Json = dict[str, Any]
 
 log = logging.getLogger("router.providers")
+
+#: What a codec raises on an answer of the wrong shape (the upstream's malformed answer).
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 #: Parameters no translated upstream can honour: the conversation lives upstream.
 _STATEFUL = ("previous_response_id", "conversation")
@@ -169,11 +171,22 @@ class TranslatedProvider:
                 await answer.aread()
                 raise self._status_error(answer, deployment)
             decoder = self.codec.decoder(call)
+            feed = decoder.feed
             frames = self.frames(answer, deployment)
             async for frame in frames:
-                for event in self._translate(partial(decoder.feed, frame), deployment):
-                    yield _checked(event, deployment)
-                    if event["type"] in TERMINAL_EVENTS:
+                try:  # _translate's rules, inline: this runs once per native event
+                    events = feed(frame)
+                except RouterError as exc:
+                    self._attributed(exc, deployment)
+                    raise
+                except _MALFORMED as exc:
+                    raise self._malformed(exc, deployment) from None
+                for event in events:
+                    kind = event["type"]
+                    if kind == "error":
+                        raise event_error(event, deployment)
+                    yield StreamEvent(event)
+                    if kind in TERMINAL_EVENTS:
                         await drain_events(frames)
                         return
             for event in self._translate(decoder.end, deployment):
@@ -275,15 +288,23 @@ class TranslatedProvider:
         try:
             return step()
         except RouterError as exc:
-            exc.model_group = exc.model_group or deployment.model_name
-            exc.deployment_id = exc.deployment_id or deployment.id
+            self._attributed(exc, deployment)
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            raise MalformedResponseError(
-                f"the upstream's answer is not a valid {self.name} body "
-                f"({type(exc).__name__} while translating it)",
-                model_group=deployment.model_name, deployment_id=deployment.id,
-            ) from None
+        except _MALFORMED as exc:
+            raise self._malformed(exc, deployment) from None
+
+    @staticmethod
+    def _attributed(exc: RouterError, deployment: Deployment) -> None:
+        """Name the deployment (and its group) on an error a codec raised."""
+        exc.model_group = exc.model_group or deployment.model_name
+        exc.deployment_id = exc.deployment_id or deployment.id
+
+    def _malformed(self, exc: Exception, deployment: Deployment) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"the upstream's answer is not a valid {self.name} body "
+            f"({type(exc).__name__} while translating it)",
+            model_group=deployment.model_name, deployment_id=deployment.id,
+        )
 
 
 def _url(target: Target, native: NativeRequest, extra: Mapping[str, Any] | None) -> str:
