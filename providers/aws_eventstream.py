@@ -27,6 +27,7 @@ MAX_HEADERS_LENGTH = 128 * 1024
 _PRELUDE = struct.Struct(">III")
 _CRC = struct.Struct(">I")
 _MINIMUM = 16  # prelude and message CRC
+_KNOWN_BLOCKS = 64
 
 
 class EventStreamError(ValueError):
@@ -40,11 +41,13 @@ class EventStreamDecoder:
     before it and sets :attr:`error`; any later :meth:`feed` raises it.
     """
 
-    __slots__ = ("_buffer", "error")
+    __slots__ = ("_buffer", "_known", "error")
 
     def __init__(self) -> None:
         self._buffer = b""
         self.error: EventStreamError | None = None
+        #: header blocks already decoded (a stream repeats a few: one per event type)
+        self._known: dict[bytes, dict[str, Any]] = {}
 
     @property
     def pending(self) -> int:
@@ -83,9 +86,17 @@ class EventStreamDecoder:
             if zlib.crc32(buffer[start:end - 4]) != message_crc:
                 raise EventStreamError("the message's CRC-32 does not match")
             body = start + 12 + headers_length
-            messages.append((_headers(buffer, start + 12, body), buffer[body:end - 4]))
+            messages.append((self._headers(buffer[start + 12:body]), buffer[body:end - 4]))
             start = end
         return start
+
+    def _headers(self, block: bytes) -> dict[str, Any]:
+        known = self._known.get(block)
+        if known is None:
+            if len(self._known) >= _KNOWN_BLOCKS:
+                self._known.clear()
+            known = self._known[block] = _headers(block, 0, len(block))
+        return dict(known)
 
 
 def _headers(data: bytes, position: int, end: int) -> dict[str, Any]:

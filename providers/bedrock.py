@@ -229,7 +229,7 @@ def _frame(headers: Mapping[str, Any], payload: bytes, deployment: Deployment) -
                            "message": headers.get(":error-message")}}
     name = headers.get(":event-type" if kind == "event" else ":exception-type")
     try:
-        data = json.loads(payload) if payload else {}
+        data = json.loads(payload.decode()) if payload else {}  # str: no encoding sniffing
     except ValueError:
         data = None
     if not isinstance(name, str) or not isinstance(data, dict):
