@@ -84,6 +84,13 @@ BATCHES = 10
 MAX_ADDED_REQUEST_US = 30.0
 MAX_ADDED_EVENT_US = 3.0
 GROUP = "bench"
+#: The long streams' input: each fake echoes it in about :data:`LONG_CHUNKS` deltas.
+LONG_INPUT = ("Tell me a long story about the sea, the ships that sail on it, the people "
+              "who work on them, the fish below and the birds above, the storms that come "
+              "in winter, and the calm days of summer when the water is as still as glass.")
+LONG_CHUNKS = 48
+#: What is measured: plain creates, short streams (:data:`INPUT`), long streams.
+MODES = ("plain", "stream", "long")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,8 @@ class Entry:
     (it prints ``READY <url>``); ``model`` the ``litellm_params.model``;
     ``api_base`` makes the deployment's ``api_base`` from the fake's URL;
     ``params`` are further ``litellm_params``; ``fake_args`` extra arguments
-    of the fake (to make its streams as long as the native fake's).
+    of the fake (to make its streams as long as the native fake's);
+    ``long_args`` those that make it stream :data:`LONG_INPUT` in many deltas.
     """
 
     name: str
@@ -103,6 +111,7 @@ class Entry:
     api_base: Callable[[str], str]
     params: Mapping[str, Any] = field(default_factory=dict)
     fake_args: tuple[str, ...] = ()
+    long_args: tuple[str, ...] = ("--stream-chunks", str(LONG_CHUNKS))
 
 
 ENTRIES: tuple[Entry, ...] = (
@@ -120,7 +129,8 @@ ENTRIES: tuple[Entry, ...] = (
           {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret",
            "aws_region_name": "us-east-1"},
           fake_args=("--access-key", "AKIDBENCH", "--secret-key", "bench-secret",
-                     "--region", "us-east-1", "--stream-chunk-words", "2")),
+                     "--region", "us-east-1", "--stream-chunk-words", "2"),
+          long_args=("--stream-chunk-words", "1")),
 )
 
 
@@ -150,39 +160,44 @@ def _router(model: str, api_base: str, params: Mapping[str, Any]) -> Router:
     return Router([{"model_name": GROUP, "litellm_params": litellm_params}])
 
 
-def _call(target: Target, stream: bool) -> Callable[[], Any]:
-    router, extra = target.router, {} if target.kept else {"store": False}
+def _call(target: Target, mode: str) -> Callable[[], Any]:
+    extra = {} if target.kept else {"store": False}
+    router, text = (target.long_router, LONG_INPUT) if mode == "long" else (target.router, INPUT)
 
     async def plain() -> None:
-        await router.aresponses(model=GROUP, input=INPUT, **extra)
+        await router.aresponses(model=GROUP, input=text, **extra)
 
     async def streamed() -> None:
-        async for _ in await router.aresponses(model=GROUP, input=INPUT, stream=True, **extra):
+        async for _ in await router.aresponses(model=GROUP, input=text, stream=True, **extra):
             pass
 
-    return streamed if stream else plain
+    return plain if mode == "plain" else streamed
 
 
-async def _events_per_stream(target: Target) -> int:
+async def _events_per_stream(target: Target, mode: str) -> int:
     extra = {} if target.kept else {"store": False}
-    return len([e async for e in await target.router.aresponses(
-        model=GROUP, input=INPUT, stream=True, **extra)])
+    router, text = (target.long_router, LONG_INPUT) if mode == "long" else (target.router, INPUT)
+    return len([e async for e in await router.aresponses(
+        model=GROUP, input=text, stream=True, **extra)])
 
 
 @dataclass(slots=True)
 class Target:
     """One router under measurement: the native path or one codec's.
 
-    ``cpu[stream][round][batch]`` is ``(user + system, user)`` µs per request of one batch.
+    ``cpu[mode][round][batch]`` is ``(user + system, user)`` µs per request of one
+    batch; ``events[mode]`` the events of one stream (short and long).
     """
 
     name: str
     router: Router
+    #: the same deployment, on the upstream of long streams
+    long_router: Router
     #: sends the default ``store: true`` (the router keeps translated responses)
     kept: bool = False
-    events: int = 0
-    cpu: dict[bool, list[list[tuple[float, float]]]] = field(
-        default_factory=lambda: {False: [], True: []})
+    events: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, list[list[tuple[float, float]]]] = field(
+        default_factory=lambda: {mode: [] for mode in MODES})
 
 
 async def _batch(call: Callable[[], Any], requests: int) -> tuple[float, float]:
@@ -204,28 +219,32 @@ async def _batch(call: Callable[[], Any], requests: int) -> tuple[float, float]:
 
 
 async def _round(targets: list[Target], sizes: Sizes, shift: int) -> None:
-    """One round: every target, plain then stream, in short batches taken in turn.
+    """One round: every target, plain, then short streams, then long ones, in short
+    batches taken in turn.
 
     Short alternating batches put native and codec side by side many times
     per round, so drift on a busy machine touches both alike.
     """
-    size = max(1, sizes.serial // BATCHES)
-    for stream in (False, True):
+    for mode in MODES:
+        size = max(1, sizes.serial // BATCHES // (2 if mode == "long" else 1))
         for target in targets:
-            target.cpu[stream].append([])
+            target.cpu[mode].append([])
         for _ in range(BATCHES):
             for target in targets[shift:] + targets[:shift]:
-                target.cpu[stream][-1].append(await _batch(_call(target, stream), size))
+                target.cpu[mode][-1].append(await _batch(_call(target, mode), size))
 
 
-def _added(native: Target, codec: Target, stream: bool) -> tuple[float, list[float], float]:
+Added = tuple[float, list[float], float]
+
+
+def _added(native: Target, codec: Target, mode: str) -> Added:
     """The added µs (per request, or per event for streams): the median over every pair
     of adjacent batches, each round's median, and the user share from the round sums."""
-    per = float(codec.events) if stream else 1.0
+    per = float(codec.events[mode]) if mode != "plain" else 1.0
     pairs: list[float] = []
     rounds: list[float] = []
     user = [0.0, 0.0]
-    for mine, theirs in zip(codec.cpu[stream], native.cpu[stream], strict=True):
+    for mine, theirs in zip(codec.cpu[mode], native.cpu[mode], strict=True):
         diffs = [(c[0] - n[0]) / per for c, n in zip(mine, theirs, strict=True)]
         pairs += diffs
         rounds.append(statistics.median(diffs))
@@ -234,54 +253,83 @@ def _added(native: Target, codec: Target, stream: bool) -> tuple[float, list[flo
     return statistics.median(pairs), rounds, user[0] / user[1]
 
 
+def _slopes(target: Target) -> list[list[float]]:
+    """µs per further event: each long batch less its round's short batch of the same
+    turn, over the events the long stream has more."""
+    more = target.events["long"] - target.events["stream"]
+    return [[(long[0] - short[0]) / more for long, short in zip(*pair, strict=True)]
+            for pair in zip(target.cpu["long"], target.cpu["stream"], strict=True)]
+
+
+def _marginal(native: Target, codec: Target) -> Added:
+    """The added µs per further stream event (the codec's slope less native's), as
+    :func:`_added` gives its figures (the user share is not split out: 0)."""
+    rounds = [[c - n for c, n in zip(mine, theirs, strict=True)]
+              for mine, theirs in zip(_slopes(codec), _slopes(native), strict=True)]
+    pairs = [d for r in rounds for d in r]
+    return statistics.median(pairs), [statistics.median(r) for r in rounds], 0.0
+
+
 def _spread(added: tuple[float, list[float], float], digits: int) -> str:
     median, rounds, _ = added
     return f"{median:+.{digits}f} ({min(rounds):+.{digits}f} .. {max(rounds):+.{digits}f})"
 
 
 def _cpu(target: Target) -> float:
-    return statistics.median(b[0] for r in target.cpu[False] for b in r)
+    return statistics.median(b[0] for r in target.cpu["plain"] for b in r)
 
 
 def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
-    request, event = _added(native, codec, False), _added(native, codec, True)
+    request, event = _added(native, codec, "plain"), _added(native, codec, "stream")
+    marginal = _marginal(native, codec)
+    judged = not codec.kept
     cells = [
         codec.name, fmt(_cpu(native)), fmt(_cpu(codec)),
         _spread(request, 1), f"{request[2]:+.1f}",
-        "-" if codec.kept else verdict(request[0] <= MAX_ADDED_REQUEST_US),
-        f"{native.events} / {codec.events}",
+        verdict(request[0] <= MAX_ADDED_REQUEST_US) if judged else "-",
+        f"{native.events['stream']} / {codec.events['stream']}",
         _spread(event, 2), f"{event[2]:+.2f}",
-        "-" if codec.kept else verdict(event[0] <= MAX_ADDED_EVENT_US),
+        verdict(event[0] <= MAX_ADDED_EVENT_US) if judged else "-",
+        f"{native.events['long']} / {codec.events['long']}", _spread(marginal, 2),
+        verdict(marginal[0] <= MAX_ADDED_EVENT_US) if judged else "-",
     ]
     data = {"codec": codec.name, "kept": codec.kept, "added_request_us": request[0],
             "added_request_us_rounds": request[1], "added_request_user_us": request[2],
             "added_event_us": event[0], "added_event_us_rounds": event[1],
-            "added_event_user_us": event[2], "native_cpu_us": native.cpu,
-            "codec_cpu_us": codec.cpu, "native_events": native.events,
-            "codec_events": codec.events}
+            "added_event_user_us": event[2], "marginal_event_us": marginal[0],
+            "marginal_event_us_rounds": marginal[1], "native_cpu_us": native.cpu,
+            "codec_cpu_us": codec.cpu, "native_events": native.events["stream"],
+            "codec_events": codec.events["stream"], "native_long_events": native.events["long"],
+            "codec_long_events": codec.events["long"]}
     return cells, data
 
 
-NATIVE = Entry("native openai", "", "openai/gpt-4o", lambda url: f"{url}/v1")
+NATIVE = Entry("native openai", "", "openai/gpt-4o", lambda url: f"{url}/v1",
+               long_args=("long",))
 
 
 @contextlib.contextmanager
-def _fakes(entries: list[Entry]) -> Iterator[dict[str, str]]:
-    """The live fakes (native, and each entry's), in their own processes: url by module
-    and arguments (see :func:`_fake_key`)."""
+def _fakes(entries: list[Entry]) -> Iterator[dict[tuple[str, bool], str]]:
+    """The live fakes (native, and each entry's, short and long), in their own
+    processes: url by :func:`_fake_key`."""
     with contextlib.ExitStack() as stack:
-        native = stack.enter_context(UpstreamProcess("native", api_key=API_KEY,
-                                                     record_requests=False))
-        urls = {_fake_key(NATIVE): native.url}
-        for entry in entries:
-            if _fake_key(entry) not in urls:
-                urls[_fake_key(entry)] = stack.enter_context(
-                    FakeProcess(entry.fake, entry.fake_args)).url
+        urls: dict[tuple[str, bool], str] = {}
+        for long in (False, True):
+            native = stack.enter_context(UpstreamProcess(
+                "native", api_key=API_KEY, record_requests=False,
+                stream_chunks=LONG_CHUNKS if long else 4))
+            urls[_fake_key(NATIVE, long)] = native.url
+            for entry in entries:
+                if _fake_key(entry, long) not in urls:
+                    args = (*entry.fake_args, *(entry.long_args if long else ()))
+                    urls[_fake_key(entry, long)] = stack.enter_context(
+                        FakeProcess(entry.fake, args)).url
         yield urls
 
 
-def _fake_key(entry: Entry) -> str:
-    return " ".join((entry.fake, *entry.fake_args))
+def _fake_key(entry: Entry, long: bool) -> tuple[str, bool]:
+    """Which fake process serves ``entry`` (entries may share one), short or long."""
+    return " ".join((entry.fake, *entry.fake_args)), long
 
 
 def _plan(entries: list[Entry]) -> list[tuple[Entry, bool]]:
@@ -289,41 +337,56 @@ def _plan(entries: list[Entry]) -> list[tuple[Entry, bool]]:
     return [(NATIVE, False), *((entry, kept) for entry in entries for kept in (False, True))]
 
 
-def _target(entry: Entry, kept: bool, url: str) -> Target:
+def _target(entry: Entry, kept: bool, short: str, long: str) -> Target:
     name = entry.name + (", kept" if kept else "")
-    return Target(name, _router(entry.model, entry.api_base(url), entry.params), kept=kept)
+    return Target(name, _router(entry.model, entry.api_base(short), entry.params),
+                  _router(entry.model, entry.api_base(long), entry.params), kept=kept)
 
 
-async def _record(entries: list[Entry], urls: dict[str, str]) -> dict[str, Recording]:
-    """Each target's plain and streamed answers from its live fake, through a recorder."""
-    recordings: dict[str, Recording] = {}
+async def _record(
+    entries: list[Entry], urls: dict[tuple[str, bool], str]
+) -> tuple[dict[str, Recording], dict[str, Recording]]:
+    """Each target's answers from its live fakes, through recorders: plain and short
+    streams, and long streams (served apart: the same requests, longer answers)."""
+    short: dict[str, Recording] = {}
+    long: dict[str, Recording] = {}
     for entry, kept in _plan(entries):
-        recorder = await Recorder(urls[_fake_key(entry)]).start()
-        target = _target(entry, kept, recorder.url)
+        recorders = (await Recorder(urls[_fake_key(entry, False)]).start(),
+                     await Recorder(urls[_fake_key(entry, True)]).start())
+        target = _target(entry, kept, recorders[0].url, recorders[1].url)
         try:
-            for stream in (False, True):
-                await _call(target, stream)()
+            for mode in MODES:
+                await _call(target, mode)()
         finally:
             await target.router.aclose()
-            await recorder.stop()
-        recordings.update(recorder.recordings)
-    return recordings
+            await target.long_router.aclose()
+            for recorder in recorders:
+                await recorder.stop()
+        short.update(recorders[0].recordings)
+        long.update(recorders[1].recordings)
+    return short, long
 
 
 @contextlib.asynccontextmanager
-async def _upstreams(entries: list[Entry], live: bool) -> AsyncIterator[dict[str, str]]:
-    """The url each target is measured against: its live fake, or (the default) the one
-    replay process serving every fake's recorded answers (see :mod:`benchmarks.replay`)."""
+async def _upstreams(
+    entries: list[Entry], live: bool
+) -> AsyncIterator[dict[tuple[str, bool], str]]:
+    """The url each target is measured against (by :func:`_fake_key`): its live fake, or
+    (the default) a replay process serving the fakes' recorded answers (one for plain
+    and short streams, one for long streams; see :mod:`benchmarks.replay`)."""
     with _fakes(entries) as urls:
         if live:
             yield urls
             return
         recordings = await _record(entries, urls)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "recordings.json"
-        save(recordings, path)
-        with FakeProcess("benchmarks.replay", ("--recordings", str(path))) as replay:
-            yield dict.fromkeys(urls, replay.url)
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
+        replays = []
+        for name, kept in zip(("short", "long"), recordings, strict=True):
+            path = Path(folder) / f"{name}.json"
+            save(kept, path)
+            replays.append(stack.enter_context(
+                FakeProcess("benchmarks.replay", ("--recordings", str(path)))).url)
+        yield {key: replays[key[1]] for key in urls}
 
 
 @contextlib.asynccontextmanager
@@ -331,17 +394,19 @@ async def _targets(
     entries: list[Entry], sizes: Sizes, live: bool
 ) -> AsyncIterator[list[Target]]:
     async with _upstreams(entries, live) as urls:
-        targets = [_target(entry, kept, urls[_fake_key(entry)])
-                   for entry, kept in _plan(entries)]
+        targets = [_target(entry, kept, urls[_fake_key(entry, False)],
+                           urls[_fake_key(entry, True)]) for entry, kept in _plan(entries)]
         try:
             for target in targets:
-                target.events = await _events_per_stream(target)
-                for stream in (False, True):
-                    await _batch(_call(target, stream), sizes.warmup)
+                for mode in ("stream", "long"):
+                    target.events[mode] = await _events_per_stream(target, mode)
+                for mode in MODES:
+                    await _batch(_call(target, mode), sizes.warmup)
             yield targets
         finally:
             for target in targets:
                 await target.router.aclose()
+                await target.long_router.aclose()
 
 
 def _extra(parser: argparse.ArgumentParser) -> None:
@@ -364,13 +429,18 @@ async def main(argv: list[str] | None = None) -> None:
     print(markdown_table(
         ["codec", "native CPU µs/req", "codec CPU µs/req", "added µs/req (rounds)",
          "of it user", f"<= {MAX_ADDED_REQUEST_US:.0f} µs", "events/stream native / codec",
-         "added µs/event (rounds)", "of it user", f"<= {MAX_ADDED_EVENT_US:.0f} µs"],
+         "added µs/event, whole stream (rounds)", "of it user",
+         f"<= {MAX_ADDED_EVENT_US:.0f} µs", "events/long stream native / codec",
+         "added µs per further event (rounds)", f"<= {MAX_ADDED_EVENT_US:.0f} µs"],
         list(rows)))
     print(f"\nCPU = the router process's user + system time; {sizes.serial} requests per "
           f"figure per round in {BATCHES} alternating batches at concurrency {CONCURRENCY}, "
           f"{sizes.rounds} rounds. Added = median over every pair of adjacent native and "
           f"codec batches (in brackets: the lowest and highest round median); user = the "
-          f"user-time share of it from the round sums. {time.perf_counter() - started:.0f} s.")
+          f"user-time share of it from the round sums. Whole stream: a short stream's added "
+          f"CPU over its events (the request's own added cost included); per further event: "
+          f"the slope from short to long streams (half as many requests per batch), the "
+          f"codec's less native's. {time.perf_counter() - started:.0f} s.")
     write_json(args.json, {"rows": list(data)})
 
 

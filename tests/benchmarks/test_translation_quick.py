@@ -18,4 +18,7 @@ async def test_every_codec_is_measured_against_native(tmp_path: Path) -> None:
     assert [row["kept"] for row in rows] == [False, True] * len(ENTRIES)
     for row in rows:
         assert row["codec_events"] == row["native_events"] > 0
-        assert len(row["added_request_us_rounds"]) == len(row["added_event_us_rounds"]) == 1
+        assert row["codec_long_events"] > row["codec_events"]  # a slope needs two lengths
+        assert row["native_long_events"] > row["native_events"]
+        assert (len(row["added_request_us_rounds"]) == len(row["added_event_us_rounds"])
+                == len(row["marginal_event_us_rounds"]) == 1)
