@@ -82,6 +82,9 @@ class Target:
     state_domain: str
     query: Mapping[str, str] | None = None
     drop_params: bool = False
+    #: the codec for this deployment when it is not the provider's own (a provider that
+    #: serves several APIs, as Vertex AI serves Gemini and Claude)
+    codec: Codec | None = None
     #: ``query`` encoded once (``"?api-version=..."``, or ``""``), for the common request
     #: that adds no query of its own.
     query_string: str = field(init=False, repr=False)
@@ -130,6 +133,11 @@ class TranslatedProvider:
         """The native stream's events as JSON objects (default: SSE ``data`` lines)."""
         return _sse_objects(answer, deployment)
 
+    def codec_of(self, deployment: Deployment) -> Codec:
+        """The codec that speaks ``deployment``'s API (its target's, else the provider's)."""
+        target: Target = deployment.endpoint
+        return target.codec or self.codec
+
     # -- the Provider interface -----------------------------------------------------------
 
     def state_domain(self, deployment: Deployment) -> str:
@@ -156,7 +164,8 @@ class TranslatedProvider:
         if answer.status_code >= 400:
             raise self._status_error(answer, deployment)
         body = _json_object(answer.content, answer.status_code, deployment)
-        return Response(self._translate(lambda: self.codec.decode(body, call), deployment))
+        codec = self.codec_of(deployment)
+        return Response(self._translate(lambda: codec.decode(body, call), deployment))
 
     async def stream(
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
@@ -170,7 +179,7 @@ class TranslatedProvider:
             if answer.status_code >= 400:
                 await answer.aread()
                 raise self._status_error(answer, deployment)
-            decoder = self.codec.decoder(call)
+            decoder = self.codec_of(deployment).decoder(call)
             feed = decoder.feed
             frames = self.frames(answer, deployment)
             async for frame in frames:
@@ -240,7 +249,7 @@ class TranslatedProvider:
 
     def _native(self, call: Call, deployment: Deployment) -> NativeRequest:
         try:
-            native = self.codec.encode(call)
+            native = self.codec_of(deployment).encode(call)
         except RouterError as exc:
             exc.model_group = exc.model_group or deployment.model_name
             exc.deployment_id = exc.deployment_id or deployment.id
@@ -277,7 +286,7 @@ class TranslatedProvider:
         return answer
 
     def _status_error(self, answer: Answer, deployment: Deployment) -> UpstreamError:
-        native = self.codec.error(answer.status_code, self.error_body(answer))
+        native = self.codec_of(deployment).error(answer.status_code, self.error_body(answer))
         return error_from_status(
             native.status, native.body(), answer.headers,
             model_group=deployment.model_name, deployment_id=deployment.id,

@@ -1,8 +1,11 @@
-"""Gemini on Vertex AI (``vertex_ai/``): URL and OAuth tokens around the Gemini codec.
+"""Vertex AI (``vertex_ai/``): URL and OAuth tokens around the Gemini and Anthropic codecs.
 
-``POST https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/
-{location}/publishers/google/models/{model}:generateContent`` (the ``global``
-location has no host prefix: ``aiplatform.googleapis.com``); ``api_base``
+Gemini: ``POST https://{location}-aiplatform.googleapis.com/v1/projects/{project}/
+locations/{location}/publishers/google/models/{model}:generateContent``. Claude
+(a model with ``claude`` in its name, e.g. ``vertex_ai/claude-sonnet-4-5@20250929``):
+``.../publishers/anthropic/models/{model}:rawPredict``, Anthropic's Messages
+body in Vertex's framing (:mod:`providers.vertex_anthropic`). The ``global``
+location has no host prefix (``aiplatform.googleapis.com``); ``api_base``
 replaces the host. ``vertex_project`` / ``vertex_location`` (else
 ``VERTEXAI_PROJECT`` / ``VERTEXAI_LOCATION``, else the credentials' project
 and ``us-central1``), ``vertex_credentials`` (a service-account file path or
@@ -32,6 +35,7 @@ from providers.gemini import GoogleProvider
 from providers.gemini_codec import GeminiCodec
 from providers.http import ClientPool, origin_of
 from providers.translated import Target
+from providers.vertex_anthropic import VertexAnthropicCodec, is_claude
 from router.errors import AuthenticationError, ConfigError
 
 if TYPE_CHECKING:
@@ -101,10 +105,11 @@ class TokenSource:
 
 
 class VertexProvider(GoogleProvider):
-    """The ``vertex_ai/`` provider (Gemini models)."""
+    """The ``vertex_ai/`` provider: Gemini models, and Anthropic's Claude models."""
 
     name = "vertex_ai"
     codec = GeminiCodec("vertex_ai")
+    claude_codec = VertexAnthropicCodec()
 
     def __init__(self, pool: ClientPool, clock: Callable[[], float] = time.time) -> None:
         super().__init__(pool)
@@ -129,12 +134,15 @@ class VertexProvider(GoogleProvider):
             source = self._sources[key] = TokenSource(_loader(info), self._clock)
         domain = f"vertex_ai:{project}:{location}:{key}"
         self._by_domain[domain] = source
+        claude = is_claude(p.upstream_model)
+        publisher = "anthropic" if claude else "google"
         return Target(
-            base_url=f"{host}/v1/projects/{project}/locations/{location}/publishers/google/models",
+            base_url=f"{host}/v1/projects/{project}/locations/{location}/publishers/"
+                     f"{publisher}/models",
             origin=origin_of(host),
             headers={"content-type": "application/json", **(p.extra_headers or {})},
             state_domain=domain, query=dict(p.extra_query or {}) or None,
-            drop_params=p.drop_params,
+            drop_params=p.drop_params, codec=self.claude_codec if claude else None,
         )
 
     async def authorize(

@@ -48,7 +48,7 @@ from router.testing.anthropic_checks import Invalid, check_request
 from router.testing.process import spawn, terminate
 
 __all__ = ["ERROR_STATUS", "AnthropicFaults", "AnthropicProcess", "AnthropicUpstream",
-           "Recorded"]
+           "Recorded", "anthropic_error"]
 
 Json = dict[str, Any]
 
@@ -331,7 +331,16 @@ class AnthropicUpstream:
         if self._record:
             self.requests.append(Recorded({k.lower(): v for k, v in request.headers.items()},
                                           body))
-        refusal = self._refusal(request, body)
+        refusal = self._unauthorised(request)
+        if refusal is not None:
+            return refusal
+        return await self.serve(request, body)
+
+    async def serve(self, request: web.Request, body: Any) -> web.StreamResponse:
+        """Answer a Messages ``body`` whose caller is already authenticated: the body's
+        checks, then the faults, then the scripted answer (Vertex AI's Claude routes in
+        :mod:`router.testing.gemini` answer through here too)."""
+        refusal = self._refusal(body)
         if refusal is not None:
             return refusal
         if self.faults.latency:
@@ -341,21 +350,24 @@ class AnthropicUpstream:
             return _fault_answer(request, fault)
         return await self._answer(request, body, fault)
 
-    def _refusal(self, request: web.Request, body: Any) -> web.Response | None:
+    def _unauthorised(self, request: web.Request) -> web.Response | None:
         if request.headers.get("x-api-key") != self.api_key:
-            return _error("authentication_error")
+            return anthropic_error("authentication_error")
         if request.headers.get("anthropic-version") not in _VERSIONS:
-            return _error("invalid_request_error",
+            return anthropic_error("invalid_request_error",
                           "anthropic-version: header is required and must be a known version")
+        return None
+
+    def _refusal(self, body: Any) -> web.Response | None:
         if body is None:
-            return _error("invalid_request_error",
+            return anthropic_error("invalid_request_error",
                           "There was an error parsing the body of your request")
         try:
             check_request(body)
         except Invalid as exc:
-            return _error("invalid_request_error", str(exc))
+            return anthropic_error("invalid_request_error", str(exc))
         if "unknown" in body["model"]:
-            return _error("not_found_error", f"model: {body['model']}")
+            return anthropic_error("not_found_error", f"model: {body['model']}")
         return None
 
     async def _answer(self, request: web.Request, body: Json,
@@ -388,10 +400,12 @@ class AnthropicUpstream:
         return usage
 
 
-def _error(kind: str, message: str | None = None,
-           headers: Mapping[str, str] | None = None) -> web.Response:
+def anthropic_error(kind: str, message: str | None = None,
+                    headers: Mapping[str, str] | None = None) -> web.Response:
+    """Anthropic's error answer of ``kind`` (its status, and its body's shape)."""
     return web.json_response(error_body(kind, message), status=ERROR_STATUS[kind],
                              headers=headers)
+
 
 
 def _fault_answer(request: web.Request, fault: _Fault) -> web.Response:
@@ -401,7 +415,7 @@ def _fault_answer(request: web.Request, fault: _Fault) -> web.Response:
     if fault.kind == "cut" and request.transport is not None:
         request.transport.close()
     headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-    return _error(fault.error, fault.message, headers)
+    return anthropic_error(fault.error, fault.message, headers)
 
 
 # -- streams -------------------------------------------------------------------------------------

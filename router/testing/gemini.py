@@ -8,7 +8,9 @@
   answers);
 * Vertex: ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{verb}``
   with ``Authorization: Bearer`` a token this fake issued and that has not
-  expired (else ``401 UNAUTHENTICATED``). Tokens come from ``POST /token``,
+  expired (else ``401 UNAUTHENTICATED``). Claude on Vertex
+  (``.../publishers/anthropic/models/{model}:rawPredict``) is answered behind
+  the same tokens by :mod:`router.testing.vertex_anthropic`. Tokens come from ``POST /token``,
   which takes a service account's JWT assertion (the ``token_uri`` of a test
   service-account JSON points here), checks it as Google does (signed with
   the key of an account given to :meth:`GeminiUpstream.trust`, audience,
@@ -44,6 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from router.testing.google_jwt import BAD_SIGNATURE, GOOGLE_TOKEN_URI, TrustedAccounts
+from router.testing.vertex_anthropic import VertexClaude
 
 __all__ = ["GeminiFaults", "GeminiUpstream"]
 
@@ -110,6 +113,8 @@ class GeminiUpstream:
         self._port = port
         self._runner: web.AppRunner | None = None
         self.url = ""
+        #: Claude on this fake Vertex (its ``anthropic.faults``, the ``bodies`` it got)
+        self.claude = VertexClaude(name, self.stream_chunks)
 
     async def __aenter__(self) -> GeminiUpstream:
         app = web.Application()
@@ -117,6 +122,9 @@ class GeminiUpstream:
         app.router.add_post(
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{call}",
             self._vertex)
+        app.router.add_post(
+            "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{call}",
+            self._vertex_claude)
         app.router.add_post("/token", self._token)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -131,6 +139,10 @@ class GeminiUpstream:
             await self._runner.cleanup()
 
     # -- auth -----------------------------------------------------------------------------
+
+    def revoke(self) -> None:
+        """Forget every token issued (as when Google revokes them): Vertex calls are 401."""
+        self._tokens.clear()
 
     def trust(self, account: Mapping[str, Any]) -> None:
         """Issue tokens to ``account`` (a service-account JSON, as parsed, with its key)."""
@@ -149,10 +161,15 @@ class GeminiUpstream:
             return web.json_response({"error": "invalid_grant", "error_description": problem},
                                      status=400)
         self.token_fetches += 1
+        return web.json_response({"access_token": self.issue(),
+                                  "expires_in": int(self.token_ttl), "token_type": "Bearer"})
+
+    def issue(self) -> str:
+        """A new bearer token, valid for ``token_ttl`` (``/token`` gives these; a test of the
+        API's own refusals may take one directly)."""
         token = f"ya29.fake-{secrets.token_hex(8)}"
         self._tokens[token] = time.time() + self.token_ttl
-        return web.json_response({"access_token": token, "expires_in": int(self.token_ttl),
-                                  "token_type": "Bearer"})
+        return token
 
     async def _studio(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("x-goog-api-key") != self.api_key or "key" in request.query:
@@ -161,12 +178,20 @@ class GeminiUpstream:
         return await self._serve(request)
 
     async def _vertex(self, request: web.Request) -> web.StreamResponse:
+        return self._unauthenticated(request) or await self._serve(request)
+
+    async def _vertex_claude(self, request: web.Request) -> web.StreamResponse:
+        model, _, verb = request.match_info["call"].partition(":")
+        return self._unauthenticated(request) or await self.claude.handle(request, model, verb)
+
+    def _unauthenticated(self, request: web.Request) -> web.Response | None:
+        """Vertex's 401 unless the bearer token is one this fake issued and still valid."""
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ")
         if not auth.startswith("Bearer ") or self._tokens.get(token, 0.0) < time.time():
             return _error("UNAUTHENTICATED", "Request had invalid authentication credentials. "
                           "Expected OAuth 2 access token.")
-        return await self._serve(request)
+        return None
 
     # -- generateContent ------------------------------------------------------------------
 

@@ -206,7 +206,8 @@ async def test_a_body_that_is_not_json_is_refused_naming_its_field(
     with pytest.raises(InvalidRequestError) as info:
         await d.provider.create(d, RouteRequest("g", {"input": "x"}, extra_body=extra), 5.0)
     name = next(iter(extra))
-    assert info.value.message.startswith(f"{name}: cannot be sent as JSON") and why in str(info.value)
+    assert info.value.message.startswith(f"{name}: cannot be sent as JSON")
+    assert why in str(info.value)
 
 
 async def test_drop_params_drops_and_warns_once(

@@ -87,7 +87,7 @@ async def test_any_deployment_of_the_group_continues_a_kept_conversation(
     previous, turns = None, 0
     # simple-shuffle is random: go on until both deployments have served a turn
     # (at least 8 turns; 8 alike has odds 1/128, 40 alike 2**-39)
-    while turns < 8 or not (east.bodies() and west.bodies()) and turns < 40:
+    while turns < 8 or (not (east.bodies() and west.bodies()) and turns < 40):
         response = await router.aresponses(
             model="m", input=f"turn {turns}",
             **({"previous_response_id": previous} if previous else {}))
