@@ -27,7 +27,9 @@ What maps where:
 * output: ``thought`` parts -> reasoning summaries, text -> a message,
   ``functionCall`` -> function calls, ``usageMetadata`` -> usage (cached and
   thinking tokens), ``finishReason`` / ``promptFeedback.blockReason`` ->
-  ``status`` and ``incomplete_details``.
+  ``status`` and ``incomplete_details``; Google Search grounding ->
+  ``url_citation`` annotations and ``web_search_call`` items
+  (:mod:`providers.gemini_grounding`).
 
 Every other Responses parameter is refused through :meth:`Call.refuse`
 (see :data:`HONOURED`), never silently ignored.
@@ -36,10 +38,11 @@ Every other Responses parameter is refused through :meth:`Call.refuse`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from providers.codec import Call, NativeError, NativeRequest
+from providers.gemini_grounding import citations, search_queries
 from providers.responses_input import function_tools, input_items, part_text
 from providers.responses_shapes import (
     EventWriter,
@@ -49,6 +52,7 @@ from providers.responses_shapes import (
     reasoning_item,
     response_object,
     usage,
+    web_search_item,
 )
 from router.errors import InvalidRequestError, MalformedResponseError
 
@@ -471,11 +475,14 @@ def _parts(candidate: Mapping[str, Any]) -> list[Json]:
 
 
 def _output_items(call: Call, candidate: Mapping[str, Any]) -> list[Json]:
-    """Output items from one candidate's parts, consecutive text parts merged."""
+    """Output items from one candidate's parts, consecutive text parts merged; then its
+    grounding (:mod:`providers.gemini_grounding`): citations, and the searches run."""
     output: list[Json] = []
     texts: list[str] = []
     kind = ""
-    for part in _parts(candidate):
+    placed: dict[int, tuple[str, int]] = {}  # text part -> its text, its offset in its message
+    message_of: dict[int, int] = {}  # text part -> where its message goes in output
+    for i, part in enumerate(_parts(candidate)):
         signature = part.get("thoughtSignature")
         part_kind = _part_kind(part)
         if part_kind != kind or part_kind == "call" or signature:
@@ -487,9 +494,22 @@ def _output_items(call: Call, candidate: Mapping[str, Any]) -> list[Json]:
         if part_kind == "call":
             output.append(_call_item(call, part["functionCall"], len(output)))
         elif part_kind:
+            if part_kind == "text":
+                placed[i] = (part["text"], sum(map(len, texts)))
+                message_of[i] = len(output)
             texts.append(part["text"])
     _flush(call, output, kind, texts)
+    if "groundingMetadata" in candidate:
+        _ground(call, candidate, output, placed, message_of)
     return output
+
+
+def _ground(call: Call, candidate: Mapping[str, Any], output: list[Json],
+            placed: Mapping[int, tuple[str, int]], message_of: Mapping[int, int]) -> None:
+    for part, annotation in citations(candidate, placed):
+        output[message_of[part]]["content"][0]["annotations"].append(annotation)
+    for query in search_queries(candidate):
+        output.append(web_search_item(item_id(call, "web_search_call", len(output)), query))
 
 
 def _part_kind(part: Mapping[str, Any]) -> str:
@@ -536,6 +556,23 @@ def _usage(meta: Any) -> Json | None:
 # -- stream --------------------------------------------------------------------------------
 
 
+class _EveryPart(Mapping[int, tuple[str, int]]):
+    """Every part index -> one text and offset (a stream's grounding counts from the start
+    of the text it streamed, whatever part a segment names)."""
+
+    def __init__(self, placed: tuple[str, int]) -> None:
+        self._placed = placed
+
+    def __getitem__(self, part: int) -> tuple[str, int]:
+        return self._placed
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((0,))
+
+    def __len__(self) -> int:
+        return 1
+
+
 class GeminiStreamDecoder:
     """One ``streamGenerateContent?alt=sse`` stream as Responses events.
 
@@ -556,6 +593,7 @@ class GeminiStreamDecoder:
         self._reason: str | None = None
         self._blocked = False
         self._usage: Json | None = None
+        self._streamed: dict[tuple[str, int], list[str]] = {}  # text block -> its text
 
     def feed(self, event: Mapping[str, Any]) -> list[Json]:
         # The hot path of every stream: one dict lookup per field actually present.
@@ -576,6 +614,8 @@ class GeminiStreamDecoder:
             candidate = candidates[0]
             for part in _parts(candidate):
                 events += self._part(part)
+            if "groundingMetadata" in candidate:
+                events += self._ground(candidate)
             reason = candidate.get("finishReason")
             if isinstance(reason, str):
                 self._reason = reason
@@ -604,6 +644,7 @@ class GeminiStreamDecoder:
             self._block += 1
             self._key = (kind, self._block)
         if kind == "text" and not signature:
+            self._streamed.setdefault(self._key, []).append(part["text"])
             return writer.text(part["text"], key=self._key)
         events: list[Json] = []
         if isinstance(signature, str) and signature:
@@ -613,7 +654,21 @@ class GeminiStreamDecoder:
         elif kind == "thought":
             events += writer.reasoning(part["text"], key=self._key)
         elif kind == "text":
+            self._streamed.setdefault(self._key, []).append(part["text"])
             events += writer.text(part["text"], key=self._key)
+        return events
+
+    def _ground(self, candidate: Mapping[str, Any]) -> list[Json]:
+        """Citations on the text still open (segments count from its start: a stream's
+        parts arrive in pieces), then the searches, as ``web_search_call`` items."""
+        events: list[Json] = []
+        text = self._streamed.get(self._key) if self._kind == "text" else None
+        if text is not None:
+            whole = "".join(text)
+            for _, annotation in citations(candidate, _EveryPart((whole, 0))):
+                events += self._writer.annotate(annotation, key=self._key)
+        for i, query in enumerate(search_queries(candidate)):
+            events += self._writer.web_search_call(("search", self._block, i), query)
         return events
 
     def _function_call(self, function: Mapping[str, Any]) -> list[Json]:

@@ -22,9 +22,12 @@ shape are ``400 INVALID_ARGUMENT`` naming the field; a replayed
 ``functionCall`` part without its ``thoughtSignature`` is refused as Gemini
 2.5+ refuses it. Answers echo the last user text (``[name] echo: ...``);
 with function declarations and a user turn last, the model calls the first
-function (with a thought signature). Faults (:class:`GeminiFaults`): error
-statuses with a ``RetryInfo`` delay, an error in the middle of a stream, a stream
-cut before its finishing chunk, a finish reason, latency.
+function (with a thought signature); with ``googleSearch`` on, an answer
+to a text holding ``search`` is grounded (queries, two web sources,
+supports in UTF-8 byte offsets, in the last chunk of a stream). Faults
+(:class:`GeminiFaults`): error statuses with a ``RetryInfo`` delay, an
+error in the middle of a stream, a stream cut before its finishing chunk, a
+finish reason, latency.
 
 ``python -m router.testing.gemini --port 0`` runs one in its own process and
 prints ``READY <url>``.
@@ -212,11 +215,12 @@ class GeminiUpstream:
             status, message, retry_after = self.faults.errors.pop(0)
             return _error(status, message, retry_after)
         parts = self._answer(body)
+        grounding = _grounding(body, parts)
         if verb == "streamGenerateContent" and request.query.get("alt") == "sse":
-            return await self._stream(request, model, parts)
+            return await self._stream(request, model, parts, grounding)
         if verb != "generateContent":
             return _error("NOT_FOUND", f"Method {verb!r} not found for model {model}.")
-        return web.json_response(self._reply(model, parts, final=True))
+        return web.json_response(self._reply(model, parts, final=True, grounding=grounding))
 
     def _answer(self, body: Json) -> list[Json]:
         last = body["contents"][-1] if body["contents"] else {"parts": []}
@@ -236,12 +240,15 @@ class GeminiUpstream:
         parts.append({"text": f"[{self.name}] echo: {text}"})
         return parts
 
-    def _reply(self, model: str, parts: list[Json], *, final: bool) -> Json:
+    def _reply(self, model: str, parts: list[Json], *, final: bool,
+               grounding: Json | None = None) -> Json:
         reply: Json = {"modelVersion": model, "responseId": secrets.token_hex(6)}
         if self.faults.block_reason and final:
             reply["promptFeedback"] = {"blockReason": self.faults.block_reason}
             return reply
         candidate: Json = {"content": {"role": "model", "parts": parts}, "index": 0}
+        if final and grounding is not None:
+            candidate["groundingMetadata"] = grounding
         if final:
             candidate["finishReason"] = self.faults.finish_reason
             reply["usageMetadata"] = {"promptTokenCount": 7, "candidatesTokenCount": 5,
@@ -250,8 +257,8 @@ class GeminiUpstream:
         reply["candidates"] = [candidate]
         return reply
 
-    async def _stream(self, request: web.Request, model: str,
-                      parts: list[Json]) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, model: str, parts: list[Json],
+                      grounding: Json | None) -> web.StreamResponse:
         answer = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await answer.prepare(request)
         chunks = [[part] for part in parts]
@@ -271,10 +278,37 @@ class GeminiUpstream:
                 data = {"error": {"code": _HTTP[status], "message": message, "status": status}}
                 await answer.write(f"data: {json.dumps(data)}\r\n\r\n".encode())
                 break
-            reply = self._reply(model, chunk, final=last)
+            reply = self._reply(model, chunk, final=last, grounding=grounding)
             await answer.write(f"data: {json.dumps(reply)}\r\n\r\n".encode())
         await answer.write_eof()
         return answer
+
+
+def _grounding(body: Json, parts: list[Json]) -> Json | None:
+    """Google Search grounding for an answer to ``search ...`` when ``googleSearch`` is on:
+    the query, two web sources, and two supports (byte offsets, as Gemini counts them)."""
+    if not any("googleSearch" in tool for tool in body.get("tools", [])):
+        return None
+    text = parts[-1].get("text")
+    if not isinstance(text, str) or "search" not in text or parts[-1].get("thought"):
+        return None
+    raw = text.encode()
+    cut = raw.index(b"echo:") + len(b"echo:")
+    part = {"partIndex": len(parts) - 1} if len(parts) > 1 else {}
+    return {
+        "webSearchQueries": [text.split("echo: ", 1)[1]],
+        "searchEntryPoint": {"renderedContent": "<div>Google Search suggestions</div>"},
+        "groundingChunks": [{"web": {"uri": "https://example.com/a", "title": "example.com"}},
+                            {"web": {"uri": "https://example.org/b", "title": "example.org"}}],
+        "groundingSupports": [
+            {"segment": {**part, "startIndex": 0, "endIndex": cut,
+                         "text": raw[:cut].decode()},
+             "groundingChunkIndices": [0], "confidenceScores": [0.9]},
+            {"segment": {**part, "startIndex": cut + 1, "endIndex": len(raw),
+                         "text": raw[cut + 1:].decode()},
+             "groundingChunkIndices": [0, 1], "confidenceScores": [0.8, 0.7]},
+        ],
+    }
 
 
 def _error(status: str, message: str, retry_after: float | None = None) -> web.Response:
