@@ -19,6 +19,9 @@ upstream at the same cost, and the difference is the router's.
   answers (it prints ``READY <url>``). A request is matched by method, path
   and whether its JSON body asks to stream. An unknown request gets a 404 that
   names it.
+* :class:`ReplayTransport` gives the same answers to an ``httpx.AsyncClient``
+  in the caller's own process, with no socket at all (a stream as its
+  events, one chunk each).
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ import asyncio
 import base64
 import json
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 from aiohttp import web
 
-__all__ = ["Recorder", "Recording", "events", "request_key", "save"]
+__all__ = ["Recorder", "Recording", "ReplayTransport", "events", "request_key", "save"]
 
 #: Response headers the replay must not copy (the server sets its own).
 _OWN_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "date",
@@ -129,6 +134,35 @@ class Recorder:
         self.recordings[request_key(request.method, request.path, body)] = recording
         return web.Response(status=recording.status, headers=dict(recording.headers),
                             body=content)
+
+
+class ReplayTransport(httpx.AsyncBaseTransport):
+    """Answers an ``httpx.AsyncClient``'s requests from ``recordings``, in process."""
+
+    def __init__(self, recordings: dict[str, Recording]) -> None:
+        self._recordings = recordings
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = request_key(request.method, request.url.path, await request.aread())
+        recording = self._recordings.get(key)
+        if recording is None:
+            return httpx.Response(404, json={"error": f"nothing recorded for {key}"})
+        if recording.sized:
+            return httpx.Response(recording.status, headers=recording.headers,
+                                  content=b"".join(recording.chunks))
+        return httpx.Response(recording.status, headers=recording.headers,
+                              stream=_Chunks(recording.chunks))
+
+
+class _Chunks(httpx.AsyncByteStream):
+    """A recorded body, chunk by chunk."""
+
+    def __init__(self, chunks: tuple[bytes, ...]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
 
 
 def save(recordings: dict[str, Recording], path: Path) -> None:

@@ -15,7 +15,10 @@ events. Otherwise a fake's own CPU leaks into the router's figure: on a
 two-core machine a busy neighbour core slows the router's code. Here it
 raised the native path's CPU per request by about a fifth. The fakes differ
 widely in cost (the Bedrock fake checks each SigV4 signature with botocore).
-``--live`` measures against the live fakes instead.
+``--upstream live`` measures against the live fakes instead; ``--upstream
+in-process`` serves the recorded answers from an HTTP client inside the
+router's process (no sockets, so the figures are the router's own work and
+vary far less between runs on a shared machine).
 
 For each, plain and ``stream=True`` (a stream is iterated to its last event),
 the router process's CPU time (``time.process_time``) per request is taken
@@ -38,7 +41,8 @@ its model prefix, how its ``api_base`` is made from the fake's URL, and any
 other ``litellm_params`` it needs.
 
     .venv/bin/python benchmarks/translation.py [--quick] [--json PATH] [--rounds N]
-        [--only chat,azure_ai] [--live]
+        [--only chat,azure_ai]
+        [--upstream replay|live|in-process]
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from router.router import Router
 from router.testing import UpstreamProcess
@@ -75,7 +81,7 @@ from benchmarks.common import (
     verdict,
     write_json,
 )
-from benchmarks.replay import Recorder, Recording, save
+from benchmarks.replay import Recorder, Recording, ReplayTransport, save
 
 DEFAULT = Sizes(serial=2000, parallel=2000, warmup=200, rounds=5)
 QUICK = Sizes(serial=200, parallel=200, warmup=50, rounds=2)
@@ -91,6 +97,8 @@ LONG_INPUT = ("Tell me a long story about the sea, the ships that sail on it, th
 LONG_CHUNKS = 48
 #: What is measured: plain creates, short streams (:data:`INPUT`), long streams.
 MODES = ("plain", "stream", "long")
+#: The base URL of every target answered in process (never resolved).
+IN_PROCESS_URL = "http://replay.invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +163,21 @@ class FakeProcess:
             terminate(proc)
 
 
-def _router(model: str, api_base: str, params: Mapping[str, Any]) -> Router:
-    litellm_params = {"model": model, "api_base": api_base, "api_key": API_KEY, **params}
-    return Router([{"model_name": GROUP, "litellm_params": litellm_params}])
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Where a target's requests go: a URL, and (in process) the HTTP client that answers
+    them without a socket."""
+
+    url: str
+    client: httpx.AsyncClient | None = None
+
+
+def _router(model: str, served: Served, api_base: Callable[[str], str],
+            params: Mapping[str, Any]) -> Router:
+    litellm_params = {"model": model, "api_base": api_base(served.url), "api_key": API_KEY,
+                      **params}
+    return Router([{"model_name": GROUP, "litellm_params": litellm_params}],
+                  http_client=served.client)
 
 
 def _call(target: Target, mode: str) -> Callable[[], Any]:
@@ -337,10 +357,10 @@ def _plan(entries: list[Entry]) -> list[tuple[Entry, bool]]:
     return [(NATIVE, False), *((entry, kept) for entry in entries for kept in (False, True))]
 
 
-def _target(entry: Entry, kept: bool, short: str, long: str) -> Target:
+def _target(entry: Entry, kept: bool, short: Served, long: Served) -> Target:
     name = entry.name + (", kept" if kept else "")
-    return Target(name, _router(entry.model, entry.api_base(short), entry.params),
-                  _router(entry.model, entry.api_base(long), entry.params), kept=kept)
+    return Target(name, _router(entry.model, short, entry.api_base, entry.params),
+                  _router(entry.model, long, entry.api_base, entry.params), kept=kept)
 
 
 async def _record(
@@ -353,7 +373,7 @@ async def _record(
     for entry, kept in _plan(entries):
         recorders = (await Recorder(urls[_fake_key(entry, False)]).start(),
                      await Recorder(urls[_fake_key(entry, True)]).start())
-        target = _target(entry, kept, recorders[0].url, recorders[1].url)
+        target = _target(entry, kept, Served(recorders[0].url), Served(recorders[1].url))
         try:
             for mode in MODES:
                 await _call(target, mode)()
@@ -369,16 +389,26 @@ async def _record(
 
 @contextlib.asynccontextmanager
 async def _upstreams(
-    entries: list[Entry], live: bool
-) -> AsyncIterator[dict[tuple[str, bool], str]]:
-    """The url each target is measured against (by :func:`_fake_key`): its live fake, or
-    (the default) a replay process serving the fakes' recorded answers (one for plain
-    and short streams, one for long streams; see :mod:`benchmarks.replay`)."""
+    entries: list[Entry], how: str
+) -> AsyncIterator[dict[tuple[str, bool], Served]]:
+    """Where each target is measured (by :func:`_fake_key`): ``live``, its live fake;
+    ``replay`` (the default), a replay process serving the fakes' recorded answers (one
+    for plain and short streams, one for long streams; see :mod:`benchmarks.replay`);
+    ``in-process``, the same answers from an HTTP client in the router's process, with no
+    socket, so only the router's own work is measured."""
     with _fakes(entries) as urls:
-        if live:
-            yield urls
+        if how == "live":
+            yield {key: Served(url) for key, url in urls.items()}
             return
         recordings = await _record(entries, urls)
+    if how == "in-process":
+        clients = [httpx.AsyncClient(transport=ReplayTransport(kept)) for kept in recordings]
+        try:
+            yield {key: Served(IN_PROCESS_URL, clients[key[1]]) for key in urls}
+        finally:
+            for client in clients:
+                await client.aclose()
+        return
     with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         replays = []
         for name, kept in zip(("short", "long"), recordings, strict=True):
@@ -386,16 +416,16 @@ async def _upstreams(
             save(kept, path)
             replays.append(stack.enter_context(
                 FakeProcess("benchmarks.replay", ("--recordings", str(path)))).url)
-        yield {key: replays[key[1]] for key in urls}
+        yield {key: Served(replays[key[1]]) for key in urls}
 
 
 @contextlib.asynccontextmanager
 async def _targets(
-    entries: list[Entry], sizes: Sizes, live: bool
+    entries: list[Entry], sizes: Sizes, how: str
 ) -> AsyncIterator[list[Target]]:
-    async with _upstreams(entries, live) as urls:
-        targets = [_target(entry, kept, urls[_fake_key(entry, False)],
-                           urls[_fake_key(entry, True)]) for entry, kept in _plan(entries)]
+    async with _upstreams(entries, how) as served:
+        targets = [_target(entry, kept, served[_fake_key(entry, False)],
+                           served[_fake_key(entry, True)]) for entry, kept in _plan(entries)]
         try:
             for target in targets:
                 for mode in ("stream", "long"):
@@ -411,8 +441,10 @@ async def _targets(
 
 def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="comma-separated codec names (default: all)")
-    parser.add_argument("--live", action="store_true",
-                        help="measure against the live fakes, not their recorded answers")
+    parser.add_argument("--upstream", choices=("replay", "live", "in-process"),
+                        default="replay",
+                        help="what answers: one replay process (default), the live fakes, "
+                             "or the recorded answers in process (no sockets)")
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -422,7 +454,7 @@ async def main(argv: list[str] | None = None) -> None:
     print_header("Translation: router CPU per request and per stream event over native",
                  sizes)
     started = time.perf_counter()
-    async with _targets(entries, sizes, args.live) as targets:
+    async with _targets(entries, sizes, args.upstream) as targets:
         for round_no in range(sizes.rounds):
             await _round(targets, sizes, round_no % len(targets))
         rows, data = zip(*(_row(targets[0], t) for t in targets[1:]), strict=True)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks.translation import ENTRIES, main
 
 
-async def test_every_codec_is_measured_against_native(tmp_path: Path) -> None:
+@pytest.mark.parametrize("upstream", ["replay", "in-process"])
+async def test_every_codec_is_measured_against_native(tmp_path: Path, upstream: str) -> None:
     out = tmp_path / "translation.json"
-    await main(["--quick", "--scale", "0.05", "--rounds", "1", "--json", str(out)])
+    await main(["--quick", "--scale", "0.05", "--rounds", "1", "--json", str(out),
+                "--upstream", upstream])
     rows = json.loads(out.read_text())["rows"]
     assert [row["codec"] for row in rows] == [
         name for entry in ENTRIES for name in (entry.name, f"{entry.name}, kept")]
