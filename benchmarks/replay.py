@@ -19,9 +19,10 @@ upstream at the same cost, and the difference is the router's.
   answers (it prints ``READY <url>``). A request is matched by method, path
   and whether its JSON body asks to stream. An unknown request gets a 404 that
   names it.
-* :class:`ReplayTransport` gives the same answers to an ``httpx.AsyncClient``
-  in the caller's own process, with no socket at all (a stream as its
-  events, one chunk each).
+* :class:`ReplaySender` gives the same answers to a router in the caller's
+  own process, as the router's sender (:class:`providers.http.Sender`),
+  with no socket and no HTTP client at all (a stream as its events, one
+  chunk each).
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ import asyncio
 import base64
 import json
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
-import httpx
 from aiohttp import web
+from multidict import CIMultiDict
 
-__all__ = ["Recorder", "Recording", "ReplayTransport", "events", "request_key", "save"]
+__all__ = ["Recorder", "Recording", "ReplayAnswer", "ReplaySender", "events", "request_key",
+           "save"]
 
 #: Response headers the replay must not copy (the server sets its own).
 _OWN_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "date",
@@ -136,33 +139,54 @@ class Recorder:
                             body=content)
 
 
-class ReplayTransport(httpx.AsyncBaseTransport):
-    """Answers an ``httpx.AsyncClient``'s requests from ``recordings``, in process."""
+class ReplaySender:
+    """A :class:`providers.http.Sender` that answers from ``recordings`` in process."""
 
     def __init__(self, recordings: dict[str, Recording]) -> None:
         self._recordings = recordings
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = request_key(request.method, request.url.path, await request.aread())
+    async def send(self, method: str, url: str, *, headers: Mapping[str, str],
+                   content: bytes | None = None, timeout: float | None = None,
+                   read_timeout: float | None = None) -> ReplayAnswer:
+        key = request_key(method, urlsplit(url).path, content or b"")
         recording = self._recordings.get(key)
         if recording is None:
-            return httpx.Response(404, json={"error": f"nothing recorded for {key}"})
-        if recording.sized:
-            return httpx.Response(recording.status, headers=recording.headers,
-                                  content=b"".join(recording.chunks))
-        return httpx.Response(recording.status, headers=recording.headers,
-                              stream=_Chunks(recording.chunks))
+            missing = json.dumps({"error": f"nothing recorded for {key}"}).encode()
+            return ReplayAnswer(Recording(404, (("content-type", "application/json"),),
+                                          (missing,), sized=True))
+        return ReplayAnswer(recording)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
-class _Chunks(httpx.AsyncByteStream):
-    """A recorded body, chunk by chunk."""
+class ReplayAnswer:
+    """A recorded answer as a :class:`providers.http.Answer` (a stream chunk by chunk)."""
 
-    def __init__(self, chunks: tuple[bytes, ...]) -> None:
-        self._chunks = chunks
+    def __init__(self, recording: Recording) -> None:
+        self._recording = recording
+        self.status_code = recording.status
+        self.headers = CIMultiDict(recording.headers)
+        self.content = b""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    async def aread(self) -> bytes:
+        self.content = b"".join(self._recording.chunks)
+        return self.content
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        for chunk in self._recording.chunks:
             yield chunk
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        for chunk in self._recording.chunks:
+            yield chunk.decode()
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
 
 def save(recordings: dict[str, Recording], path: Path) -> None:

@@ -16,9 +16,10 @@ two-core machine a busy neighbour core slows the router's code. Here it
 raised the native path's CPU per request by about a fifth. The fakes differ
 widely in cost (the Bedrock fake checks each SigV4 signature with botocore).
 ``--upstream live`` measures against the live fakes instead; ``--upstream
-in-process`` serves the recorded answers from an HTTP client inside the
-router's process (no sockets, so the figures are the router's own work and
-vary far less between runs on a shared machine).
+in-process`` hands the recorded answers to the routers in their own process
+as their sender (:class:`benchmarks.replay.ReplaySender`: no socket, no HTTP
+client). That leaves the router's own work, about a fifth of a request's CPU
+on the wire, so the same machine noise moves those figures far less.
 
 For each, plain and ``stream=True`` (a stream is iterated to its last event),
 the router process's CPU time (``time.process_time``) per request is taken
@@ -60,9 +61,9 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-import httpx
-
+from providers.http import ClientPool
 from router.router import Router
 from router.testing import UpstreamProcess
 from router.testing.process import spawn, terminate
@@ -81,7 +82,7 @@ from benchmarks.common import (
     verdict,
     write_json,
 )
-from benchmarks.replay import Recorder, Recording, ReplayTransport, save
+from benchmarks.replay import Recorder, Recording, ReplaySender, save
 
 DEFAULT = Sizes(serial=2000, parallel=2000, warmup=200, rounds=5)
 QUICK = Sizes(serial=200, parallel=200, warmup=50, rounds=2)
@@ -97,8 +98,6 @@ LONG_INPUT = ("Tell me a long story about the sea, the ships that sail on it, th
 LONG_CHUNKS = 48
 #: What is measured: plain creates, short streams (:data:`INPUT`), long streams.
 MODES = ("plain", "stream", "long")
-#: The base URL of every target answered in process (never resolved).
-IN_PROCESS_URL = "http://replay.invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,19 +164,21 @@ class FakeProcess:
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """Where a target's requests go: a URL, and (in process) the HTTP client that answers
-    them without a socket."""
+    """Where a target's requests go."""
 
     url: str
-    client: httpx.AsyncClient | None = None
+
+
+def _in_process_url(long: bool) -> str:
+    """The origin of in-process answers, short or long (never resolved)."""
+    return f"http://{'long' if long else 'short'}.replay.invalid"
 
 
 def _router(model: str, served: Served, api_base: Callable[[str], str],
             params: Mapping[str, Any]) -> Router:
     litellm_params = {"model": model, "api_base": api_base(served.url), "api_key": API_KEY,
                       **params}
-    return Router([{"model_name": GROUP, "litellm_params": litellm_params}],
-                  http_client=served.client)
+    return Router([{"model_name": GROUP, "litellm_params": litellm_params}])
 
 
 def _call(target: Target, mode: str) -> Callable[[], Any]:
@@ -402,12 +403,12 @@ async def _upstreams(
             return
         recordings = await _record(entries, urls)
     if how == "in-process":
-        clients = [httpx.AsyncClient(transport=ReplayTransport(kept)) for kept in recordings]
-        try:
-            yield {key: Served(IN_PROCESS_URL, clients[key[1]]) for key in urls}
-        finally:
-            for client in clients:
-                await client.aclose()
+        senders = [ReplaySender(kept) for kept in recordings]
+        # Every router in this process then sends through the replay senders (by origin:
+        # one for short answers, one for long), in place of its pooled HTTP client.
+        with mock.patch.object(ClientPool, "get",
+                               lambda pool, origin: senders["//long." in origin]):
+            yield {key: Served(_in_process_url(key[1])) for key in urls}
         return
     with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         replays = []

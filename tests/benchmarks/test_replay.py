@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import aiohttp
-import httpx
 import pytest
 
-from benchmarks.replay import Recorder, Recording, ReplayTransport, events, request_key, save
+from benchmarks.replay import Recorder, Recording, ReplaySender, events, request_key, save
 from router.testing import Upstream
 from router.testing.bedrock import event_message
 from router.testing.process import spawn, terminate
@@ -64,17 +64,19 @@ async def test_the_replay_process_answers_as_the_recorded_upstream(tmp_path: Pat
                                         "POST /v1/responses stream"}
     streamed = recorder.recordings["POST /v1/responses stream"]
     assert len(streamed.chunks) > 3 and not streamed.sized  # one write per SSE event
-    async with httpx.AsyncClient(transport=ReplayTransport(recorder.recordings)) as client:
-        for stream in (False, True):
-            got = await client.post("http://replay.invalid/v1/responses",
-                                    json={"input": "other", "stream": stream})
-            assert (got.status_code, got.headers["content-type"].split(";")[0],
-                    got.content) == answers[stream]
-        async with client.stream("POST", "http://replay.invalid/v1/responses",
-                                 json={"stream": True}) as got:
-            assert [c async for c in got.aiter_raw()] == list(streamed.chunks)
-        missing = await client.get("http://replay.invalid/v1/models")
-        assert missing.status_code == 404
+    sender = ReplaySender(recorder.recordings)
+    for stream in (False, True):
+        body = json.dumps({"input": "other", "stream": stream}).encode()
+        got = await sender.send("POST", "http://replay.invalid/v1/responses?x=1",
+                                headers={}, content=body)
+        assert (got.status_code, got.headers["Content-Type"].split(";")[0],
+                await got.aread()) == answers[stream]
+    got = await sender.send("POST", "http://replay.invalid/v1/responses", headers={},
+                            content=b'{"stream": true}')
+    assert [c async for c in got.aiter_bytes()] == list(streamed.chunks)
+    assert "".join([t async for t in got.aiter_text()]) == answers[True][2].decode()
+    missing = await sender.send("GET", "http://replay.invalid/v1/models", headers={})
+    assert missing.status_code == 404 and b"GET /v1/models plain" in await missing.aread()
     save(recorder.recordings, tmp_path / "r.json")
     proc, url = spawn("benchmarks.replay", ["--port", "0", "--recordings",
                                             str(tmp_path / "r.json")])
