@@ -9,7 +9,7 @@ as Responses objects, and Google's own error shape is read too.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,16 +21,12 @@ from providers.codec import Call
 from providers.vertex_anthropic import VERTEX_ANTHROPIC_VERSION, VertexAnthropicCodec, is_claude
 from router.errors import AuthenticationError, RateLimitError, ServiceUnavailableError
 from router.testing.gemini import GeminiUpstream
-from tests.providers.test_vertex import service_account, vertex_dep
+from tests.providers.test_vertex import fake, service_account, vertex_dep
+
+__all__ = ["fake"]  # the fixture: a fake Vertex (its Claude routes too)
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 CLAUDE = "claude-sonnet-4-5@20250929"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[GeminiUpstream]:
-    async with GeminiUpstream("vx") as up:
-        yield up
 
 
 def claude_dep(up: GeminiUpstream, creds: dict[str, Any], *, name: str = "claude",
