@@ -1,7 +1,8 @@
 """Providers reached through a codec: the HTTP half of translation, written once.
 
 A :class:`TranslatedProvider` subclass names its codec and says how to reach
-one deployment (:meth:`TranslatedProvider.prepare`: base URL, auth headers),
+one deployment (:meth:`TranslatedProvider.prepare`: base URL, auth headers,
+and a codec of the target's own when one provider serves several APIs),
 and, where the provider needs it, how to authorise each request
 (:meth:`TranslatedProvider.authorize`: a signature, a refreshed token) and how
 its stream is framed (:meth:`TranslatedProvider.frames`: SSE by default).
@@ -251,8 +252,7 @@ class TranslatedProvider:
         try:
             native = self.codec_of(deployment).encode(call)
         except RouterError as exc:
-            exc.model_group = exc.model_group or deployment.model_name
-            exc.deployment_id = exc.deployment_id or deployment.id
+            self._attributed(exc, deployment)
             raise
         for param in call.dropped:
             if (deployment.id, param) not in self._warned:
