@@ -12,7 +12,9 @@ Converse is Bedrock's one conversational API for every model it hosts
   reasoning items that carry their signature (``encrypted_content``) become
   ``reasoningContent``. Function tools become ``toolConfig``, ``text.format``
   json_schema becomes ``outputConfig.textFormat``, ``reasoning.effort``
-  becomes a Claude thinking budget in ``additionalModelRequestFields``;
+  becomes a Claude thinking budget, or a Nova 2 ``maxReasoningEffort``
+  (low, medium, high), in ``additionalModelRequestFields``; Nova 2 shows
+  its reasoning only as ``[REDACTED]``, unsigned, so it is never replayed;
 * answer: ``output.message.content`` becomes message, function_call and
   reasoning items; ``stopReason`` becomes ``status`` / ``incomplete_details``;
   ``usage`` keeps cache reads and writes (Bedrock's ``inputTokens`` excludes
@@ -47,7 +49,7 @@ from providers.responses_shapes import (
 )
 from router.errors import InvalidRequestError, MalformedResponseError, ServerError
 
-__all__ = ["PARAMETERS", "THINKING_BUDGETS", "BedrockCodec", "model_id"]
+__all__ = ["NOVA_EFFORTS", "PARAMETERS", "THINKING_BUDGETS", "BedrockCodec", "model_id"]
 
 Json = dict[str, Any]
 
@@ -59,7 +61,8 @@ PARAMETERS: Mapping[str, str] = {
     "tool_choice": "toolConfig.toolChoice (auto / any / tool; 'none' sends no tools)",
     "parallel_tool_calls": "true only (Converse cannot forbid parallel calls)",
     "text": "outputConfig.textFormat (format json_schema; text is the default)",
-    "reasoning": "additionalModelRequestFields.thinking (Claude 3.7 and later)",
+    "reasoning": "additionalModelRequestFields.thinking (Claude 3.7 and later) or "
+                 ".reasoningConfig (Nova 2)",
     "max_output_tokens": "inferenceConfig.maxTokens",
     "temperature": "inferenceConfig.temperature",
     "top_p": "inferenceConfig.topP",
@@ -85,6 +88,12 @@ _MIN_BUDGET = 1024
 
 #: Claude models that think: 3.7 Sonnet and every Claude 4 and later.
 _THINKING_CLAUDE = re.compile(r"anthropic\.claude-(3-7|(opus|sonnet|haiku)-[4-9]|[4-9])")
+#: Nova models that think (by effort, ``reasoningConfig``): Nova 2.
+_THINKING_NOVA = re.compile(r"amazon\.nova-2-")
+#: ``reasoning.effort`` -> Nova 2's ``maxReasoningEffort`` (it has three levels).
+NOVA_EFFORTS: Mapping[str, str] = {
+    "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high",
+}
 
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
 _DOC_FORMATS = {
@@ -411,16 +420,22 @@ def _inference(call: Call, body: Json) -> None:
         value = params.get(name)
         if isinstance(value, int | float) and not 0 <= value <= 1:
             raise InvalidRequestError(f"{name}: Bedrock takes values from 0 to 1, got {value}")
-    budget = _thinking_budget(call, config.get("maxTokens"))
-    if budget is not None:
-        body["additionalModelRequestFields"] = {
-            "thinking": {"type": "enabled", "budget_tokens": budget}}
-        config.setdefault("maxTokens", budget + _ANSWER_TOKENS)
+    effort = _effort(call)
+    if effort is not None and _THINKING_NOVA.search(call.model):
+        body["additionalModelRequestFields"] = {"reasoningConfig": {
+            "type": "enabled", "maxReasoningEffort": NOVA_EFFORTS[effort]}}
+    elif effort is not None:
+        budget = _thinking_budget(call, effort, config.get("maxTokens"))
+        if budget is not None:
+            body["additionalModelRequestFields"] = {
+                "thinking": {"type": "enabled", "budget_tokens": budget}}
+            config.setdefault("maxTokens", budget + _ANSWER_TOKENS)
     if config:
         body["inferenceConfig"] = config
 
 
-def _thinking_budget(call: Call, max_tokens: int | None) -> int | None:
+def _effort(call: Call) -> str | None:
+    """``reasoning.effort`` when it asks for thinking (``None`` for none or no reasoning)."""
     reasoning = call.params.get("reasoning")
     if reasoning is None:
         return None
@@ -429,12 +444,17 @@ def _thinking_budget(call: Call, max_tokens: int | None) -> int | None:
     effort = reasoning.get("effort")
     if effort is None or effort == "none":
         return None
-    budget = THINKING_BUDGETS.get(effort)
-    if budget is None:
+    if effort not in THINKING_BUDGETS:
         raise InvalidRequestError(f"reasoning.effort: unknown effort {effort!r}")
+    return str(effort)
+
+
+def _thinking_budget(call: Call, effort: str, max_tokens: int | None) -> int | None:
+    budget = THINKING_BUDGETS[effort]
     if not _THINKING_CLAUDE.search(call.model):
-        call.refuse("reasoning.effort", "takes a thinking budget only for Claude 3.7 and "
-                    "later models (anthropic.claude-*) through Converse")
+        call.refuse("reasoning.effort", "thinks only on Claude 3.7 and later "
+                    "(anthropic.claude-*: a thinking budget) and Nova 2 "
+                    "(amazon.nova-2-*: a reasoning effort) through Converse")
         return None
     if max_tokens is not None:
         budget = min(budget, max_tokens - 1)

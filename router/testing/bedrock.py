@@ -214,15 +214,18 @@ def _texts(blocks: Sequence[Json]) -> list[str]:
     return [b["text"] for b in blocks if isinstance(b.get("text"), str)]
 
 
-def _reply(name: str, body: Json, ids: Iterator[int]) -> _Reply:
+def _reply(name: str, model: str, body: Json, ids: Iterator[int]) -> _Reply:
     last = body["messages"][-1]["content"]
     said = " ".join(_texts(last))
     blocks: list[Json] = []
-    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking") or {}
-    if thinking.get("type") == "enabled":
+    extra = body.get("additionalModelRequestFields") or {}
+    if (extra.get("thinking") or {}).get("type") == "enabled":
         thought = f"Thinking about: {said}"
         blocks.append({"reasoningContent": {"reasoningText": {
             "text": thought, "signature": thinking_signature(thought)}}})
+    elif (extra.get("reasoningConfig") or {}).get("type") == "enabled":
+        # Nova 2 thinks, but shows its reasoning only as [REDACTED], unsigned
+        blocks.append({"reasoningContent": {"reasoningText": {"text": "[REDACTED]"}}})
     tools = (body.get("toolConfig") or {}).get("tools") or []
     results = [b["toolResult"] for b in last if "toolResult" in b]
     if tools and not results:
@@ -305,10 +308,10 @@ class _Validator:
                                            self._shapes[operation])
         if report.has_errors():
             raise _Reject("ValidationException", report.generate_report())
-        _conversation_rules(body)
+        _conversation_rules(model_id, body)
 
 
-def _conversation_rules(body: Json) -> None:
+def _conversation_rules(model: str, body: Json) -> None:
     messages = body.get("messages") or []
     if not messages or messages[0]["role"] != "user":
         raise _Reject("ValidationException", "A conversation must start with a user message. "
@@ -329,7 +332,7 @@ def _conversation_rules(body: Json) -> None:
     if uses_tools and not body.get("toolConfig"):
         raise _Reject("ValidationException", "The toolConfig field must be defined when using "
                       "toolUse and toolResult content blocks.")
-    _inference_rules(body)
+    _inference_rules(model, body)
 
 
 def _block_rules(block: Json, where: str, previous: Json | None) -> None:
@@ -354,7 +357,8 @@ def _block_rules(block: Json, where: str, previous: Json | None) -> None:
         raise _Reject("ValidationException", f"{where}: Invalid `signature` in `thinking` block")
 
 
-def _inference_rules(body: Json) -> None:
+def _inference_rules(model: str, body: Json) -> None:
+    _reasoning_rules(model, body.get("additionalModelRequestFields") or {})
     config = body.get("inferenceConfig") or {}
     for key in ("temperature", "topP"):
         value = config.get(key)
@@ -369,6 +373,28 @@ def _inference_rules(body: Json) -> None:
         if config.get("maxTokens", 4096) <= budget:
             raise _Reject("ValidationException", "`max_tokens` must be greater than "
                           "`thinking.budget_tokens`")
+
+
+def _reasoning_rules(model: str, extra: Json) -> None:
+    """Claude thinks by budget (``thinking``), Nova 2 by effort (``reasoningConfig``); a model
+    given the other's field refuses it, as Bedrock does."""
+    if "thinking" in extra and "anthropic.claude" not in model:
+        raise _Reject("ValidationException", "The model returned the following errors: "
+                      "extraneous key [thinking] is not permitted")
+    config = extra.get("reasoningConfig")
+    if config is None:
+        return
+    if "amazon.nova-2" not in model:
+        raise _Reject("ValidationException", "The model returned the following errors: "
+                      "extraneous key [reasoningConfig] is not permitted")
+    if config.get("type") not in ("enabled", "disabled") or (
+            config.get("type") == "enabled"
+            and config.get("maxReasoningEffort") not in _NOVA_EFFORTS):
+        raise _Reject("ValidationException", "reasoningConfig: type must be enabled or "
+                      "disabled, and maxReasoningEffort one of low, medium, high")
+
+
+_NOVA_EFFORTS = frozenset({"low", "medium", "high"})
 
 
 # ------------------------------------------------------------------------ SigV4
@@ -544,21 +570,21 @@ class BedrockFake:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            operation, body = await self._accept(request)
+            operation, model, body = await self._accept(request)
             if self.latency:
                 await asyncio.sleep(self.latency)
             fault = self.faults.take()
             if fault is not None and fault.kind == "fail":
                 raise _Reject(fault.exception, fault.message, status=fault.status,
                               retry_after=fault.retry_after)
-            reply = self._model(body, fault)
+            reply = self._model(model, body, fault)
             if operation == "ConverseStream":
                 return await self._stream(request, reply, fault)
             return self._plain(reply, fault)
         except _Reject as exc:
             return _error(exc)
 
-    async def _accept(self, request: web.Request) -> tuple[str, Json]:
+    async def _accept(self, request: web.Request) -> tuple[str, str, Json]:
         raw = await request.read()
         self._verifier.check(request, raw)
         parts = request.raw_path.split("?")[0].split("/")
@@ -581,10 +607,10 @@ class BedrockFake:
                           "model from the provided model identifier.")
         if _input_words(body) > self._context_words:
             raise _Reject("ValidationException", "Input is too long for requested model.")
-        return operation, body
+        return operation, model, body
 
-    def _model(self, body: Json, fault: _Fault | None) -> _Reply:
-        reply = _reply(self.name, body, self._ids)
+    def _model(self, model: str, body: Json, fault: _Fault | None) -> _Reply:
+        reply = _reply(self.name, model, body, self._ids)
         reply = _truncate(reply, (body.get("inferenceConfig") or {}).get("maxTokens"))
         if fault is not None and fault.kind == "stop":
             reply.stop = fault.message
@@ -647,8 +673,9 @@ def _block_events(block: Json, index: int, chunk: int) -> Iterator[tuple[str, Js
         thought = block["reasoningContent"]["reasoningText"]
         for piece in _word_pieces(thought["text"], chunk):
             yield "contentBlockDelta", {**at, "delta": {"reasoningContent": {"text": piece}}}
-        yield "contentBlockDelta", {**at, "delta": {"reasoningContent": {
-            "signature": thought["signature"]}}}
+        if "signature" in thought:
+            yield "contentBlockDelta", {**at, "delta": {"reasoningContent": {
+                "signature": thought["signature"]}}}
     else:
         for piece in _word_pieces(block["text"], chunk):
             yield "contentBlockDelta", {**at, "delta": {"text": piece}}

@@ -549,3 +549,30 @@ def test_sync_create_and_stream(threaded_fake: BedrockFake, make_router: Any) ->
     assert events[-1].type == "response.completed"
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == (
         "[br] sync stream")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_nova_2_reasons_by_effort_and_its_redacted_reasoning_is_not_replayed(
+    fakes: Any, make_router: Any, stream: bool
+) -> None:
+    (fake,) = await fakes("br")
+    nova = "us.amazon.nova-2-lite-v1:0"
+    router = make_router([bedrock_dep(fake, "nova", model=nova)])
+
+    async def answer(**params: Any) -> dict[str, Any]:
+        if not stream:
+            response = await router.aresponses(model="nova", **params)
+            return SdkResponse.model_validate(response.model_dump()).model_dump()
+        events = await read(await router.aresponses(model="nova", stream=True, **params))
+        return SdkResponse.model_validate(events[-1]["response"]).model_dump()
+
+    first = await answer(input="Plan a trip", reasoning={"effort": "high"})
+    assert [item["type"] for item in first["output"]] == ["reasoning", "message"]
+    assert first["output"][0].get("encrypted_content") is None  # unsigned: nothing to replay
+    sent = fake.requests[0].json["additionalModelRequestFields"]
+    assert sent == {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "high"}}
+    await answer(input=[{"role": "user", "content": "Plan a trip"}, *first["output"],
+                        {"role": "user", "content": "And back?"}])
+    replayed = fake.requests[1].json["messages"][1]["content"]
+    assert [next(iter(block)) for block in replayed] == ["text"]
+

@@ -18,7 +18,7 @@ from openai.types.responses import Response as SdkResponse
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from providers.bedrock_codec import THINKING_BUDGETS, BedrockCodec, model_id
+from providers.bedrock_codec import NOVA_EFFORTS, THINKING_BUDGETS, BedrockCodec, model_id
 from providers.codec import Call, NativeRequest
 from router.errors import (
     AuthenticationError,
@@ -240,8 +240,20 @@ def test_reasoning_effort_is_a_claude_thinking_budget(effort: str) -> None:
     assert "additionalModelRequestFields" not in encode(call(reasoning={"effort": "none"}))
 
 
+@pytest.mark.parametrize(("effort", "nova"), list(NOVA_EFFORTS.items()))
+def test_reasoning_effort_on_nova_2_is_its_reasoning_effort(effort: str, nova: str) -> None:
+    for model in ("us.amazon.nova-2-lite-v1:0", "global.amazon.nova-2-lite-v1:0"):
+        body = encode(call(model, reasoning={"effort": effort}, max_output_tokens=500))
+        assert body["additionalModelRequestFields"] == {
+            "reasoningConfig": {"type": "enabled", "maxReasoningEffort": nova}}
+        assert body["inferenceConfig"] == {"maxTokens": 500}  # no budget to fit
+    assert "additionalModelRequestFields" not in encode(
+        call("us.amazon.nova-2-lite-v1:0", reasoning={"effort": "none"}))
+
+
 def test_reasoning_effort_elsewhere_is_refused() -> None:
-    with pytest.raises(UnsupportedParameterError, match=r"reasoning\.effort: bedrock takes"):
+    with pytest.raises(UnsupportedParameterError,
+                       match=r"reasoning\.effort: bedrock thinks only on Claude 3\.7 .* Nova 2"):
         CODEC.encode(call(NOVA, reasoning={"effort": "low"}))
     with pytest.raises(InvalidRequestError, match="max_output_tokens"):
         CODEC.encode(call(reasoning={"effort": "low"}, max_output_tokens=500))

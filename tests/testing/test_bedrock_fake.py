@@ -119,6 +119,24 @@ async def test_malformed_requests_are_validation_exceptions(
     refused(await post(fake, body), 400, "ValidationException", words)
 
 
+NOVA_2 = "us.amazon.nova-2-lite-v1:0"
+
+
+@pytest.mark.parametrize(("model", "extra", "words"), [
+    (MODEL, {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "low"}},
+     "extraneous key [reasoningConfig]"),
+    (NOVA_2, {"thinking": {"type": "enabled", "budget_tokens": 2048}},
+     "extraneous key [thinking]"),
+    (NOVA_2, {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "max"}},
+     "maxReasoningEffort"),
+])
+async def test_each_family_reasons_in_its_own_field(
+    fake: BedrockFake, model: str, extra: dict[str, Any], words: str
+) -> None:
+    body = {**HELLO, "additionalModelRequestFields": extra}
+    refused(await post(fake, body, model=model), 400, "ValidationException", words)
+
+
 async def test_thinking_signed_by_the_fake_is_accepted_back(fake: BedrockFake) -> None:
     thought = "Thinking about: a"
     body = {"messages": [
