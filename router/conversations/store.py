@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from cachetools import LRUCache
 
 from router.conversations.links import NATIVE, NO_STORE, Link
+from router.conversations.marks import Marks
 
 __all__ = ["MAX_CHAIN", "Chain", "ConversationStore", "MemoryConversations", "StoreUnavailable"]
 
@@ -87,8 +88,8 @@ class MemoryConversations:
     Entries are ``[link, expiry]`` in an LRU cache weighed by content size; a
     read renews the expiry in place (no re-insertion), and an expired entry
     counts as missing. ``store=false`` marks, which hold no content and are
-    only read for a clearer error, live apart in a plain dict, first in,
-    first out, up to a quarter of ``max_bytes`` at :data:`LINK_OVERHEAD`
+    only read for a clearer error, live apart (:class:`~router.conversations.marks.Marks`),
+    first in, first out, up to a quarter of ``max_bytes`` at :data:`LINK_OVERHEAD`
     each: a put there costs a fraction of one in the weighed LRU.
     """
 
@@ -99,15 +100,11 @@ class MemoryConversations:
         self._links: LRUCache[str, list[Any]] = LRUCache(maxsize=max_bytes, getsizeof=_size)
         self._heads: LRUCache[str, list[Any]] = LRUCache(
             maxsize=max(1, max_bytes // LINK_OVERHEAD))
-        self._marks: dict[str, list[Any]] = {}
-        self._marks_max = max(1, max_bytes // (4 * LINK_OVERHEAD))
+        self._marks = Marks(max_bytes // (4 * LINK_OVERHEAD))
 
     async def put(self, link: Link, ttl: float) -> None:
         if link.kind == NO_STORE:
-            marks = self._marks
-            if len(marks) >= self._marks_max:
-                del marks[next(iter(marks))]
-            marks[link.id] = [link, self._timer() + ttl]
+            self._marks.put(link, self._timer() + ttl)
             return
         if link.size + LINK_OVERHEAD > self._links.maxsize:
             return  # larger than the whole store: a follow-up will find it missing
@@ -118,12 +115,15 @@ class MemoryConversations:
         now = self._timer()
         current: str | None = response_id
         while current is not None and len(links) < MAX_CHAIN:
-            entry = self._live(self._links, current, now) or self._live(self._marks, current, now)
-            if entry is None:
+            entry = self._live(self._links, current, now)
+            if entry is not None:
+                entry[1] = now + ttl
+                link: Link | None = entry[0]
+            else:
+                link = self._marks.get(current, now, now + ttl)
+            if link is None:
                 links.reverse()
                 return Chain(links, current)
-            entry[1] = now + ttl
-            link: Link = entry[0]
             links.append(link)
             if not whole and len(links) == 1 and link.kind == NATIVE:
                 break
@@ -133,13 +133,11 @@ class MemoryConversations:
 
     async def get(self, response_id: str) -> Link | None:
         now = self._timer()
-        entry = self._live(self._links, response_id, now) or self._live(
-            self._marks, response_id, now)
-        return None if entry is None else entry[0]
+        entry = self._live(self._links, response_id, now)
+        return self._marks.get(response_id, now) if entry is None else entry[0]
 
     async def delete(self, response_id: str) -> bool:
-        found = self._links.pop(response_id, None) or self._marks.pop(response_id, None)
-        return found is not None
+        return self._links.pop(response_id, None) is not None or self._marks.pop(response_id)
 
     async def head(self, conversation: str) -> str | None:
         entry = self._live(self._heads, conversation, self._timer())
