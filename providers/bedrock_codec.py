@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -136,6 +137,16 @@ _ERRORS: Mapping[str, tuple[int, str | None]] = {
     "InvalidClientTokenId": (401, "invalid_api_key"),
     "ExpiredTokenException": (401, "invalid_api_key"),
 }
+#: The parameters each encoding step reads (a step none of them is given to is skipped).
+_TOOL_PARAMS = frozenset({"tools", "tool_choice"})
+_INFERENCE_PARAMS = frozenset({"max_output_tokens", "temperature", "top_p", "reasoning"})
+_METADATA_PARAMS = frozenset({"metadata", "user", "safety_identifier", "service_tier"})
+_FLAG_PARAMS = frozenset({"parallel_tool_calls", "truncation", "background", "include"})
+#: Request paths kept per codec (one per model and mode; a deployment has one model).
+_PATHS_KEPT = 256
+_ACCEPT: Mapping[str, str] = MappingProxyType({"accept": "application/json"})
+_STREAM_ACCEPT: Mapping[str, str] = MappingProxyType(
+    {"accept": "application/vnd.amazon.eventstream"})
 _CONTEXT_HINTS = ("input is too long", "too many input tokens", "prompt is too long",
                   "context window", "context length", "maximum context")
 
@@ -153,6 +164,10 @@ class BedrockCodec:
 
     name = "bedrock"
 
+    def __init__(self) -> None:
+        #: (model, stream) -> the request path (the model id quoted once, not per request)
+        self._paths: dict[tuple[str, bool], str] = {}
+
     def encode(self, call: Call) -> NativeRequest:
         params = call.params
         for name, value in params.items():
@@ -162,17 +177,31 @@ class BedrockCodec:
         body: Json = {"messages": messages}
         if system:
             body["system"] = system
-        _tools(call, body)
-        _inference(call, body)
-        _output(call, body)
-        _metadata(call, body)
-        _flags(call)
-        # The model id is percent-encoded except ':' (ARNs hold '/' and ':'): aiohttp would
-        # decode a '%3A' before sending and httpx would not, and SigV4 signs the exact path.
-        op = "converse-stream" if call.stream else "converse"
-        accept = "application/vnd.amazon.eventstream" if call.stream else "application/json"
-        return NativeRequest(f"/model/{quote(model_id(call.model), safe=':')}/{op}", body,
-                             headers={"accept": accept})
+        given = params.keys()  # each step reads only its own parameters: skip those not given
+        if not given.isdisjoint(_TOOL_PARAMS):
+            _tools(call, body)
+        if not given.isdisjoint(_INFERENCE_PARAMS):
+            _inference(call, body)
+        if "text" in given:
+            _output(call, body)
+        if not given.isdisjoint(_METADATA_PARAMS):
+            _metadata(call, body)
+        if not given.isdisjoint(_FLAG_PARAMS):
+            _flags(call)
+        return NativeRequest(self._path(call.model, call.stream), body,
+                             headers=_STREAM_ACCEPT if call.stream else _ACCEPT)
+
+    def _path(self, model: str, stream: bool) -> str:
+        found = self._paths.get((model, stream))
+        if found is None:
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            # The model id is percent-encoded except ':' (ARNs hold '/' and ':'): aiohttp
+            # would decode a '%3A' before sending and httpx would not, and SigV4 signs the
+            # exact path.
+            op = "converse-stream" if stream else "converse"
+            found = self._paths[model, stream] = f"/model/{quote(model_id(model), safe=':')}/{op}"
+        return found
 
     def decode(self, body: Mapping[str, Any], call: Call) -> Json:
         stop = body["stopReason"]
@@ -223,6 +252,9 @@ def _conversation(call: Call) -> tuple[list[Json], list[Json]]:
         system.append({"text": instructions})
     elif instructions is not None and not isinstance(instructions, str):
         call.refuse("instructions", "takes instructions as a string only")
+    value = call.params.get("input")
+    if isinstance(value, str):  # the common case, without building the canonical items
+        return system, ([{"role": "user", "content": [{"text": value}]}] if value else [])
     turns = _Turns()
     for i, item in enumerate(input_items(call.params)):
         where = f"input[{i}]"

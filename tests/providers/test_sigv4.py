@@ -95,3 +95,16 @@ def test_a_stale_authorization_is_replaced() -> None:
     assert again["X-Amz-Date"] == "20231114T221321Z"
     assert again["Authorization"] != once["Authorization"]
     assert list(again).count("Authorization") == 1
+
+
+def test_no_secret_in_a_signers_repr() -> None:
+    """The caches hold the secret key, derived keys and session tokens; reprs show none."""
+    signer = SigV4Signer("us-east-1", "bedrock")
+    signer.sign("https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse",
+                {"content-type": "application/json"}, b"{}", access_key="AKIDREPR",
+                secret_key="secret-in-repr", token="token-in-repr", now=1_700_000_000)
+    shown = repr(signer) + repr(signer.keys) + str(signer)
+    assert "secret-in-repr" not in shown and "token-in-repr" not in shown
+    assert signer.keys.get("secret-in-repr", "20231114", "us-east-1", "bedrock").hex() \
+        not in shown
+    assert shown.startswith("SigV4Signer(region='us-east-1', service='bedrock')")
