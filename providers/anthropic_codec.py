@@ -354,6 +354,10 @@ class _Turns:
 
 def _messages(call: Call) -> _Turns:
     turns = _Turns()
+    value = call.params.get("input")
+    if isinstance(value, str):  # the common case, without building the canonical items
+        turns.messages.append({"role": "user", "content": [{"type": "text", "text": value}]})
+        return turns
     for i, item in enumerate(input_items(call.params)):
         kind = item.get("type")
         where = f"input[{i}]"
@@ -588,6 +592,10 @@ def native_error(kind: str | None, message: str, status: int | None = None) -> N
     return NativeError(mapped_status, message, code=code, type=kind)
 
 
+#: The parameters the tools step reads (it is skipped when none of them is given).
+_TOOL_PARAMS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+
+
 def _body(call: Call) -> Json:
     turns = _messages(call)
     body: Json = {"model": call.model, "messages": turns.messages}
@@ -601,9 +609,13 @@ def _body(call: Call) -> Json:
             _other_param(call, name, value)
         else:
             handler(call, body, value)
-    _tools(call, body)
-    _thinking(call, body)
-    _metadata_user(call, body)
+    given = call.params.keys()  # each step reads only its own parameters: skip those not given
+    if not given.isdisjoint(_TOOL_PARAMS):
+        _tools(call, body)
+    if "reasoning" in given:
+        _thinking(call, body)
+    if "metadata" in given:
+        _metadata_user(call, body)
     body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     return body
 

@@ -70,6 +70,10 @@ _FINISH_INCOMPLETE: Mapping[str, str] = MappingProxyType(
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
+#: The parameters the sampling and tools steps read (each is skipped when none is given).
+_SAMPLING_PARAMS = frozenset({"temperature", "top_p", "max_output_tokens"})
+_TOOL_PARAMS = frozenset({"tools", "tool_choice"})
+
 _CONTEXT_HINTS = ("context length", "context_length", "context window", "too many tokens",
                   "prompt is too long", "maximum context", "input is too long")
 
@@ -83,10 +87,15 @@ class ChatCodec:
         params = call.params
         _refuse_unknown(call)
         body: Json = {"model": call.model, "messages": _messages(call)}
-        _sampling(call, body)
-        _tools(call, body)
-        _text_format(call, body)
-        _reasoning(call, body)
+        given = params.keys()  # each step reads only its own parameters: skip those not given
+        if not given.isdisjoint(_SAMPLING_PARAMS):
+            _sampling(call, body)
+        if not given.isdisjoint(_TOOL_PARAMS):
+            _tools(call, body)
+        if "text" in given:
+            _text_format(call, body)
+        if "reasoning" in given:
+            _reasoning(call, body)
         if call.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

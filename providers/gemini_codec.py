@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from providers.codec import Call, NativeError, NativeRequest
@@ -62,6 +63,10 @@ Json = dict[str, Any]
 
 #: Responses parameters this codec translates (or that need no upstream field:
 #: ``metadata``, ``user`` and ``store`` are echoed on the Response only).
+#: The parameters each encoding step reads (a step none of them is given to is skipped).
+_TOOL_PARAMS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+_CONFIG_PARAMS = frozenset({"max_output_tokens", "temperature", "top_p", "text", "reasoning"})
+_SSE: Mapping[str, str] = MappingProxyType({"alt": "sse"})
 HONOURED = frozenset({
     "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
     "reasoning", "max_output_tokens", "temperature", "top_p", "metadata", "user", "store",
@@ -122,18 +127,24 @@ class GeminiCodec:
         for param in params:
             if param not in HONOURED and params[param] is not None:
                 call.refuse(param, "has no equivalent in Gemini's generateContent")
-        body: Json = {"contents": []}
         system = _system_parts(params)
-        body["contents"] = _contents(input_items(params), system)
+        value = params.get("input")
+        if isinstance(value, str):  # the common case, without building the canonical items
+            body: Json = {"contents": [{"role": "user", "parts": [{"text": value}]}]}
+        else:
+            body = {"contents": _contents(input_items(params), system)}
         if system:
             body["systemInstruction"] = {"parts": system}
-        _encode_tools(call, body)
-        config = _generation_config(call)
-        if config:
-            body["generationConfig"] = config
-        verb = "streamGenerateContent" if call.stream else "generateContent"
-        query = {"alt": "sse"} if call.stream else {}
-        return NativeRequest(f"/{call.model}:{verb}", body, query=query)
+        given = params.keys()  # each step reads only its own parameters: skip those not given
+        if not given.isdisjoint(_TOOL_PARAMS):
+            _encode_tools(call, body)
+        if not given.isdisjoint(_CONFIG_PARAMS):
+            config = _generation_config(call)
+            if config:
+                body["generationConfig"] = config
+        if call.stream:
+            return NativeRequest(f"/{call.model}:streamGenerateContent", body, query=_SSE)
+        return NativeRequest(f"/{call.model}:generateContent", body)
 
     def decode(self, body: Mapping[str, Any], call: Call) -> Json:
         if not isinstance(body.get("candidates", []), list):
