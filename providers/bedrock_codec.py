@@ -645,23 +645,15 @@ class ConverseStreamDecoder:
         self._writer = EventWriter(call)
         self._started = False
         self._stop: str | None = None
-        self._handlers: Mapping[str, Callable[[Mapping[str, Any]], list[Json]]] = {
-            "messageStart": self._message_start,
-            "contentBlockStart": self._block_start,
-            "contentBlockDelta": self._block_delta,
-            "contentBlockStop": self._block_stop,
-            "messageStop": self._message_stop,
-            "metadata": self._metadata,
-        }
 
     def feed(self, event: Mapping[str, Any]) -> list[Json]:
         out: list[Json] = []
         for name, payload in event.items():
             if self._writer.done:
                 break
-            handler = self._handlers.get(name)
+            handler = _HANDLERS.get(name)
             if handler is not None:
-                out += handler(payload)
+                out += handler(self, payload)
             elif name in _STREAM_ERRORS or name == ":error":
                 out += self._error(name, payload)
         return out
@@ -736,4 +728,16 @@ class ConverseStreamDecoder:
         if code == "invalid_request_error" and message and _too_long(message):
             code = "context_length_exceeded"
         return self._writer.error(code, message or f"Bedrock sent {name} in the stream")
+
+
+#: ConverseStream event name -> its handler. Kept off the decoder: a table of the decoder's
+#: bound methods would be a reference cycle, left to the garbage collector once per stream.
+_HANDLERS: Mapping[str, Callable[[ConverseStreamDecoder, Mapping[str, Any]], list[Json]]] = {
+    "messageStart": ConverseStreamDecoder._message_start,
+    "contentBlockStart": ConverseStreamDecoder._block_start,
+    "contentBlockDelta": ConverseStreamDecoder._block_delta,
+    "contentBlockStop": ConverseStreamDecoder._block_stop,
+    "messageStop": ConverseStreamDecoder._message_stop,
+    "metadata": ConverseStreamDecoder._metadata,
+}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -224,3 +225,42 @@ async def serve_routes(
         yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def no_reference_cycles() -> Iterator[None]:
+    """Fail when the block leaves the router's or a provider's objects in reference cycles.
+
+    Such objects outlive their request until a garbage collection finds them,
+    which costs every request a share of that collection's work. The collector
+    is paused for the block; what it then finds is kept and inspected.
+    """
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield
+        gc.collect()
+        ours = sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage
+                       if type(o).__module__.startswith(("providers.", "router."))
+                       and not type(o).__module__.startswith("router.testing")})
+        assert not ours, f"left in reference cycles: {', '.join(ours)}"
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+
+
+async def calls_leave_no_cycles(router: Router, model: str, **params: Any) -> None:
+    """Plain and streamed calls, kept and ``store=false``: once to warm up (pools, caches),
+    then again under :func:`no_reference_cycles`."""
+    for warm_up in (True, False):
+        with contextlib.nullcontext() if warm_up else no_reference_cycles():
+            for store in (True, False):
+                await router.aresponses(model=model, input="hello", store=store, **params)
+                stream = await router.aresponses(model=model, input="hello", stream=True,
+                                                 store=store, **params)
+                async for _ in stream:
+                    pass

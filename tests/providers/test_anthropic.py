@@ -33,6 +33,7 @@ from router.errors import (
 from router.router import Router
 from router.testing import Upstream
 from router.testing.anthropic import AnthropicUpstream
+from tests.conftest import calls_leave_no_cycles
 from tests.providers.anthropic_types import check_params
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -87,6 +88,14 @@ async def test_plain_call_sends_a_valid_messages_request(
     assert sent.headers["x-api-key"] == KEY and sent.headers["anthropic-version"] == "2023-06-01"
     check_params(sent.json)
     assert sent.json["metadata"] == {"user_id": "u-7"} and sent.json["max_tokens"] == 50
+
+
+async def test_calls_leave_no_reference_cycles(
+    fakes: tuple[AnthropicUpstream, AnthropicUpstream]
+) -> None:
+    """A call's objects are freed as it ends, never left to the garbage collector."""
+    async with router(claude(fakes[0])) as r:
+        await calls_leave_no_cycles(r, "claude")
 
 
 async def test_stream_is_a_whole_responses_event_sequence(

@@ -35,7 +35,7 @@ from router.errors import (
     UnsupportedParameterError,
 )
 from router.testing.bedrock import BedrockFake
-from tests.conftest import InOrder, azure_dep
+from tests.conftest import InOrder, azure_dep, calls_leave_no_cycles
 
 CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 KEY, SECRET = "AKIDFAKEBEDROCK", "fake-secret"
@@ -80,6 +80,12 @@ async def read(stream: Any) -> list[dict[str, Any]]:
 
 
 # -- translation over the wire ------------------------------------------------------------
+
+
+async def test_calls_leave_no_reference_cycles(fakes: Any, make_router: Any) -> None:
+    """A call's objects are freed as it ends, never left to the garbage collector."""
+    (fake,) = await fakes("br")
+    await calls_leave_no_cycles(make_router([bedrock_dep(fake)]), "claude")
 
 
 async def test_create(fakes: Any, make_router: Any) -> None:

@@ -23,7 +23,7 @@ from router.errors import (
     UnsupportedParameterError,
 )
 from router.testing.chat import ChatUpstream
-from tests.conftest import InOrder, azure_dep, openai_dep
+from tests.conftest import calls_leave_no_cycles, InOrder, azure_dep, openai_dep
 from tests.providers.chat_types import check_request
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -77,6 +77,13 @@ async def test_plain_request_translates_both_ways(chat: Any, make_router: Any) -
     path, headers, _ = up.requests[-1]
     assert path == "/v1/chat/completions" and headers["Authorization"] == f"Bearer {KEY}"
     assert last_body(up)["messages"][0] == {"role": "system", "content": "terse"}
+
+
+async def test_calls_leave_no_reference_cycles(chat: Any, make_router: Any) -> None:
+    """A call's objects are freed as it ends, never left to the garbage collector."""
+    up = await chat()
+    await calls_leave_no_cycles(make_router([vllm_dep(up)]), "llama")
+    await calls_leave_no_cycles(make_router([azure_ai_dep(up, "ai")]), "ai")
 
 
 async def test_stream_is_the_whole_responses_event_sequence(chat: Any, make_router: Any) -> None:

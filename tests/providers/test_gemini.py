@@ -17,7 +17,7 @@ from router.errors import (
     UnsupportedParameterError,
 )
 from router.testing.gemini import GeminiUpstream
-from tests.conftest import InOrder, openai_dep
+from tests.conftest import calls_leave_no_cycles, InOrder, openai_dep
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
@@ -56,6 +56,12 @@ async def test_create_through_the_router(fakes: Any, make_router: Any) -> None:
     assert sent["model"] == "gemini-2.5-flash" and sent["verb"] == "generateContent"
     assert sent["headers"]["x-goog-api-key"] == up.api_key and "key" not in sent["query"]
     assert sent["body"]["generationConfig"] == {"maxOutputTokens": 20}
+
+
+async def test_calls_leave_no_reference_cycles(fakes: Any, make_router: Any) -> None:
+    """A call's objects are freed as it ends, never left to the garbage collector."""
+    up = await fakes("g1")
+    await calls_leave_no_cycles(make_router([gemini_dep(up)]), "flash")
 
 
 async def test_stream_through_the_router(fakes: Any, make_router: Any) -> None:

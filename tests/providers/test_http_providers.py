@@ -20,7 +20,13 @@ from openai.types.responses import Response as OpenAIResponse
 
 from providers import responses_http
 from router.errors import AuthenticationError, BadRequestError, RateLimitError
-from tests.conftest import azure_dep, create_paths, openai_dep, serve_routes
+from tests.conftest import (
+    azure_dep,
+    calls_leave_no_cycles,
+    create_paths,
+    openai_dep,
+    serve_routes,
+)
 
 
 def only_create(up: Any) -> Any:
@@ -31,6 +37,13 @@ def only_create(up: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- OpenAI
+
+
+async def test_calls_leave_no_reference_cycles(upstreams, make_router):
+    """A call's objects are freed as it ends, never left to the garbage collector."""
+    east, west = await upstreams("east", "west")
+    await calls_leave_no_cycles(make_router([openai_dep(east, "gpt"), azure_dep(west, "gpt")]),
+                                "gpt")
 
 
 async def test_openai_sends_bearer_key_to_v1_responses(upstreams, make_router):
