@@ -23,7 +23,7 @@ from router.errors import (
     UnsupportedParameterError,
 )
 from router.testing.chat import ChatUpstream
-from tests.conftest import calls_leave_no_cycles, InOrder, azure_dep, openai_dep
+from tests.conftest import InOrder, azure_dep, calls_leave_no_cycles, openai_dep
 from tests.providers.chat_types import check_request
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)

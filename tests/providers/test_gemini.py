@@ -17,7 +17,7 @@ from router.errors import (
     UnsupportedParameterError,
 )
 from router.testing.gemini import GeminiUpstream
-from tests.conftest import calls_leave_no_cycles, InOrder, openai_dep
+from tests.conftest import InOrder, calls_leave_no_cycles, openai_dep
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
