@@ -167,7 +167,7 @@ class RedisStore:
         retries: dict[str, Any] = {
             "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError]}
         if t.kind == "sentinel":
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 7
                 list(t.sentinel_nodes), sentinel_kwargs=self._sentinel_options(),
                 username=t.username, password=t.password, db=t.db, ssl=t.ssl,
                 **self._options, **retries)
