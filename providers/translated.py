@@ -154,8 +154,9 @@ class TranslatedProvider:
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
     ) -> Response:
         call = self._call(deployment, request, stream=False)
+        codec = self.codec_of(deployment)
         try:
-            answer = await self._send(deployment, request, call, timeout)
+            answer = await self._send(deployment, request, call, timeout, codec)
             try:
                 await answer.aread()
             finally:
@@ -165,22 +166,28 @@ class TranslatedProvider:
         if answer.status_code >= 400:
             raise self._status_error(answer, deployment)
         body = _json_object(answer.content, answer.status_code, deployment)
-        codec = self.codec_of(deployment)
-        return Response(self._translate(lambda: codec.decode(body, call), deployment))
+        try:  # _translate's rules, inline: this runs once per request
+            return Response(codec.decode(body, call))
+        except RouterError as exc:
+            self._attributed(exc, deployment)
+            raise
+        except _MALFORMED as exc:
+            raise self._malformed(exc, deployment) from None
 
     async def stream(
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
     ) -> AsyncGenerator[StreamEvent, None]:
         call = self._call(deployment, request, stream=True)
+        codec = self.codec_of(deployment)
         try:
-            answer = await self._send(deployment, request, call, timeout)
+            answer = await self._send(deployment, request, call, timeout, codec)
         except httpx.HTTPError as exc:
             raise transport_error(exc, deployment) from exc
         try:
             if answer.status_code >= 400:
                 await answer.aread()
                 raise self._status_error(answer, deployment)
-            decoder = self.codec_of(deployment).decoder(call)
+            decoder = codec.decoder(call)
             feed = decoder.feed
             frames = self.frames(answer, deployment)
             async for frame in frames:
@@ -235,22 +242,21 @@ class TranslatedProvider:
 
     def _call(self, deployment: Deployment, request: RouteRequest, *, stream: bool) -> Call:
         target: Target = deployment.endpoint
-        for name in _STATEFUL:
-            if request.params.get(name) is not None:
-                raise InvalidRequestError(
-                    f"{name}: {self.name} keeps no conversation state, so a follow-up "
-                    "cannot be continued there; send the whole conversation as input",
-                    model_group=deployment.model_name, deployment_id=deployment.id,
-                )
-        return Call(
-            provider=self.name, model=deployment.upstream_model, params=request.params,
-            response_id=new_response_id(), created_at=int(time.time()), stream=stream,
-            drop_params=target.drop_params,
-        )
+        params = request.params
+        if "previous_response_id" in params or "conversation" in params:
+            for name in _STATEFUL:
+                if params.get(name) is not None:
+                    raise InvalidRequestError(
+                        f"{name}: {self.name} keeps no conversation state, so a follow-up "
+                        "cannot be continued there; send the whole conversation as input",
+                        model_group=deployment.model_name, deployment_id=deployment.id,
+                    )
+        return Call(self.name, deployment.upstream_model, params, new_response_id(),
+                    int(time.time()), stream, target.drop_params)
 
-    def _native(self, call: Call, deployment: Deployment) -> NativeRequest:
+    def _native(self, call: Call, deployment: Deployment, codec: Codec) -> NativeRequest:
         try:
-            native = self.codec_of(deployment).encode(call)
+            native = codec.encode(call)
         except RouterError as exc:
             self._attributed(exc, deployment)
             raise
@@ -262,9 +268,10 @@ class TranslatedProvider:
         return native
 
     async def _send(
-        self, deployment: Deployment, request: RouteRequest, call: Call, timeout: float | None
+        self, deployment: Deployment, request: RouteRequest, call: Call, timeout: float | None,
+        codec: Codec,
     ) -> Answer:
-        native = self._native(call, deployment)
+        native = self._native(call, deployment, codec)
         target: Target = deployment.endpoint
         body = native.body
         extra = deployment.config.litellm_params.extra_body
@@ -275,7 +282,9 @@ class TranslatedProvider:
         except (TypeError, ValueError):
             raise unsendable(body) from None
         url = _url(target, native, request.extra_query)
-        headers = {**target.headers, **native.headers, **(request.extra_headers or {})}
+        headers = {**target.headers, **native.headers}
+        if request.extra_headers:
+            headers.update(request.extra_headers)
         sent = await self.authorize(deployment, "POST", url, headers, content)
         answer = await self._pool.get(target.origin).send(
             "POST", url, headers=sent, content=content, timeout=timeout,

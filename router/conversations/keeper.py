@@ -259,13 +259,16 @@ class Keeper:
         if continuation is None:
             if not deployment.stateless:
                 return request
-            if request.previous_response_id is not None or request.conversation_id is not None:
+            previous = request.previous_response_id
+            if previous is not None or request.conversation_id is not None:
                 await self.open(request)  # a fallback group's stateless deployment
                 continuation = request.continuation
             if continuation is None:
                 if request.params.get("store") is not False:  # its turn will be kept
                     self._check_response_size(request, self._turn(request).size)
-                return self._without_state(request, deployment)
+                if previous is not None:
+                    raise self._not_kept(previous, deployment)
+                return request
         if not self._replays(continuation, deployment):
             return request
         if continuation.partial:  # failover: now the whole history is needed
@@ -319,17 +322,15 @@ class Keeper:
         continuation.left_out = left_out
         return dataclasses.replace(request, params=params, extra_body=extra)
 
-    def _without_state(self, request: RouteRequest, deployment: Deployment) -> RouteRequest:
-        """A stateless deployment's first turn: the request as it is (a previous response the
-        router does not keep is refused, never silently dropped)."""
-        previous = request.previous_response_id
-        if previous is not None:
-            raise ResponseNotFoundError(
-                f"previous_response_id {previous!r}: {deployment.id!r} keeps no conversation "
-                "state and the router keeps no response by that id (made with store=false, "
-                "deleted, expired, or made elsewhere)", response_id=previous,
-                model_group=deployment.model_name)
-        return request
+    @staticmethod
+    def _not_kept(previous: str, deployment: Deployment) -> ResponseNotFoundError:
+        """A stateless deployment cannot continue a response the router does not keep (it
+        is refused, never silently dropped)."""
+        return ResponseNotFoundError(
+            f"previous_response_id {previous!r}: {deployment.id!r} keeps no conversation "
+            "state and the router keeps no response by that id (made with store=false, "
+            "deleted, expired, or made elsewhere)", response_id=previous,
+            model_group=deployment.model_name)
 
     def _check_response_size(self, request: RouteRequest, size: int) -> None:
         if size > self._max_response:
@@ -410,8 +411,6 @@ class Keeper:
         if not isinstance(response_id, str) or response.get("status") in ("failed", "cancelled"):
             return
         continuation = request.continuation
-        kind = KEPT if deployment.stateless or (
-            continuation is not None and continuation.kind == KEPT) else NATIVE
         # a response continuing one the router does not hold links to it all the same:
         # its history is then known to be incomplete, never taken for whole
         previous = (continuation.previous if continuation is not None
@@ -424,6 +423,8 @@ class Keeper:
                                        deployment.model_name, conversation=conversation),
                                   self._ttl)
             return
+        kind = KEPT if deployment.stateless or (
+            continuation is not None and continuation.kind == KEPT) else NATIVE
         turn = self._turn(request)
         size = turn.size + len(compact(response).encode()) + _CONTENT_OVERHEAD
         if size > self._max_response:
