@@ -110,7 +110,13 @@ class BedrockProvider(TranslatedProvider):
             raise InvalidRequestError(
                 "extra_query: Bedrock's Converse takes no query parameters",
                 model_group=deployment.model_name, deployment_id=deployment.id)
-        frozen = await _frozen(target.credentials)
+        credentials = target.credentials
+        # only botocore's RefreshableCredentials have it (duck-typed: no import per request)
+        refresh_needed = getattr(credentials, "refresh_needed", None)
+        if refresh_needed is not None and refresh_needed():
+            frozen = await _refreshed(credentials)
+        else:
+            frozen = credentials.get_frozen_credentials()
         return target.signer.sign(url, headers, body, access_key=frozen.access_key or "",
                                   secret_key=frozen.secret_key or "", token=frozen.token)
 
@@ -128,18 +134,13 @@ class BedrockProvider(TranslatedProvider):
         return body
 
 
-async def _frozen(credentials: Credentials) -> ReadOnlyCredentials:
-    """The credentials to sign with now.
+async def _refreshed(credentials: Credentials) -> ReadOnlyCredentials:
+    """Temporary credentials (a role, SSO, instance metadata) near their expiry, refreshed.
 
-    Temporary credentials (a role, SSO, instance metadata) are refreshed by
-    botocore with blocking calls when they near their expiry; that refresh
-    runs in a worker thread so the event loop keeps serving other requests.
+    botocore refreshes them with blocking calls; that runs in a worker thread
+    so the event loop keeps serving other requests.
     """
-    # only botocore's RefreshableCredentials have it (duck-typed: no import per request)
-    refresh_needed = getattr(credentials, "refresh_needed", None)
-    if refresh_needed is not None and refresh_needed():
-        return await asyncio.to_thread(credentials.get_frozen_credentials)
-    return credentials.get_frozen_credentials()
+    return await asyncio.to_thread(credentials.get_frozen_credentials)
 
 
 # -- configuration ------------------------------------------------------------------------

@@ -490,7 +490,9 @@ def _output_items(call: Call, candidate: Mapping[str, Any]) -> list[Json]:
     grounding (:mod:`providers.gemini_grounding`): citations, and the searches run."""
     output: list[Json] = []
     texts: list[str] = []
+    length = 0  # of the texts joined so far
     kind = ""
+    grounded = "groundingMetadata" in candidate
     placed: dict[int, tuple[str, int]] = {}  # text part -> its text, its offset in its message
     message_of: dict[int, int] = {}  # text part -> where its message goes in output
     for i, part in enumerate(_parts(candidate)):
@@ -498,19 +500,21 @@ def _output_items(call: Call, candidate: Mapping[str, Any]) -> list[Json]:
         part_kind = _part_kind(part)
         if part_kind != kind or part_kind == "call" or signature:
             _flush(call, output, kind, texts)
-            kind, texts = part_kind, []
+            kind, texts, length = part_kind, [], 0
         if isinstance(signature, str) and signature:
             output.append(reasoning_item(item_id(call, "reasoning", len(output)), [],
                                          encrypted=signature))
         if part_kind == "call":
             output.append(_call_item(call, part["functionCall"], len(output)))
         elif part_kind:
-            if part_kind == "text":
-                placed[i] = (part["text"], sum(map(len, texts)))
+            text = part["text"]
+            if grounded and part_kind == "text":
+                placed[i] = (text, length)
                 message_of[i] = len(output)
-            texts.append(part["text"])
+            texts.append(text)
+            length += len(text)
     _flush(call, output, kind, texts)
-    if "groundingMetadata" in candidate:
+    if grounded:
         _ground(call, candidate, output, placed, message_of)
     return output
 
