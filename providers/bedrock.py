@@ -44,7 +44,7 @@ from providers.translated import Target, TranslatedProvider
 from router.errors import ConfigError, InvalidRequestError, MalformedResponseError
 
 if TYPE_CHECKING:
-    from botocore.credentials import Credentials, ReadOnlyCredentials
+    from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
     from botocore.session import Session
 
     from router.config import DeploymentConfig
@@ -68,6 +68,17 @@ class BedrockTarget(Target):
     credentials: Credentials | None = field(default=None, repr=False)
     signer: SigV4Signer = field(
         default_factory=lambda: SigV4Signer(DEFAULT_REGION, SIGNING_NAME), repr=False)
+    #: the credentials frozen once when they never change (static keys: botocore's
+    #: ``Credentials``, which cannot refresh); ``None`` for refreshable ones
+    static: ReadOnlyCredentials | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        Target.__post_init__(self)
+        credentials = self.credentials
+        static = None
+        if credentials is not None and getattr(credentials, "refresh_needed", None) is None:
+            static = credentials.get_frozen_credentials()
+        object.__setattr__(self, "static", static)
 
     def __repr__(self) -> str:
         return f"BedrockTarget({self.base_url!r}, region={self.region!r})"
@@ -110,13 +121,11 @@ class BedrockProvider(TranslatedProvider):
             raise InvalidRequestError(
                 "extra_query: Bedrock's Converse takes no query parameters",
                 model_group=deployment.model_name, deployment_id=deployment.id)
-        credentials = target.credentials
-        # only botocore's RefreshableCredentials have it (duck-typed: no import per request)
-        refresh_needed = getattr(credentials, "refresh_needed", None)
-        if refresh_needed is not None and refresh_needed():
-            frozen = await _refreshed(credentials)
-        else:
-            frozen = credentials.get_frozen_credentials()
+        frozen = target.static
+        if frozen is None:  # refreshable: botocore's RefreshableCredentials and kin
+            credentials: RefreshableCredentials = target.credentials  # type: ignore[assignment]
+            frozen = (await _refreshed(credentials) if credentials.refresh_needed()
+                      else credentials.get_frozen_credentials())
         return target.signer.sign(url, headers, body, access_key=frozen.access_key or "",
                                   secret_key=frozen.secret_key or "", token=frozen.token)
 

@@ -561,10 +561,13 @@ def _flags(call: Call) -> None:
 
 
 def _output_items(call: Call, content: Any) -> list[Json]:
-    if not isinstance(content, list) or not all(isinstance(b, Mapping) for b in content):
+    if not isinstance(content, list):
         raise MalformedResponseError("Bedrock's output.message.content is not a list of blocks")
     output: list[Json] = []
     for block in content:
+        if not isinstance(block, dict):
+            raise MalformedResponseError(
+                "Bedrock's output.message.content is not a list of blocks")
         item = _output_item(call, block, len(output))
         if item is not None:
             output.append(item)
