@@ -35,10 +35,16 @@ PASS/FAIL against the targets: <= 30 µs per request and <= 3 µs per stream
 event over native. Those rows send ``store: false`` (native too),
 so they measure translation alone; a second row per codec, "kept", sends the
 default ``store: true``, under which the router also keeps each translated
-response for follow-ups (:mod:`router.conversations`): its extra cost is that
+response for follow-ups (:mod:`router.conversations`), measured against
+native with ``store: true`` (which records each response's owner; its own row
+shows what that costs over ``store: false``): its extra cost is that
 feature's, shown beside the target rather than judged by it. Medians of
 adjacent pairs keep the figures usable on a shared machine, where one batch
-now and then runs slow.
+now and then runs slow. A control row measures the native path against
+itself (a second router, the same answers): its "added" figures would be 0
+on a quiet machine, so they show how far the run's noise reaches. On
+loopback the router is pinned to one CPU and the replay processes to the
+others, where the platform allows it.
 
 Adding a codec is one :class:`Entry` in :data:`ENTRIES`: its fake's module,
 its model prefix, how its ``api_base`` is made from the fake's URL, and any
@@ -54,6 +60,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import os
 import resource
 import statistics
 import subprocess
@@ -303,10 +311,19 @@ def _cpu(target: Target) -> float:
     return statistics.median(b[0] for r in target.cpu["plain"] for b in r)
 
 
+def _baseline(targets: list[Target], target: Target) -> Target:
+    """What ``target`` is measured against: native with ``store: false`` (``targets[0]``),
+    or, for a kept codec, native kept (``targets[1]``): both then keep something per
+    response (native records its owner), so the row shows what keeping translated
+    responses costs beyond that."""
+    native, native_kept = targets[0], targets[1]
+    return native_kept if target.kept and target is not native_kept else native
+
+
 def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
     request, event = _added(native, codec, "plain"), _added(native, codec, "stream")
     marginal = _marginal(native, codec)
-    judged = not codec.kept
+    judged = not codec.kept and not codec.name.startswith(CONTROL.name)
     cells = [
         codec.name, fmt(_cpu(native)), fmt(_cpu(codec)),
         _spread(request, 1), f"{request[2]:+.1f}",
@@ -330,6 +347,10 @@ def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
 
 NATIVE = Entry("native openai", "", "openai/gpt-4o", lambda url: f"{url}/v1",
                long_args=("long",))
+#: The control: the native path again (its own router, the same answers), measured as if it
+#: were a codec. Its added figures are the run's noise floor: they would be 0 on a quiet
+#: machine.
+CONTROL = dataclasses.replace(NATIVE, name="native again (control)")
 
 
 @contextlib.contextmanager
@@ -357,8 +378,10 @@ def _fake_key(entry: Entry, long: bool) -> tuple[str, bool]:
 
 
 def _plan(entries: list[Entry]) -> list[tuple[Entry, bool]]:
-    """Every target: native first, then each entry without and with kept conversations."""
-    return [(NATIVE, False), *((entry, kept) for entry in entries for kept in (False, True))]
+    """Every target: native (``store: false``, then kept), the control, then each entry
+    without and with kept conversations."""
+    return [(NATIVE, False), (NATIVE, True), (CONTROL, False),
+            *((entry, kept) for entry in entries for kept in (False, True))]
 
 
 def _target(entry: Entry, kept: bool, short: Served, long: Served) -> Target:
@@ -419,8 +442,31 @@ async def _upstreams(
             path = Path(folder) / f"{name}.json"
             save(kept, path)
             replays.append(stack.enter_context(
-                FakeProcess("benchmarks.replay", ("--recordings", str(path)))).url)
-        yield {key: Served(replays[key[1]]) for key in urls}
+                FakeProcess("benchmarks.replay", ("--recordings", str(path)))))
+        stack.enter_context(_pinned([replay.pid for replay in replays]))
+        yield {key: Served(replays[key[1]].url) for key in urls}
+
+
+@contextlib.contextmanager
+def _pinned(others: list[int | None]) -> Iterator[None]:
+    """This process on its first CPU and ``others`` on the rest, for the block (where the
+    platform lets a process choose its CPUs, and there are two or more): the router's
+    caches then hold only its own work, and the scheduler cannot move it mid-batch."""
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    mine = os.sched_getaffinity(0) if setaffinity is not None else set()
+    if setaffinity is None or len(mine) < 2:
+        yield
+        return
+    first, *rest = sorted(mine)
+    try:
+        setaffinity(0, {first})
+        for pid in others:
+            if pid is not None:
+                with contextlib.suppress(OSError):  # it may have exited already
+                    setaffinity(pid, set(rest))
+        yield
+    finally:
+        setaffinity(0, mine)
 
 
 @contextlib.asynccontextmanager
@@ -461,7 +507,7 @@ async def main(argv: list[str] | None = None) -> None:
     async with _targets(entries, sizes, args.upstream) as targets:
         for round_no in range(sizes.rounds):
             await _round(targets, sizes, round_no % len(targets))
-        rows, data = zip(*(_row(targets[0], t) for t in targets[1:]), strict=True)
+        rows, data = zip(*(_row(_baseline(targets, t), t) for t in targets[1:]), strict=True)
     print(markdown_table(
         ["codec", "native CPU µs/req", "codec CPU µs/req", "added µs/req (rounds)",
          "of it user", f"<= {MAX_ADDED_REQUEST_US:.0f} µs", "events/stream native / codec",

@@ -4,22 +4,31 @@ like with like (the same number of stream events); never a timing assertion."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from benchmarks.translation import ENTRIES, main
+from benchmarks.translation import CONTROL, ENTRIES, NATIVE, main
 
 
 @pytest.mark.parametrize("upstream", ["replay", "in-process"])
 async def test_every_codec_is_measured_against_native(tmp_path: Path, upstream: str) -> None:
     out = tmp_path / "translation.json"
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     await main(["--quick", "--scale", "0.05", "--rounds", "1", "--json", str(out),
                 "--upstream", upstream])
+    if cpus is not None:  # loopback pins this process to one CPU while it measures
+        assert os.sched_getaffinity(0) == cpus
     rows = json.loads(out.read_text())["rows"]
     assert [row["codec"] for row in rows] == [
-        name for entry in ENTRIES for name in (entry.name, f"{entry.name}, kept")]
-    assert [row["kept"] for row in rows] == [False, True] * len(ENTRIES)
+        f"{NATIVE.name}, kept", CONTROL.name,
+        *(name for entry in ENTRIES for name in (entry.name, f"{entry.name}, kept"))]
+    assert [row["kept"] for row in rows] == [True, False] + [False, True] * len(ENTRIES)
+    # a kept codec is measured against native kept, the others against native
+    native, native_kept = rows[1]["native_cpu_us"], rows[0]["codec_cpu_us"]
+    assert all(row["native_cpu_us"] == (native_kept if row["kept"] else native)
+               for row in rows[1:])
     for row in rows:
         assert row["codec_events"] == row["native_events"] > 0
         assert row["codec_long_events"] > row["codec_events"]  # a slope needs two lengths
