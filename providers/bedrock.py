@@ -30,7 +30,6 @@ default).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from providers.http import Answer, origin_of
 from providers.sigv4 import SigV4Signer
 from providers.translated import Target, TranslatedProvider
 from router.errors import ConfigError, InvalidRequestError, MalformedResponseError
+from router.types import parse_json
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
@@ -239,7 +239,7 @@ def _frame(headers: Mapping[str, Any], payload: bytes, deployment: Deployment) -
                            "message": headers.get(":error-message")}}
     name = headers.get(":event-type" if kind == "event" else ":exception-type")
     try:
-        data = json.loads(payload.decode()) if payload else {}  # str: no encoding sniffing
+        data = parse_json(payload) if payload else {}
     except ValueError:
         data = None
     if not isinstance(name, str) or not isinstance(data, dict):

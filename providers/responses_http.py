@@ -30,7 +30,15 @@ from router.errors import (
     request_id_of,
 )
 from router.request import check_query
-from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, body_json, record_json
+from router.types import (
+    TERMINAL_EVENTS,
+    Record,
+    Response,
+    StreamEvent,
+    body_json,
+    parse_json,
+    record_json,
+)
 
 if TYPE_CHECKING:
     from router.config.models import DeploymentConfig
@@ -254,7 +262,7 @@ def _decode(answer: Answer, deployment: Deployment) -> dict[str, Any]:
     if answer.status_code >= 400:
         raise status_error(answer, deployment)
     try:
-        data = json.loads(answer.content)
+        data = parse_json(answer.content)
     except ValueError:
         data = None
     if not isinstance(data, dict):
@@ -286,7 +294,7 @@ def transport_error(exc: Exception, deployment: Deployment) -> UpstreamError:
 def _parse_event(sse: ServerSentEvent, deployment: Deployment) -> StreamEvent:
     """One SSE message as an event; an ``error`` event or bad JSON raises."""
     try:
-        data = json.loads(sse.data)
+        data = parse_json(sse.data)
     except ValueError:
         data = None
     if not isinstance(data, dict):

@@ -49,7 +49,14 @@ from router.errors import (
     UpstreamError,
     error_from_status,
 )
-from router.types import TERMINAL_EVENTS, Record, Response, StreamEvent, body_json
+from router.types import (
+    TERMINAL_EVENTS,
+    Record,
+    Response,
+    StreamEvent,
+    body_json,
+    parse_json,
+)
 
 if TYPE_CHECKING:
     from router.config import DeploymentConfig
@@ -336,7 +343,7 @@ def _url(target: Target, native: NativeRequest, extra: Mapping[str, Any] | None)
 
 def _json_object(content: bytes, status: int, deployment: Deployment) -> Json:
     try:
-        data = json.loads(content)
+        data = parse_json(content)
     except ValueError:
         data = None
     if not isinstance(data, dict):
@@ -360,7 +367,7 @@ async def _sse_objects(answer: Answer, deployment: Deployment) -> AsyncGenerator
         if sse.data == "[DONE]" or not sse.data:
             continue
         try:
-            data = json.loads(sse.data)
+            data = parse_json(sse.data)
         except ValueError:
             data = None
         if not isinstance(data, dict):

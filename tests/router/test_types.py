@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import random
 from typing import Any
 
 import pytest
@@ -10,7 +12,15 @@ from openai.types.responses import Response as OpenAIResponse
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from router.types import Attempt, AttemptTrail, Record, Response, RoutingInfo, StreamEvent
+from router.types import (
+    Attempt,
+    AttemptTrail,
+    Record,
+    Response,
+    RoutingInfo,
+    StreamEvent,
+    parse_json,
+)
 
 # isort: split
 # router.* must be imported before providers.* (an import cycle, see
@@ -219,3 +229,53 @@ def test_trail_retries_count_attempts_beyond_the_first_per_group() -> None:
 def test_trail_single_attempt_per_group_is_no_retry() -> None:
     trail = AttemptTrail("a", [Attempt("a", "a1", 0, 0, error="X"), Attempt("b", "b1", 0, 0)])
     assert trail.retries == 0
+
+
+def json_values(rng: random.Random, depth: int = 0) -> Any:
+    """A JSON value as a response or its input holds one: objects, lists, text (any
+    script, escapes, emoji), integers small and huge, decimals, booleans, null."""
+    kind = rng.randrange(8 if depth < 4 else 5)
+    if kind == 0:
+        return rng.choice(["", "plain", "é ü ß", "日本語", "emoji 😀", 'q"uo\\te\n\t', "\u2028",
+                           "\x00\x1f"]) + str(rng.random())
+    if kind == 1:
+        return rng.choice([0, -1, 7, 2**53, -(2**63), 10**30])
+    if kind == 2:
+        return rng.choice([0.5, 0.1, 1.25, -3.75, 0.7, 123.456])
+    if kind == 3:
+        return rng.choice([True, False])
+    if kind == 4:
+        return None
+    if kind == 5:
+        return [json_values(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {f"k{i}{rng.choice(['', 'é', '😀'])}": json_values(rng, depth + 1)
+            for i in range(rng.randrange(5))}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_parse_json_reads_what_json_loads_reads(seed: int) -> None:
+    rng = random.Random(seed)
+    value = {"output": [json_values(rng) for _ in range(5)]}
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        assert parse_json(text) == parse_json(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", [
+    '\ufeff{"a": 1}',  # a byte order mark (jiter refuses it; json.loads takes it as bytes)
+    '{"text": "\\ud83d"}',  # half of an emoji's surrogate pair, escaped
+    '{"a": NaN, "b": Infinity}',
+    '{"a": 1, "a": 2}',
+])
+def test_parse_json_takes_what_only_json_loads_takes(text: str) -> None:
+    raw = text.encode("utf-8")
+    expected = json.loads(raw)
+    parsed = parse_json(raw)
+    assert json.dumps(parsed) == json.dumps(expected)  # NaN != NaN: compare the text
+
+
+@pytest.mark.parametrize("raw", [b"", b"{bad", b'{"a": 1} trailing', b"\xff\xfe\x00"])
+def test_parse_json_refuses_what_json_loads_refuses(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        json.loads(raw)
+    with pytest.raises(ValueError):
+        parse_json(raw)

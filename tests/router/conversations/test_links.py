@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 from cryptography.fernet import Fernet
 
@@ -10,6 +13,7 @@ from router.conversations.links import (
     NATIVE,
     NO_STORE,
     Link,
+    compact,
     dump,
     header_of,
     history,
@@ -18,6 +22,7 @@ from router.conversations.links import (
 )
 from router.conversations.sealing import FernetSealer, PlainSealer, SealingError, sealer_for
 from router.errors import ConfigError
+from tests.router.test_types import json_values
 
 INPUT = [{"type": "message", "role": "user", "content": [{"type": "input_text",
                                                           "text": "line one\nline two"}]}]
@@ -83,3 +88,14 @@ def test_keys_are_checked_without_being_shown() -> None:
     with pytest.raises(ConfigError, match=r"conversation_encryption_keys\[1\]") as e:
         FernetSealer([Fernet.generate_key().decode(), "hunter2-not-a-key"])
     assert "hunter2" not in str(e.value)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_compact_is_json_dumps_compact_text(seed: int) -> None:
+    """What a link is measured and stored as: json.dumps' compact, non-ASCII text (only an
+    exponent's spelling may differ, and no response holds one in these values)."""
+    rng = random.Random(seed)
+    value = {"input": [json_values(rng) for _ in range(3)],
+             "response": {"output": [json_values(rng) for _ in range(3)]}}
+    assert compact(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert json.loads(compact({"big": 1e16, "small": 1e-7})) == {"big": 1e16, "small": 1e-7}
