@@ -61,7 +61,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from providers.codec import Call, NativeError, NativeRequest
+from providers.codec import Call, EncodeStep, NativeError, NativeRequest, run_steps
 from providers.responses_input import function_tools, input_items, part_text
 from providers.responses_shapes import (
     EventWriter,
@@ -333,6 +333,14 @@ def _native_choice(call: Call, choice: Any) -> Json | None:
     return None
 
 
+#: The encoding steps after the parameters' own handlers, each with the parameters it reads.
+_STEPS: tuple[EncodeStep, ...] = (
+    (frozenset({"tools", "tool_choice", "parallel_tool_calls"}), _tools),
+    (frozenset({"reasoning"}), _thinking),
+    (frozenset({"metadata"}), _metadata_user),
+)
+
+
 # -- input ----------------------------------------------------------------------------------
 
 
@@ -592,9 +600,6 @@ def native_error(kind: str | None, message: str, status: int | None = None) -> N
     return NativeError(mapped_status, message, code=code, type=kind)
 
 
-#: The parameters the tools step reads (it is skipped when none of them is given).
-_TOOL_PARAMS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
-
 
 def _body(call: Call) -> Json:
     turns = _messages(call)
@@ -609,13 +614,7 @@ def _body(call: Call) -> Json:
             _other_param(call, name, value)
         else:
             handler(call, body, value)
-    given = call.params.keys()  # each step reads only its own parameters: skip those not given
-    if not given.isdisjoint(_TOOL_PARAMS):
-        _tools(call, body)
-    if "reasoning" in given:
-        _thinking(call, body)
-    if "metadata" in given:
-        _metadata_user(call, body)
+    run_steps(call, body, _STEPS)
     body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     return body
 

@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
-from providers.codec import Call, NativeError, NativeRequest
+from providers.codec import Call, EncodeStep, NativeError, NativeRequest, run_steps
 from providers.responses_input import function_tools, input_items, part_text
 from providers.responses_shapes import (
     EventWriter,
@@ -137,11 +137,6 @@ _ERRORS: Mapping[str, tuple[int, str | None]] = {
     "InvalidClientTokenId": (401, "invalid_api_key"),
     "ExpiredTokenException": (401, "invalid_api_key"),
 }
-#: The parameters each encoding step reads (a step none of them is given to is skipped).
-_TOOL_PARAMS = frozenset({"tools", "tool_choice"})
-_INFERENCE_PARAMS = frozenset({"max_output_tokens", "temperature", "top_p", "reasoning"})
-_METADATA_PARAMS = frozenset({"metadata", "user", "safety_identifier", "service_tier"})
-_FLAG_PARAMS = frozenset({"parallel_tool_calls", "truncation", "background", "include"})
 #: Request paths kept per codec (one per model and mode; a deployment has one model).
 _PATHS_KEPT = 256
 _ACCEPT: Mapping[str, str] = MappingProxyType({"accept": "application/json"})
@@ -177,17 +172,7 @@ class BedrockCodec:
         body: Json = {"messages": messages}
         if system:
             body["system"] = system
-        given = params.keys()  # each step reads only its own parameters: skip those not given
-        if not given.isdisjoint(_TOOL_PARAMS):
-            _tools(call, body)
-        if not given.isdisjoint(_INFERENCE_PARAMS):
-            _inference(call, body)
-        if "text" in given:
-            _output(call, body)
-        if not given.isdisjoint(_METADATA_PARAMS):
-            _metadata(call, body)
-        if not given.isdisjoint(_FLAG_PARAMS):
-            _flags(call)
+        run_steps(call, body, _STEPS)
         return NativeRequest(self._path(call.model, call.stream), body,
                              headers=_STREAM_ACCEPT if call.stream else _ACCEPT)
 
@@ -540,7 +525,7 @@ def _metadata(call: Call, body: Json) -> None:
         call.refuse("service_tier", f"has no service tier {tier!r}")
 
 
-def _flags(call: Call) -> None:
+def _flags(call: Call, body: Json) -> None:
     """Parameters that are honoured by leaving them as they are, or refused."""
     params = call.params
     if params.get("parallel_tool_calls") is False:
@@ -555,6 +540,16 @@ def _flags(call: Call) -> None:
     for value in include:
         if value != "reasoning.encrypted_content":
             call.refuse("include", f"cannot include {value!r}")
+
+
+#: The encoding steps after the conversation, each with the parameters it reads.
+_STEPS: tuple[EncodeStep, ...] = (
+    (frozenset({"tools", "tool_choice"}), _tools),
+    (frozenset({"max_output_tokens", "temperature", "top_p", "reasoning"}), _inference),
+    (frozenset({"text"}), _output),
+    (frozenset({"metadata", "user", "safety_identifier", "service_tier"}), _metadata),
+    (frozenset({"parallel_tool_calls", "truncation", "background", "include"}), _flags),
+)
 
 
 # -- answer -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from collections.abc import Hashable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from providers.codec import Call, NativeError, NativeRequest
+from providers.codec import Call, EncodeStep, NativeError, NativeRequest, run_steps
 from providers.responses_input import function_tools, input_items, part_text
 from providers.responses_shapes import (
     EventWriter,
@@ -70,10 +70,6 @@ _FINISH_INCOMPLETE: Mapping[str, str] = MappingProxyType(
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
-#: The parameters the sampling and tools steps read (each is skipped when none is given).
-_SAMPLING_PARAMS = frozenset({"temperature", "top_p", "max_output_tokens"})
-_TOOL_PARAMS = frozenset({"tools", "tool_choice"})
-
 _CONTEXT_HINTS = ("context length", "context_length", "context window", "too many tokens",
                   "prompt is too long", "maximum context", "input is too long")
 
@@ -87,15 +83,7 @@ class ChatCodec:
         params = call.params
         _refuse_unknown(call)
         body: Json = {"model": call.model, "messages": _messages(call)}
-        given = params.keys()  # each step reads only its own parameters: skip those not given
-        if not given.isdisjoint(_SAMPLING_PARAMS):
-            _sampling(call, body)
-        if not given.isdisjoint(_TOOL_PARAMS):
-            _tools(call, body)
-        if "text" in given:
-            _text_format(call, body)
-        if "reasoning" in given:
-            _reasoning(call, body)
+        run_steps(call, body, _STEPS)
         if call.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -311,6 +299,15 @@ def _reasoning(call: Call, body: Json) -> None:
             call.refuse(f"reasoning.{key}", "(a Chat Completions server) has no equivalent")
     # ``summary``: Chat Completions servers send their reasoning text unasked
     # (``reasoning_content``); it becomes the summary, so the request is honoured.
+
+
+#: The encoding steps after the messages, each with the parameters it reads.
+_STEPS: tuple[EncodeStep, ...] = (
+    (frozenset({"temperature", "top_p", "max_output_tokens"}), _sampling),
+    (frozenset({"tools", "tool_choice"}), _tools),
+    (frozenset({"text"}), _text_format),
+    (frozenset({"reasoning"}), _reasoning),
+)
 
 
 # -- answers ------------------------------------------------------------------------

@@ -28,13 +28,14 @@ Error handling in a codec:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from router.errors import UnsupportedParameterError
 
-__all__ = ["Call", "Codec", "NativeError", "NativeRequest", "StreamDecoder"]
+__all__ = ["Call", "Codec", "EncodeStep", "NativeError", "NativeRequest", "StreamDecoder",
+           "run_steps"]
 
 #: A decoded JSON object.
 Json = dict[str, Any]
@@ -75,6 +76,20 @@ class Call:
             "on the deployment to drop what the provider cannot honour",
             param=param, provider=self.provider,
         )
+
+
+#: One step of an encoder: the Responses parameters it reads, and what it adds to the body.
+EncodeStep = tuple[frozenset[str], Callable[["Call", Json], None]]
+
+
+def run_steps(call: Call, body: Json, steps: Sequence[EncodeStep]) -> None:
+    """Run each step whose parameters ``call`` gives, in order. A step reads only its own
+    parameters, so one whose parameters are all absent has nothing to do: the common
+    call, a bare input, then pays for no step's checks."""
+    given = call.params.keys()
+    for names, step in steps:
+        if not given.isdisjoint(names):
+            step(call, body)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from providers.codec import Call, NativeError, NativeRequest
+from providers.codec import Call, EncodeStep, NativeError, NativeRequest, run_steps
 from providers.gemini_grounding import citations, search_queries
 from providers.responses_input import function_tools, input_items, part_text
 from providers.responses_shapes import (
@@ -63,9 +63,6 @@ Json = dict[str, Any]
 
 #: Responses parameters this codec translates (or that need no upstream field:
 #: ``metadata``, ``user`` and ``store`` are echoed on the Response only).
-#: The parameters each encoding step reads (a step none of them is given to is skipped).
-_TOOL_PARAMS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
-_CONFIG_PARAMS = frozenset({"max_output_tokens", "temperature", "top_p", "text", "reasoning"})
 _SSE: Mapping[str, str] = MappingProxyType({"alt": "sse"})
 HONOURED = frozenset({
     "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
@@ -135,13 +132,7 @@ class GeminiCodec:
             body = {"contents": _contents(input_items(params), system)}
         if system:
             body["systemInstruction"] = {"parts": system}
-        given = params.keys()  # each step reads only its own parameters: skip those not given
-        if not given.isdisjoint(_TOOL_PARAMS):
-            _encode_tools(call, body)
-        if not given.isdisjoint(_CONFIG_PARAMS):
-            config = _generation_config(call)
-            if config:
-                body["generationConfig"] = config
+        run_steps(call, body, _STEPS)
         if call.stream:
             return NativeRequest(f"/{call.model}:streamGenerateContent", body, query=_SSE)
         return NativeRequest(f"/{call.model}:generateContent", body)
@@ -398,7 +389,7 @@ def _tool_config(call: Call) -> Json | None:
     return None
 
 
-def _generation_config(call: Call) -> Json:
+def _generation_config(call: Call, body: Json) -> None:
     params = call.params
     config: Json = {}
     for ours, theirs in (("max_output_tokens", "maxOutputTokens"),
@@ -409,7 +400,8 @@ def _generation_config(call: Call) -> Json:
     thinking = _thinking(call)
     if thinking:
         config["thinkingConfig"] = thinking
-    return config
+    if config:
+        body["generationConfig"] = config
 
 
 def _text_format(call: Call, config: Json) -> None:
@@ -449,6 +441,14 @@ def _thinking(call: Call) -> Json:
     if summary is not None:
         thinking["includeThoughts"] = True
     return thinking
+
+
+#: The encoding steps after the contents, each with the parameters it reads.
+_STEPS: tuple[EncodeStep, ...] = (
+    (frozenset({"tools", "tool_choice", "parallel_tool_calls"}), _encode_tools),
+    (frozenset({"max_output_tokens", "temperature", "top_p", "text", "reasoning"}),
+     _generation_config),
+)
 
 
 # -- response ------------------------------------------------------------------------------
