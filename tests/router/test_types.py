@@ -279,3 +279,12 @@ def test_parse_json_refuses_what_json_loads_refuses(raw: bytes) -> None:
         json.loads(raw)
     with pytest.raises(ValueError):
         parse_json(raw)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_parse_json_reads_every_float_as_json_loads_does(seed: int) -> None:
+    rng = random.Random(seed)
+    values = [rng.random() * 10.0 ** rng.randint(-300, 300) for _ in range(2000)]
+    values += [rng.uniform(-1e6, 1e6) for _ in range(1000)] + [5e-324, 1.7976931348623157e308]
+    text = json.dumps(values)
+    assert parse_json(text) == json.loads(text)
