@@ -600,7 +600,6 @@ def native_error(kind: str | None, message: str, status: int | None = None) -> N
     return NativeError(mapped_status, message, code=code, type=kind)
 
 
-
 def _body(call: Call) -> Json:
     turns = _messages(call)
     body: Json = {"model": call.model, "messages": turns.messages}

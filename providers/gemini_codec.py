@@ -63,12 +63,14 @@ Json = dict[str, Any]
 
 #: Responses parameters this codec translates (or that need no upstream field:
 #: ``metadata``, ``user`` and ``store`` are echoed on the Response only).
-_SSE: Mapping[str, str] = MappingProxyType({"alt": "sse"})
 HONOURED = frozenset({
     "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
     "reasoning", "max_output_tokens", "temperature", "top_p", "metadata", "user", "store",
     "stream_options",
 })
+
+#: The query of a streamed call (``streamGenerateContent`` answers SSE only when asked).
+_SSE: Mapping[str, str] = MappingProxyType({"alt": "sse"})
 
 #: ``reasoning.effort`` -> ``thinkingBudget`` (tokens); ``minimal`` / ``none`` turn
 #: thinking off where the model allows it.

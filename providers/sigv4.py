@@ -7,7 +7,9 @@ signer does exactly what SigV4Auth does for a POST with a JSON body and no
 query, and caches the derived signing key per (secret, day, region,
 service), which SigV4 allows since the key only changes with those, and the
 canonical request's fixed parts per (URL, session token, headers): a
-request then costs two SHA-256s and one HMAC (one call into C). A test
+request then costs two SHA-256s and one HMAC, taken from the signing key's
+two padded states (RFC 2104) rather than through :mod:`hmac`, which looks
+the digest up by name on every call. A test
 holds it to botocore's signature on generated requests (model ids with
 ``:`` and ``/``, ARNs, session tokens, days, regions, extra headers).
 
@@ -23,7 +25,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 __all__ = ["SigV4Signer", "SigningKeys"]
@@ -75,6 +76,18 @@ class _Form:
     headers: Mapping[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Day:
+    """What every signature of one day with one secret key shares: the credential scope,
+    and the signing key's inner and outer HMAC states (SHA-256 over the padded key)."""
+
+    day: str
+    secret_key: str = field(repr=False)  # a secret: never in a repr
+    scope: str
+    inner: hashlib._Hash
+    outer: hashlib._Hash
+
+
 @dataclass(slots=True)
 class SigV4Signer:
     """Signs POST requests for one service in one region."""
@@ -84,9 +97,7 @@ class SigV4Signer:
     keys: SigningKeys = field(default_factory=SigningKeys)
     _urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # url -> (path, host)
     _stamp: tuple[int, str] = (-1, "")  # the last second signed in, and its X-Amz-Date
-    #: the last (day, secret) signed for, its credential scope and its signing key's
-    #: inner and outer HMAC states
-    _day: tuple[str, str, str, Any, Any] | None = None
+    _day: _Day | None = None  # the last day and secret key signed with
     #: (url, token, headers) -> the canonical request's parts other than the date
     _forms: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], _Form] = field(
         default_factory=dict)
@@ -119,32 +130,30 @@ class SigV4Signer:
             form = self._forms[key] = self._form(url, headers, token)
         canonical = (f"POST\n{form.path}\n\n{form.before}x-amz-date:{stamp}\n{form.after}\n"
                      f"{form.names}\n{sha256(body).hexdigest()}")
-        scope, inner, outer = self._scope(stamp[:8], secret_key)
-        to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n{sha256(canonical.encode()).hexdigest()}"
-        # HMAC-SHA256 from the key's two padded states, copied (RFC 2104): the same as
-        # hmac.digest, which spends over half of its time looking the digest up by name
-        inner = inner.copy()
+        day = self._day_of(stamp[:8], secret_key)
+        to_sign = (f"{_ALGORITHM}\n{stamp}\n{day.scope}\n"
+                   f"{sha256(canonical.encode()).hexdigest()}")
+        inner = day.inner.copy()  # HMAC-SHA256 (RFC 2104) from the key's padded states
         inner.update(to_sign.encode())
-        outer = outer.copy()
+        outer = day.outer.copy()
         outer.update(inner.digest())
         signature = outer.hexdigest()
         out = dict(form.headers)
         out["X-Amz-Date"] = stamp
-        out["Authorization"] = (f"{_ALGORITHM} Credential={access_key}/{scope}, "
+        out["Authorization"] = (f"{_ALGORITHM} Credential={access_key}/{day.scope}, "
                                 f"SignedHeaders={form.names}, Signature={signature}")
         return out
 
-    def _scope(self, day: str, secret_key: str) -> tuple[str, Any, Any]:
-        """The credential scope of ``day``, and its signing key's inner and outer HMAC
-        states (the last day and secret signed for are kept at hand)."""
+    def _day_of(self, day: str, secret_key: str) -> _Day:
+        """What signatures of ``day`` with ``secret_key`` share (the last one kept at hand)."""
         last = self._day
-        if last is None or last[0] != day or last[1] != secret_key:
+        if last is None or last.day != day or last.secret_key != secret_key:
             key = self.keys.get(secret_key, day, self.region, self.service)
-            last = self._day = (day, secret_key,
-                                f"{day}/{self.region}/{self.service}/aws4_request",
-                                sha256(key.translate(_IPAD).ljust(_BLOCK, b"\x36")),
-                                sha256(key.translate(_OPAD).ljust(_BLOCK, b"\x5c")))
-        return last[2], last[3], last[4]
+            last = self._day = _Day(day, secret_key,
+                                    f"{day}/{self.region}/{self.service}/aws4_request",
+                                    sha256(key.translate(_IPAD).ljust(_BLOCK, b"\x36")),
+                                    sha256(key.translate(_OPAD).ljust(_BLOCK, b"\x5c")))
+        return last
 
     def _form(self, url: str, headers: Mapping[str, str], token: str | None) -> _Form:
         """What a signature over these headers shares with every other over them."""

@@ -173,13 +173,7 @@ class TranslatedProvider:
         if answer.status_code >= 400:
             raise self._status_error(answer, deployment)
         body = _json_object(answer.content, answer.status_code, deployment)
-        try:  # _translate's rules, inline: this runs once per request
-            return Response(codec.decode(body, call))
-        except RouterError as exc:
-            self._attributed(exc, deployment)
-            raise
-        except _MALFORMED as exc:
-            raise self._malformed(exc, deployment) from None
+        return Response(self._translate(codec.decode, deployment, body, call))
 
     async def stream(
         self, deployment: Deployment, request: RouteRequest, timeout: float | None
@@ -250,14 +244,13 @@ class TranslatedProvider:
     def _call(self, deployment: Deployment, request: RouteRequest, *, stream: bool) -> Call:
         target: Target = deployment.endpoint
         params = request.params
-        if "previous_response_id" in params or "conversation" in params:
-            for name in _STATEFUL:
-                if params.get(name) is not None:
-                    raise InvalidRequestError(
-                        f"{name}: {self.name} keeps no conversation state, so a follow-up "
-                        "cannot be continued there; send the whole conversation as input",
-                        model_group=deployment.model_name, deployment_id=deployment.id,
-                    )
+        for name in _STATEFUL:
+            if params.get(name) is not None:
+                raise InvalidRequestError(
+                    f"{name}: {self.name} keeps no conversation state, so a follow-up "
+                    "cannot be continued there; send the whole conversation as input",
+                    model_group=deployment.model_name, deployment_id=deployment.id,
+                )
         return Call(self.name, deployment.upstream_model, params, new_response_id(),
                     int(time.time()), stream, target.drop_params)
 
@@ -308,10 +301,11 @@ class TranslatedProvider:
             model_group=deployment.model_name, deployment_id=deployment.id,
         )
 
-    def _translate(self, step: Callable[[], Any], deployment: Deployment) -> Any:
-        """Run a codec step; a body of the wrong shape is the upstream's malformed answer."""
+    def _translate(self, step: Callable[..., Any], deployment: Deployment, *args: Any) -> Any:
+        """Run a codec step on ``args``; a body of the wrong shape is the upstream's
+        malformed answer."""
         try:
-            return step()
+            return step(*args)
         except RouterError as exc:
             self._attributed(exc, deployment)
             raise

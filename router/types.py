@@ -28,6 +28,7 @@ __all__ = [
     "RoutingInfo",
     "StreamEvent",
     "body_json",
+    "parse_json",
     "record_json",
 ]
 

@@ -581,4 +581,3 @@ async def test_nova_2_reasons_by_effort_and_its_redacted_reasoning_is_not_replay
                         {"role": "user", "content": "And back?"}])
     replayed = fake.requests[1].json["messages"][1]["content"]
     assert [next(iter(block)) for block in replayed] == ["text"]
-

@@ -103,7 +103,7 @@ def test_no_secret_in_a_signers_repr() -> None:
     signer.sign("https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse",
                 {"content-type": "application/json"}, b"{}", access_key="AKIDREPR",
                 secret_key="secret-in-repr", token="token-in-repr", now=1_700_000_000)
-    shown = repr(signer) + repr(signer.keys) + str(signer)
+    shown = repr(signer) + repr(signer.keys) + str(signer) + repr(signer._day)
     assert "secret-in-repr" not in shown and "token-in-repr" not in shown
     assert signer.keys.get("secret-in-repr", "20231114", "us-east-1", "bedrock").hex() \
         not in shown
