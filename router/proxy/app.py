@@ -194,7 +194,7 @@ async def _create(ctx: ServerContext, principal: Principal, model: str,
     result = await ctx.router.aresponses(model=model, **params)
     data = result._data
     await _record(ctx, principal, data, _conversation_id(params.get("conversation")))
-    await ctx.state.add_tokens(principal.key_id, _tokens(data))
+    await _count_tokens(ctx, principal, data)
     return _json(data, headers=_routing_headers(result))
 
 
@@ -279,10 +279,16 @@ async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any]
         log.warning("could not record the owner of a response: state store unavailable")
 
 
-def _tokens(data: dict[str, Any] | None) -> int:
+async def _count_tokens(ctx: ServerContext, principal: Principal,
+                        data: dict[str, Any] | None) -> None:
+    """Add a response's tokens to its key's minute, for a key with a ``tpm_limit`` (no
+    other key's count is ever read, so the others cost no Redis round trip)."""
+    if principal.tpm_limit is None:
+        return
     usage = (data or {}).get("usage") or {}
     total = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return total if isinstance(total, int) else 0
+    if isinstance(total, int):
+        await ctx.state.add_tokens(principal.key_id, total)
 
 
 def _routing_headers(result: Any) -> dict[str, str]:
@@ -352,7 +358,7 @@ async def _events(ctx: ServerContext, principal: Principal, stream: Any,
         return
     final = stream.response
     if final is not None:
-        await ctx.state.add_tokens(principal.key_id, _tokens(final._data))
+        await _count_tokens(ctx, principal, final._data)
 
 
 async def cut_streams(ctx: ServerContext, after: float) -> None:

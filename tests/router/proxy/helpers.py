@@ -33,13 +33,16 @@ KEY_A = "sk-team-a-0123456789"
 KEY_B = "sk-team-b-0123456789"
 KEY_LIMITED = "sk-limited-0123456789"
 KEY_SERIAL = "sk-serial-0123456789"
+KEY_TOKENS = "sk-tokens-0123456789"
+KEY_TOKENS_STREAM = "sk-tokens-stream-0123456789"
 
 
 def server_config(api_base: str, *, redis_url: str | None = None, prefix: str = "rr:",
                   general: dict[str, Any] | None = None, extra_groups: bool = True
                   ) -> dict[str, Any]:
     """A config with group ``gpt-4o`` (and ``other``) at ``api_base``, a master key and
-    four API keys (one limited to ``gpt-4o``, one free, one at 3 rpm, one at 1 parallel)."""
+    six API keys (one limited to ``gpt-4o``, one free, one at 3 rpm, one at 1 parallel,
+    two at 1 token per minute)."""
     def dep(name: str, model_id: str) -> dict[str, Any]:
         return {"model_name": name, "litellm_params": {
             "model": "openai/gpt-4o", "api_base": api_base, "api_key": "k1"},
@@ -57,6 +60,8 @@ def server_config(api_base: str, *, redis_url: str | None = None, prefix: str = 
             {"key": KEY_B, "key_alias": "team-b"},
             {"key": KEY_LIMITED, "key_alias": "limited", "rpm_limit": 3},
             {"key": KEY_SERIAL, "key_alias": "serial", "max_parallel_requests": 1},
+            {"key": KEY_TOKENS, "key_alias": "tokens", "tpm_limit": 1},
+            {"key": KEY_TOKENS_STREAM, "key_alias": "tokens-stream", "tpm_limit": 1},
         ],
         "graceful_shutdown_timeout": 10,
         **(general or {}),

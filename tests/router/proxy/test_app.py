@@ -28,6 +28,8 @@ from tests.router.proxy.helpers import (
     KEY_A,
     KEY_B,
     KEY_LIMITED,
+    KEY_TOKENS,
+    KEY_TOKENS_STREAM,
     MASTER,
     ServerProcess,
     server_config,
@@ -242,6 +244,27 @@ async def test_key_rpm_limit_holds_across_workers(server: ServerProcess) -> None
                 statuses.append(429)
                 assert int(exc.response.headers["retry-after"]) >= 1
     assert statuses == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize(("key", "stream"), [(KEY_TOKENS, False),
+                                             (KEY_TOKENS_STREAM, True)])
+async def test_key_tpm_limit_counts_tokens_across_workers(server: ServerProcess, key: str,
+                                                          stream: bool) -> None:
+    async with client(server, key) as c:  # the first answer's tokens pass the limit of 1
+        if stream:
+            async for event in await c.responses.create(model="gpt-4o", input="x",
+                                                        stream=True):
+                if event.type == "response.completed":
+                    assert event.response.usage is not None
+                    assert event.response.usage.total_tokens > 1
+        else:
+            first = await c.responses.create(model="gpt-4o", input="x")
+            assert first.usage is not None and first.usage.total_tokens > 1
+    async with client(server, key) as c:  # a new connection: maybe the other worker
+        with pytest.raises(openai.RateLimitError) as refused:
+            await c.responses.create(model="gpt-4o", input="x")
+    assert "1 tokens per minute" in refused.value.message
+    assert int(refused.value.response.headers["retry-after"]) >= 1
 
 
 # -- malformed requests ----------------------------------------------------------------------
