@@ -1,6 +1,7 @@
 """The console script: ``responses-router serve --config config.yaml``.
 
     responses-router serve --config config.yaml [--host 127.0.0.1] [--port 4000] [--workers N]
+                           [--loop auto|uvloop|asyncio]
 
 Checks the config before any worker starts (the Router's part and the
 server's, every problem by path, exit status 78; ``--workers`` above 1 needs
@@ -12,6 +13,7 @@ this process: the server's code is imported once, here, before the fork.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=4000, help="0 picks a free port")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (N>1 needs Redis)")
+    serve.add_argument("--loop", default="auto",
+                       help="the workers' event loop: auto (uvloop when installed), uvloop "
+                            "or asyncio")
     return parser
 
 
@@ -95,14 +100,19 @@ def _validate(path: str) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from router.errors import ConfigError
     from router.proxy.supervisor import Supervisor, SupervisorOptions
-    from router.proxy.worker import run_worker  # imported once, before the workers fork
+    from router.proxy.worker import loop_factory, run_worker  # imported before the fork
 
+    try:
+        loop = loop_factory(args.loop)
+    except ConfigError as exc:
+        raise SystemExit(f"responses-router: {exc}") from None
     doc = _document(args.config)
     _check_workers(doc, args.workers, args.config)
     _validate(args.config)
-    opts = SupervisorOptions(run_worker, args.config, args.host, args.port, args.workers,
-                             _grace(doc), say=_say)
+    opts = SupervisorOptions(functools.partial(run_worker, loop=loop), args.config, args.host,
+                             args.port, args.workers, _grace(doc), say=_say)
     try:
         supervisor = Supervisor(opts)
     except OSError as exc:

@@ -72,10 +72,12 @@ def server_config(api_base: str, *, redis_url: str | None = None, prefix: str = 
 class ServerProcess:
     """``responses-router serve`` in a child process on a free loopback port."""
 
-    def __init__(self, config: dict[str, Any], directory: Path, *, workers: int = 1) -> None:
+    def __init__(self, config: dict[str, Any], directory: Path, *, workers: int = 1,
+                 args: tuple[str, ...] = ()) -> None:
         self.path = directory / f"server-{id(self)}.yaml"
         self.path.write_text(yaml.safe_dump(config))
         self.workers = workers
+        self.args = args
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: list[str] = []
@@ -83,7 +85,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(self.path),
-             "--port", "0", "--workers", str(self.workers)],
+             "--port", "0", "--workers", str(self.workers), *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "RESPONSES_ROUTER_LOG": "INFO"})
         lines: queue.Queue[str] = queue.Queue()
