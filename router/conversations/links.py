@@ -27,10 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_core import to_json
-
 from router.conversations.sealing import Sealer
-from router.types import parse_json
+from router.types import dump_json, parse_json
 
 __all__ = [
     "KEPT", "NATIVE", "NO_STORE", "TOO_LARGE", "Link", "compact", "content_of", "dump", "header_of",
@@ -95,12 +93,11 @@ _FIELDS = 8
 def compact(value: Any) -> str:
     """``value`` as the compact JSON a link's content is stored and measured as.
 
-    pydantic-core's serializer: the same text as ``json.dumps`` with compact
-    separators and ``ensure_ascii=False`` (a float's exponent may be spelt
-    ``1e16`` for ``1e+16``), in a third of the time: a kept response is
-    measured on every turn.
+    :func:`router.types.dump_json`: the same text as ``json.dumps`` with compact
+    separators and ``ensure_ascii=False``, in a third of the time (a kept
+    response is measured on every turn).
     """
-    return to_json(value).decode()
+    return dump_json(value).decode()
 
 
 def content_of(input_items: Sequence[Json], response: Json) -> str:

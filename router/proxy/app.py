@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import itertools
 import logging
+import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ from router.proxy.sse import HEADERS, EventWriter, pump
 from router.proxy.state import ServerState, StateUnavailable
 from router.request import check_response_id
 from router.router import Router
+from router.types import dump_json
 
 __all__ = ["ServerContext", "cut_streams", "make_app"]
 
@@ -61,6 +63,15 @@ class ServerContext:
     draining: bool = False
     #: The handler tasks writing streams now (see :func:`cut_streams`).
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: Ids for answers to requests that bring no ``x-request-id``.
+    request_ids: Iterator[str] = field(default_factory=lambda: request_ids())
+
+
+def request_ids() -> Iterator[str]:
+    """Unique request ids (32 hex digits, as a UUID's), cheaply: a random prefix per
+    worker, then a counter."""
+    prefix = os.urandom(8).hex()
+    return (f"{prefix}{n:016x}" for n in itertools.count())
 
 
 _CONTEXT = web.AppKey("context", ServerContext)
@@ -73,8 +84,8 @@ def _ctx(request: web.Request) -> ServerContext:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=json.dumps(data).encode(),
-                        content_type="application/json", headers=headers)
+    return web.Response(status=status, body=dump_json(data), content_type="application/json",
+                        headers=headers)
 
 
 def _not_found(response_id: str) -> ApiError:
@@ -105,7 +116,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     ctx = _ctx(request)
     started = time.perf_counter()
-    request[_REQUEST_ID] = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+    request[_REQUEST_ID] = request.headers.get("x-request-id", "")[:128] or next(ctx.request_ids)
     response = await _answer(ctx, request, handler)
     if not response.prepared:
         response.headers["x-request-id"] = request[_REQUEST_ID]
@@ -156,6 +167,8 @@ def _principal(request: web.Request) -> Principal:
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:
+    if request.content.is_eof():  # all here already (a small body): nothing to wait for
+        return parse_json_object(await request.read())
     timeout = _ctx(request).settings.body_timeout
     try:
         async with asyncio.timeout(timeout):

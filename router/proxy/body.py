@@ -12,12 +12,12 @@ pass through untouched, as the Responses API grows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from router.proxy.errors import ApiError
 from router.request import ROUTER_PARAMS
+from router.types import parse_json
 
 __all__ = ["CreateBody", "parse_create", "parse_json_object"]
 
@@ -82,7 +82,7 @@ def _invalid(param: str | None, message: str, code: str | None = None) -> ApiErr
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """``raw`` decoded as a JSON object; an :class:`ApiError` (400) otherwise."""
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
     except (ValueError, RecursionError):
         raise _invalid(None, "the request body is not valid JSON", "invalid_json") from None
     if not isinstance(body, dict):

@@ -19,7 +19,6 @@ exception becomes a 500 whose message says nothing of the internals.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 import router.errors as rerr
+from router.types import dump_json
 
 __all__ = [
     "STATUS_BY_CLASS", "ApiError", "api_error", "error_event", "error_response", "internal_error",
@@ -136,7 +136,7 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> we
     out = dict(headers or {})
     if error.retry_after is not None:
         out["Retry-After"] = str(max(1, round(error.retry_after)))
-    return web.Response(status=error.status, body=json.dumps(error.body()).encode(),
+    return web.Response(status=error.status, body=dump_json(error.body()),
                         content_type="application/json", headers=out)
 
 

@@ -45,11 +45,17 @@ class ServerMetrics:
                                 registry=registry)
         self.streams = Gauge("proxy_streams_open", "streams being written now",
                              registry=registry)
+        #: (route, status) -> its counter: ``labels()`` costs more than the count
+        self._answer_counts: dict[tuple[object, int], Any] = {}
 
     def answered(self, request: web.Request, status: int) -> None:
         route = request.match_info.route.resource
-        name = route.canonical if route is not None else "unmatched"
-        self._answers.labels(name.removeprefix("/v1"), str(status)).inc()
+        counter = self._answer_counts.get((route, status))
+        if counter is None:
+            name = route.canonical if route is not None else "unmatched"
+            counter = self._answers.labels(name.removeprefix("/v1"), str(status))
+            self._answer_counts[(route, status)] = counter
+        counter.inc()
 
     def limited(self, key_id: str) -> None:
         self._limited.labels(key_id).inc()

@@ -16,13 +16,13 @@ one read-ahead event, whatever the reader's speed.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from router.proxy.errors import ApiError, error_event
+from router.types import dump_json
 
 __all__ = ["BATCH_BYTES", "HEADERS", "EventWriter", "frame", "pump"]
 
@@ -41,8 +41,7 @@ def frame(data: dict[str, Any]) -> bytes:
     """One event; its ``event:`` line is the data's ``type`` (``message`` when it has none)."""
     kind = data.get("type")
     name = kind if isinstance(kind, str) and kind and "\n" not in kind else "message"
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {name}\ndata: {payload}\n\n".encode()
+    return b"event: " + name.encode() + b"\ndata: " + dump_json(data) + b"\n\n"
 
 
 class EventWriter:

@@ -19,7 +19,9 @@ from router.types import (
     Response,
     RoutingInfo,
     StreamEvent,
+    dump_json,
     parse_json,
+    record_json,
 )
 
 # isort: split
@@ -288,3 +290,23 @@ def test_parse_json_reads_every_float_as_json_loads_does(seed: int) -> None:
     values += [rng.uniform(-1e6, 1e6) for _ in range(1000)] + [5e-324, 1.7976931348623157e308]
     text = json.dumps(values)
     assert parse_json(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_dump_json_writes_what_json_dumps_writes(seed: int) -> None:
+    rng = random.Random(seed)
+    value = {"output": [json_values(rng) for _ in range(5)]}
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert dump_json(value) == text.encode()
+    assert parse_json(dump_json(value)) == value
+
+
+@pytest.mark.parametrize("value", [
+    {"text": "\ud83d cut in half"},  # what parse_json returns for an escaped lone surrogate
+    {"item": Record({"type": "message", "content": "é"})},  # a router's record, passed back
+    [parse_json(b'{"text": "\\ud83d"}')],
+])
+def test_dump_json_writes_what_utf8_cannot_carry_as_json_dumps_does(value: Any) -> None:
+    out = dump_json(value)
+    assert out == json.dumps(value, separators=(",", ":"), default=record_json).encode()
+    assert json.loads(out) == json.loads(json.dumps(value, default=record_json))

@@ -22,6 +22,7 @@ from router.conversations.links import (
 )
 from router.conversations.sealing import FernetSealer, PlainSealer, SealingError, sealer_for
 from router.errors import ConfigError
+from router.types import parse_json
 from tests.router.test_types import json_values
 
 INPUT = [{"type": "message", "role": "user", "content": [{"type": "input_text",
@@ -99,3 +100,10 @@ def test_compact_is_json_dumps_compact_text(seed: int) -> None:
              "response": {"output": [json_values(rng) for _ in range(3)]}}
     assert compact(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     assert json.loads(compact({"big": 1e16, "small": 1e-7})) == {"big": 1e16, "small": 1e-7}
+
+
+def test_compact_keeps_a_lone_surrogate() -> None:
+    """A model's emoji cut in half (``parse_json`` reads ``"\\ud83d"`` as a lone surrogate,
+    which UTF-8 cannot carry) is kept escaped, not refused."""
+    value = {"response": {"output": [{"text": parse_json(b'"half \\ud83d"')}]}}
+    assert json.loads(compact(value)) == value

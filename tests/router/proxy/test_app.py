@@ -23,6 +23,7 @@ import pytest
 import redis
 import yaml
 
+from router.proxy.app import request_ids
 from router.testing import UpstreamProcess
 from tests.router.proxy.helpers import (
     KEY_A,
@@ -173,6 +174,13 @@ async def test_request_id_on_every_answer(server: ServerProcess) -> None:
     assert made.status_code == 400 and len(made.headers["x-request-id"]) == 32
     assert streamed.headers["x-request-id"] != made.headers["x-request-id"]
     assert mine.headers["x-router-deployment-id"] == "dep-main"
+
+
+def test_request_ids_are_unique_per_worker_and_uuid_sized() -> None:
+    one, other = request_ids(), request_ids()  # two workers
+    ids = [next(one) for _ in range(1000)] + [next(other) for _ in range(1000)]
+    assert len(set(ids)) == 2000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
 # -- auth and ownership ------------------------------------------------------------------

@@ -23,6 +23,16 @@ def test_frame() -> None:
     assert rest == ["", ""]
 
 
+@pytest.mark.parametrize("delta", ["é 日本語 😀", "\u2028 \x00", "half \ud83d", 'q"\\'])
+def test_frame_carries_any_text_on_one_data_line(delta: str) -> None:
+    """Non-ASCII text goes out as UTF-8; a lone surrogate (a model's emoji cut in half, as
+    the router reads it) escaped; never a raw newline inside the data line."""
+    data = {"type": "response.output_text.delta", "delta": delta}
+    event, payload, *rest = frame(data).split(b"\n")
+    assert rest == [b"", b""]
+    assert json.loads(payload.removeprefix(b"data: ")) == data
+
+
 def test_frame_without_type() -> None:
     assert frame({"x": 1}).startswith(b"event: message\n")
 
