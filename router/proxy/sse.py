@@ -4,18 +4,19 @@ Each event is ``event: <type>`` then ``data: <one line of JSON>`` then a
 blank line; there is no ``[DONE]`` line (the stream ends after its terminal
 event), so every OpenAI SDK parses it as it parses OpenAI's own.
 
-:func:`pump` copies a stream of events to an :class:`EventWriter`. The first
-event is written at once (with the headers). After it, events that have
-already arrived together go out in one write, up to :data:`BATCH_BYTES` (a
-send costs far more than joining a few frames); an event that has to be
-waited for is never held back. Each write awaits the client within
-``write_timeout`` (backpressure), so a stream holds at most one batch and
-one read-ahead event, whatever the reader's speed.
+:func:`pump` copies a stream of events to an :class:`EventWriter`. Events
+that have already arrived together go out in one write, up to
+:data:`BATCH_BYTES` (a send costs far more than joining a few frames); an
+event that has to be waited for is never held back. Each write awaits the
+client within ``write_timeout`` (backpressure), so a stream holds at most
+one batch besides the one being written, whatever the reader's speed. One
+reader task per stream does this, not one per event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -58,7 +59,6 @@ class EventWriter:
         self._batch: list[bytes] = []
         self._size = 0
         self.sequence = 0  #: the last ``sequence_number`` seen
-        self.started = False  #: something has been written
 
     @property
     def full(self) -> bool:
@@ -79,7 +79,6 @@ class EventWriter:
         self._size = 0
         async with asyncio.timeout(self._timeout):
             await self._response.write(data)
-        self.started = True
 
     async def end_with_error(self, error: ApiError) -> None:
         """Write what is pending and a Responses ``error`` event after it."""
@@ -91,24 +90,51 @@ async def pump(stream: AsyncIterator[Any], writer: EventWriter,
                seen: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
     """Every event of ``stream`` (objects with ``_data``) to ``writer``.
 
-    ``seen`` is awaited with each event's data before the event is queued.
-    Errors of the stream propagate, with the unwritten events still in
-    ``writer`` (see :meth:`EventWriter.end_with_error`).
+    A reader task takes events from ``stream`` into the writer's batch while
+    this coroutine writes the batch out: events that are already here (an
+    upstream read that held several) join the batch without a pause, and
+    the batch is written as soon as the reader has to wait for the next
+    one, so no event is held back. The reader stops at a full batch until
+    the write has gone (backpressure). ``seen`` is awaited with each event's
+    data before the event is queued. An error of the stream propagates here
+    once the events before it are written; a failed write (``TimeoutError``,
+    ``ConnectionError``) or a cancellation cancels the reader, and the
+    stream's read with it.
     """
-    upcoming: asyncio.Future[Any] = asyncio.ensure_future(anext(stream))
+    more = asyncio.Event()  # the batch grew, or the stream ended
+    room = asyncio.Event()  # the batch is below BATCH_BYTES
+    room.set()
+    ended: list[Exception | None] = []
+
+    async def read() -> None:
+        try:
+            async for event in stream:
+                data = event._data
+                await seen(data)
+                writer.add(data)
+                more.set()
+                if writer.full:
+                    room.clear()
+                    await room.wait()
+        except Exception as exc:  # re-raised by the writing side, after what came before
+            ended.append(exc)
+        else:
+            ended.append(None)
+        finally:
+            more.set()
+
+    reader = asyncio.ensure_future(read())
     try:
-        while True:
-            try:
-                data = (await upcoming)._data
-            except StopAsyncIteration:
-                break
-            await seen(data)
-            writer.add(data)
-            upcoming = asyncio.ensure_future(anext(stream))
-            if writer.started and not writer.full:
-                await asyncio.sleep(0)  # one loop turn: is the next event already here?
-            if not upcoming.done() or writer.full:
-                await writer.flush()
+        while not ended:
+            await more.wait()
+            more.clear()
+            await writer.flush()
+            room.set()
+        await writer.flush()
     finally:
-        upcoming.cancel()
-    await writer.flush()
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(reader)
+    if ended[0] is not None:
+        raise ended[0]

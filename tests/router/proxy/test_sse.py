@@ -29,7 +29,7 @@ def test_frame_carries_any_text_on_one_data_line(delta: str) -> None:
     the router reads it) escaped; never a raw newline inside the data line."""
     data = {"type": "response.output_text.delta", "delta": delta}
     event, payload, *rest = frame(data).split(b"\n")
-    assert rest == [b"", b""]
+    assert event == b"event: response.output_text.delta" and rest == [b"", b""]
     assert json.loads(payload.removeprefix(b"data: ")) == data
 
 
@@ -69,12 +69,24 @@ async def _nothing(data: dict[str, Any]) -> None:
     return None
 
 
-async def test_first_event_alone_then_ready_events_batched() -> None:
+async def test_events_already_here_go_out_together() -> None:
     answer = _Answer()
     await pump(_events(10), EventWriter(answer, 1.0), _nothing)  # type: ignore[arg-type]
-    assert answer.writes[0].count(b"event: delta") == 1
-    assert len(answer.writes) < 10
-    assert b"".join(answer.writes).count(b"event: delta") == 10
+    assert [w.count(b"event: delta") for w in answer.writes] == [10]
+
+
+async def test_events_in_bursts_go_out_a_burst_at_a_time() -> None:
+    async def bursts() -> AsyncIterator[_Event]:
+        for burst in range(3):
+            await asyncio.sleep(0.01)  # the upstream's next read
+            for i in range(4):
+                yield _Event({"type": "delta", "sequence_number": burst * 4 + i})
+
+    answer = _Answer()
+    writer = EventWriter(answer, 1.0)  # type: ignore[arg-type]
+    await pump(bursts(), writer, _nothing)
+    assert [w.count(b"event: delta") for w in answer.writes] == [4, 4, 4]
+    assert writer.sequence == 11
 
 
 async def test_events_that_must_be_waited_for_are_not_held_back() -> None:
@@ -90,9 +102,51 @@ async def test_batches_are_bounded() -> None:
     assert max(len(w) for w in answer.writes) < 2 * BATCH_BYTES
 
 
-async def test_a_write_that_hangs_times_out() -> None:
+async def test_a_write_that_hangs_times_out_and_stops_the_read() -> None:
+    reading = asyncio.Event()
+    stopped: list[bool] = []
+
+    async def endless() -> AsyncIterator[_Event]:
+        try:
+            while True:
+                reading.set()
+                await asyncio.sleep(0.001)
+                yield _Event({"type": "delta"})
+        finally:
+            stopped.append(True)
+
+    events = endless()
     with pytest.raises(TimeoutError):
-        await pump(_events(3), EventWriter(_Answer(block=True), 0.05), _nothing)  # type: ignore[arg-type]
+        await pump(events, EventWriter(_Answer(block=True), 0.05), _nothing)  # type: ignore[arg-type]
+    assert reading.is_set()
+    await events.aclose()  # as the server's handler closes the Router's stream
+    assert stopped == [True]
+
+
+async def test_a_slow_reader_holds_one_batch_at_most() -> None:
+    """Backpressure: while a write waits for the client, the read stops at a full batch."""
+    produced = 0
+
+    async def plenty() -> AsyncIterator[_Event]:
+        nonlocal produced
+        for i in range(1000):
+            produced += 1
+            await asyncio.sleep(0)
+            yield _Event({"type": "delta", "sequence_number": i, "delta": "x" * 1000})
+
+    class _Slow(_Answer):
+        async def write(self, data: bytes) -> None:
+            await asyncio.sleep(0.05)
+            self.writes.append(data)
+
+    answer = _Slow()
+    task = asyncio.ensure_future(pump(plenty(), EventWriter(answer, 1.0), _nothing))  # type: ignore[arg-type]
+    await asyncio.sleep(0.12)  # about two writes
+    written = sum(w.count(b"event: delta") for w in answer.writes)
+    assert produced - written <= 2 * (BATCH_BYTES // 1000 + 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_error_after_events_keeps_them_and_adds_error_event() -> None:
