@@ -10,6 +10,11 @@ p50 and p99, time to first event (streams), the server's CPU per request
 (supervisor and workers, from ``/proc``), and at the end each worker's RSS and
 the time from start to ``READY``.
 
+A fourth target, ``floor``, is a bare aiohttp forwarder
+(:mod:`benchmarks.forward`): what any proxy built on aiohttp adds on this
+machine. The server's figures minus the floor's are its own layer (auth,
+checks, the Router, state); both are printed after the verdicts.
+
 Targets (printed PASS/FAIL): at concurrency 1 the server adds at most 300 µs
 to the p50 of a plain request; with 2 workers at concurrency 64 it reaches at
 least 0.7x the direct requests/s of the same client; at most 80 MB RSS per
@@ -65,25 +70,13 @@ class Row:
     server_cpu_us: float | None
 
 
-class Server:
-    """``responses-router serve`` as a child process; ``ready_s`` is start to READY."""
+class Child:
+    """A server in a child process that prints ``READY <url>``; ``ready_s`` is start to READY."""
 
-    def __init__(self, upstream_url: str, workers: int, redis_url: str | None,
-                 directory: Path) -> None:
-        router: dict[str, Any] = {"num_retries": 0, "redis_key_prefix":
-                                  f"bench-proxy:{uuid.uuid4().hex[:8]}:"}
-        if redis_url:
-            router["redis_url"] = redis_url
-        config = {"model_list": [{"model_name": "gpt-4o", "litellm_params": {
-            "model": "openai/gpt-4o", "api_base": f"{upstream_url}/v1", "api_key": UPSTREAM_KEY}}],
-            "router_settings": router, "general_settings": {
-                "master_key": MASTER, "api_keys": [{"key": CLIENT_KEY, "key_alias": "bench"}]}}
-        path = directory / f"proxy-{workers}.yaml"
-        path.write_text(yaml.safe_dump(config))
+    def __init__(self, command: list[str]) -> None:
         started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(path),
-             "--port", "0", "--workers", str(workers)], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                                     cwd=Path(__file__).resolve().parent.parent)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("READY "):
@@ -105,6 +98,33 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+
+class Server(Child):
+    """``responses-router serve`` with ``workers`` workers in front of ``upstream_url``."""
+
+    def __init__(self, upstream_url: str, workers: int, redis_url: str | None,
+                 directory: Path) -> None:
+        router: dict[str, Any] = {"num_retries": 0, "redis_key_prefix":
+                                  f"bench-proxy:{uuid.uuid4().hex[:8]}:"}
+        if redis_url:
+            router["redis_url"] = redis_url
+        config = {"model_list": [{"model_name": "gpt-4o", "litellm_params": {
+            "model": "openai/gpt-4o", "api_base": f"{upstream_url}/v1", "api_key": UPSTREAM_KEY}}],
+            "router_settings": router, "general_settings": {
+                "master_key": MASTER, "api_keys": [{"key": CLIENT_KEY, "key_alias": "bench"}]}}
+        path = directory / f"proxy-{workers}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        super().__init__([sys.executable, "-m", "router.proxy.cli", "serve", "--config",
+                          str(path), "--port", "0", "--workers", str(workers)])
+
+
+class Floor(Child):
+    """The bare aiohttp forwarder (:mod:`benchmarks.forward`): what any aiohttp proxy adds."""
+
+    def __init__(self, upstream_url: str) -> None:
+        super().__init__([sys.executable, "-m", "benchmarks.forward", upstream_url,
+                          UPSTREAM_KEY])
 
 
 def _cpu(pid: int) -> float:
@@ -162,7 +182,7 @@ async def _drive(url: str, key: str, stream: bool, concurrency: int, seconds: fl
     return latencies, firsts
 
 
-def _measure(name: str, url: str, server: Server | None, kind: str, concurrency: int,
+def _measure(name: str, url: str, server: Child | None, kind: str, concurrency: int,
              seconds: float) -> Row:
     before = server.cpu() if server else 0.0
     started = time.perf_counter()
@@ -225,6 +245,20 @@ def _verdicts(rows: list[Row], rss: dict[str, list[float]], ready: dict[str, flo
     return out
 
 
+def _floor_lines(rows: list[Row]) -> list[str]:
+    """How much of what the server adds any aiohttp proxy adds here (the ``floor`` row)."""
+    direct = _find(rows, "direct", "plain", 1).p50_us
+    floor = _find(rows, "floor", "plain", 1).p50_us - direct
+    out = [f"floor (bare aiohttp forwarder): added p50 at c=1 {floor:+.0f} µs"]
+    for target in [t for t in ("proxy-1w", "proxy-2w") if any(r.target == t for r in rows)]:
+        own = _find(rows, target, "plain", 1).p50_us - direct - floor
+        out.append(f"{target}: added p50 at c=1 beyond the floor {own:+.0f} µs")
+    for kind in ("plain", "stream"):
+        ratio = _find(rows, "floor", kind, 64).req_s / _find(rows, "direct", kind, 64).req_s
+        out.append(f"floor {kind}: req/s at c=64 {ratio:.2f}x direct")
+    return out
+
+
 def _redis_url() -> str | None:
     import redis
 
@@ -246,14 +280,15 @@ def main() -> None:
     args = parser.parse_args()
     upstream = UpstreamProcess("bench", api_key=UPSTREAM_KEY, record_requests=False)
     upstream.start()
-    servers: dict[str, Server] = {}
+    servers: dict[str, Child] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            servers["floor"] = Floor(upstream.url)
             servers["proxy-1w"] = Server(upstream.url, 1, None, Path(tmp))
             redis_url = _redis_url()
             if redis_url:
                 servers["proxy-2w"] = Server(upstream.url, 2, redis_url, Path(tmp))
-            targets: list[tuple[str, str, Server | None]] = [("direct", upstream.url, None)]
+            targets: list[tuple[str, str, Child | None]] = [("direct", upstream.url, None)]
             targets += [(name, s.url, s) for name, s in servers.items()]
             rounds = []
             for _ in range(args.rounds):
@@ -261,8 +296,8 @@ def main() -> None:
                                for kind in ("plain", "stream") for c in (1, 64)
                                for name, url, server in targets])
             rows = _median_rows(rounds)
-            rss = {name: s.worker_rss_mb() for name, s in servers.items()}
-            ready = {name: s.ready_s for name, s in servers.items()}
+            rss = {name: s.worker_rss_mb() for name, s in servers.items() if name != "floor"}
+            ready = {name: s.ready_s for name, s in servers.items() if name != "floor"}
     finally:
         for server in servers.values():
             server.stop()
@@ -272,6 +307,9 @@ def main() -> None:
     verdicts = _verdicts(rows, rss, ready)
     for name, ok, value in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {value}")
+    print()
+    for line in _floor_lines(rows):
+        print(line)
     if args.json:
         args.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "rss_mb": rss,
                                          "ready_s": ready, "verdicts": verdicts}, indent=2))
