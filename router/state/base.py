@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 __all__ = ["StateStore"]
@@ -17,6 +18,10 @@ class StateStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
     async def set(self, key: str, value: str, ttl: float) -> None: ...
+
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Write every ``(key, value)`` with the same ``ttl``, in one round trip."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cachetools import TLRUCache
 
@@ -33,6 +33,11 @@ class MemoryStore:
 
     async def set(self, key: str, value: str, ttl: float) -> None:
         self._data[key] = (value, self._timer() + ttl)
+
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+        expires = self._timer() + ttl
+        for key, value in items:
+            self._data[key] = (value, expires)
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)

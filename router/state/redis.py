@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -200,7 +201,11 @@ class RedisStore:
         return None if value is None else str(value)
 
     async def set(self, key: str, value: str, ttl: float) -> None:
-        """Write ``key``; with ``wait_replicas``, also wait for the replicas (one round trip).
+        await self.set_many(((key, value),), ttl)
+
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Write every key in one round trip; with ``wait_replicas``, also wait for the
+        replicas (in the same round trip).
 
         When the replicas do not confirm within ``WAIT_TIMEOUT_MS`` (none is
         connected, say after a failover), writes are acknowledged by the primary
@@ -209,13 +214,19 @@ class RedisStore:
         """
         px = max(1, int(ttl * 1000))
         client = await self.ready()
-        if not self._waits():
+        waits = self._waits()
+        if len(items) == 1 and not waits:
+            key, value = items[0]
             await client.set(self._prefix + key, value, px=px)
             return
         pipe = client.pipeline(transaction=False)
-        pipe.set(self._prefix + key, value, px=px)
+        for key, value in items:
+            pipe.set(self._prefix + key, value, px=px)
+        if not waits:
+            await pipe.execute()
+            return
         pipe.execute_command("WAIT", self._wait, WAIT_TIMEOUT_MS)
-        _, replicas = await pipe.execute()
+        replicas = (await pipe.execute())[-1]
         if int(replicas) < self._wait:
             if self._wait_off_until is None:
                 log.warning("Redis: %s of %s replicas confirmed a write; writes are "

@@ -25,6 +25,7 @@ ownership: an id's owner is fixed). Do not use it for counters.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from router.clock import Clock
 from router.state.base import StateStore
@@ -90,6 +91,10 @@ class ResilientStore:
     async def set(self, key: str, value: str, ttl: float) -> None:
         await self._local.set(key, value, ttl)
         await self._writes.write(lambda: self._shared.set(key, value, ttl))
+
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+        await self._local.set_many(items, ttl)
+        await self._writes.write(lambda: self._shared.set_many(items, ttl))
 
     async def delete(self, key: str) -> None:
         await self._local.delete(key)

@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -187,6 +188,9 @@ class _Redis:
 
     async def set(self, key: str, value: str, ttl: float) -> None:
         await self.get(key)
+
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+        await self.get(items[0][0])
 
     async def delete(self, key: str) -> None:
         await self.get(key)

@@ -33,6 +33,14 @@ async def test_get_set_delete(timer: Timer) -> None:
     await store.delete("never-set")
 
 
+async def test_set_many_writes_each_with_the_ttl(timer: Timer) -> None:
+    store = MemoryStore(timer=timer)
+    await store.set_many([("a", "1"), ("b", "2")], ttl=10)
+    assert [await store.get(k) for k in ("a", "b")] == ["1", "2"]
+    timer.now = 10.1
+    assert [await store.get(k) for k in ("a", "b")] == [None, None]
+
+
 async def test_ttl_expiry(timer: Timer) -> None:
     store = MemoryStore(timer=timer)
     await store.set("short", "1", ttl=10)

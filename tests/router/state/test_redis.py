@@ -57,6 +57,15 @@ async def test_get_set_delete(store: RedisStore, peek: redis.Redis) -> None:
     await store.delete("own:r1")  # missing key: no error
 
 
+async def test_set_many_writes_every_key_with_the_ttl(store: RedisStore,
+                                                     peek: redis.Redis) -> None:
+    await store.set_many([("own:r1", "dep-a"), ("owner:r1", "team-a")], 60)
+    assert await store.get("own:r1") == "dep-a" and await store.get("owner:r1") == "team-a"
+    assert all(55_000 < peek.pttl(f"pfx:{k}") <= 60_000 for k in ("own:r1", "owner:r1"))
+    await store.set_many([("one", "1")], 60)  # a single item: a plain SET
+    assert peek.get("pfx:one") == "1"
+
+
 async def test_every_key_is_prefixed(store: RedisStore, peek: redis.Redis) -> None:
     assert store.prefix == "pfx:"
     await store.set("a", "1", 60)
@@ -136,6 +145,10 @@ async def test_on_the_real_redis(redis_space: RedisSpace) -> None:
         assert 55_000 < redis_space.pttl("own:r1") <= 60_000
         await store.delete("own:r1")
         assert redis_space.keys() == []
+        await store.set_many([("own:r2", "dep-a"), ("owner:r2", "team-a")], 60)
+        assert sorted(redis_space.keys()) == [redis_space.prefix + k
+                                              for k in ("own:r2", "owner:r2")]
+        assert 55_000 < redis_space.pttl("owner:r2") <= 60_000
     finally:
         await store.aclose()
 
@@ -202,11 +215,14 @@ async def test_without_confirming_replicas_writes_stop_waiting_for_a_while(
             await store.set(f"k{i}", "v", 60)
         clock.advance(5.0)
         await store.set("again", "v", 60)  # the interval passed: it waits (and fails) again
+        clock.advance(5.0)
+        await store.set_many([("m1", "v"), ("m2", "v")], 60)  # one WAIT for both
     await store.aclose()
     with private_redis.client() as admin:
         waits = admin.info("commandstats")["cmdstat_wait"]["calls"]
-        assert admin.mget([f"w:k{i}" for i in range(5)] + ["w:again"]) == ["v"] * 6
-    assert waits == 2
+        assert admin.mget([f"w:k{i}" for i in range(5)] + ["w:again", "w:m1", "w:m2"]
+                          ) == ["v"] * 8
+    assert waits == 3
     assert [r.getMessage() for r in caplog.records] == [
         "Redis: 0 of 1 replicas confirmed a write; writes are acknowledged by the "
         "primary alone, retrying every 5s"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import fakeredis
 import pytest
@@ -36,6 +37,10 @@ class FlakyStore:
     async def set(self, key: str, value: str, ttl: float) -> None:
         self._enter()
         self.data[key] = value
+
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+        self._enter()
+        self.data.update(items)
 
     async def delete(self, key: str) -> None:
         self._enter()
@@ -70,6 +75,18 @@ async def test_healthy_writes_through_and_reads_local_first() -> None:
     assert "k" not in shared.data
     assert await store.get("k") is None
     assert not store.degraded
+
+
+async def test_set_many_is_one_shared_call_and_falls_back_to_memory() -> None:
+    shared = FlakyStore()
+    clock = ManualClock()
+    store = ResilientStore(shared, clock, retry_interval=5.0)
+    await store.set_many([("a", "1"), ("b", "2")], 60)
+    assert shared.data == {"a": "1", "b": "2"} and shared.calls == 1
+    shared.down = True
+    await store.set_many([("c", "3"), ("d", "4")], 60)  # fails: kept locally
+    assert store.degraded and "c" not in shared.data
+    assert [await store.get(k) for k in "abcd"] == ["1", "2", "3", "4"]
 
 
 async def test_failing_shared_store_serves_from_memory_with_one_warning(
