@@ -88,11 +88,8 @@ class Exchange:
         usage = TokenUsage.from_usage(response.raw.get("usage"))
         slot.report(usage)
         response_id = response.raw.get("id")
-        if isinstance(response_id, str) and request.params.get("store") is not False \
-                and not deployment.stateless:
-            await self._ownership.record(response_id, deployment)
-            if sent.conversation_id is not None:  # the upstream holds the conversation too
-                await self._ownership.record(sent.conversation_id, deployment)
+        if isinstance(response_id, str) and request.params.get("store") is not False:
+            await self._record(request, response_id, deployment, sent.conversation_id)
         if keeper is not None and keeper.keeps(request, deployment):
             await keeper.keep(request, deployment, response.raw)
         return Exchanged(response, usage)
@@ -142,12 +139,23 @@ class Exchange:
         self, request: RouteRequest, event: StreamEvent, deployment: Deployment
     ) -> None:
         data = event.raw.get("response")
-        if isinstance(data, dict) and "id" in data and request.params.get("store") is not False \
-                and not deployment.stateless:
-            await self._ownership.record(data["id"], deployment)
+        if isinstance(data, dict) and isinstance(data.get("id"), str) \
+                and request.params.get("store") is not False:
             conversation = data.get("conversation")
-            if isinstance(conversation, dict) and isinstance(conversation.get("id"), str):
-                await self._ownership.record(conversation["id"], deployment)
+            await self._record(request, data["id"], deployment, conversation.get("id")
+                               if isinstance(conversation, dict) else None)
+
+    async def _record(self, request: RouteRequest, response_id: str, deployment: Deployment,
+                      conversation_id: Any) -> None:
+        """Record who holds a stored response (a stateless deployment holds nothing: the
+        keeper keeps what is kept), its owner, and the conversation the upstream holds."""
+        if deployment.stateless:
+            if request.response_owner is not None:
+                await self._ownership.record(response_id, None, request.response_owner)
+            return
+        await self._ownership.record(response_id, deployment, request.response_owner)
+        if isinstance(conversation_id, str):  # the upstream holds the conversation too
+            await self._ownership.record(conversation_id, deployment)
 
     def _provider_for(self, request: RouteRequest, deployment: Deployment) -> Provider:
         return self._mock if request.mock_response is not None else deployment.provider

@@ -6,6 +6,13 @@ and routes every later call about that response by the record. An id that no
 record knows (a restart without Redis, a response made outside the router) is
 found by asking the candidate deployments once (bounded concurrency, short
 timeout) and then remembered. Response ids are never rewritten.
+
+A call may also name the response's owner (``response_owner``: a tenant, an
+API key's id); it is recorded beside the deployment, in the same write (one
+Redis round trip), under ``owner:<response id>``, and read back with
+:meth:`Ownership.owner_name`. The router records it, never checks it: who may
+see a response is the caller's decision (the server's, see
+:mod:`router.proxy.app`).
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ if TYPE_CHECKING:
     from router.state.base import StateStore
     from router.table import DeploymentTable
 
-__all__ = ["Ownership"]
+__all__ = ["OWNER_PREFIX", "Ownership"]
 
 DISCOVERY_CONCURRENCY = 8
 DISCOVERY_TIMEOUT = 5.0
+#: Where a response's owner name is kept (after the store's own key prefix).
+OWNER_PREFIX = "owner:"
 
 
 class Ownership:
@@ -38,11 +47,27 @@ class Ownership:
         self._ttl = ttl
         self._prefix = prefix
 
-    async def record(self, response_id: str, deployment: Deployment) -> None:
-        await self._store.set(self._prefix + response_id, deployment.id, self._ttl)
+    async def record(self, response_id: str, deployment: Deployment | None,
+                     owner: str | None = None) -> None:
+        """Record the deployment that holds ``response_id`` (``None``: none does, the
+        router keeps it) and its ``owner``, in one write."""
+        if owner is None:
+            if deployment is not None:
+                await self._store.set(self._prefix + response_id, deployment.id, self._ttl)
+            return
+        if deployment is None:
+            await self._store.set(OWNER_PREFIX + response_id, owner, self._ttl)
+            return
+        await self._store.set_many(((self._prefix + response_id, deployment.id),
+                                    (OWNER_PREFIX + response_id, owner)), self._ttl)
+
+    async def owner_name(self, response_id: str) -> str | None:
+        """The ``response_owner`` recorded with ``response_id``, if any."""
+        return await self._store.get(OWNER_PREFIX + response_id)
 
     async def forget(self, response_id: str) -> None:
         await self._store.delete(self._prefix + response_id)
+        await self._store.delete(OWNER_PREFIX + response_id)
 
     async def owner(self, response_id: str) -> Deployment | None:
         """The recorded owner, if it is still configured."""

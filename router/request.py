@@ -35,6 +35,7 @@ __all__ = [
 ROUTER_PARAMS = frozenset({
     "timeout", "num_retries", "fallbacks", "disable_fallbacks", "mock_response",
     "extra_headers", "extra_query", "extra_body", "stream_timeout", "conversation_failover",
+    "response_owner",
 })
 
 # "." and ".." would be URL dot segments: /responses/.. is not a response.
@@ -72,6 +73,8 @@ class RouteRequest:
     continuation: Any = None
     #: The request's own input as the keeper measured it (once per request).
     kept_turn: Any = None
+    #: Who owns the stored response (:meth:`router.Router.aresponse_owner`), or ``None``.
+    response_owner: str | None = None
 
     @property
     def previous_response_id(self) -> str | None:
@@ -147,6 +150,7 @@ def build_request(
         extra_body=_extra_body(params.pop("extra_body", None)),
         conversation_failover=_optional_flag(
             params.pop("conversation_failover", None), "conversation_failover"),
+        response_owner=_owner(params.pop("response_owner", None)),
         caller_timeout=given is not None and (
             default_timeout is None or (timeout is not None and timeout < default_timeout)),
     )
@@ -199,6 +203,20 @@ def _check_conversation(value: Any) -> None:
 def _optional_text(value: Any, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidRequestError(f"{name}: expected a string, got {_shown(value)}")
+    return value
+
+
+def _owner(value: Any) -> str | None:
+    """``response_owner``: a short printable name (a tenant, an API key's id; never the key
+    itself, as it is stored beside each response id)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(
+            f"response_owner: expected a non-empty string, got {_shown(value)}")
+    if len(value) > 256 or not value.isprintable():
+        raise InvalidRequestError(
+            "response_owner: at most 256 printable characters (a name, not a key)")
     return value
 
 

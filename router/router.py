@@ -22,6 +22,7 @@ from router.calls import Calls, with_routing
 from router.config.loading import build_config, load_config_file, parse_config_document
 from router.config.objects import check_objects
 from router.errors import InvalidRequestError
+from router.request import check_response_id
 from router.streaming import SyncResponseStream
 from router.sync import LoopRunner
 
@@ -141,8 +142,10 @@ class Router:
         :class:`ResponseStream` (already past its first event). Router
         parameters: ``timeout`` (whole call), ``num_retries``, ``fallbacks``,
         ``disable_fallbacks``, ``mock_response``, ``stream_timeout``,
-        ``extra_headers``, ``extra_query``, ``extra_body``; everything else
-        is forwarded upstream unchanged.
+        ``extra_headers``, ``extra_query``, ``extra_body``,
+        ``conversation_failover``, ``response_owner`` (a name recorded with
+        the stored response, see :meth:`aresponse_owner`); everything else is
+        forwarded upstream unchanged.
         """
         self._check_open()
         if input is not None:
@@ -178,6 +181,15 @@ class Router:
         record, _ = await self._calls.by_id(response_id, model, "GET", "/input_items", query)
         return record
 
+    async def aresponse_owner(self, response_id: str) -> str | None:
+        """The ``response_owner`` recorded when ``response_id`` was created, or ``None``
+        (none was given, the response was made elsewhere or with ``store=false``, or the
+        record outlived ``response_ownership_ttl``). Read from the router's state (Redis
+        when configured); nothing is asked of any deployment."""
+        self._check_open()
+        check_response_id(response_id, "response_id")
+        return await self.services.ownership.owner_name(response_id)
+
     # -- sync twins -----------------------------------------------------------------
 
     def responses(self, *, model: str, input: Any = None, stream: bool = False,
@@ -207,6 +219,10 @@ class Router:
         """Sync twin of :meth:`alist_input_items`."""
         return self._runner.run(
             self.alist_input_items(response_id, **kwargs), async_name="alist_input_items")
+
+    def response_owner(self, response_id: str) -> str | None:
+        """Sync twin of :meth:`aresponse_owner`."""
+        return self._runner.run(self.aresponse_owner(response_id), async_name="aresponse_owner")
 
     # -- inspection and lifetime ----------------------------------------------------
 

@@ -202,9 +202,17 @@ async def create(request: web.Request) -> web.StreamResponse:
         return await _create(ctx, principal, body.model, body.params)
 
 
+def _owned(principal: Principal, params: dict[str, Any]) -> dict[str, Any]:
+    """The Router's arguments: the body's, and the key that will own the response (the
+    Router records it in the same write as the response's deployment)."""
+    if not principal.admin:  # the master key sees every response: no record to make
+        params["response_owner"] = principal.key_id
+    return params
+
+
 async def _create(ctx: ServerContext, principal: Principal, model: str,
                   params: dict[str, Any]) -> web.StreamResponse:
-    result = await ctx.router.aresponses(model=model, **params)
+    result = await ctx.router.aresponses(model=model, **_owned(principal, params))
     data = result._data
     await _record(ctx, principal, data, _conversation_id(params.get("conversation")))
     await _count_tokens(ctx, principal, data)
@@ -247,7 +255,7 @@ async def _check_previous(ctx: ServerContext, principal: Principal, previous: st
     """A conversation continues only with the key that owns its last response."""
     if principal.admin:
         return
-    if not principal.may_see(await ctx.state.owner(previous)):
+    if not principal.may_see(await ctx.state.response_owner(previous)):
         raise ApiError(400, f"Previous response with id '{previous}' not found.",
                        "invalid_request_error", "previous_response_id",
                        "previous_response_not_found")
@@ -273,23 +281,22 @@ async def _check_conversation(ctx: ServerContext, principal: Principal, conversa
 
 async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any],
                   conversation: str | None = None) -> None:
-    """Record who owns a new stored response, and the conversation the request named.
+    """Record the key that owns the conversation the request named (or the response
+    joined). The response's own owner is recorded by the Router (``response_owner``).
 
     If the shared state is down the answer is still given (the upstream has
-    done the work), but the response stays unknown to by-id calls: ownership
-    fails closed, so only the master key can reach it.
+    done the work), but the conversation stays unknown to other keys' and
+    by-id calls: ownership fails closed.
     """
-    rid = data.get("id")
-    if principal.admin:  # sees every response: a record would change nothing
+    if principal.admin:  # sees every conversation: a record would change nothing
         return
     conversation = conversation or _conversation_id(data.get("conversation"))
+    if conversation is None:
+        return
     try:
-        if isinstance(rid, str) and data.get("store", True) is not False:
-            await ctx.state.set_owner(rid, principal.key_id)
-        if conversation is not None:
-            await ctx.state.set_owner(conversation, principal.key_id)
+        await ctx.state.set_owner(conversation, principal.key_id)
     except StateUnavailable:
-        log.warning("could not record the owner of a response: state store unavailable")
+        log.warning("could not record the owner of a conversation: state store unavailable")
 
 
 async def _count_tokens(ctx: ServerContext, principal: Principal,
@@ -319,7 +326,7 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
                   model: str, params: dict[str, Any]) -> web.StreamResponse:
     """Write a stream's events (:func:`router.proxy.sse.pump`); a client that stops
     reading (``write_timeout``) or goes away is dropped, and the upstream call with it."""
-    stream = await ctx.router.aresponses(model=model, stream=True, **params)
+    stream = await ctx.router.aresponses(model=model, stream=True, **_owned(principal, params))
     ctx.metrics.streams.inc()
     task = asyncio.current_task()
     if task is not None:
@@ -397,7 +404,7 @@ async def _owned_id(request: web.Request) -> tuple[ServerContext, str]:
         check_response_id(rid, "response_id")
     except RouterError:
         raise _not_found(rid) from None
-    if not principal.admin and not principal.may_see(await ctx.state.owner(rid)):
+    if not principal.admin and not principal.may_see(await ctx.state.response_owner(rid)):
         raise _not_found(rid)
     return ctx, rid
 

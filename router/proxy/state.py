@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from cachetools import TTLCache
 
 from router.clock import Clock
+from router.ownership import OWNER_PREFIX
 from router.state.breaker import Breaker, failures
 from router.state.redis import RedisStore
 from router.state.target import RedisTarget
@@ -46,6 +47,8 @@ log = logging.getLogger("router.proxy")
 
 Wall = Callable[[], float]
 T = TypeVar("T")
+#: Reads the owner the Router recorded with a response (``Router.aresponse_owner``).
+OwnerReader = Callable[[str], Awaitable[str | None]]
 
 #: Seconds after which an in-flight entry of a crashed worker no longer counts.
 MAX_REQUEST_AGE = 3600.0
@@ -65,6 +68,7 @@ class Admission:
 
 
 class ServerState(Protocol):
+    async def response_owner(self, response_id: str) -> str | None: ...
     async def owner(self, response_id: str) -> str | None: ...
     async def set_owner(self, response_id: str, key_id: str) -> None: ...
     async def forget(self, response_id: str) -> None: ...
@@ -93,13 +97,22 @@ def _verdict(requests: int, tokens: int, rpm: int | None, tpm: int | None,
 
 
 class MemoryState:
-    """One process's state: owners in a TTL cache, counters per minute."""
+    """One process's state: conversation owners in a TTL cache, counters per minute.
 
-    def __init__(self, wall: Wall, *, ttl: float, max_owners: int = 1_000_000) -> None:
+    A response's owner is the one the Router recorded with it (in the Router's
+    memory), read through ``responses``.
+    """
+
+    def __init__(self, wall: Wall, responses: OwnerReader, *, ttl: float,
+                 max_owners: int = 1_000_000) -> None:
         self._wall = wall
+        self._responses = responses
         self._owners: TTLCache[str, str] = TTLCache(max_owners, ttl, timer=wall)
         self._counts: dict[tuple[str, str, int], int] = {}
         self._parallel: dict[str, int] = {}
+
+    async def response_owner(self, response_id: str) -> str | None:
+        return await self._responses(response_id)
 
     async def owner(self, response_id: str) -> str | None:
         return self._owners.get(response_id)
@@ -152,7 +165,13 @@ class MemoryState:
 class RedisState:
     """State shared through Redis under ``prefix + "proxy:"``.
 
-    Owners: ``proxy:owner:<response id>`` with the ownership TTL. Counters:
+    A response's owner is the one the Router recorded with it, in the same
+    write as its deployment (``<prefix>owner:<response id>``, see
+    :mod:`router.ownership`), read here strictly (Redis down is
+    :class:`StateUnavailable`, never "no owner"); an owner recorded by an
+    earlier version of the server (``proxy:owner:<response id>``) is read in
+    the same round trip. Conversation owners: ``proxy:owner:<conversation
+    id>`` with the ownership TTL. Counters:
     ``proxy:rpm:<key id>:<minute>`` and ``proxy:tpm:...``, expiring after two
     minutes. Admission is one pipelined round trip (INCR, EXPIRE, GET).
     Requests in flight: ``proxy:parallel:<key id>``, a sorted set (one
@@ -169,6 +188,7 @@ class RedisState:
         self._store = RedisStore(where, prefix=prefix, clock=clock, wait_replicas=0,
                                  socket_timeout=timeout, socket_connect_timeout=timeout)
         self._prefix = prefix + "proxy:"
+        self._router_owner = prefix + OWNER_PREFIX
         self._ttl = max(1, int(ttl))
         self._wall = clock.wall
         self._breaker = Breaker(clock, retry_interval, what="the server's Redis state", log=log)
@@ -191,6 +211,17 @@ class RedisState:
             raise StateUnavailable(type(exc).__name__) from None
         self._breaker.succeeded(epoch)
         return result
+
+    async def response_owner(self, response_id: str) -> str | None:
+        async def both() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._router_owner + response_id)
+                pipe.get(self._prefix + "owner:" + response_id)  # an earlier server's record
+                return list(await pipe.execute())
+
+        recorded, earlier = await self._call(both)
+        value = recorded if recorded is not None else earlier
+        return None if value is None else str(value)
 
     async def owner(self, response_id: str) -> str | None:
         value = await self._call(lambda: self._redis.get(self._prefix + "owner:" + response_id))

@@ -80,9 +80,9 @@ def load_document(path: str) -> dict[str, object]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _state(settings: ServerSettings) -> ServerState:
+def _state(settings: ServerSettings, router: Router) -> ServerState:
     if settings.redis_target is None:
-        return MemoryState(time.time, ttl=settings.ownership_ttl)
+        return MemoryState(time.time, router.aresponse_owner, ttl=settings.ownership_ttl)
     return RedisState(settings.redis_target, prefix=settings.redis_key_prefix,
                       ttl=settings.ownership_ttl, clock=SystemClock())
 
@@ -112,11 +112,11 @@ async def serve(spec: WorkerSpec) -> None:
     settings = server_settings(load_document(spec.config), source=spec.config)
     registry = CollectorRegistry(auto_describe=True)
     run_dir = Path(spec.run_dir)
-    state = _state(settings)
     keys = KeyRing(settings)
     if keys.open:
         log.warning("no master_key or api_keys configured: every caller is let in")
     async with Router.from_config(spec.config, metrics=registry) as router:
+        state = _state(settings, router)
         ctx = ServerContext(
             router, settings, state, keys, ServerMetrics(registry),
             lambda: gather_workers(run_dir), redis_configured=settings.redis_target is not None)

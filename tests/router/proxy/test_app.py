@@ -287,6 +287,7 @@ async def test_key_tpm_limit_counts_tokens_across_workers(server: ServerProcess,
     (b'{"input": "x"}', "model"),
     (b'{"model": "gpt-4o", "input": "x", "stream": "yes"}', "stream"),
     (b'{"model": "gpt-4o", "input": "x", "fallbacks": ["other"]}', "fallbacks"),
+    (b'{"model": "gpt-4o", "input": "x", "response_owner": "team-b"}', "response_owner"),
     (b'{"model": "gpt-4o", "input": "x", "previous_response_id": "bad id!"}',
      "previous_response_id"),
 ])

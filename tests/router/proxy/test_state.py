@@ -20,12 +20,16 @@ pytest_plugins = ("tests.redis_fixtures",)
 async def state(request: pytest.FixtureRequest,
                 clock: ManualClock) -> AsyncIterator[ServerState]:
     if request.param == "memory":
-        made: ServerState = MemoryState(clock.wall, ttl=60)
+        made: ServerState = MemoryState(clock.wall, _no_owner, ttl=60)
     else:
         space: RedisSpace = request.getfixturevalue("redis_space")
         made = RedisState(space.url, prefix=space.prefix, ttl=60, clock=clock)
     yield made
     await made.aclose()
+
+
+async def _no_owner(response_id: str) -> str | None:
+    return None
 
 
 @pytest.fixture
@@ -39,6 +43,52 @@ async def test_owners(state: ServerState) -> None:
     assert await state.owner("resp_1") == "team-a"
     await state.forget("resp_1")
     assert await state.owner("resp_1") is None
+
+
+async def test_response_owner_in_memory_is_the_routers(clock: ManualClock) -> None:
+    recorded = {"resp_1": "team-a"}
+
+    async def router_owner(response_id: str) -> str | None:  # Router.aresponse_owner
+        return recorded.get(response_id)
+
+    state = MemoryState(clock.wall, router_owner, ttl=60)
+    assert await state.response_owner("resp_1") == "team-a"
+    assert await state.response_owner("resp_2") is None
+
+
+async def test_response_owner_in_redis_is_the_routers_record_or_an_earlier_servers(
+        redis_space: RedisSpace, clock: ManualClock) -> None:
+    state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
+    put = redis_space.client.set
+    put(f"{redis_space.prefix}owner:resp_1", "team-a")  # the Router's (router.ownership)
+    put(f"{redis_space.prefix}proxy:owner:resp_2", "team-b")  # an earlier server's
+    put(f"{redis_space.prefix}owner:resp_3", "team-a")
+    put(f"{redis_space.prefix}proxy:owner:resp_3", "team-b")
+    try:
+        assert [await state.response_owner(f"resp_{i}") for i in range(1, 5)] == [
+            "team-a", "team-b", "team-a", None]
+    finally:
+        await state.aclose()
+
+
+async def test_the_owner_a_router_records_is_the_one_redis_state_reads(
+        redis_space: RedisSpace, clock: ManualClock) -> None:
+    """The key layout the two share: the Router writes, the server's state reads."""
+    from router import Router
+    from router.testing import Upstream
+
+    async with Upstream("state-owner") as up, Router(model_list=[{
+            "model_name": "m", "litellm_params": {
+                "model": "openai/gpt-4o", "api_base": f"{up.url}/v1", "api_key": "k"}}],
+            redis_url=redis_space.url, redis_key_prefix=redis_space.prefix) as router:
+        made = await router.aresponses(model="m", input="hi", response_owner="team-a")
+        other = await router.aresponses(model="m", input="hi")
+    state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
+    try:
+        assert await state.response_owner(str(made.id)) == "team-a"
+        assert await state.response_owner(str(other.id)) is None
+    finally:
+        await state.aclose()
 
 
 async def test_rpm_limit_per_minute(state: ServerState, clock: ManualClock) -> None:
@@ -83,6 +133,8 @@ async def test_redis_down_limits_open_owners_closed() -> None:
         assert state.failures == 2
         with pytest.raises(StateUnavailable):
             await state.owner("resp_1")
+        with pytest.raises(StateUnavailable):
+            await state.response_owner("resp_1")
         assert not await state.ping()
     finally:
         await state.aclose()

@@ -1,4 +1,5 @@
-"""The workers' event loop: uvloop's by default when installed, asyncio's on request."""
+"""The workers' event loop: uvloop's by default when installed, asyncio's on request; each
+serves creates, streams and by-id calls, keeping responses to their key (memory state)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 from router.errors import ConfigError
 from router.proxy.worker import loop_factory
 from router.testing import UpstreamProcess
-from tests.router.proxy.helpers import KEY_A, ServerProcess, server_config
+from tests.router.proxy.helpers import KEY_A, KEY_B, ServerProcess, server_config
 
 
 def test_loop_factory_choices(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,11 +51,18 @@ async def test_server_serves_on_either_loop(tmp_path: Path, args: tuple[str, ...
         await asyncio.to_thread(server.start)
         try:
             async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=KEY_A,
-                                          max_retries=0) as client:
+                                          max_retries=0) as client, openai.AsyncOpenAI(
+                    base_url=f"{server.url}/v1", api_key=KEY_B, max_retries=0) as other:
                 first = await client.responses.create(model="gpt-4o", input="Hello")
                 events = [e.type async for e in await client.responses.create(
                     model="gpt-4o", input="More", previous_response_id=first.id,
                     stream=True)]
+                assert (await client.responses.retrieve(first.id)).id == first.id
+                with pytest.raises(openai.NotFoundError):  # memory state: still its key's
+                    await other.responses.retrieve(first.id)
+                with pytest.raises(openai.BadRequestError):
+                    await other.responses.create(model="gpt-4o", input="x",
+                                                 previous_response_id=first.id)
         finally:
             await asyncio.to_thread(server.stop)
     assert first.status == "completed"
