@@ -70,7 +70,7 @@ from router.table import DeploymentTable
 if TYPE_CHECKING:
     from checks.base import CheckContext
     from router.deployment import Deployment
-    from router.state.base import StateStore
+    from router.state.base import BatchStore
     from router.state.redis import RedisStore
 
 __all__ = ["CheckFactory", "Objects", "Parts", "StrategyFactory", "assemble"]
@@ -162,7 +162,7 @@ def assemble(config: RouterConfig, objects: Objects) -> Parts:
     table = DeploymentTable(config.model_list, providers, s.model_group_alias,
                             default_stream_timeout=s.stream_timeout)
     redis = _make_redis(s, clock)
-    store: StateStore = MemoryStore() if redis is None else ResilientStore(redis, clock)
+    store: BatchStore = MemoryStore() if redis is None else ResilientStore(redis, clock)
     load = LoadTracker(clock)
     strategy = objects.strategy or _named_strategy(config, objects, rng, clock, load)
     bind_strategy(strategy, load)

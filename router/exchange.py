@@ -146,7 +146,7 @@ class Exchange:
                                if isinstance(conversation, dict) else None)
 
     async def _record(self, request: RouteRequest, response_id: str, deployment: Deployment,
-                      conversation_id: Any) -> None:
+                      conversation_id: object) -> None:
         """Record who holds a stored response (a stateless deployment holds nothing: the
         keeper keeps what is kept), its owner, and the conversation the upstream holds."""
         if deployment.stateless:

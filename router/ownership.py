@@ -25,7 +25,7 @@ from router.errors import BadRequestError, NotFoundError, ResponseNotFoundError,
 
 if TYPE_CHECKING:
     from router.deployment import Deployment
-    from router.state.base import StateStore
+    from router.state.base import BatchStore
     from router.table import DeploymentTable
 
 __all__ = ["OWNER_PREFIX", "Ownership"]
@@ -40,7 +40,7 @@ class Ownership:
     """Records and finds the owner of response ids."""
 
     def __init__(
-        self, store: StateStore, table: DeploymentTable, *, ttl: float, prefix: str = "own:"
+        self, store: BatchStore, table: DeploymentTable, *, ttl: float, prefix: str = "own:"
     ) -> None:
         self._store = store
         self._table = table
@@ -50,24 +50,24 @@ class Ownership:
     async def record(self, response_id: str, deployment: Deployment | None,
                      owner: str | None = None) -> None:
         """Record the deployment that holds ``response_id`` (``None``: none does, the
-        router keeps it) and its ``owner``, in one write."""
-        if owner is None:
-            if deployment is not None:
-                await self._store.set(self._prefix + response_id, deployment.id, self._ttl)
-            return
-        if deployment is None:
-            await self._store.set(OWNER_PREFIX + response_id, owner, self._ttl)
-            return
-        await self._store.set_many(((self._prefix + response_id, deployment.id),
-                                    (OWNER_PREFIX + response_id, owner)), self._ttl)
+        router keeps it) and its ``owner``, in one write.
+
+        A record with an owner is durable: it is in Redis when this returns,
+        however slow Redis is, because whoever reads the owner (the server,
+        another process) reads Redis and has no other way to find it.
+        """
+        items = [] if deployment is None else [(self._prefix + response_id, deployment.id)]
+        if owner is not None:
+            items.append((OWNER_PREFIX + response_id, owner))
+        if items:
+            await self._store.set_many(items, self._ttl, durable=owner is not None)
 
     async def owner_name(self, response_id: str) -> str | None:
         """The ``response_owner`` recorded with ``response_id``, if any."""
         return await self._store.get(OWNER_PREFIX + response_id)
 
     async def forget(self, response_id: str) -> None:
-        await self._store.delete(self._prefix + response_id)
-        await self._store.delete(OWNER_PREFIX + response_id)
+        await self._store.delete_many((self._prefix + response_id, OWNER_PREFIX + response_id))
 
     async def owner(self, response_id: str) -> Deployment | None:
         """The recorded owner, if it is still configured."""

@@ -40,13 +40,20 @@ from router.request import check_response_id
 from router.router import Router
 from router.types import dump_json
 
-__all__ = ["ServerContext", "cut_streams", "make_app"]
+__all__ = ["ServerContext", "cut_streams", "make_app", "request_ids"]
 
 log = logging.getLogger("router.proxy")
 access_log = logging.getLogger("router.proxy.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MetricsSource = Callable[[], Awaitable[bytes]]
+
+
+def request_ids() -> Iterator[str]:
+    """Unique request ids (32 hex digits, as a UUID's), cheaply: a random prefix per
+    worker, then a counter."""
+    prefix = os.urandom(8).hex()
+    return (f"{prefix}{n:016x}" for n in itertools.count())
 
 
 @dataclass
@@ -64,14 +71,7 @@ class ServerContext:
     #: The handler tasks writing streams now (see :func:`cut_streams`).
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
     #: Ids for answers to requests that bring no ``x-request-id``.
-    request_ids: Iterator[str] = field(default_factory=lambda: request_ids())
-
-
-def request_ids() -> Iterator[str]:
-    """Unique request ids (32 hex digits, as a UUID's), cheaply: a random prefix per
-    worker, then a counter."""
-    prefix = os.urandom(8).hex()
-    return (f"{prefix}{n:016x}" for n in itertools.count())
+    request_ids: Iterator[str] = field(default_factory=request_ids)
 
 
 _CONTEXT = web.AppKey("context", ServerContext)
@@ -253,6 +253,7 @@ async def _admit(ctx: ServerContext, principal: Principal) -> None:
 
 async def _check_previous(ctx: ServerContext, principal: Principal, previous: str) -> None:
     """A conversation continues only with the key that owns its last response."""
+    check_response_id(previous, "previous_response_id")  # memory and Redis answer alike
     if principal.admin:
         return
     if not principal.may_see(await ctx.state.response_owner(previous)):
@@ -273,7 +274,7 @@ async def _check_conversation(ctx: ServerContext, principal: Principal, conversa
     it does not exist. One no key has named yet starts with this request."""
     if principal.admin:
         return
-    owner = await ctx.state.owner(conversation)
+    owner = await ctx.state.conversation_owner(conversation)
     if owner is not None and not principal.may_see(owner):
         raise ApiError(404, f"Conversation with id '{conversation}' not found.",
                        "invalid_request_error", "conversation", "not_found")
@@ -285,8 +286,8 @@ async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any]
     joined). The response's own owner is recorded by the Router (``response_owner``).
 
     If the shared state is down the answer is still given (the upstream has
-    done the work), but the conversation stays unknown to other keys' and
-    by-id calls: ownership fails closed.
+    done the work), and the conversation stays unrecorded: the next key that
+    names it claims it (a warning is logged).
     """
     if principal.admin:  # sees every conversation: a record would change nothing
         return
@@ -294,7 +295,7 @@ async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any]
     if conversation is None:
         return
     try:
-        await ctx.state.set_owner(conversation, principal.key_id)
+        await ctx.state.set_conversation_owner(conversation, principal.key_id)
     except StateUnavailable:
         log.warning("could not record the owner of a conversation: state store unavailable")
 

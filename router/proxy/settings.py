@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from router.config.loading import resolve_env
 from router.config.models import RouterSettings
@@ -51,6 +51,14 @@ class ApiKeySpec(BaseModel):
     tpm_limit: int | None = Field(default=None, ge=0)
     max_parallel_requests: int | None = Field(default=None, ge=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("key_alias")
+    @classmethod
+    def _printable(cls, alias: str | None) -> str | None:
+        if alias is not None and not alias.isprintable():
+            raise ValueError("printable characters only: it names the key in logs, metrics "
+                             "and the responses it owns")
+        return alias
 
 
 class ServerSettings(BaseModel):

@@ -16,7 +16,6 @@ reader task per stream does this, not one per event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -104,7 +103,6 @@ async def pump(stream: AsyncIterator[Any], writer: EventWriter,
     more = asyncio.Event()  # the batch grew, or the stream ended
     room = asyncio.Event()  # the batch is below BATCH_BYTES
     room.set()
-    ended: list[Exception | None] = []
 
     async def read() -> None:
         try:
@@ -116,25 +114,35 @@ async def pump(stream: AsyncIterator[Any], writer: EventWriter,
                 if writer.full:
                     room.clear()
                     await room.wait()
-        except Exception as exc:  # re-raised by the writing side, after what came before
-            ended.append(exc)
-        else:
-            ended.append(None)
         finally:
             more.set()
 
     reader = asyncio.ensure_future(read())
     try:
-        while not ended:
+        while not reader.done():
             await more.wait()
             more.clear()
             await writer.flush()
             room.set()
-        await writer.flush()
+        await writer.flush()  # what came before the end (or before the stream's error)
     finally:
         if not reader.done():
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(reader)
-    if ended[0] is not None:
-        raise ended[0]
+            await _settled(reader)
+        elif not reader.cancelled():
+            reader.exception()  # retrieved: raised below, unless something else is raised
+    reader.result()  # the stream's error, if it ended with one
+
+
+async def _settled(task: asyncio.Task[None]) -> None:
+    """Wait until ``task`` (cancelled) has finished, even if this task is cancelled again
+    meanwhile (then that cancellation is raised once ``task`` is done): the Router's
+    stream must not be closed while its read is still running."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

@@ -1,5 +1,6 @@
-"""What the server remembers itself: which key owns each stored response, and
-each key's requests and tokens this minute.
+"""What the server remembers: which key owns each stored response (the owner the
+Router recorded with it, read back here) and each conversation (the server's own
+record), and each key's requests and tokens this minute.
 
 Two implementations of one small interface, :class:`ServerState`:
 :class:`MemoryState` for a single worker without Redis, and
@@ -17,11 +18,12 @@ by start time, whose entries older than :data:`MAX_REQUEST_AGE` are
 dropped, so a worker that dies mid-request cannot hold a slot for ever.
 
 When Redis fails, limits fail open (the request is served, and
-:attr:`RedisState.failures` counts it) while ownership fails closed: an
-owner that cannot be read raises :class:`StateUnavailable`, because
-answering "yours" without knowing would hand one key's conversation to
-another. The breaker logs one warning when Redis fails and one when it
-answers again.
+:attr:`RedisState.failures` counts it) while reading an owner fails closed:
+one that cannot be read raises :class:`StateUnavailable`, because answering
+"yours" without knowing would hand one key's conversation to another. (A
+conversation's owner that could not be *written* is unknown afterwards, and
+the next key to name that conversation claims it.) The breaker logs one
+warning when Redis fails and one when it answers again.
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ class Admission:
 
 class ServerState(Protocol):
     async def response_owner(self, response_id: str) -> str | None: ...
-    async def owner(self, response_id: str) -> str | None: ...
-    async def set_owner(self, response_id: str, key_id: str) -> None: ...
+    async def conversation_owner(self, conversation_id: str) -> str | None: ...
+    async def set_conversation_owner(self, conversation_id: str, key_id: str) -> None: ...
     async def forget(self, response_id: str) -> None: ...
     async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
                     ) -> Admission: ...
@@ -114,14 +116,14 @@ class MemoryState:
     async def response_owner(self, response_id: str) -> str | None:
         return await self._responses(response_id)
 
-    async def owner(self, response_id: str) -> str | None:
-        return self._owners.get(response_id)
+    async def conversation_owner(self, conversation_id: str) -> str | None:
+        return self._owners.get(conversation_id)
 
-    async def set_owner(self, response_id: str, key_id: str) -> None:
-        self._owners[response_id] = key_id
+    async def set_conversation_owner(self, conversation_id: str, key_id: str) -> None:
+        self._owners[conversation_id] = key_id
 
     async def forget(self, response_id: str) -> None:
-        self._owners.pop(response_id, None)
+        """Nothing to do: in memory the Router alone records a response's owner."""
 
     async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
                     ) -> Admission:
@@ -170,8 +172,10 @@ class RedisState:
     :mod:`router.ownership`), read here strictly (Redis down is
     :class:`StateUnavailable`, never "no owner"); an owner recorded by an
     earlier version of the server (``proxy:owner:<response id>``) is read in
-    the same round trip. Conversation owners: ``proxy:owner:<conversation
-    id>`` with the ownership TTL. Counters:
+    the same round trip. Conversation owners: ``proxy:conv:<conversation
+    id>`` with the ownership TTL (an earlier server's ``proxy:owner:<id>``
+    read in the same round trip). The two never share a key: a caller that
+    names a response's id as a conversation cannot become its owner. Counters:
     ``proxy:rpm:<key id>:<minute>`` and ``proxy:tpm:...``, expiring after two
     minutes. Admission is one pipelined round trip (INCR, EXPIRE, GET).
     Requests in flight: ``proxy:parallel:<key id>``, a sorted set (one
@@ -213,25 +217,33 @@ class RedisState:
         return result
 
     async def response_owner(self, response_id: str) -> str | None:
-        async def both() -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(self._router_owner + response_id)
-                pipe.get(self._prefix + "owner:" + response_id)  # an earlier server's record
-                return list(await pipe.execute())
+        return await self._first_of(self._router_owner + response_id,
+                                    self._prefix + "owner:" + response_id)
 
-        recorded, earlier = await self._call(both)
-        value = recorded if recorded is not None else earlier
-        return None if value is None else str(value)
+    async def conversation_owner(self, conversation_id: str) -> str | None:
+        return await self._first_of(self._prefix + "conv:" + conversation_id,
+                                    self._prefix + "owner:" + conversation_id)
 
-    async def owner(self, response_id: str) -> str | None:
-        value = await self._call(lambda: self._redis.get(self._prefix + "owner:" + response_id))
-        return None if value is None else str(value)
-
-    async def set_owner(self, response_id: str, key_id: str) -> None:
-        key = self._prefix + "owner:" + response_id
+    async def set_conversation_owner(self, conversation_id: str, key_id: str) -> None:
+        key = self._prefix + "conv:" + conversation_id
         await self._call(lambda: self._redis.set(key, key_id, ex=self._ttl))
 
+    async def _first_of(self, key: str, earlier: str) -> str | None:
+        """The value of ``key``, else of ``earlier`` (an earlier server's record): one
+        round trip."""
+        async def both() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.get(earlier)
+                return list(await pipe.execute())
+
+        value, before = await self._call(both)
+        found = value if value is not None else before
+        return None if found is None else str(found)
+
     async def forget(self, response_id: str) -> None:
+        """Drop an earlier server's record of a response's owner (the Router drops its
+        own with the response)."""
         with self._open_on_failure():
             await self._call(lambda: self._redis.delete(self._prefix + "owner:" + response_id))
 

@@ -1,11 +1,12 @@
-"""The ``StateStore`` interface: small string values with a TTL on every key."""
+"""The ``StateStore`` interface: small string values with a TTL on every key; and
+``BatchStore``, a store that also writes and deletes several keys in one round trip."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["StateStore"]
+__all__ = ["BatchStore", "StateStore"]
 
 
 class StateStore(Protocol):
@@ -19,10 +20,22 @@ class StateStore(Protocol):
 
     async def set(self, key: str, value: str, ttl: float) -> None: ...
 
-    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
-        """Write every ``(key, value)`` with the same ``ttl``, in one round trip."""
-        ...
-
     async def delete(self, key: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class BatchStore(StateStore, Protocol):
+    """Several keys in one round trip (the ownership records of one response)."""
+
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float, *,
+                       durable: bool = False) -> None:
+        """Write every ``(key, value)`` with the same ``ttl``.
+
+        ``durable``: the shared store (Redis) has taken the write when this
+        returns, however long it takes (a store in front of Redis does not
+        cut the wait short); stores with nothing behind them ignore it.
+        """
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> None: ...

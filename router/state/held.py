@@ -33,10 +33,13 @@ class HeldWrites:
         """Writes still running in the background."""
         return len(self._backlog)
 
-    async def write(self, op: Callable[[], Awaitable[None]]) -> bool:
+    async def write(self, op: Callable[[], Awaitable[None]], *, hold: bool = True) -> bool:
         """``True`` once ``op`` reached the store within the hold; ``False`` when it was
-        not sent (breaker open, backlog full), failed, or finishes in the background."""
+        not sent (breaker open, backlog full), failed, or finishes in the background.
+        ``hold=False``: wait for ``op`` to the end (the breaker's deadline bounds it)."""
         breaker = self._breaker
+        if not hold:
+            return breaker.allows() and await breaker.guard(_acked(op), False)
         if not breaker.allows() or len(self._backlog) >= self._max_backlog:
             return False
         try:

@@ -34,13 +34,18 @@ class MemoryStore:
     async def set(self, key: str, value: str, ttl: float) -> None:
         self._data[key] = (value, self._timer() + ttl)
 
-    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float, *,
+                       durable: bool = False) -> None:
         expires = self._timer() + ttl
         for key, value in items:
             self._data[key] = (value, expires)
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._data.pop(key, None)
 
     async def aclose(self) -> None:
         self._data.clear()

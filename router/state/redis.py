@@ -203,9 +203,10 @@ class RedisStore:
     async def set(self, key: str, value: str, ttl: float) -> None:
         await self.set_many(((key, value),), ttl)
 
-    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float, *,
+                       durable: bool = False) -> None:
         """Write every key in one round trip; with ``wait_replicas``, also wait for the
-        replicas (in the same round trip).
+        replicas (in the same round trip). Every write here is awaited (``durable``).
 
         When the replicas do not confirm within ``WAIT_TIMEOUT_MS`` (none is
         connected, say after a failover), writes are acknowledged by the primary
@@ -244,6 +245,14 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await (await self.ready()).delete(self._prefix + key)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete every key in one round trip (a pipeline, so a Cluster's keys may live in
+        different slots)."""
+        pipe = (await self.ready()).pipeline(transaction=False)
+        for key in keys:
+            pipe.delete(self._prefix + key)
+        await pipe.execute()
 
     async def aclose(self) -> None:
         """Close this event loop's clients."""

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Sequence
 
 from router.clock import Clock
-from router.state.base import StateStore
+from router.state.base import BatchStore
 from router.state.breaker import breaker_of
 from router.state.held import HeldWrites
 from router.state.memory import MemoryStore
@@ -53,7 +53,7 @@ class ResilientStore:
 
     def __init__(
         self,
-        shared: StateStore,
+        shared: BatchStore,
         clock: Clock,
         *,
         local: MemoryStore | None = None,
@@ -73,7 +73,7 @@ class ResilientStore:
         return self._breaker.degraded
 
     @property
-    def shared(self) -> StateStore:
+    def shared(self) -> BatchStore:
         """The shared store behind the memory (the Redis store)."""
         return self._shared
 
@@ -92,9 +92,16 @@ class ResilientStore:
         await self._local.set(key, value, ttl)
         await self._writes.write(lambda: self._shared.set(key, value, ttl))
 
-    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float, *,
+                       durable: bool = False) -> None:
+        """Write locally and to Redis, held (see the module docstring); ``durable``: wait
+        for Redis however long it takes (within the breaker's deadline)."""
         await self._local.set_many(items, ttl)
-        await self._writes.write(lambda: self._shared.set_many(items, ttl))
+        await self._writes.write(lambda: self._shared.set_many(items, ttl), hold=not durable)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        await self._local.delete_many(keys)
+        await self._writes.write(lambda: self._shared.delete_many(keys))
 
     async def delete(self, key: str) -> None:
         await self._local.delete(key)

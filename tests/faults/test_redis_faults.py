@@ -189,8 +189,12 @@ class _Redis:
     async def set(self, key: str, value: str, ttl: float) -> None:
         await self.get(key)
 
-    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float, *,
+                       durable: bool = False) -> None:
         await self.get(items[0][0])
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        await self.get(keys[0])
 
     async def delete(self, key: str) -> None:
         await self.get(key)

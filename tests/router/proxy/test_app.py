@@ -8,6 +8,7 @@ tests that arm upstream faults arm them for one request (``times=1``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import yaml
 
 from router.proxy.app import request_ids
 from router.testing import UpstreamProcess
+from router.testing.process import spawn, terminate
 from tests.router.proxy.helpers import (
     KEY_A,
     KEY_B,
@@ -65,11 +67,21 @@ def upstream() -> Iterator[UpstreamProcess]:
 
 
 @pytest.fixture(scope="module")
-def server(upstream: UpstreamProcess, redis_prefix: str,
+def chat_url() -> Iterator[str]:
+    """A Chat Completions server (no stored responses: the router keeps them)."""
+    proc, url = spawn("router.testing.chat", ["--port", "0", "--api-key", "k1"])
+    yield url
+    terminate(proc)
+
+
+@pytest.fixture(scope="module")
+def server(upstream: UpstreamProcess, chat_url: str, redis_prefix: str,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     config = server_config(f"{upstream.url}/v1", redis_url=REDIS_URL, prefix=redis_prefix,
                            general={"max_request_size_mb": 1, "body_timeout": 1,
                                     "idle_timeout": 1})
+    config["model_list"].append({"model_name": "llama", "litellm_params": {
+        "model": "hosted_vllm/llama", "api_base": f"{chat_url}/v1", "api_key": "k1"}})
     config["router_settings"]["disable_cooldowns"] = True
     proc = ServerProcess(config, tmp_path_factory.mktemp("proxy"), workers=2).start()
     yield proc
@@ -229,19 +241,79 @@ async def test_ownership_matrix(server: ServerProcess, upstream: UpstreamProcess
         assert theirs.value.body["param"] == "conversation"  # type: ignore[index]
 
 
+async def test_a_response_named_as_a_conversation_is_not_taken_over(
+        server: ServerProcess) -> None:
+    """Key B names key A's response id as its ``conversation``: B gains nothing on it (the
+    conversation's owner record is not the response's)."""
+    async with client(server, KEY_A) as a, client(server, KEY_B) as b:
+        mine = await a.responses.create(model="gpt-4o", input="secret")
+        with contextlib.suppress(openai.APIStatusError):  # the upstream knows no such thing
+            await b.responses.create(model="gpt-4o", input="x", conversation=mine.id)
+        with pytest.raises(openai.NotFoundError):
+            await b.responses.retrieve(mine.id)
+        with pytest.raises(openai.BadRequestError):
+            await b.responses.create(model="gpt-4o", input="x", previous_response_id=mine.id)
+        assert (await a.responses.retrieve(mine.id)).id == mine.id
+
+
+async def test_a_response_the_router_keeps_is_its_keys_only(server: ServerProcess) -> None:
+    """A Chat Completions deployment holds nothing: the router keeps the response, and the
+    Router records its owner without a deployment record."""
+    async with client(server, KEY_B) as b, client(server, KEY_A) as a:
+        kept = await b.responses.create(model="llama", input="secret")
+        follow = await b.responses.create(model="llama", input="more",
+                                          previous_response_id=kept.id)
+        assert (await b.responses.retrieve(kept.id)).id == kept.id
+        for rid in (kept.id, follow.id):
+            with pytest.raises(openai.NotFoundError):
+                await a.responses.retrieve(rid)
+            with pytest.raises(openai.BadRequestError):
+                await a.responses.create(model="gpt-4o", input="x", previous_response_id=rid)
+
+
+async def test_a_master_keys_response_is_no_other_keys(server: ServerProcess) -> None:
+    async with client(server, MASTER) as master, client(server, KEY_A) as a, \
+            client(server, KEY_B) as b:
+        made = await master.responses.create(model="gpt-4o", input="admin")
+        streamed = await master.responses.create(model="gpt-4o", input="admin", stream=True)
+        async for event in streamed:
+            if event.type == "response.completed":
+                streamed_id = event.response.id
+        for rid in (made.id, streamed_id):
+            # B names it as a conversation (a group the router keeps takes any id): that
+            # claims the conversation, not the response
+            await b.responses.create(model="llama", input="x", conversation=rid)
+            for other in (a, b):
+                with pytest.raises(openai.NotFoundError):
+                    await other.responses.retrieve(rid)
+                with pytest.raises(openai.BadRequestError):
+                    await other.responses.create(model="gpt-4o", input="x",
+                                                 previous_response_id=rid)
+            assert (await master.responses.retrieve(rid)).id == rid
+
+
 async def test_key_models_and_unknown_model(server: ServerProcess) -> None:
     async with client(server, KEY_A) as a, client(server, KEY_B) as b:
         with pytest.raises(openai.BadRequestError) as refused:
             await a.responses.create(model="other", input="x")
         with pytest.raises(openai.BadRequestError) as unknown:
             await b.responses.create(model="no-such-model", input="x")
-        assert sorted(m.id for m in (await b.models.list()).data) == ["gpt-4o", "other"]
+        assert sorted(m.id for m in (await b.models.list()).data) == ["gpt-4o", "llama",
+                                                                       "other"]
     for info in (refused, unknown):
         assert info.value.status_code == 400 and info.value.param == "model"
         assert info.value.code == "model_not_found"
 
 
+async def _inside_one_minute() -> None:
+    """Start at least 5 s before the next minute: limits count in one-minute windows."""
+    left = 60 - time.time() % 60
+    if left < 5:
+        await asyncio.sleep(left + 0.1)
+
+
 async def test_key_rpm_limit_holds_across_workers(server: ServerProcess) -> None:
+    await _inside_one_minute()  # the four requests must fall in one one-minute window
     statuses = []
     for _ in range(4):  # a new connection each time: the requests spread over workers
         async with client(server, KEY_LIMITED) as c:
@@ -258,6 +330,7 @@ async def test_key_rpm_limit_holds_across_workers(server: ServerProcess) -> None
                                              (KEY_TOKENS_STREAM, True)])
 async def test_key_tpm_limit_counts_tokens_across_workers(server: ServerProcess, key: str,
                                                           stream: bool) -> None:
+    await _inside_one_minute()  # both requests must fall in one one-minute window
     async with client(server, key) as c:  # the first answer's tokens pass the limit of 1
         if stream:
             async for event in await c.responses.create(model="gpt-4o", input="x",
@@ -383,7 +456,7 @@ async def test_health_and_metrics_of_all_workers(server: ServerProcess) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/health/liveliness")).json() == {"status": "alive"}
         ready = (await http.get("/health/readiness")).json()
-        assert ready["redis"] == "connected" and ready["deployments"]["total"] == 2
+        assert ready["redis"] == "connected" and ready["deployments"]["total"] == 3
         text = ""
         for _ in range(50):  # until both workers have registered their metrics socket
             text = (await http.get("/metrics")).text

@@ -62,6 +62,14 @@ def test_bad_limit_is_named() -> None:
         _ring({"api_keys": [{"key": "sk-x", "rpm_limit": -1}]})
 
 
+@pytest.mark.parametrize("alias", ["team\ta", "team\u00a0a", "line\nbreak"])
+def test_an_alias_that_is_not_printable_is_named(alias: str) -> None:
+    """An alias names the key's responses (``response_owner``), which must be printable."""
+    with pytest.raises(ConfigError, match=r"api_keys\[1\]\.key_alias: .*printable"):
+        _ring({"api_keys": [{"key": "sk-a", "key_alias": "ok"},
+                            {"key": "sk-b", "key_alias": alias}]})
+
+
 def test_unknown_key_field_is_named() -> None:
     with pytest.raises(ConfigError, match=r"api_keys\[0\]\.rpm"):
         _ring({"api_keys": [{"key": "sk-a", "rpm": 3}]})

@@ -160,3 +160,40 @@ async def test_error_after_events_keeps_them_and_adds_error_event() -> None:
     last = json.loads(text.rstrip().rsplit("data: ", 1)[1])
     assert last == {"type": "error", "code": "upstream_error", "message": "cut",
                     "param": None, "sequence_number": 3}
+
+
+async def test_a_stream_cancelled_from_inside_ends_the_pump() -> None:
+    async def cut() -> AsyncIterator[_Event]:
+        yield _Event({"type": "delta"})
+        raise asyncio.CancelledError
+
+    answer = _Answer()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(pump(cut(), EventWriter(answer, 1.0), _nothing), 2.0)  # type: ignore[arg-type]
+    assert b"".join(answer.writes).count(b"event: delta") == 1
+
+
+async def test_a_second_cancel_still_waits_for_the_read_to_finish() -> None:
+    """The handler is cancelled (client gone), then cancelled again while the stream's read
+    is still cleaning up: the pump returns only once the read has finished, so the Router's
+    stream is never closed under a running read."""
+    cleaned: list[str] = []
+    started = asyncio.Event()
+
+    async def slow_cleanup() -> AsyncIterator[_Event]:
+        try:
+            started.set()
+            await asyncio.sleep(3600)
+            yield _Event({"type": "delta"})
+        finally:
+            await asyncio.sleep(0.05)  # closing the upstream connection, say
+            cleaned.append("done")
+
+    task = asyncio.ensure_future(pump(slow_cleanup(), EventWriter(_Answer(), 1.0), _nothing))  # type: ignore[arg-type]
+    await started.wait()
+    task.cancel()
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["done"]

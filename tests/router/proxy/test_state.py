@@ -37,12 +37,38 @@ def clock() -> ManualClock:
     return ManualClock(wall_start=1_800_000_000.0)  # the start of a minute
 
 
-async def test_owners(state: ServerState) -> None:
-    assert await state.owner("resp_1") is None
-    await state.set_owner("resp_1", "team-a")
-    assert await state.owner("resp_1") == "team-a"
-    await state.forget("resp_1")
-    assert await state.owner("resp_1") is None
+async def test_conversation_owners(state: ServerState) -> None:
+    assert await state.conversation_owner("conv_1") is None
+    await state.set_conversation_owner("conv_1", "team-a")
+    assert await state.conversation_owner("conv_1") == "team-a"
+    assert await state.response_owner("conv_1") is None  # never a response's owner
+
+
+async def test_naming_a_response_as_a_conversation_claims_nothing(
+        redis_space: RedisSpace, clock: ManualClock) -> None:
+    """A key that names another key's response id as its ``conversation`` records the
+    conversation's owner under its own key: the response's owner is untouched."""
+    state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
+    redis_space.client.set(f"{redis_space.prefix}owner:resp_1", "team-a")  # the Router's
+    try:
+        await state.set_conversation_owner("resp_1", "team-b")
+        assert await state.response_owner("resp_1") == "team-a"
+        await state.set_conversation_owner("resp_2", "team-b")  # a response nobody owns
+        assert await state.response_owner("resp_2") is None
+    finally:
+        await state.aclose()
+
+
+async def test_an_earlier_servers_conversation_owner_still_holds(
+        redis_space: RedisSpace, clock: ManualClock) -> None:
+    state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
+    redis_space.client.set(f"{redis_space.prefix}proxy:owner:conv_1", "team-a")
+    try:
+        assert await state.conversation_owner("conv_1") == "team-a"
+        await state.forget("conv_1")
+        assert await state.conversation_owner("conv_1") is None
+    finally:
+        await state.aclose()
 
 
 async def test_response_owner_in_memory_is_the_routers(clock: ManualClock) -> None:
@@ -132,7 +158,7 @@ async def test_redis_down_limits_open_owners_closed() -> None:
         assert await state.enter("a", "t", 1)
         assert state.failures == 2
         with pytest.raises(StateUnavailable):
-            await state.owner("resp_1")
+            await state.conversation_owner("conv_1")
         with pytest.raises(StateUnavailable):
             await state.response_owner("resp_1")
         assert not await state.ping()
@@ -145,15 +171,15 @@ async def test_breaker_skips_redis_after_a_failure_then_retries(
     clock = ManualClock()
     state = RedisState(private_redis.url, prefix="x:", ttl=60, clock=clock, timeout=0.2)
     try:
-        await state.set_owner("resp_1", "a")
+        await state.set_conversation_owner("conv_1", "a")
         private_redis.stop()
         with pytest.raises(StateUnavailable):
-            await state.owner("resp_1")  # fails: the breaker opens
+            await state.conversation_owner("conv_1")  # fails: the breaker opens
         private_redis.start()
         with pytest.raises(StateUnavailable, match="skipped"):
-            await state.owner("resp_1")  # no call while open, though Redis is back
+            await state.response_owner("resp_1")  # no call while open, though Redis is back
         assert await state.ping()
         clock.advance(5)
-        assert await state.owner("resp_1") is None  # a fresh server: asked again
+        assert await state.conversation_owner("conv_1") is None  # a fresh server: asked again
     finally:
         await state.aclose()

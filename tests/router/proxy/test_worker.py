@@ -63,6 +63,10 @@ async def test_server_serves_on_either_loop(tmp_path: Path, args: tuple[str, ...
                 with pytest.raises(openai.BadRequestError):
                     await other.responses.create(model="gpt-4o", input="x",
                                                  previous_response_id=first.id)
+                with pytest.raises(openai.BadRequestError) as bad:  # as with Redis state
+                    await client.responses.create(model="gpt-4o", input="x",
+                                                  previous_response_id="bad id!")
+                assert bad.value.param == "previous_response_id"
         finally:
             await asyncio.to_thread(server.stop)
     assert first.status == "completed"

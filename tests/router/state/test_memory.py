@@ -37,6 +37,8 @@ async def test_set_many_writes_each_with_the_ttl(timer: Timer) -> None:
     store = MemoryStore(timer=timer)
     await store.set_many([("a", "1"), ("b", "2")], ttl=10)
     assert [await store.get(k) for k in ("a", "b")] == ["1", "2"]
+    await store.delete_many(["a"])
+    assert [await store.get(k) for k in ("a", "b")] == [None, "2"]
     timer.now = 10.1
     assert [await store.get(k) for k in ("a", "b")] == [None, None]
 

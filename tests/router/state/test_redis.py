@@ -64,6 +64,8 @@ async def test_set_many_writes_every_key_with_the_ttl(store: RedisStore,
     assert all(55_000 < peek.pttl(f"pfx:{k}") <= 60_000 for k in ("own:r1", "owner:r1"))
     await store.set_many([("one", "1")], 60)  # a single item: a plain SET
     assert peek.get("pfx:one") == "1"
+    await store.delete_many(["own:r1", "owner:r1", "never-set"])
+    assert sorted(peek.keys("*")) == ["pfx:one"]
 
 
 async def test_every_key_is_prefixed(store: RedisStore, peek: redis.Redis) -> None:

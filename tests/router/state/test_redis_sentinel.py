@@ -16,6 +16,7 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -39,13 +40,14 @@ def _store(router: Any) -> RedisStore:
 
 def _note_acknowledged(store: RedisStore, into: dict[str, str]) -> None:
     """Remember each key whose write returned (SET and WAIT) on ``store``."""
-    write = store.set
+    write = store.set_many
 
-    async def set_and_note(key: str, value: str, ttl: float) -> None:
-        await write(key, value, ttl)
-        into[store.prefix + key] = value
+    async def set_and_note(items: Sequence[tuple[str, str]], ttl: float, *,
+                           durable: bool = False) -> None:
+        await write(items, ttl, durable=durable)
+        into.update((store.prefix + key, value) for key, value in items)
 
-    store.set = set_and_note  # type: ignore[method-assign]
+    store.set_many = set_and_note  # type: ignore[method-assign]
 
 
 async def test_a_failover_mid_run_loses_no_acknowledged_record(

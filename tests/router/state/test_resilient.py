@@ -38,9 +38,15 @@ class FlakyStore:
         self._enter()
         self.data[key] = value
 
-    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float) -> None:
+    async def set_many(self, items: Sequence[tuple[str, str]], ttl: float, *,
+                       durable: bool = False) -> None:
         self._enter()
         self.data.update(items)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        self._enter()
+        for key in keys:
+            self.data.pop(key, None)
 
     async def delete(self, key: str) -> None:
         self._enter()
@@ -226,6 +232,31 @@ async def test_a_hanging_write_holds_the_caller_for_write_hold_only() -> None:
     shared.thaw.set()
     await store.flush()
     assert shared.data == {"k": "v"} and store.backlog == 0
+
+
+async def test_a_durable_write_waits_past_the_hold_and_even_past_a_full_backlog() -> None:
+    """Ownership records with an owner: whoever reads them reads Redis, so the caller waits
+    for Redis (the breaker's deadline still bounds it)."""
+    class SlowBatch(FrozenStore):
+        async def set_many(self, items: Sequence[tuple[str, str]], ttl: float, *,
+                           durable: bool = False) -> None:
+            self._enter()
+            await self.thaw.wait()
+            self.data.update(items)
+
+    shared = SlowBatch()
+    store = ResilientStore(shared, ManualClock(), write_hold=0.001, max_backlog=1)
+    await store.set("filler", "v", 60)  # fills the backlog
+    writing = asyncio.ensure_future(store.set_many([("own:r", "d"), ("owner:r", "a")], 60,
+                                                   durable=True))
+    await asyncio.sleep(0.05)  # far past the hold
+    assert not writing.done() and await store.get("owner:r") == "a"  # local copy at once
+    shared.thaw.set()
+    await writing
+    assert shared.data["owner:r"] == "a" and shared.data["own:r"] == "d"
+    await store.delete_many(["own:r", "owner:r"])
+    assert "owner:r" not in shared.data and await store.get("own:r") is None
+    await store.flush()
 
 
 async def test_the_background_backlog_is_bounded() -> None:
