@@ -69,6 +69,16 @@ def server_config(api_base: str, *, redis_url: str | None = None, prefix: str = 
     return {"model_list": model_list, "router_settings": router, "general_settings": settings}
 
 
+def refused_start(config: dict[str, Any], directory: Path, *args: str
+                  ) -> subprocess.CompletedProcess[str]:
+    """``serve`` with a config (and arguments) it must refuse: the finished process."""
+    path = directory / "refused.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(path),
+         "--port", "0", *args], capture_output=True, text=True, timeout=30)
+
+
 class ServerProcess:
     """``responses-router serve`` in a child process on a free loopback port."""
 

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +20,6 @@ import httpx
 import openai
 import pytest
 import redis
-import yaml
 
 from router.proxy.app import request_ids
 from router.testing import UpstreamProcess
@@ -35,6 +32,7 @@ from tests.router.proxy.helpers import (
     KEY_TOKENS_STREAM,
     MASTER,
     ServerProcess,
+    refused_start,
     server_config,
 )
 
@@ -468,11 +466,7 @@ async def test_health_and_metrics_of_all_workers(server: ServerProcess) -> None:
 
 
 def test_workers_without_redis_is_a_startup_error(tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(server_config("http://127.0.0.1:9/v1")))
-    done = subprocess.run(
-        [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(path),
-         "--port", "0", "--workers", "2"], capture_output=True, text=True, timeout=30)
+    done = refused_start(server_config("http://127.0.0.1:9/v1"), tmp_path, "--workers", "2")
     assert done.returncode != 0
     assert "--workers 2 needs Redis" in done.stderr and "redis_url" in done.stderr
 
@@ -481,11 +475,7 @@ def test_invalid_config_is_a_startup_error_naming_the_field(tmp_path: Path) -> N
     config = server_config("http://127.0.0.1:9/v1")
     config["general_settings"]["api_keys"][0]["rpm_limit"] = -1
     config["router_settings"]["num_retries"] = "many"
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    done = subprocess.run(
-        [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(path),
-         "--port", "0"], capture_output=True, text=True, timeout=30)
+    done = refused_start(config, tmp_path)
     assert done.returncode == 78
     assert "router_settings.num_retries" in done.stderr
     assert "general_settings.api_keys[0].rpm_limit" in done.stderr

@@ -4,18 +4,22 @@ serves creates, streams and by-id calls, keeping responses to their key (memory 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from pathlib import Path
 
 import openai
 import pytest
-import yaml
 
 from router.errors import ConfigError
 from router.proxy.worker import loop_factory
 from router.testing import UpstreamProcess
-from tests.router.proxy.helpers import KEY_A, KEY_B, ServerProcess, server_config
+from tests.router.proxy.helpers import (
+    KEY_A,
+    KEY_B,
+    ServerProcess,
+    refused_start,
+    server_config,
+)
 
 
 def test_loop_factory_choices(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,11 +38,7 @@ def test_loop_factory_choices(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_loop_is_a_startup_error(tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(server_config("http://127.0.0.1:9/v1")))
-    done = subprocess.run(
-        [sys.executable, "-m", "router.proxy.cli", "serve", "--config", str(path),
-         "--port", "0", "--loop", "trio"], capture_output=True, text=True, timeout=30)
+    done = refused_start(server_config("http://127.0.0.1:9/v1"), tmp_path, "--loop", "trio")
     assert done.returncode == 1
     assert "--loop: expected one of auto, uvloop, asyncio, got 'trio'" in done.stderr
 
