@@ -214,7 +214,6 @@ async def _create(ctx: ServerContext, principal: Principal, model: str,
                   params: dict[str, Any]) -> web.StreamResponse:
     result = await ctx.router.aresponses(model=model, **_owned(principal, params))
     data = result._data
-    await _record(ctx, principal, data, _conversation_id(params.get("conversation")))
     await _count_tokens(ctx, principal, data)
     return _json(data, headers=_routing_headers(result))
 
@@ -270,34 +269,14 @@ def _conversation_id(value: Any) -> str | None:
 
 async def _check_conversation(ctx: ServerContext, principal: Principal, conversation: str
                               ) -> None:
-    """A conversation belongs to the key whose request first named it; to any other key
-    it does not exist. One no key has named yet starts with this request."""
+    """A conversation belongs to the key whose request first named it (claimed here,
+    before the upstream call, atomically); to any other key it does not exist."""
     if principal.admin:
         return
-    owner = await ctx.state.conversation_owner(conversation)
-    if owner is not None and not principal.may_see(owner):
+    owner = await ctx.state.claim_conversation(conversation, principal.key_id)
+    if not principal.may_see(owner):
         raise ApiError(404, f"Conversation with id '{conversation}' not found.",
                        "invalid_request_error", "conversation", "not_found")
-
-
-async def _record(ctx: ServerContext, principal: Principal, data: dict[str, Any],
-                  conversation: str | None = None) -> None:
-    """Record the key that owns the conversation the request named (or the response
-    joined). The response's own owner is recorded by the Router (``response_owner``).
-
-    If the shared state is down the answer is still given (the upstream has
-    done the work), and the conversation stays unrecorded: the next key that
-    names it claims it (a warning is logged).
-    """
-    if principal.admin:  # sees every conversation: a record would change nothing
-        return
-    conversation = conversation or _conversation_id(data.get("conversation"))
-    if conversation is None:
-        return
-    try:
-        await ctx.state.set_conversation_owner(conversation, principal.key_id)
-    except StateUnavailable:
-        log.warning("could not record the owner of a conversation: state store unavailable")
 
 
 async def _count_tokens(ctx: ServerContext, principal: Principal,
@@ -336,8 +315,7 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
                                            "x-request-id": request[_REQUEST_ID]})
     try:
         await response.prepare(request)
-        await _events(ctx, principal, stream, EventWriter(response, ctx.settings.write_timeout),
-                      _conversation_id(params.get("conversation")))
+        await _events(ctx, principal, stream, EventWriter(response, ctx.settings.write_timeout))
         await response.write_eof()
     except (TimeoutError, ConnectionError):
         ctx.metrics.stream_dropped()
@@ -352,18 +330,10 @@ async def _stream(request: web.Request, ctx: ServerContext, principal: Principal
 
 
 async def _events(ctx: ServerContext, principal: Principal, stream: Any,
-                  writer: EventWriter, conversation: str | None = None) -> None:
+                  writer: EventWriter) -> None:
     """The stream's events; a failure after the first ends it with an ``error`` event."""
-    recorded = False
-
-    async def seen(data: dict[str, Any]) -> None:  # the first event with the response's id
-        nonlocal recorded
-        if not recorded and isinstance(data.get("response"), dict):
-            recorded = True
-            await _record(ctx, principal, data["response"], conversation)
-
     try:
-        await pump(stream, writer, seen)
+        await pump(stream, writer)
     except RouterError as exc:
         cause = exc.__cause__ if isinstance(exc, StreamInterruptedError) and isinstance(
             exc.__cause__, RouterError) else exc

@@ -16,7 +16,7 @@ reader task per stream does this, not one per event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -85,8 +85,7 @@ class EventWriter:
         await self.flush()
 
 
-async def pump(stream: AsyncIterator[Any], writer: EventWriter,
-               seen: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+async def pump(stream: AsyncIterator[Any], writer: EventWriter) -> None:
     """Every event of ``stream`` (objects with ``_data``) to ``writer``.
 
     A reader task takes events from ``stream`` into the writer's batch while
@@ -94,8 +93,7 @@ async def pump(stream: AsyncIterator[Any], writer: EventWriter,
     upstream read that held several) join the batch without a pause, and
     the batch is written as soon as the reader has to wait for the next
     one, so no event is held back. The reader stops at a full batch until
-    the write has gone (backpressure). ``seen`` is awaited with each event's
-    data before the event is queued. An error of the stream propagates here
+    the write has gone (backpressure). An error of the stream propagates here
     once the events before it are written; a failed write (``TimeoutError``,
     ``ConnectionError``) or a cancellation cancels the reader, and the
     stream's read with it.
@@ -107,9 +105,7 @@ async def pump(stream: AsyncIterator[Any], writer: EventWriter,
     async def read() -> None:
         try:
             async for event in stream:
-                data = event._data
-                await seen(data)
-                writer.add(data)
+                writer.add(event._data)
                 more.set()
                 if writer.full:
                     room.clear()

@@ -71,8 +71,7 @@ class Admission:
 
 class ServerState(Protocol):
     async def response_owner(self, response_id: str) -> str | None: ...
-    async def conversation_owner(self, conversation_id: str) -> str | None: ...
-    async def set_conversation_owner(self, conversation_id: str, key_id: str) -> None: ...
+    async def claim_conversation(self, conversation_id: str, key_id: str) -> str: ...
     async def forget(self, response_id: str) -> None: ...
     async def admit(self, key_id: str, rpm_limit: int | None, tpm_limit: int | None
                     ) -> Admission: ...
@@ -116,11 +115,8 @@ class MemoryState:
     async def response_owner(self, response_id: str) -> str | None:
         return await self._responses(response_id)
 
-    async def conversation_owner(self, conversation_id: str) -> str | None:
-        return self._owners.get(conversation_id)
-
-    async def set_conversation_owner(self, conversation_id: str, key_id: str) -> None:
-        self._owners[conversation_id] = key_id
+    async def claim_conversation(self, conversation_id: str, key_id: str) -> str:
+        return self._owners.setdefault(conversation_id, key_id)
 
     async def forget(self, response_id: str) -> None:
         """Nothing to do: in memory the Router alone records a response's owner."""
@@ -220,13 +216,22 @@ class RedisState:
         return await self._first_of(self._router_owner + response_id,
                                     self._prefix + "owner:" + response_id)
 
-    async def conversation_owner(self, conversation_id: str) -> str | None:
-        return await self._first_of(self._prefix + "conv:" + conversation_id,
-                                    self._prefix + "owner:" + conversation_id)
-
-    async def set_conversation_owner(self, conversation_id: str, key_id: str) -> None:
+    async def claim_conversation(self, conversation_id: str, key_id: str) -> str:
+        """The conversation's owner: the key that claimed it first (``SET NX``: of two
+        keys naming a new conversation at once, one wins, and both learn which)."""
         key = self._prefix + "conv:" + conversation_id
-        await self._call(lambda: self._redis.set(key, key_id, ex=self._ttl))
+        found = await self._first_of(key, self._prefix + "owner:" + conversation_id)
+        if found is not None:
+            return found
+
+        async def claim() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, key_id, ex=self._ttl, nx=True)
+                pipe.get(key)
+                return list(await pipe.execute())
+
+        _, owner = await self._call(claim)
+        return key_id if owner is None else str(owner)
 
     async def _first_of(self, key: str, earlier: str) -> str | None:
         """The value of ``key``, else of ``earlier`` (an earlier server's record): one

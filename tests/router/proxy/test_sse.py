@@ -65,13 +65,9 @@ async def _events(count: int, *, size: int = 1, gap: float | None = None,
         raise fail
 
 
-async def _nothing(data: dict[str, Any]) -> None:
-    return None
-
-
 async def test_events_already_here_go_out_together() -> None:
     answer = _Answer()
-    await pump(_events(10), EventWriter(answer, 1.0), _nothing)  # type: ignore[arg-type]
+    await pump(_events(10), EventWriter(answer, 1.0))  # type: ignore[arg-type]
     assert [w.count(b"event: delta") for w in answer.writes] == [10]
 
 
@@ -84,21 +80,20 @@ async def test_events_in_bursts_go_out_a_burst_at_a_time() -> None:
 
     answer = _Answer()
     writer = EventWriter(answer, 1.0)  # type: ignore[arg-type]
-    await pump(bursts(), writer, _nothing)
+    await pump(bursts(), writer)
     assert [w.count(b"event: delta") for w in answer.writes] == [4, 4, 4]
     assert writer.sequence == 11
 
 
 async def test_events_that_must_be_waited_for_are_not_held_back() -> None:
     answer = _Answer()
-    await pump(_events(4, gap=0.01), EventWriter(answer, 1.0), _nothing)  # type: ignore[arg-type]
+    await pump(_events(4, gap=0.01), EventWriter(answer, 1.0))  # type: ignore[arg-type]
     assert [w.count(b"event: delta") for w in answer.writes] == [1, 1, 1, 1]
 
 
 async def test_batches_are_bounded() -> None:
     answer = _Answer()
-    await pump(_events(100, size=BATCH_BYTES // 10), EventWriter(answer, 1.0),  # type: ignore[arg-type]
-               _nothing)
+    await pump(_events(100, size=BATCH_BYTES // 10), EventWriter(answer, 1.0))  # type: ignore[arg-type]
     assert max(len(w) for w in answer.writes) < 2 * BATCH_BYTES
 
 
@@ -117,7 +112,7 @@ async def test_a_write_that_hangs_times_out_and_stops_the_read() -> None:
 
     events = endless()
     with pytest.raises(TimeoutError):
-        await pump(events, EventWriter(_Answer(block=True), 0.05), _nothing)  # type: ignore[arg-type]
+        await pump(events, EventWriter(_Answer(block=True), 0.05))  # type: ignore[arg-type]
     assert reading.is_set()
     await events.aclose()  # as the server's handler closes the Router's stream
     assert stopped == [True]
@@ -140,7 +135,7 @@ async def test_a_slow_reader_holds_one_batch_at_most() -> None:
             self.writes.append(data)
 
     answer = _Slow()
-    task = asyncio.ensure_future(pump(plenty(), EventWriter(answer, 1.0), _nothing))  # type: ignore[arg-type]
+    task = asyncio.ensure_future(pump(plenty(), EventWriter(answer, 1.0)))  # type: ignore[arg-type]
     await asyncio.sleep(0.12)  # about two writes
     written = sum(w.count(b"event: delta") for w in answer.writes)
     assert produced - written <= 2 * (BATCH_BYTES // 1000 + 1)
@@ -153,7 +148,7 @@ async def test_error_after_events_keeps_them_and_adds_error_event() -> None:
     answer = _Answer()
     writer = EventWriter(answer, 1.0)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
-        await pump(_events(3, fail=RuntimeError("cut")), writer, _nothing)
+        await pump(_events(3, fail=RuntimeError("cut")), writer)
     await writer.end_with_error(ApiError(502, "cut", "server_error", None, "upstream_error"))
     text = b"".join(answer.writes).decode()
     assert text.count("event: delta") == 3 and text.endswith("\n\n")
@@ -169,7 +164,7 @@ async def test_a_stream_cancelled_from_inside_ends_the_pump() -> None:
 
     answer = _Answer()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(pump(cut(), EventWriter(answer, 1.0), _nothing), 2.0)  # type: ignore[arg-type]
+        await asyncio.wait_for(pump(cut(), EventWriter(answer, 1.0)), 2.0)  # type: ignore[arg-type]
     assert b"".join(answer.writes).count(b"event: delta") == 1
 
 
@@ -189,7 +184,7 @@ async def test_a_second_cancel_still_waits_for_the_read_to_finish() -> None:
             await asyncio.sleep(0.05)  # closing the upstream connection, say
             cleaned.append("done")
 
-    task = asyncio.ensure_future(pump(slow_cleanup(), EventWriter(_Answer(), 1.0), _nothing))  # type: ignore[arg-type]
+    task = asyncio.ensure_future(pump(slow_cleanup(), EventWriter(_Answer(), 1.0)))  # type: ignore[arg-type]
     await started.wait()
     task.cancel()
     await asyncio.sleep(0.01)

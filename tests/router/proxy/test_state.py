@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -37,11 +38,18 @@ def clock() -> ManualClock:
     return ManualClock(wall_start=1_800_000_000.0)  # the start of a minute
 
 
-async def test_conversation_owners(state: ServerState) -> None:
-    assert await state.conversation_owner("conv_1") is None
-    await state.set_conversation_owner("conv_1", "team-a")
-    assert await state.conversation_owner("conv_1") == "team-a"
+async def test_a_conversation_is_its_first_claimers(state: ServerState) -> None:
+    assert await state.claim_conversation("conv_1", "team-a") == "team-a"
+    assert await state.claim_conversation("conv_1", "team-b") == "team-a"
     assert await state.response_owner("conv_1") is None  # never a response's owner
+
+
+async def test_of_keys_claiming_a_new_conversation_at_once_one_wins(
+        state: ServerState) -> None:
+    owners = await asyncio.gather(*(state.claim_conversation("conv_race", f"key-{i}")
+                                    for i in range(20)))
+    assert len(set(owners)) == 1 and owners[0].startswith("key-")
+    assert await state.claim_conversation("conv_race", "late") == owners[0]
 
 
 async def test_naming_a_response_as_a_conversation_claims_nothing(
@@ -51,9 +59,9 @@ async def test_naming_a_response_as_a_conversation_claims_nothing(
     state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
     redis_space.client.set(f"{redis_space.prefix}owner:resp_1", "team-a")  # the Router's
     try:
-        await state.set_conversation_owner("resp_1", "team-b")
+        await state.claim_conversation("resp_1", "team-b")
         assert await state.response_owner("resp_1") == "team-a"
-        await state.set_conversation_owner("resp_2", "team-b")  # a response nobody owns
+        await state.claim_conversation("resp_2", "team-b")  # a response nobody owns
         assert await state.response_owner("resp_2") is None
     finally:
         await state.aclose()
@@ -64,9 +72,9 @@ async def test_an_earlier_servers_conversation_owner_still_holds(
     state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
     redis_space.client.set(f"{redis_space.prefix}proxy:owner:conv_1", "team-a")
     try:
-        assert await state.conversation_owner("conv_1") == "team-a"
-        await state.forget("conv_1")
-        assert await state.conversation_owner("conv_1") is None
+        assert await state.claim_conversation("conv_1", "team-b") == "team-a"
+        await state.forget("conv_1")  # the earlier server's record gone: unclaimed again
+        assert await state.claim_conversation("conv_1", "team-b") == "team-b"
     finally:
         await state.aclose()
 
@@ -158,7 +166,7 @@ async def test_redis_down_limits_open_owners_closed() -> None:
         assert await state.enter("a", "t", 1)
         assert state.failures == 2
         with pytest.raises(StateUnavailable):
-            await state.conversation_owner("conv_1")
+            await state.claim_conversation("conv_1", "a")
         with pytest.raises(StateUnavailable):
             await state.response_owner("resp_1")
         assert not await state.ping()
@@ -171,15 +179,15 @@ async def test_breaker_skips_redis_after_a_failure_then_retries(
     clock = ManualClock()
     state = RedisState(private_redis.url, prefix="x:", ttl=60, clock=clock, timeout=0.2)
     try:
-        await state.set_conversation_owner("conv_1", "a")
+        await state.claim_conversation("conv_1", "a")
         private_redis.stop()
         with pytest.raises(StateUnavailable):
-            await state.conversation_owner("conv_1")  # fails: the breaker opens
+            await state.claim_conversation("conv_1", "b")  # fails: the breaker opens
         private_redis.start()
         with pytest.raises(StateUnavailable, match="skipped"):
             await state.response_owner("resp_1")  # no call while open, though Redis is back
         assert await state.ping()
         clock.advance(5)
-        assert await state.conversation_owner("conv_1") is None  # a fresh server: asked again
+        assert await state.claim_conversation("conv_1", "b") == "b"  # a fresh server: asked
     finally:
         await state.aclose()
