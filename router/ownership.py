@@ -52,9 +52,11 @@ class Ownership:
         """Record the deployment that holds ``response_id`` (``None``: none does, the
         router keeps it) and its ``owner``, in one write.
 
-        A record with an owner is durable: it is in Redis when this returns,
-        however slow Redis is, because whoever reads the owner (the server,
-        another process) reads Redis and has no other way to find it.
+        A record with an owner is written durably: awaited until Redis takes it
+        (within the breaker's deadline), not left to finish in the background,
+        because whoever reads the owner (the server, another process) reads
+        Redis and has no other way to find it. If Redis fails it, the record is
+        kept in this process only.
         """
         items = [] if deployment is None else [(self._prefix + response_id, deployment.id)]
         if owner is not None:

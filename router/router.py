@@ -183,9 +183,10 @@ class Router:
 
     async def aresponse_owner(self, response_id: str) -> str | None:
         """The ``response_owner`` recorded when ``response_id`` was created, or ``None``
-        (none was given, the response was made elsewhere or with ``store=false``, or the
-        record outlived ``response_ownership_ttl``). Read from the router's state (Redis
-        when configured); nothing is asked of any deployment."""
+        (none was given, the response was made elsewhere or with ``store=false``, the
+        record outlived ``response_ownership_ttl``, or Redis does not answer and this
+        process did not write it). Read from this process's copy, else Redis; nothing is
+        asked of any deployment. Treat ``None`` as "nobody's", never as "anybody's"."""
         self._check_open()
         check_response_id(response_id, "response_id")
         return await self.services.ownership.owner_name(response_id)

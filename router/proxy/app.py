@@ -255,10 +255,20 @@ async def _check_previous(ctx: ServerContext, principal: Principal, previous: st
     check_response_id(previous, "previous_response_id")  # memory and Redis answer alike
     if principal.admin:
         return
-    if not principal.may_see(await ctx.state.response_owner(previous)):
+    if not principal.may_see(await _response_owner(ctx, previous)):
         raise ApiError(400, f"Previous response with id '{previous}' not found.",
                        "invalid_request_error", "previous_response_id",
                        "previous_response_not_found")
+
+
+async def _response_owner(ctx: ServerContext, response_id: str) -> str | None:
+    """The key that owns a response: from the shared state; else (Redis did not take the
+    owner's write, which the Router then kept in this worker alone) from this worker's
+    Router, which holds only records it wrote itself."""
+    owner = await ctx.state.response_owner(response_id)
+    if owner is None and ctx.redis_configured:
+        owner = await ctx.router.aresponse_owner(response_id)
+    return owner
 
 
 def _conversation_id(value: Any) -> str | None:
@@ -270,9 +280,10 @@ def _conversation_id(value: Any) -> str | None:
 async def _check_conversation(ctx: ServerContext, principal: Principal, conversation: str
                               ) -> None:
     """A conversation belongs to the key whose request first named it (claimed here,
-    before the upstream call, atomically); to any other key it does not exist."""
-    if principal.admin:
-        return
+    before the upstream call, atomically; each use renews the claim); to any other key
+    it does not exist. The master key claims too (so no key takes its conversations
+    over), and may use every conversation."""
+    check_response_id(conversation, "conversation")  # an id no upstream made claims nothing
     owner = await ctx.state.claim_conversation(conversation, principal.key_id)
     if not principal.may_see(owner):
         raise ApiError(404, f"Conversation with id '{conversation}' not found.",
@@ -375,7 +386,7 @@ async def _owned_id(request: web.Request) -> tuple[ServerContext, str]:
         check_response_id(rid, "response_id")
     except RouterError:
         raise _not_found(rid) from None
-    if not principal.admin and not principal.may_see(await ctx.state.response_owner(rid)):
+    if not principal.admin and not principal.may_see(await _response_owner(ctx, rid)):
         raise _not_found(rid)
     return ctx, rid
 

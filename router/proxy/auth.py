@@ -14,13 +14,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from router.proxy.settings import ApiKeySpec, ServerSettings
+from router.proxy.settings import MASTER_ID, OPEN_ID, ApiKeySpec, ServerSettings
 
 __all__ = ["MASTER_ID", "OPEN_ID", "KeyRing", "Principal", "presented_key"]
-
-#: The key id of the master key and of callers when no key is configured.
-MASTER_ID = "master"
-OPEN_ID = "anonymous"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,13 @@ _REDIS_KEYS = ("redis_url", "redis_host", "redis_port", "redis_password", "redis
                "service_name", "sentinel_nodes", "sentinel_password")
 
 
+#: The key id of the master key, and of every caller when no key is configured
+#: (:mod:`router.proxy.auth`); no API key's alias may take either.
+MASTER_ID = "master"
+OPEN_ID = "anonymous"
+_RESERVED_IDS = frozenset({MASTER_ID, OPEN_ID})
+
+
 class ApiKeySpec(BaseModel):
     """One API key: who may call, which model groups, at what rate.
 
@@ -58,6 +65,9 @@ class ApiKeySpec(BaseModel):
         if alias is not None and not alias.isprintable():
             raise ValueError("printable characters only: it names the key in logs, metrics "
                              "and the responses it owns")
+        if alias in _RESERVED_IDS:
+            raise ValueError(f"{alias!r} is reserved: it names the master key, or every "
+                             "caller when no key is configured")
         return alias
 
 

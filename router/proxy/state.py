@@ -20,10 +20,9 @@ dropped, so a worker that dies mid-request cannot hold a slot for ever.
 When Redis fails, limits fail open (the request is served, and
 :attr:`RedisState.failures` counts it) while reading an owner fails closed:
 one that cannot be read raises :class:`StateUnavailable`, because answering
-"yours" without knowing would hand one key's conversation to another. (A
-conversation's owner that could not be *written* is unknown afterwards, and
-the next key to name that conversation claims it.) The breaker logs one
-warning when Redis fails and one when it answers again.
+"yours" without knowing would hand one key's conversation to another (a
+conversation's claim that cannot be read or written is a 503 too). The
+breaker logs one warning when Redis fails and one when it answers again.
 """
 
 from __future__ import annotations
@@ -116,7 +115,9 @@ class MemoryState:
         return await self._responses(response_id)
 
     async def claim_conversation(self, conversation_id: str, key_id: str) -> str:
-        return self._owners.setdefault(conversation_id, key_id)
+        owner = self._owners.get(conversation_id, key_id)
+        self._owners[conversation_id] = owner  # claimed, or its claim renewed by use
+        return owner
 
     async def forget(self, response_id: str) -> None:
         """Nothing to do: in memory the Router alone records a response's owner."""
@@ -218,20 +219,35 @@ class RedisState:
 
     async def claim_conversation(self, conversation_id: str, key_id: str) -> str:
         """The conversation's owner: the key that claimed it first (``SET NX``: of two
-        keys naming a new conversation at once, one wins, and both learn which)."""
+        keys naming a new conversation at once, one wins, and both learn which).
+
+        Each use renews the claim's TTL (whoever names it: renewing another
+        key's claim only keeps it that key's), so a conversation in use never
+        becomes claimable. One round trip for a known conversation, two for a
+        new one (or one an earlier server recorded, which moves to its new key).
+        """
         key = self._prefix + "conv:" + conversation_id
-        found = await self._first_of(key, self._prefix + "owner:" + conversation_id)
+
+        async def look() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.expire(key, self._ttl)
+                pipe.get(self._prefix + "owner:" + conversation_id)  # an earlier server's
+                return list(await pipe.execute())
+
+        found, _, earlier = await self._call(look)
         if found is not None:
-            return found
+            return str(found)
+        claimant = key_id if earlier is None else str(earlier)
 
         async def claim() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, key_id, ex=self._ttl, nx=True)
+                pipe.set(key, claimant, ex=self._ttl, nx=True)
                 pipe.get(key)
                 return list(await pipe.execute())
 
         _, owner = await self._call(claim)
-        return key_id if owner is None else str(owner)
+        return claimant if owner is None else str(owner)
 
     async def _first_of(self, key: str, earlier: str) -> str | None:
         """The value of ``key``, else of ``earlier`` (an earlier server's record): one

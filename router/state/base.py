@@ -32,9 +32,10 @@ class BatchStore(StateStore, Protocol):
                        durable: bool = False) -> None:
         """Write every ``(key, value)`` with the same ``ttl``.
 
-        ``durable``: the shared store (Redis) has taken the write when this
-        returns, however long it takes (a store in front of Redis does not
-        cut the wait short); stores with nothing behind them ignore it.
+        ``durable``: wait until the shared store (Redis) has taken the write
+        (a store in front of Redis does not cut the wait short after a hold;
+        the breaker's deadline still bounds it, and a write Redis fails stays
+        local); stores with nothing behind them ignore it.
         """
         ...
 

@@ -288,6 +288,10 @@ async def test_a_master_keys_response_is_no_other_keys(server: ServerProcess) ->
                     await other.responses.create(model="gpt-4o", input="x",
                                                  previous_response_id=rid)
             assert (await master.responses.retrieve(rid)).id == rid
+        # a conversation the master key named first is no other key's
+        await master.responses.create(model="llama", input="x", conversation="conv_master_1")
+        with pytest.raises(openai.NotFoundError):
+            await b.responses.create(model="llama", input="x", conversation="conv_master_1")
 
 
 async def test_key_models_and_unknown_model(server: ServerProcess) -> None:
@@ -359,6 +363,7 @@ async def test_key_tpm_limit_counts_tokens_across_workers(server: ServerProcess,
     (b'{"model": "gpt-4o", "input": "x", "stream": "yes"}', "stream"),
     (b'{"model": "gpt-4o", "input": "x", "fallbacks": ["other"]}', "fallbacks"),
     (b'{"model": "gpt-4o", "input": "x", "response_owner": "team-b"}', "response_owner"),
+    (b'{"model": "gpt-4o", "input": "x", "conversation": "bad id!"}', "conversation"),
     (b'{"model": "gpt-4o", "input": "x", "previous_response_id": "bad id!"}',
      "previous_response_id"),
 ])

@@ -70,6 +70,12 @@ def test_an_alias_that_is_not_printable_is_named(alias: str) -> None:
                             {"key": "sk-b", "key_alias": alias}]})
 
 
+@pytest.mark.parametrize("alias", ["master", "anonymous"])
+def test_an_alias_cannot_pose_as_the_master_key(alias: str) -> None:
+    with pytest.raises(ConfigError, match=r"api_keys\[0\]\.key_alias: .*reserved"):
+        _ring({"api_keys": [{"key": "sk-a", "key_alias": alias}]})
+
+
 def test_unknown_key_field_is_named() -> None:
     with pytest.raises(ConfigError, match=r"api_keys\[0\]\.rpm"):
         _ring({"api_keys": [{"key": "sk-a", "rpm": 3}]})

@@ -44,6 +44,30 @@ async def test_a_conversation_is_its_first_claimers(state: ServerState) -> None:
     assert await state.response_owner("conv_1") is None  # never a response's owner
 
 
+async def test_using_a_conversation_renews_its_claim(clock: ManualClock) -> None:
+    state = MemoryState(clock.wall, _no_owner, ttl=60)
+    assert await state.claim_conversation("conv_1", "team-a") == "team-a"
+    for _ in range(3):  # used every 50 s: never claimable, though 150 s pass
+        clock.advance(50)
+        assert await state.claim_conversation("conv_1", "team-a") == "team-a"
+    clock.advance(50)
+    assert await state.claim_conversation("conv_1", "team-b") == "team-a"
+    clock.advance(61)  # unused for longer than the TTL: claimable again
+    assert await state.claim_conversation("conv_1", "team-b") == "team-b"
+
+
+async def test_using_a_conversation_renews_its_claim_in_redis(
+        redis_space: RedisSpace, clock: ManualClock) -> None:
+    state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
+    try:
+        assert await state.claim_conversation("conv_1", "team-a") == "team-a"
+        redis_space.client.expire(f"{redis_space.prefix}proxy:conv:conv_1", 5)  # as if old
+        assert await state.claim_conversation("conv_1", "team-b") == "team-a"
+        assert redis_space.pttl("proxy:conv:conv_1") > 55_000  # renewed by that use
+    finally:
+        await state.aclose()
+
+
 async def test_of_keys_claiming_a_new_conversation_at_once_one_wins(
         state: ServerState) -> None:
     owners = await asyncio.gather(*(state.claim_conversation("conv_race", f"key-{i}")
@@ -73,8 +97,9 @@ async def test_an_earlier_servers_conversation_owner_still_holds(
     redis_space.client.set(f"{redis_space.prefix}proxy:owner:conv_1", "team-a")
     try:
         assert await state.claim_conversation("conv_1", "team-b") == "team-a"
-        await state.forget("conv_1")  # the earlier server's record gone: unclaimed again
-        assert await state.claim_conversation("conv_1", "team-b") == "team-b"
+        assert redis_space.get("proxy:conv:conv_1") == "team-a"  # moved to its new key
+        await state.forget("conv_1")  # the earlier server's record gone: the claim stays
+        assert await state.claim_conversation("conv_1", "team-b") == "team-a"
     finally:
         await state.aclose()
 
@@ -191,3 +216,28 @@ async def test_breaker_skips_redis_after_a_failure_then_retries(
         assert await state.claim_conversation("conv_1", "b") == "b"  # a fresh server: asked
     finally:
         await state.aclose()
+
+
+async def test_an_owner_redis_lost_is_still_known_to_the_worker_that_wrote_it(
+        redis_space: RedisSpace, clock: ManualClock) -> None:
+    """The Router keeps a local copy of what it wrote: if Redis lost the owner (a failed
+    write, the breaker open at the time), the worker that made the response still knows
+    its owner; other workers do not (to them it is nobody's: closed)."""
+    from typing import Any, cast
+
+    from router import Router
+    from router.proxy.app import ServerContext, _response_owner
+    from router.testing import Upstream
+
+    state = RedisState(redis_space.url, prefix=redis_space.prefix, ttl=60, clock=clock)
+    async with Upstream("lost-owner") as up, Router(model_list=[{
+            "model_name": "m", "litellm_params": {
+                "model": "openai/gpt-4o", "api_base": f"{up.url}/v1", "api_key": "k"}}],
+            redis_url=redis_space.url, redis_key_prefix=redis_space.prefix) as router:
+        made = await router.aresponses(model="m", input="hi", response_owner="team-a")
+        redis_space.client.delete(f"{redis_space.prefix}owner:{made.id}")  # lost in Redis
+        none = cast(Any, None)
+        ctx = ServerContext(router, none, state, none, none, none, redis_configured=True)
+        assert await state.response_owner(str(made.id)) is None  # another worker's view
+        assert await _response_owner(ctx, str(made.id)) == "team-a"
+    await state.aclose()
