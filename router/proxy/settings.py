@@ -61,7 +61,7 @@ class ApiKeySpec(BaseModel):
 
     @field_validator("key_alias")
     @classmethod
-    def _printable(cls, alias: str | None) -> str | None:
+    def _usable_alias(cls, alias: str | None) -> str | None:
         if alias is not None and not alias.isprintable():
             raise ValueError("printable characters only: it names the key in logs, metrics "
                              "and the responses it owns")

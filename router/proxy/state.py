@@ -213,6 +213,17 @@ class RedisState:
         self._breaker.succeeded(epoch)
         return result
 
+    async def _piped(self, fill: Callable[[Any], object], *, transaction: bool = False
+                     ) -> list[Any]:
+        """The replies of the commands ``fill`` queues on a pipeline: one round trip,
+        through :meth:`_call`."""
+        async def run() -> list[Any]:
+            async with self._redis.pipeline(transaction=transaction) as pipe:
+                fill(pipe)
+                return list(await pipe.execute())
+
+        return await self._call(run)
+
     async def response_owner(self, response_id: str) -> str | None:
         return await self._first_of(self._router_owner + response_id,
                                     self._prefix + "owner:" + response_id)
@@ -227,38 +238,20 @@ class RedisState:
         new one (or one an earlier server recorded, which moves to its new key).
         """
         key = self._prefix + "conv:" + conversation_id
-
-        async def look() -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.expire(key, self._ttl)
-                pipe.get(self._prefix + "owner:" + conversation_id)  # an earlier server's
-                return list(await pipe.execute())
-
-        found, _, earlier = await self._call(look)
+        earlier_key = self._prefix + "owner:" + conversation_id  # an earlier server's
+        found, _, earlier = await self._piped(lambda pipe: (
+            pipe.get(key), pipe.expire(key, self._ttl), pipe.get(earlier_key)))
         if found is not None:
             return str(found)
         claimant = key_id if earlier is None else str(earlier)
-
-        async def claim() -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, claimant, ex=self._ttl, nx=True)
-                pipe.get(key)
-                return list(await pipe.execute())
-
-        _, owner = await self._call(claim)
+        _, owner = await self._piped(lambda pipe: (
+            pipe.set(key, claimant, ex=self._ttl, nx=True), pipe.get(key)))
         return claimant if owner is None else str(owner)
 
     async def _first_of(self, key: str, earlier: str) -> str | None:
         """The value of ``key``, else of ``earlier`` (an earlier server's record): one
         round trip."""
-        async def both() -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.get(earlier)
-                return list(await pipe.execute())
-
-        value, before = await self._call(both)
+        value, before = await self._piped(lambda pipe: (pipe.get(key), pipe.get(earlier)))
         found = value if value is not None else before
         return None if found is None else str(found)
 
@@ -274,16 +267,10 @@ class RedisState:
             return Admission(True)
         minute, left = _window(self._wall())
         rpm_key = f"{self._prefix}rpm:{key_id}:{minute}"
-
-        async def counts() -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incr(rpm_key)
-                pipe.expire(rpm_key, 120)
-                pipe.get(f"{self._prefix}tpm:{key_id}:{minute}")
-                return list(await pipe.execute())
-
+        tpm_key = f"{self._prefix}tpm:{key_id}:{minute}"
         with self._open_on_failure():
-            requests, _, tokens = await self._call(counts)
+            requests, _, tokens = await self._piped(lambda pipe: (
+                pipe.incr(rpm_key), pipe.expire(rpm_key, 120), pipe.get(tpm_key)))
             return _verdict(int(requests), int(tokens or 0), rpm_limit, tpm_limit, left)
         return Admission(True)
 
@@ -291,30 +278,18 @@ class RedisState:
         if tokens <= 0:
             return
         key = f"{self._prefix}tpm:{key_id}:{_window(self._wall())[0]}"
-
-        async def count() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incrby(key, tokens)
-                pipe.expire(key, 120)
-                await pipe.execute()
-
         with self._open_on_failure():
-            await self._call(count)
+            await self._piped(lambda pipe: (pipe.incrby(key, tokens), pipe.expire(key, 120)))
 
     async def enter(self, key_id: str, token: str, limit: int) -> bool:
         key = f"{self._prefix}parallel:{key_id}"
         now = self._wall()
-
-        async def join() -> int:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(key, "-inf", now - MAX_REQUEST_AGE)
-                pipe.zadd(key, {token: now})
-                pipe.zcard(key)
-                pipe.expire(key, int(MAX_REQUEST_AGE))
-                return int((await pipe.execute())[2])
-
         with self._open_on_failure():
-            if await self._call(join) <= limit:
+            _, _, count, _ = await self._piped(lambda pipe: (
+                pipe.zremrangebyscore(key, "-inf", now - MAX_REQUEST_AGE),
+                pipe.zadd(key, {token: now}), pipe.zcard(key),
+                pipe.expire(key, int(MAX_REQUEST_AGE))), transaction=True)
+            if int(count) <= limit:
                 return True
             await self._call(lambda: self._redis.zrem(key, token))
             return False
