@@ -38,7 +38,9 @@ p99 is within 1.2x of the best.
 ``--scenarios`` (default 40) more drawn with ``--sweep-seed`` from wide
 ranges (``--range NAME=VALUE`` changes one), every strategy on the
 discrete-event model with a simulated clock, ``--rounds`` seeds each
-(medians), reported per strategy against issue 16's targets.
+(medians), reported per strategy against issue 16's targets, and with
+``least-busy`` in the run, :mod:`benchmarks.sweep_bound`'s answer to whether
+any schedule could meet them all.
 
 ``--strategies`` defaults to all six; a name this router does not register
 yet is reported as "not available". ``module:factory`` adds a strategy of
@@ -82,7 +84,7 @@ from router.testing import UpstreamProcess
 if not __package__:  # run as a script: make the ``benchmarks`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import sweep
+from benchmarks import sweep, sweep_bound
 from benchmarks.common import (
     INPUT,
     MODEL,
@@ -596,11 +598,16 @@ def run_sweep_cli(args: argparse.Namespace) -> None:
     print(f"\n## Sweep: seed {args.sweep_seed}, {len(cases)} scenarios, median of {rounds} "
           f"round(s), discrete-event model\n")
     print(sweep.report(results))
+    bound = None
+    if "least-busy" in names:
+        bound = sweep_bound.feasibility(results, cases)
+        print(sweep_bound.report(bound))
     write_json(args.json, {
         "benchmark": "routing_quality_sweep", "seed": args.sweep_seed, "rounds": rounds,
         "ranges": asdict(ranges), "scenarios": [c.describe() for c in cases],
         "results": {k: {n: asdict(o) for n, o in row.items()} for k, row in results.items()},
         "summary": sweep.summarise(results), "targets": sweep.targets(results),
+        "bound": None if bound is None else asdict(bound),
     })
 
 

@@ -54,3 +54,4 @@ def test_routing_quality_runs_the_sweep(capsys: pytest.CaptureFixture[str]) -> N
           "--strategies", "least-busy,peak-ewma"])
     out = capsys.readouterr().out
     assert "## Sweep: seed 1, 3 scenarios" in out and "| peak-ewma |" in out
+    assert "for a schedule that knows every deployment in advance" in out
