@@ -20,10 +20,10 @@ failed request at once elsewhere. Figures are the medians over ``rounds``
 Reported per strategy (:func:`summarise`): in how many scenarios it has the
 best p99, is within 1.2x of the best, is the worst; the geometric means of
 its p99 and p50 over the best; and the scenarios where it starved a healthy
-deployment (one never slowed that served nothing for ``STARVED_AFTER``
-seconds; scenarios are sized to last about ``Ranges.duration``, 20 simulated
-seconds, but a slow group may end sooner). :func:`targets`
-judges ``peak-ewma`` by issue 16's targets.
+deployment (one never slowed that was sent nothing and answered nothing
+for ``STARVED_AFTER`` seconds; scenarios are sized to last about
+``Ranges.duration``, 20 simulated seconds, but a slow group may end sooner).
+:func:`targets` judges ``peak-ewma`` by issue 16's targets.
 
     .venv/bin/python benchmarks/routing_quality.py --sweep [--sweep-seed N]
         [--scenarios N] [--rounds N] [--json PATH]
@@ -206,7 +206,8 @@ def starved(scenario: Scenario, group: Sequence[str], picks: Sequence[tuple[floa
             start: float, end: float,
             healthy: Callable[[Spec], bool] = _never_slowed) -> list[str]:
     """Healthy deployments (by default: never slowed) that went ``STARVED_AFTER`` s
-    without a pick."""
+    without an event in ``picks``: ``(instant, deployment id)`` in time order, each a
+    request sent there or an answer from there."""
     limit = STARVED_AFTER
     last = dict.fromkeys(group, start)
     worst = dict.fromkeys(group, 0.0)
@@ -229,7 +230,10 @@ def run_one(scenario: Scenario, strategy: str, seed: int) -> Outcome:
     result = sim.run(scenario.requests)
     ordered = sorted(result.latencies)
     group = [d.id for d in sim.group]
-    left_out = starved(scenario, group, result.picks, result.start, sim.clock.now())
+    # Sends and answers both count: a deployment still answering a queue of slow first
+    # requests (a cold start on one slot) is serving, not starved.
+    served = sorted([*result.picks, *((t, d) for t, d, _ in result.answers)])
+    left_out = starved(scenario, group, served, result.start, sim.clock.now())
     return Outcome(nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.99), left_out)
 
 

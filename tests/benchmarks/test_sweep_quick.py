@@ -55,3 +55,20 @@ def test_routing_quality_runs_the_sweep(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "## Sweep: seed 1, 3 scenarios" in out and "| peak-ewma |" in out
     assert "for a schedule that knows every deployment in advance" in out
+
+
+def test_a_deployment_still_answering_its_queue_is_not_starved() -> None:
+    case = sweep.Scenario("x", (sweep.Spec(0.01, 1), sweep.Spec(0.3, 1)), 2, 10, 0.0)
+    sent = [(0.0, "d0"), (0.0, "d1"), (0.0, "d1"), (6.0, "d0"), (12.0, "d0")]
+    assert sweep.starved(case, ["d0", "d1"], sent, 0.0, 12.0) == ["d1"]
+    answered = sorted([*sent, (5.0, "d1"), (9.0, "d1")])  # slow cold answers, one slot
+    assert sweep.starved(case, ["d0", "d1"], answered, 0.0, 12.0) == []
+
+
+def test_the_sweep_counts_answers_when_it_looks_for_starvation() -> None:
+    # One slot with cold first answers of 4 s: the first burst keeps it busy for
+    # longer than STARVED_AFTER while it answers every few seconds.
+    cold = sweep.Spec(0.3, 1, warmup=4.0, warmup_requests=3)
+    case = sweep.Scenario("cold", (sweep.Spec(0.01, 8), cold), 8, 4000, 0.0)
+    outcome = sweep.run_one(case, "peak-ewma", 1)
+    assert outcome.starved == []
