@@ -32,8 +32,10 @@ started (itself included; the shared count when fresh and larger):
   seconds when it really is slow.
 
 The first :data:`COLD_ANSWERS` (``cold``) answers of a deployment may include connection
-setup (TLS, a cold upstream): until then each figure keeps the *lowest*
-sample, and :meth:`PeakFigures.expected_latency` reads 0 while it has
+setup (TLS, a cold upstream), and so may any request sent there before its
+first answer came back (a burst at start opens a connection per request, and
+the slowest of those answers arrive last): for those each figure keeps the
+*lowest* sample, and :meth:`PeakFigures.expected_latency` reads 0 while it has
 nothing in flight (probe it, one request at a time), else ``None`` (the
 strategy's stand-in for an unmeasured deployment), so a cold start does not
 brand a deployment as slow; a deployment that is slow answers slowly every
@@ -98,8 +100,8 @@ class _Peak:
     """The figures of one deployment (mutated under the locks)."""
 
     __slots__ = (
-        "drain", "last_start", "outliers", "peak", "peak_at", "samples", "service", "waiting",
-        "youngest",
+        "drain", "first_answer", "last_start", "outliers", "peak", "peak_at", "samples",
+        "service", "waiting", "youngest",
     )
 
     def __init__(self) -> None:
@@ -108,6 +110,9 @@ class _Peak:
         self.service = 0.0
         self.peak_at = 0.0
         self.samples = 0
+        #: When its first answer came (infinite before): a request sent earlier found
+        #: no connection known to be warm, so it may have paid for opening one.
+        self.first_answer = math.inf
         #: When the latest request was sent there.
         self.last_start = -math.inf
         #: When the latest-started answered (successful) request started.
@@ -149,7 +154,8 @@ class PeakFigures:
     ``alpha``: the weight of a new sample (default: the tracker's);
     ``probe``: seconds without a request after which an idle deployment is
     probed (default ``decay / 2``; ``math.inf``: never); ``cold``: answers
-    that may include connection setup (1: the first answer counts fully).
+    that may include connection setup (1: the first answer counts fully, and so
+    does every request sent before it came back).
     """
 
     def __init__(
@@ -217,7 +223,12 @@ class PeakFigures:
             stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
             return
         stats.samples += 1
-        if peak is None or stats.samples <= self._cold:  # a cold start: keep the lowest
+        if stats.first_answer == math.inf:
+            stats.first_answer = now
+        if peak is None or stats.samples <= self._cold or (
+                started < stats.first_answer and self._cold > 1):
+            # a cold start (among the first answers, or sent before any answer came back,
+            # however late it answers): keep the lowest
             low = latency if peak is None else min(peak, latency)
             stats.peak = low
             stats.service = low if peak is None else min(stats.service, latency)

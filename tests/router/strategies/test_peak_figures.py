@@ -316,6 +316,38 @@ def test_cold_answers_keep_the_lowest_and_are_probed_one_at_a_time() -> None:
     assert peak.peak_latency("d1") == pytest.approx(1.0)  # settled: a peak again
 
 
+def test_a_burst_sent_before_the_first_answer_is_cold_however_late_it_answers() -> None:
+    """A burst at start opens a connection per request; the slowest of those answers
+    come after several quick ones and must not brand the deployment as slow."""
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=3)
+    burst = [load.acquire("d1") for _ in range(6)]
+    for handle in burst[:4]:  # four answer quickly: already more than ``cold``
+        clock.advance(0.025)
+        handle.release(ok=True)
+    clock.advance(0.4)
+    for handle in burst[4:]:  # the two that opened connections, 0.5 s after the burst
+        handle.release(ok=True)
+    assert peak.peak_latency("d1") == pytest.approx(0.025)
+    for _ in range(3):
+        _served(load, clock, 0.5)  # sent after the first answer: it is slow now
+    assert peak.peak_latency("d1") == pytest.approx(0.5)
+
+
+def test_with_one_cold_answer_a_late_burst_answer_counts() -> None:
+    clock = ManualClock()
+    load = LoadTracker(clock)
+    peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=1)
+    quick, late = load.acquire("d1"), load.acquire("d1")
+    clock.advance(0.025)
+    quick.release(ok=True)
+    clock.advance(0.475)
+    late.release(ok=True)
+    # It counts, less its queue: sent second to a deployment learned serial.
+    assert peak.peak_latency("d1") == pytest.approx(0.5 / 2)
+
+
 def test_an_idle_deployment_is_probed_after_probe_seconds_without_a_request() -> None:
     clock = ManualClock()
     load = LoadTracker(clock)
