@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from providers.codec import Call
@@ -54,6 +55,13 @@ _ECHOED: tuple[tuple[str, Any], ...] = (
 
 _ECHO_DEFAULTS = dict(_ECHOED)
 _ECHO_NAMES = frozenset(_ECHO_DEFAULTS)
+#: A Response's keys in order, with the echoed defaults: each Response starts as a copy
+#: (one C-level copy, rather than a dict built key by key) whose other keys are then set.
+_RESPONSE: MappingProxyType[str, Any] = MappingProxyType({
+    "id": None, "object": "response", "created_at": None, "status": None, "model": None,
+    "output": None, "error": None, "incomplete_details": None, "usage": None,
+    **_ECHO_DEFAULTS,
+})
 
 _ITEM_PREFIX = {"message": "msg", "refusal": "msg", "function_call": "fc", "reasoning": "rs",
                 "web_search_call": "ws"}
@@ -137,15 +145,20 @@ def response_object(
     error: Json | None = None,
 ) -> Json:
     """The ``Response`` for ``call`` with ``output``, echoing the call's parameters."""
-    data: Json = {
-        "id": call.response_id, "object": "response", "created_at": call.created_at,
-        "status": status, "model": call.model, "output": output, "error": error,
-        "incomplete_details": (
-            None if incomplete_reason is None else {"reason": incomplete_reason}),
-        "usage": usage, **_ECHO_DEFAULTS,
-        # fresh containers: a caller changing one response's must not change the next's
-        "metadata": {}, "text": {"format": {"type": "text"}}, "tools": [],
-    }
+    data: Json = _RESPONSE.copy()
+    data["id"] = call.response_id
+    data["created_at"] = call.created_at
+    data["status"] = status
+    data["model"] = call.model
+    data["output"] = output
+    data["error"] = error
+    if incomplete_reason is not None:
+        data["incomplete_details"] = {"reason": incomplete_reason}
+    data["usage"] = usage
+    # fresh containers: a caller changing one response's must not change the next's
+    data["metadata"] = {}
+    data["text"] = {"format": {"type": "text"}}
+    data["tools"] = []
     params = call.params
     for name in _ECHO_NAMES.intersection(params):
         data[name] = params[name]
