@@ -337,7 +337,7 @@ def _call_id(call: Call, index: int) -> str:
 
 def chat_usage(data: Any) -> Json | None:
     """A Chat Completions ``usage`` object as Responses usage (``None`` when absent)."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):  # a JSON object is a dict; Mapping's check costs a call
         return None
     prompt = data.get("prompt_tokens") or 0
     completion = data.get("completion_tokens") or 0

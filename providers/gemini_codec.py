@@ -468,7 +468,8 @@ def _candidate(body: Mapping[str, Any]) -> Json:
 
 def _blocked(body: Mapping[str, Any]) -> bool:
     feedback = body.get("promptFeedback")
-    return isinstance(feedback, Mapping) and bool(feedback.get("blockReason"))
+    # dict, not Mapping: a JSON object is parsed as one, and Mapping's check is a Python call
+    return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
 
 
 def _failure_message(candidate: Mapping[str, Any]) -> str:
@@ -561,7 +562,7 @@ def call_id(call: Call, index: int) -> str:
 
 
 def _usage(meta: Any) -> Json | None:
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):  # a JSON object (see _blocked)
         return None
     prompt = int(meta.get("promptTokenCount", 0)) + int(meta.get("toolUsePromptTokenCount", 0))
     thoughts = int(meta.get("thoughtsTokenCount", 0))

@@ -94,6 +94,8 @@ class RouteRequest:
     def conversation_id(self) -> str | None:
         """The ``conversation`` the request names (``"conv_..."`` or ``{"id": ...}``)."""
         value = self.params.get("conversation")
+        if value is None:  # the common case, without isinstance's walk of Mapping's ABC
+            return None
         if isinstance(value, Mapping):
             value = value.get("id")
         return value if isinstance(value, str) else None
