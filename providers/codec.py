@@ -92,13 +92,17 @@ def run_steps(call: Call, body: Json, steps: Sequence[EncodeStep]) -> None:
             step(call, body)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NativeRequest:
     """The native HTTP request a codec built.
 
     ``path`` is appended to the deployment's base URL (``"/chat/completions"``,
     ``"/v1/messages"``, ``"/models/gemini-2.0-flash:generateContent"``);
     ``query`` and ``headers`` are merged over the deployment's own.
+
+    Treated as immutable once made, but not frozen: one is made per request, and a
+    frozen dataclass sets each field through ``object.__setattr__``, which tripled
+    the cost of making one.
     """
 
     path: str

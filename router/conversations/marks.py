@@ -10,10 +10,16 @@ collector stops tracking a tuple of such atoms, so the marks add nothing to
 each garbage collection's work (a ``Link`` in a list, with its empty
 response dict, added three tracked objects per request that every young
 collection walked, and every full one walked again). The ``Link`` is made
-again on the rare read. First in, first out, up to ``limit`` marks.
+again on the rare read. First in, first out, up to ``limit`` marks: the marks are an
+:class:`~collections.OrderedDict`, whose oldest entry goes in constant time (a dict's
+first entry is found by walking past every entry deleted before it, and at the default
+limit, a quarter million marks, that walk cost some 35 µs per mark once the marks were
+full).
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from router.conversations.links import NO_STORE, Link
 
@@ -30,13 +36,13 @@ class Marks:
 
     def __init__(self, limit: int) -> None:
         self._limit = max(1, limit)
-        self._marks: dict[str, _Mark] = {}
+        self._marks: OrderedDict[str, _Mark] = OrderedDict()
 
     def put(self, link: Link, expiry: float) -> None:
         """Mark ``link`` (a :data:`NO_STORE` link) until ``expiry``."""
         marks = self._marks
         if len(marks) >= self._limit and link.id not in marks:
-            del marks[next(iter(marks))]
+            marks.popitem(last=False)
         marks[link.id] = (link.prev, link.root, link.owner, link.group, link.conversation,
                           expiry)
 
