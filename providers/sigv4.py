@@ -6,10 +6,11 @@ request with it costs more CPU than the rest of the translated path. This
 signer does exactly what SigV4Auth does for a POST with a JSON body and no
 query, and caches the derived signing key per (secret, day, region,
 service), which SigV4 allows since the key only changes with those, and the
-canonical request's fixed parts per (URL, session token, headers): a
-request then costs two SHA-256s and one HMAC, taken from the signing key's
-two padded states (RFC 2104) rather than through :mod:`hmac`, which looks
-the digest up by name on every call. A test
+canonical request's fixed parts per (URL, session token, headers), with the
+SHA-256 state over all of it before the date: a request then costs one
+SHA-256 of the body, the rest of the canonical request's, and one HMAC,
+taken from the signing key's two padded states (RFC 2104) rather than
+through :mod:`hmac`, which looks the digest up by name on every call. A test
 holds it to botocore's signature on generated requests (model ids with
 ``:`` and ``/``, ARNs, session tokens, days, regions, extra headers).
 
@@ -66,13 +67,13 @@ class SigningKeys:
 
 @dataclass(frozen=True, slots=True)
 class _Form:
-    """A canonical request's fixed parts: path, signed names, the header lines before and
-    after ``x-amz-date``, and the headers to send (less the date and signature)."""
+    """A canonical request's fixed parts: SHA-256 over all of it before the date (method,
+    path, the header lines before ``x-amz-date``), the header lines after the date, the
+    signed names, and the headers to send (less the date and signature)."""
 
-    path: str
-    names: str
-    before: str
+    head: hashlib._Hash
     after: str
+    names: str
     headers: Mapping[str, str]
 
 
@@ -128,11 +129,11 @@ class SigV4Signer:
             if len(self._forms) >= _CACHE_LIMIT:
                 self._forms.clear()
             form = self._forms[key] = self._form(url, headers, token)
-        canonical = (f"POST\n{form.path}\n\n{form.before}x-amz-date:{stamp}\n{form.after}\n"
-                     f"{form.names}\n{sha256(body).hexdigest()}")
+        canonical = form.head.copy()  # the hash goes on from the fixed part's state
+        canonical.update(f"{stamp}\n{form.after}\n{form.names}\n{sha256(body).hexdigest()}"
+                         .encode())
         day = self._day_of(stamp[:8], secret_key)
-        to_sign = (f"{_ALGORITHM}\n{stamp}\n{day.scope}\n"
-                   f"{sha256(canonical.encode()).hexdigest()}")
+        to_sign = f"{_ALGORITHM}\n{stamp}\n{day.scope}\n{canonical.hexdigest()}"
         inner = day.inner.copy()  # HMAC-SHA256 (RFC 2104) from the key's padded states
         inner.update(to_sign.encode())
         outer = day.outer.copy()
@@ -168,9 +169,9 @@ class SigV4Signer:
         signed["x-amz-date"] = ""
         names = sorted(signed)
         at = names.index("x-amz-date")
-        return _Form(path, ";".join(names),
-                     "".join(f"{n}:{signed[n]}\n" for n in names[:at]),
-                     "".join(f"{n}:{signed[n]}\n" for n in names[at + 1:]), out)
+        before = "".join(f"{n}:{signed[n]}\n" for n in names[:at])
+        return _Form(sha256(f"POST\n{path}\n\n{before}x-amz-date:".encode()),
+                     "".join(f"{n}:{signed[n]}\n" for n in names[at + 1:]), ";".join(names), out)
 
     def _timestamp(self, now: float) -> str:
         second = int(now)
