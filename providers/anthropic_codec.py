@@ -530,8 +530,11 @@ def _url_citation(citation: Mapping[str, Any], length: int) -> Json | None:
 
 
 def _annotations(block: Mapping[str, Any]) -> list[Json]:
+    citations = block.get("citations")
+    if not citations:  # the common block, without the generator's frames
+        return []
     length = len(block["text"])
-    cited = (_url_citation(c, length) for c in block.get("citations") or ())
+    cited = (_url_citation(c, length) for c in citations)
     return [c for c in cited if c is not None]
 
 
