@@ -216,25 +216,26 @@ class PeakFigures:
         if not overtaken:
             stats.youngest = started
             _drop_overtaken(stats.waiting, started)
-        outlier = overtaken and peak is not None and latency > peak
-        rate = stats.outliers
-        stats.outliers = rate + _RARE * (float(outlier) - rate)
-        if outlier and rate < _RARE and peak is not None:  # rare: the request's own
-            stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
-            return
-        stats.samples += 1
         if stats.first_answer == math.inf:
             stats.first_answer = now
-        if peak is None or stats.samples <= self._cold or (
+        if peak is None or stats.samples < self._cold or (
                 started < stats.first_answer and self._cold > 1):
             # a cold start (among the first answers, or sent before any answer came back,
-            # however late it answers): keep the lowest
+            # however late it answers, overtaken or not): keep the lowest
+            stats.samples += 1
             low = latency if peak is None else min(peak, latency)
             stats.peak = low
             stats.service = low if peak is None else min(stats.service, latency)
             stats.drain = drain_sample if peak is None else min(stats.drain, drain_sample)
             stats.peak_at = now
             return
+        outlier = overtaken and latency > peak
+        rate = stats.outliers
+        stats.outliers = rate + _RARE * (float(outlier) - rate)
+        if outlier and rate < _RARE:  # rare: the request's own
+            stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
+            return
+        stats.samples += 1
         alpha, drain, service = self._alpha, stats.drain, stats.service
         parallel = _parallelism(service, drain)
         if flight > parallel or drain_sample < drain or (

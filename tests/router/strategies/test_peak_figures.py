@@ -316,18 +316,25 @@ def test_cold_answers_keep_the_lowest_and_are_probed_one_at_a_time() -> None:
     assert peak.peak_latency("d1") == pytest.approx(1.0)  # settled: a peak again
 
 
-def test_a_burst_sent_before_the_first_answer_is_cold_however_late_it_answers() -> None:
+@pytest.mark.parametrize("overtaken", [False, True])
+def test_a_burst_sent_before_the_first_answer_is_cold_however_late_it_answers(
+    overtaken: bool,
+) -> None:
     """A burst at start opens a connection per request; the slowest of those answers
-    come after several quick ones and must not brand the deployment as slow."""
+    come after several quick ones and must not brand the deployment as slow, also when
+    they were sent first (so the quick ones overtook them)."""
     clock = ManualClock()
     load = LoadTracker(clock)
     peak = PeakFigures(load, decay=TAU, probe=math.inf, cold=3)
-    burst = [load.acquire("d1") for _ in range(6)]
-    for handle in burst[:4]:  # four answer quickly: already more than ``cold``
+    slow = [load.acquire("d1") for _ in range(2)] if overtaken else []
+    clock.advance(0.001 if overtaken else 0.0)
+    quick = [load.acquire("d1") for _ in range(4)]
+    slow = slow or [load.acquire("d1") for _ in range(2)]
+    for handle in quick:  # four answer quickly: already more than ``cold``
         clock.advance(0.025)
         handle.release(ok=True)
     clock.advance(0.4)
-    for handle in burst[4:]:  # the two that opened connections, 0.5 s after the burst
+    for handle in slow:  # the two that opened connections, 0.5 s after the burst
         handle.release(ok=True)
     assert peak.peak_latency("d1") == pytest.approx(0.025)
     for _ in range(3):
