@@ -42,7 +42,7 @@ from router.strategies.base import strategy_registry
 from router.testing.simulation import Simulation, Upstream, build_strategy
 
 __all__ = [
-    "Outcome", "Ranges", "Scenario", "Spec", "draw", "named", "nearest_rank", "report",
+    "Outcome", "Ranges", "Scenario", "Spec", "draw", "geomean", "named", "nearest_rank", "report",
     "run_sweep", "scenarios", "starved", "summarise", "sweep_strategies", "targets",
 ]
 
@@ -262,7 +262,8 @@ def run_sweep(
     return results
 
 
-def _geomean(values: Iterable[float]) -> float:
+def geomean(values: Iterable[float]) -> float:
+    """The geometric mean (NaN for none)."""
     logs = [math.log(v) for v in values]
     return math.exp(sum(logs) / len(logs)) if logs else math.nan
 
@@ -288,8 +289,8 @@ def summarise(results: dict[str, dict[str, Outcome]]) -> dict[str, dict[str, Any
             if o.starved:
                 entry["starved"].append(f"{scenario}:{','.join(o.starved)}")
     for entry in summary.values():
-        entry["p99_geomean"] = _geomean(entry.pop("p99_ratios"))
-        entry["p50_geomean"] = _geomean(entry.pop("p50_ratios"))
+        entry["p99_geomean"] = geomean(entry.pop("p99_ratios"))
+        entry["p50_geomean"] = geomean(entry.pop("p50_ratios"))
         entry["scenarios"] = len(results)
     return summary
 

@@ -43,7 +43,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from benchmarks.sweep import NEAR, UNLIMITED, Outcome, Scenario, Spec
+from benchmarks.sweep import NEAR, UNLIMITED, Outcome, Scenario, Spec, geomean
 
 __all__ = ["Feasibility", "feasibility", "median_floor", "report", "tail_needed"]
 
@@ -75,7 +75,7 @@ def median_floor(scenario: Scenario, cap: float) -> float:
                 continue
             rest_rate = sum(_rate(s) for i, s in enumerate(usable) if i not in fast)
             fits = (clients - cap * rest_rate) / fast_rate  # -inf when the rest is unlimited
-            half = (clients - cap * fast_rate) / fast_rate
+            half = clients / fast_rate - cap
             floor = min(floor, max(slowest, fits, half))
     return floor
 
@@ -83,8 +83,8 @@ def median_floor(scenario: Scenario, cap: float) -> float:
 def tail_needed(scenario: Scenario, median: float, *, steps: int = 50) -> float:
     """The least cap (seconds) at which :func:`median_floor` is at most ``median``
     (by bisection; infinite when no cap is enough)."""
-    high = max(s.service for s in scenario.specs) + scenario.concurrency * max(
-        s.service for s in scenario.specs)
+    # every client queued on the slowest deployment alone: any median fits under it
+    high = (1 + scenario.concurrency) * max(s.service for s in scenario.specs)
     if median_floor(scenario, high) > median:
         return math.inf
     low = 0.0
@@ -124,8 +124,7 @@ def feasibility(results: Mapping[str, Mapping[str, Outcome]], cases: Sequence[Sc
         needed[name] = max(1.0, cap / best)
     over = [name for name, ratio in needed.items() if ratio > NEAR]
     allowed = len(needed) - math.ceil(NEAR_SHARE * len(needed))
-    logs = [math.log(r) for r in needed.values()]
-    return Feasibility(needed, over, allowed, math.exp(sum(logs) / len(logs)))
+    return Feasibility(needed, over, allowed, geomean(needed.values()))
 
 
 def report(found: Feasibility) -> str:

@@ -470,7 +470,7 @@ def _pinned(others: list[int | None]) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _targets(
+async def prepared_targets(
     entries: list[Entry], sizes: Sizes, how: str
 ) -> AsyncIterator[list[Target]]:
     async with _upstreams(entries, how) as served:
@@ -504,7 +504,7 @@ async def main(argv: list[str] | None = None) -> None:
     print_header("Translation: router CPU per request and per stream event over native",
                  sizes)
     started = time.perf_counter()
-    async with _targets(entries, sizes, args.upstream) as targets:
+    async with prepared_targets(entries, sizes, args.upstream) as targets:
         for round_no in range(sizes.rounds):
             await _round(targets, sizes, round_no % len(targets))
         rows, data = zip(*(_row(_baseline(targets, t), t) for t in targets[1:]), strict=True)

@@ -52,7 +52,7 @@ async def drive(name: str, requests: int) -> int:
     if name != NATIVE and not entries:
         raise SystemExit(f"--drive: no codec named {name!r}")
     sizes = Sizes(serial=1, parallel=1, warmup=10, rounds=1)
-    async with translation._targets(entries, sizes, "in-process") as targets:
+    async with translation.prepared_targets(entries, sizes, "in-process") as targets:
         wanted = translation.NATIVE.name if name == NATIVE else name
         target = next(t for t in targets if t.name == wanted)
         completed = 0
