@@ -12,7 +12,8 @@ registration paths:
   register factories with ``Router(checks={"name": factory})``;
 * :class:`Provider`: ``Router(providers={"prefix": factory})``, built-ins in
   :data:`providers.registry.BUILTIN_PROVIDERS`;
-* :class:`StateStore`: the memory and Redis stores behind ownership records.
+* :class:`StateStore` and :class:`BatchStore` (several keys in one round trip): the
+  interfaces of the memory and Redis stores behind ownership records.
 
 Every other module is internal: importable (tests do), but its names are not
 promised to stay. Inside the project, import from the submodules
@@ -65,7 +66,7 @@ from router.inspection import DeploymentState
 from router.metrics import PrometheusMetrics
 from router.observe import CallbackLimits, CallbackStats
 from router.request import RouteRequest
-from router.state.base import StateStore
+from router.state.base import BatchStore, StateStore
 from router.strategies.base import LoadAware, Needs, Strategy, StrategyContext
 from router.types import Attempt, AttemptTrail, Record, Response, RoutingInfo, StreamEvent
 
@@ -97,6 +98,7 @@ __all__ = [
     "AttemptTrail",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStore",
     "Callback",
     "CallbackLimits",
     "CallbackStats",

@@ -149,13 +149,10 @@ class Exchange:
                       conversation_id: object) -> None:
         """Record who holds a stored response (a stateless deployment holds nothing: the
         keeper keeps what is kept), its owner, and the conversation the upstream holds."""
-        if deployment.stateless:
-            if request.response_owner is not None:
-                await self._ownership.record(response_id, None, request.response_owner)
-            return
-        await self._ownership.record(response_id, deployment, request.response_owner)
-        if isinstance(conversation_id, str):  # the upstream holds the conversation too
-            await self._ownership.record(conversation_id, deployment)
+        holder = None if deployment.stateless else deployment
+        await self._ownership.record(response_id, holder, request.response_owner)
+        if holder is not None and isinstance(conversation_id, str):
+            await self._ownership.record(conversation_id, holder)  # the upstream holds it
 
     def _provider_for(self, request: RouteRequest, deployment: Deployment) -> Provider:
         return self._mock if request.mock_response is not None else deployment.provider

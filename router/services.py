@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from router.load import LoadTracker
     from router.ownership import Ownership
     from router.shared_load import Admission
-    from router.state.base import StateStore
+    from router.state.base import BatchStore
     from router.table import DeploymentTable
 
 __all__ = ["RouterServices"]
@@ -31,7 +31,7 @@ class RouterServices:
 
     table: DeploymentTable
     ownership: Ownership
-    store: StateStore
+    store: BatchStore
     clock: Clock
     load: LoadTracker
     cooldowns: Cooldowns

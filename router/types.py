@@ -132,7 +132,8 @@ def dump_json(value: Any) -> bytes:
     separators and ``ensure_ascii=False`` (a float's exponent may be spelt
     ``1e16`` for ``1e+16``), several times faster. What UTF-8 cannot carry (an
     unpaired surrogate, which :func:`parse_json` returns for a ``\\ud83d``
-    escape) goes out escaped again, as ``json.dumps`` escapes it; a
+    escape) goes out escaped again, as ``json.dumps`` writes it by default: a value
+    holding one is written with every non-ASCII character escaped; a
     :class:`Record` goes out as its JSON object.
     """
     try:

@@ -95,7 +95,8 @@ def compact(value: Any) -> str:
 
     :func:`router.types.dump_json`: the same text as ``json.dumps`` with compact
     separators and ``ensure_ascii=False``, in a third of the time (a kept
-    response is measured on every turn).
+    response is measured on every turn); a value holding an unpaired surrogate is
+    written with every non-ASCII character escaped.
     """
     return dump_json(value).decode()
 

@@ -21,7 +21,6 @@ import itertools
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -225,7 +224,7 @@ async def _parallel_slot(ctx: ServerContext, principal: Principal) -> AsyncItera
     if limit is None:
         yield
         return
-    token = uuid.uuid4().hex
+    token = next(ctx.request_ids)  # unique across workers: a random prefix each
     if not await ctx.state.enter(principal.key_id, token, limit):
         ctx.metrics.limited(principal.key_id)
         raise ApiError(429, f"rate limit reached: {limit} parallel requests for key "

@@ -104,10 +104,10 @@ class MemoryState:
     """
 
     def __init__(self, wall: Wall, responses: OwnerReader, *, ttl: float,
-                 max_owners: int = 1_000_000) -> None:
+                 max_conversations: int = 1_000_000) -> None:
         self._wall = wall
         self._responses = responses
-        self._owners: TTLCache[str, str] = TTLCache(max_owners, ttl, timer=wall)
+        self._conversations: TTLCache[str, str] = TTLCache(max_conversations, ttl, timer=wall)
         self._counts: dict[tuple[str, str, int], int] = {}
         self._parallel: dict[str, int] = {}
 
@@ -115,8 +115,8 @@ class MemoryState:
         return await self._responses(response_id)
 
     async def claim_conversation(self, conversation_id: str, key_id: str) -> str:
-        owner = self._owners.get(conversation_id, key_id)
-        self._owners[conversation_id] = owner  # claimed, or its claim renewed by use
+        owner = self._conversations.get(conversation_id, key_id)
+        self._conversations[conversation_id] = owner  # claimed, or its claim renewed by use
         return owner
 
     async def forget(self, response_id: str) -> None:
@@ -225,8 +225,12 @@ class RedisState:
         return await self._call(run)
 
     async def response_owner(self, response_id: str) -> str | None:
-        return await self._first_of(self._router_owner + response_id,
-                                    self._prefix + "owner:" + response_id)
+        """The owner the Router recorded, else an earlier server's record: one round trip."""
+        mine, earlier = await self._piped(lambda pipe: (
+            pipe.get(self._router_owner + response_id),
+            pipe.get(self._prefix + "owner:" + response_id)))
+        found = mine if mine is not None else earlier
+        return None if found is None else str(found)
 
     async def claim_conversation(self, conversation_id: str, key_id: str) -> str:
         """The conversation's owner: the key that claimed it first (``SET NX``: of two
@@ -247,13 +251,6 @@ class RedisState:
         _, owner = await self._piped(lambda pipe: (
             pipe.set(key, claimant, ex=self._ttl, nx=True), pipe.get(key)))
         return claimant if owner is None else str(owner)
-
-    async def _first_of(self, key: str, earlier: str) -> str | None:
-        """The value of ``key``, else of ``earlier`` (an earlier server's record): one
-        round trip."""
-        value, before = await self._piped(lambda pipe: (pipe.get(key), pipe.get(earlier)))
-        found = value if value is not None else before
-        return None if found is None else str(found)
 
     async def forget(self, response_id: str) -> None:
         """Drop an earlier server's record of a response's owner (the Router drops its

@@ -1,9 +1,11 @@
 """Writes to a shared store that a request waits for only briefly.
 
 A request waits for a Redis write ``hold`` seconds at most (a healthy Redis
-answers well within it); a write the hold cuts short is sent again in the
-background (the writes here may be repeated safely: ``SET``, ``DEL``), with
-at most ``max_backlog`` of them running at once. While the breaker is open,
+answers well within it), unless the write is to be awaited until Redis
+answers (``hold=False``: a durable write, bounded by the breaker's deadline);
+a write the hold cuts short is sent again in the background (the writes here
+may be repeated safely: ``SET``, ``DEL``), with at most ``max_backlog`` of them
+running at once. While the breaker is open,
 or beyond the backlog, nothing is sent and the caller keeps its record
 locally. Used by :class:`router.state.resilient.ResilientStore` (ownership
 records) and :class:`router.conversations.redis_store.RedisConversations`.

@@ -16,7 +16,11 @@ again in the background; at most ``max_backlog`` of them run at once, beyond
 that a record stays local (as while the breaker is open). The hold is generous
 (a busy event loop, not Redis, is what usually delays a write) and is cut
 short when the breaker trips: a frozen Redis costs a write ``write_hold`` at
-most, and nothing once the first timeout has opened the breaker.
+most, and nothing once the first timeout has opened the breaker. The one
+exception is a *durable* batch (``set_many(..., durable=True)``: a record that
+carries a response's owner, which readers find only in Redis): it is awaited
+until Redis takes it or the breaker's deadline passes, and kept locally if
+Redis fails it.
 
 Local-first reads suit records that never change once written (response
 ownership: an id's owner is fixed). Do not use it for counters.
