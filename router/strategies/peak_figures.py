@@ -134,6 +134,18 @@ def _parallelism(service: float, drain: float) -> float:
     return max(1.0, service / drain) if drain > 0 else math.inf
 
 
+def _keep_lowest(stats: _Peak, latency: float, drain_sample: float, now: float) -> None:
+    """A cold answer: each figure keeps the lowest sample (the first one as it is)."""
+    peak = stats.peak
+    if peak is None:
+        stats.peak, stats.service, stats.drain = latency, latency, drain_sample
+    else:
+        stats.peak = min(peak, latency)
+        stats.service = min(stats.service, latency)
+        stats.drain = min(stats.drain, drain_sample)
+    stats.peak_at = now
+
+
 def _drop_overtaken(waiting: deque[LoadHandle], started: float) -> None:
     """Forget the handles started before ``started`` (at the queue's head: start order)."""
     while waiting and waiting[0].started < started:
@@ -218,24 +230,22 @@ class PeakFigures:
             _drop_overtaken(stats.waiting, started)
         if stats.first_answer == math.inf:
             stats.first_answer = now
-        if peak is None or stats.samples < self._cold or (
-                started < stats.first_answer and self._cold > 1):
-            # a cold start (among the first answers, or sent before any answer came back,
-            # however late it answers, overtaken or not): keep the lowest
+        elif started < stats.first_answer and self._cold > 1:
+            # sent before any answer came back (a burst opening connections): cold however
+            # late it answers, and even when quicker ones overtook it
             stats.samples += 1
-            low = latency if peak is None else min(peak, latency)
-            stats.peak = low
-            stats.service = low if peak is None else min(stats.service, latency)
-            stats.drain = drain_sample if peak is None else min(stats.drain, drain_sample)
-            stats.peak_at = now
+            _keep_lowest(stats, latency, drain_sample, now)
             return
-        outlier = overtaken and latency > peak
+        outlier = overtaken and peak is not None and latency > peak
         rate = stats.outliers
         stats.outliers = rate + _RARE * (float(outlier) - rate)
-        if outlier and rate < _RARE:  # rare: the request's own
+        if outlier and rate < _RARE and peak is not None:  # rare: the request's own
             stats.peak, stats.peak_at = peak + self._alpha * (latency - peak), now
             return
         stats.samples += 1
+        if peak is None or stats.samples <= self._cold:  # among the first answers: cold
+            _keep_lowest(stats, latency, drain_sample, now)
+            return
         alpha, drain, service = self._alpha, stats.drain, stats.service
         parallel = _parallelism(service, drain)
         if flight > parallel or drain_sample < drain or (
