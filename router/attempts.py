@@ -2,8 +2,9 @@
 
 :meth:`Dispatcher.run` tries the requested group and then its fallbacks;
 :meth:`Dispatcher._run_group` resolves the group's pin (:mod:`router.pinning`)
-and retries inside the group, re-picking and excluding deployments that
-already failed this request; :meth:`_choose` narrows the group (the pin,
+and retries inside the group, re-picking elsewhere than the deployments
+that already failed this request unless elsewhere is clearly worse
+(:mod:`router.retry_targets`); :meth:`_choose` narrows the group (the pin,
 pre-call checks, then cooldowns) and asks the strategy. The loop owns each
 attempt's load slot with one ``async with``: what an attempt *does* is the
 ``call`` passed in (:class:`router.exchange.Exchange`'s create, or open a
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -36,7 +37,9 @@ from router.errors import (
     UpstreamTimeoutError,
 )
 from router.pinning import PIN_CHECK_NAME
+from router.retry_targets import retry_targets
 from router.shared_load import Admission, Refusal
+from router.strategies.base import cost_reader
 from router.types import Attempt, AttemptTrail
 
 if TYPE_CHECKING:
@@ -117,6 +120,7 @@ class Dispatcher:
     ) -> None:
         self._table = table
         self._strategy = strategy
+        self._costs = cost_reader(strategy, load)
         self._checks = tuple(checks)
         self._cooldowns = cooldowns
         self._load = load
@@ -181,7 +185,7 @@ class Dispatcher:
         budget = self._budget(deployments[0].model_name)  # a wildcard's one budget
         budget.deposit()
         pin = await self._pin(group, deployments, request, pins, trail)
-        failed: set[str] = set()
+        failed: dict[str, int] = {}  # deployment id: its failures of this request
         refused: dict[str, str] = {}
         last: UpstreamError | None = None
         tries = refusals = 0
@@ -224,7 +228,7 @@ class Dispatcher:
                 tries += 1
                 if tries > self._retry.retries_for(exc, request.num_retries):
                     raise
-                failed.add(deployment.id)
+                failed[deployment.id] = failed.get(deployment.id, 0) + 1
                 last = exc
                 await self._backoff(tries - 1, exc, request, eligible, failed, budget, trail)
                 continue
@@ -234,7 +238,7 @@ class Dispatcher:
                 self._affinity.served(request, deployment)
             return Served(result, deployment, trail)
 
-    def _pin_lost(self, pin: Sequence[Deployment], failed: set[str]) -> bool:
+    def _pin_lost(self, pin: Sequence[Deployment], failed: Mapping[str, int]) -> bool:
         """Every pinned deployment failed this request or is cooling down."""
         left = [d for d in pin if d.id not in failed]
         return not left or not self._cooldowns.available(left)
@@ -289,7 +293,7 @@ class Dispatcher:
         group: str,
         deployments: Sequence[Deployment],
         request: RouteRequest,
-        failed: set[str],
+        failed: Mapping[str, int],
         last: UpstreamError | None,
         refused: dict[str, str],
         trail: AttemptTrail,
@@ -315,8 +319,9 @@ class Dispatcher:
                     + "; ".join(f"{k}: {v}" for k, v in refused.items()),
                     reason="checks_rejected", model_group=group, details=dict(refused),
                 )
-        if failed:  # retry elsewhere when possible, else on a deployment that failed
-            candidates = [d for d in candidates if d.id not in failed] or candidates
+        if failed:  # elsewhere when possible, unless elsewhere is clearly worse
+            costs = self._costs if last is not None and _transient(last) else None
+            candidates = retry_targets(candidates, failed, costs, self._cooldowns.available)
         available = self._cooldowns.available(candidates)
         if not available:
             candidates = await self._keep_promises(group, candidates, request, trail)
@@ -342,7 +347,7 @@ class Dispatcher:
 
     def _log_pick(
         self, group: str, picked: Deployment, candidates: Sequence[Deployment],
-        available: Sequence[Deployment], failed: set[str], pinned: bool,
+        available: Sequence[Deployment], failed: Mapping[str, int], pinned: bool,
     ) -> None:
         """Why ``picked``: the candidates the strategy saw, with the figures it reads."""
         seen = ", ".join(
@@ -525,7 +530,7 @@ class Dispatcher:
         error: UpstreamError,
         request: RouteRequest,
         eligible: Sequence[Deployment],
-        failed: set[str],
+        failed: Mapping[str, int],
         budget: Budget,
         trail: AttemptTrail,
     ) -> None:
@@ -578,6 +583,12 @@ class Dispatcher:
 
 
 _NO_BUDGET = Unlimited()
+
+
+def _transient(error: UpstreamError) -> bool:
+    """A failure that may go back where it happened: counted toward ``allowed_fails``
+    and retryable there (not a rate limit, which waits for its reset)."""
+    return error.retry_same and error.policy.cooldown == "counted"
 
 
 def _callers_limit(deployment: Deployment, request: RouteRequest, timeout: float | None) -> bool:

@@ -13,11 +13,12 @@ The preference is soft. The strategy picks as always; the remembered
 deployment replaces its pick only if it is among the deployments that can
 serve now (not cooling down, not removed by a check or an ``order`` tier, not
 failed for this request) and is not clearly worse than the pick by the
-strategy's own cost (:class:`Costs`: ``peak-ewma``'s expected latency,
-``least-busy``'s requests in flight...; for a strategy without one, requests in
-flight): at most ``prompt_cache_affinity_slack`` (2) times the pick's cost. So
-a hot key follows its deployment until that one is overloaded, slow or down,
-and then moves, and the new deployment becomes the remembered one.
+strategy's own cost (:func:`router.strategies.base.cost_reader`:
+``peak-ewma``'s expected latency, ``least-busy``'s requests in flight...; for a
+strategy without one, requests in flight): at most
+``prompt_cache_affinity_slack`` (2) times the pick's cost. So a hot key
+follows its deployment until that one is overloaded, slow or down, and then
+moves, and the new deployment becomes the remembered one.
 
 Per process and bounded (:data:`MAX_KEYS`, least recently used first); the
 remembered deployment is a preference, so a process that has not seen a key
@@ -27,9 +28,11 @@ simply routes as the strategy says.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
+
+from router.strategies.base import cost_reader
 
 if TYPE_CHECKING:
     from router.deployment import Deployment
@@ -37,17 +40,10 @@ if TYPE_CHECKING:
     from router.request import RouteRequest
     from router.strategies.base import Strategy
 
-__all__ = ["MAX_KEYS", "CacheAffinity", "Costs"]
+__all__ = ["MAX_KEYS", "CacheAffinity"]
 
 #: Cache keys remembered per router at most.
 MAX_KEYS = 100_000
-
-
-@runtime_checkable
-class Costs(Protocol):
-    """A strategy that can say what each candidate costs by its own model (lower is better)."""
-
-    def costs(self, candidates: Sequence[Deployment]) -> Sequence[float]: ...
 
 
 class CacheAffinity:
@@ -57,8 +53,7 @@ class CacheAffinity:
         self, strategy: Strategy, load: LoadTracker, *, slack: float = 2.0,
         instructions: int | None = None, max_keys: int = MAX_KEYS,
     ) -> None:
-        self._costs = strategy.costs if isinstance(strategy, Costs) else None
-        self._in_flight = load.in_flight
+        self._costs = cost_reader(strategy, load)
         self._slack = slack
         self._instructions = instructions
         self._served: LRUCache[tuple[str, str], str] = LRUCache(max_keys)
@@ -98,8 +93,5 @@ class CacheAffinity:
             self._served[(deployment.model_name, key)] = deployment.id
 
     def _close_enough(self, preferred: Deployment, picked: Deployment) -> bool:
-        if self._costs is not None:
-            mine, theirs = self._costs((preferred, picked))
-        else:
-            mine, theirs = self._in_flight(preferred.id) + 1, self._in_flight(picked.id) + 1
+        mine, theirs = self._costs((preferred, picked))
         return mine <= self._slack * theirs

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_STRATEGIES",
+    "CostReader",
+    "Costs",
     "LoadAware",
     "LoadReader",
     "Needs",
@@ -46,6 +48,7 @@ __all__ = [
     "StrategyContext",
     "bind_strategy",
     "builtin_needs",
+    "cost_reader",
     "needs_of",
     "strategy_registry",
     "unbound_reader",
@@ -81,6 +84,28 @@ def bind_strategy(strategy: object, load: LoadTracker) -> None:
     """Give ``strategy`` the router's load tracker when it reads one."""
     if isinstance(strategy, LoadAware):
         strategy.bind(load)
+
+
+#: Each candidate's cost, in the order given (lower is better).
+CostReader = Callable[[Sequence["Deployment"]], Sequence[float]]
+
+
+@runtime_checkable
+class Costs(Protocol):
+    """A strategy that can say what each candidate costs by its own model (lower is better):
+    ``peak-ewma``'s expected latency, ``least-busy``'s requests in flight plus one."""
+
+    def costs(self, candidates: Sequence[Deployment]) -> Sequence[float]: ...
+
+
+def cost_reader(strategy: object, load: LoadTracker) -> CostReader:
+    """``strategy``'s own costs (:class:`Costs`), else each candidate's requests in
+    flight plus one: what "clearly worse" is read by where a strategy's pick is
+    weighed against another deployment (cache affinity, a retry's target)."""
+    if isinstance(strategy, Costs):
+        return strategy.costs
+    in_flight = load.in_flight
+    return lambda candidates: [in_flight(d.id) + 1.0 for d in candidates]
 
 
 class LoadReader:

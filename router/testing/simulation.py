@@ -8,8 +8,9 @@ its first ``warmup_requests`` take
 answers are read ``stall`` seconds late (the router's event loop busy
 elsewhere), which lengthens the router's latency sample without holding the
 upstream. ``concurrency`` closed-loop clients send one request after
-another; a failed request is retried at once on the other deployments (a
-new candidates list, as the attempt loop does). Time is
+another; a failed request is retried at once, by the attempt loop's rule
+(:func:`router.retry_targets.retry_targets`: on the other deployments unless
+they are clearly worse, in a new candidates list). Time is
 a :class:`ManualClock` moved from event to event, so the strategies and the
 :class:`LoadTracker` see exactly the figures a real router would, with no
 sleeping and a fixed outcome per seed.
@@ -30,7 +31,8 @@ from router.config import DeploymentConfig
 from router.deployment import Deployment
 from router.load import LoadHandle, LoadTracker
 from router.request import RouteRequest
-from router.strategies.base import Strategy, StrategyContext, strategy_registry
+from router.retry_targets import retry_targets
+from router.strategies.base import Strategy, StrategyContext, cost_reader, strategy_registry
 from router.table import DeploymentTable
 
 # isort: split
@@ -98,7 +100,7 @@ class _Job:
     started: float  # when the client sent it (latency includes retries)
     handle: LoadHandle
     deployment: str
-    failed: set[str] = field(default_factory=set)
+    failed: dict[str, int] = field(default_factory=dict)  # id: failures of this request
     sent: float = 0.0  # when this attempt was sent
 
 
@@ -142,6 +144,7 @@ class Simulation:
         self.clock = ManualClock()
         self.load = LoadTracker(self.clock)
         self.strategy = make(self.load, self.clock)
+        self._costs = cost_reader(self.strategy, self.load)
         self.group = make_group(*(params or [{} for _ in upstreams]))
         self._upstreams = {d.id: u for d, u in zip(self.group, upstreams, strict=True)}
         self._running = Counter[str]()
@@ -163,7 +166,7 @@ class Simulation:
         first = min(self._concurrency, requests)
         self._unsent = requests - first
         for worker in range(first):
-            self._at(start, functools.partial(self._send, worker, start, set()))
+            self._at(start, functools.partial(self._send, worker, start, {}))
         while self._events:
             when, _, action = heapq.heappop(self._events)
             self.clock.advance(when - self.clock.now())
@@ -174,10 +177,10 @@ class Simulation:
         self._seq += 1
         heapq.heappush(self._events, (when, self._seq, action))
 
-    def _send(self, worker: int, started: float, failed: set[str]) -> None:
+    def _send(self, worker: int, started: float, failed: dict[str, int]) -> None:
         candidates: Sequence[Deployment] = self.group
         if failed:
-            candidates = [d for d in self.group if d.id not in failed] or self.group
+            candidates = retry_targets(self.group, failed, self._costs)
         deployment = self.strategy.pick(candidates, self._request)
         assert deployment in candidates
         self._picks.append((self.clock.now(), deployment.id))
@@ -217,11 +220,12 @@ class Simulation:
         now = self.clock.now()
         if failed:
             job.handle.release(ok=False)
-            self._send(job.worker, job.started, job.failed | {job.deployment})
+            again = {**job.failed, job.deployment: job.failed.get(job.deployment, 0) + 1}
+            self._send(job.worker, job.started, again)
             return
         job.handle.release(ok=True, output_tokens=OUTPUT_TOKENS, total_tokens=TOTAL_TOKENS)
         self._latencies.append(now - job.started)
         self._answers.append((now, job.deployment, now - job.sent))
         if self._unsent > 0:
             self._unsent -= 1
-            self._send(job.worker, now, set())
+            self._send(job.worker, now, {})

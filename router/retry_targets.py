@@ -1,0 +1,68 @@
+"""Where a retry may go: elsewhere, unless elsewhere is clearly worse.
+
+A retry goes to a deployment that has not failed the request yet: the
+failure was that deployment's. Taken as a rule without exception, that
+piles retries onto whatever is left, however slow: a fast deployment that
+fails 3 % of its requests sends every one of them to the one other
+deployment, and when that one serves a request a second, every client ends
+up queued there while the fast one is starved.
+
+So a deployment that failed the request stays a candidate if, even counting
+the failure against it, it is still better by the strategy's own cost
+(:func:`router.strategies.base.cost_reader`: ``peak-ewma``'s expected
+latency, ``least-busy``'s requests in flight; for a strategy without costs,
+requests in flight) than every other deployment that can serve now. Each
+failure of the request there doubles its cost for this comparison (one
+failure is read as "it fails half its requests", the most one sample can
+say; two as three quarters), so a deployment that keeps failing is left
+after a try or two, and the cooldown (``allowed_fails``) takes it out of the
+group for everyone. Only transient errors allow it, those retried on the
+same deployment and counted toward ``allowed_fails`` in
+:data:`router.errors.ERROR_TABLE` (server errors, timeouts, broken
+connections): a rate limit waits for its reset, an authentication error or
+an unknown model never goes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from router.deployment import Deployment
+    from router.strategies.base import CostReader
+
+__all__ = ["retry_targets"]
+
+
+def retry_targets(
+    candidates: Sequence[Deployment],
+    failed: Mapping[str, int],
+    costs: CostReader | None,
+    usable: Callable[[Sequence[Deployment]], Sequence[Deployment]] | None = None,
+) -> Sequence[Deployment]:
+    """The candidates of a retry, given how often each deployment ``failed`` this request.
+
+    Every candidate that has not failed, plus each failed one whose cost,
+    doubled per failure, is still below the lowest of the others that are
+    ``usable`` (not cooling down). When every candidate failed, all of them
+    (the caller decides whether the error allows going back). ``costs``:
+    ``None`` when the error may not go back where it happened; then a failed
+    deployment is never preferred.
+    """
+    others = [d for d in candidates if d.id not in failed]
+    if not others:
+        return candidates
+    if costs is None or len(others) == len(candidates):
+        return others
+    ready = others if usable is None else usable(others)
+    if not ready:
+        return others
+    again = [d for d in candidates if d.id in failed]
+    figures = costs([*ready, *again])
+    best = min(figures[: len(ready)])
+    back = [
+        d for d, cost in zip(again, figures[len(ready):], strict=True)
+        if cost * 2 ** failed[d.id] < best
+    ]
+    return [*others, *back] if back else others
