@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from router.pinning import Pin, PinResolver
     from router.request import RouteRequest
     from router.retry import RetryPolicy
-    from router.strategies.base import Strategy
+    from router.strategies.base import CostReader, Strategy
     from router.table import DeploymentTable
 
 __all__ = ["RETRY_AFTER_PENDING", "AttemptCall", "Dispatcher", "ProbeClaims", "Served"]
@@ -197,9 +197,11 @@ class Dispatcher:
                                    "serve: its conversation is replayed on the group")
                 pin = None
                 pins.pop()  # a later failure is the replay's, not the owner's
+            back = self._costs if last is not None and self._may_go_back(
+                last, tries, request) else None
             deployment, eligible = await self._choose(
                 group, deployments if pin is None else pin, request, failed, last, refused,
-                trail, admission, pinned=pin is not None)
+                trail, admission, pinned=pin is not None, back=back)
             if not await self._probe_claimed(deployment, trail):
                 continue  # another request (or router) probes it: choose again
             timeout = self._attempt_timeout(deployment, request, group)
@@ -237,6 +239,12 @@ class Dispatcher:
             if self._affinity is not None:
                 self._affinity.served(request, deployment)
             return Served(result, deployment, trail)
+
+    def _may_go_back(self, error: UpstreamError, tries: int, request: RouteRequest) -> bool:
+        """Whether the retry after ``error`` may go back where it failed: a transient
+        error (counted toward ``allowed_fails``, retryable there), and not the last try."""
+        return (error.retry_same and error.policy.cooldown == "counted"
+                and tries < self._retry.retries_for(error, request.num_retries))
 
     def _pin_lost(self, pin: Sequence[Deployment], failed: Mapping[str, int]) -> bool:
         """Every pinned deployment failed this request or is cooling down."""
@@ -300,10 +308,13 @@ class Dispatcher:
         admission: Admission | None,
         *,
         pinned: bool,
+        back: CostReader | None = None,
     ) -> tuple[Deployment, Sequence[Deployment]]:
         """The deployment to try, and every deployment the checks allow.
 
-        ``deployments``: the group, or its pinned part (which outranks cooldown).
+        ``deployments``: the group, or its pinned part (which outranks cooldown);
+        ``back``: the costs by which a deployment that failed may be tried again
+        (:func:`retry_targets`), ``None`` when none may.
         """
         if admission is not None and admission.shared is not None:
             await admission.refresh([d.id for d in deployments])
@@ -320,8 +331,7 @@ class Dispatcher:
                     reason="checks_rejected", model_group=group, details=dict(refused),
                 )
         if failed:  # elsewhere when possible, unless elsewhere is clearly worse
-            costs = self._costs if last is not None and _transient(last) else None
-            candidates = retry_targets(candidates, failed, costs, self._cooldowns.available)
+            candidates = retry_targets(candidates, failed, back, self._cooldowns.available)
         available = self._cooldowns.available(candidates)
         if not available:
             candidates = await self._keep_promises(group, candidates, request, trail)
@@ -583,12 +593,6 @@ class Dispatcher:
 
 
 _NO_BUDGET = Unlimited()
-
-
-def _transient(error: UpstreamError) -> bool:
-    """A failure that may go back where it happened: counted toward ``allowed_fails``
-    and retryable there (not a rate limit, which waits for its reset)."""
-    return error.retry_same and error.policy.cooldown == "counted"
 
 
 def _callers_limit(deployment: Deployment, request: RouteRequest, timeout: float | None) -> bool:

@@ -7,17 +7,18 @@ fails 3 % of its requests sends every one of them to the one other
 deployment, and when that one serves a request a second, every client ends
 up queued there while the fast one is starved.
 
-So a deployment that failed the request stays a candidate if, even counting
-the failure against it, it is still better by the strategy's own cost
-(:func:`router.strategies.base.cost_reader`: ``peak-ewma``'s expected
+So a deployment that failed the request once stays a candidate if, even
+counting the failure against it, it is still better by the strategy's own
+cost (:func:`router.strategies.base.cost_reader`: ``peak-ewma``'s expected
 latency, ``least-busy``'s requests in flight; for a strategy without costs,
-requests in flight) than every other deployment that can serve now. Each
-failure of the request there doubles its cost for this comparison (one
-failure is read as "it fails half its requests", the most one sample can
-say; two as three quarters), so a deployment that keeps failing is left
-after a try or two, and the cooldown (``allowed_fails``) takes it out of the
-group for everyone. Only transient errors allow it, those retried on the
-same deployment and counted toward ``allowed_fails`` in
+requests in flight) than every other deployment that can serve now: its cost
+is doubled for the comparison (one failure read as "it fails half its
+requests", the most one sample can say). Never twice, and never on the last
+try the request has: a deployment that is down for good costs a request at
+most one extra fast failure, never the request itself while another
+deployment could serve it, and the cooldown (``allowed_fails``) soon takes
+it out of the group for everyone. Only transient errors allow it, those
+retried on the same deployment and counted toward ``allowed_fails`` in
 :data:`router.errors.ERROR_TABLE` (server errors, timeouts, broken
 connections): a rate limit waits for its reset, an authentication error or
 an unknown model never goes back.
@@ -43,12 +44,13 @@ def retry_targets(
 ) -> Sequence[Deployment]:
     """The candidates of a retry, given how often each deployment ``failed`` this request.
 
-    Every candidate that has not failed, plus each failed one whose cost,
-    doubled per failure, is still below the lowest of the others that are
+    Every candidate that has not failed, plus each one that failed once and
+    whose cost, doubled, is still below the lowest of the others that are
     ``usable`` (not cooling down). When every candidate failed, all of them
     (the caller decides whether the error allows going back). ``costs``:
-    ``None`` when the error may not go back where it happened; then a failed
-    deployment is never preferred.
+    ``None`` when the request may not go back where it failed (the error is
+    not transient, or this is its last try); then a failed deployment is
+    never preferred.
     """
     others = [d for d in candidates if d.id not in failed]
     if not others:
@@ -63,6 +65,6 @@ def retry_targets(
     best = min(figures[: len(ready)])
     back = [
         d for d, cost in zip(again, figures[len(ready):], strict=True)
-        if cost * 2 ** failed[d.id] < best
+        if failed[d.id] == 1 and cost * 2 < best
     ]
     return [*others, *back] if back else others

@@ -10,7 +10,8 @@ elsewhere), which lengthens the router's latency sample without holding the
 upstream. ``concurrency`` closed-loop clients send one request after
 another; a failed request is retried at once, by the attempt loop's rule
 (:func:`router.retry_targets.retry_targets`: on the other deployments unless
-they are clearly worse, in a new candidates list). Time is
+they are clearly worse, in a new candidates list), without a retry limit
+(so never a last try that must go elsewhere). Time is
 a :class:`ManualClock` moved from event to event, so the strategies and the
 :class:`LoadTracker` see exactly the figures a real router would, with no
 sleeping and a fixed outcome per seed.

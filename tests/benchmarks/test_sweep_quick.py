@@ -72,3 +72,16 @@ def test_the_sweep_counts_answers_when_it_looks_for_starvation() -> None:
     case = sweep.Scenario("cold", (sweep.Spec(0.01, 8), cold), 8, 4000, 0.0)
     outcome = sweep.run_one(case, "peak-ewma", 1)
     assert outcome.starved == []
+
+
+def test_the_drain_after_the_last_send_is_not_starvation() -> None:
+    """Seed 11's s34 on model seed 2: the last requests queue on the single-slot 1 s
+    deployment and drain for 10 s after the last send, when nothing is left to send
+    to the fast one (before the window ended at the clock's end, and flagged it)."""
+    (case,) = [c for c in sweep.scenarios(11, 40) if c.name == "s34"]
+    outcome = sweep.run_one(case, "least-busy", 2)
+    assert outcome.starved == []
+    specs = (sweep.Spec(0.01, 4), sweep.Spec(0.01, 4))  # a real gap still counts
+    gap = sweep.Scenario("gap", specs, 2, 10, 0.0)
+    sent = [(0.0, "d0"), (0.0, "d1"), (5.0, "d0"), (11.0, "d0"), (12.0, "d0")]
+    assert sweep.starved(gap, ["d0", "d1"], sent, 0.0, 12.0) == ["d1"]

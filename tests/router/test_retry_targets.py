@@ -81,8 +81,8 @@ def _ids(deployments: Sequence[Deployment]) -> list[str]:
 @pytest.mark.parametrize(("cost", "failures", "back"), [
     (1.0, 1, True),  # 2 < 3: clearly better even counting the failure
     (1.5, 1, False),  # 3 is not below 3
-    (1.0, 2, False),  # two failures: 4 > 3
-    (0.5, 2, True),  # 2 < 3
+    (1.0, 2, False),  # never after a second failure...
+    (0.1, 2, False),  # ...however cheap
 ])
 def test_a_failed_deployment_stays_only_while_clearly_better(
         cost: float, failures: int, back: bool) -> None:
@@ -149,7 +149,7 @@ class Script:
         return deployment.id
 
 
-def _dispatcher(strategy: Fixed, n: int = 2) -> Dispatcher:
+def _dispatcher(strategy: Fixed, n: int = 2, retries: int = 3) -> Dispatcher:
     clock = ManualClock(1000.0)
     configs = [
         DeploymentConfig.model_validate({
@@ -161,7 +161,7 @@ def _dispatcher(strategy: Fixed, n: int = 2) -> Dispatcher:
     return Dispatcher(
         table=DeploymentTable(configs, {"mock": MockProvider()}), strategy=strategy, checks=(),
         cooldowns=Cooldowns(clock, allowed_fails=3, cooldown_time=5.0),
-        load=LoadTracker(clock), retry=RetryPolicy(3), fallbacks=FallbackPlan(),
+        load=LoadTracker(clock), retry=RetryPolicy(retries), fallbacks=FallbackPlan(),
         clock=clock, rng=random.Random(0),
     )
 
@@ -195,12 +195,27 @@ async def test_other_failures_never_go_back(error: Any) -> None:
     assert served.deployment.id == "g-1"
 
 
-async def test_a_deployment_that_keeps_failing_is_left() -> None:
-    """Costs 0.3 against 1.0: back once (0.6 < 1), not after a second failure (1.2)."""
-    strategy = Fixed({"g-0": 0.3, "g-1": 1.0})
-    script = Script({"g-0": [_5xx(), _5xx(), _5xx()]})
+async def test_a_deployment_that_keeps_failing_is_left_after_one_more_try() -> None:
+    """A fast deployment that is down: one more fast failure, then elsewhere, however
+    much cheaper it looks (a failure leaves its latency figure as it was)."""
+    strategy = Fixed({"g-0": 0.001, "g-1": 1.0})
+    script = Script({"g-0": [_5xx() for _ in range(5)]})
     served = await _dispatcher(strategy).run(RouteRequest(model="g", params={}), script)
     assert script.calls == ["g-0", "g-0", "g-1"]
+    assert served.deployment.id == "g-1"
+
+
+@pytest.mark.parametrize(("retries", "calls"), [
+    (1, ["g-0", "g-1"]),  # the only retry is the last try: elsewhere
+    (2, ["g-0", "g-0", "g-1"]),
+])
+async def test_the_last_try_goes_elsewhere(retries: int, calls: list[str]) -> None:
+    """No request fails on a deployment that is down while another could serve it."""
+    strategy = Fixed({"g-0": 0.01, "g-1": 1.0})
+    script = Script({"g-0": [_5xx(), _5xx()]})
+    dispatcher = _dispatcher(strategy, retries=retries)
+    served = await dispatcher.run(RouteRequest(model="g", params={}), script)
+    assert script.calls == calls
     assert served.deployment.id == "g-1"
 
 
