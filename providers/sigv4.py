@@ -7,10 +7,14 @@ signer does exactly what SigV4Auth does for a POST with a JSON body and no
 query, and caches the derived signing key per (secret, day, region,
 service), which SigV4 allows since the key only changes with those, and the
 canonical request's fixed parts per (URL, session token, headers), with the
-SHA-256 state over all of it before the date: a request then costs one
-SHA-256 of the body, the rest of the canonical request's, and one HMAC,
-taken from the signing key's two padded states (RFC 2104) rather than
-through :mod:`hmac`, which looks the digest up by name on every call. A test
+SHA-256 state over all of it before the date. Per second (the date's
+resolution) a form also keeps the hash states over everything but the
+payload's hash: the canonical request's, and the HMAC's inner one over the
+string to sign up to the canonical request's hash. A request then costs one
+SHA-256 of the body, the last block or two of the canonical request's, and
+one HMAC, taken from those states and the signing key's padded outer one (RFC
+2104) rather than through :mod:`hmac`, which looks the digest up by name on
+every call. A test
 holds it to botocore's signature on generated requests (model ids with
 ``:`` and ``/``, ARNs, session tokens, days, regions, extra headers).
 
@@ -65,16 +69,18 @@ class SigningKeys:
         return f"SigningKeys({len(self._keys)} held)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Form:
     """A canonical request's fixed parts: SHA-256 over all of it before the date (method,
     path, the header lines before ``x-amz-date``), the header lines after the date, the
-    signed names, and the headers to send (less the date and signature)."""
+    signed names, and the headers to send (less the date and signature); and the last
+    second signed in with them (replaced when the second or the keys change)."""
 
     head: hashlib._Hash
     after: str
     names: str
     headers: Mapping[str, str]
+    moment: _Moment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,22 @@ class _Day:
     outer: hashlib._Hash
 
 
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """What every signature over one form in one second with one key pair shares: the
+    ``X-Amz-Date``, SHA-256 over the canonical request up to the payload's hash, the
+    HMAC's inner state over the string to sign up to the canonical request's hash, and
+    the ``Authorization`` header up to the signature."""
+
+    second: int
+    access_key: str
+    day: _Day = field(repr=False)  # holds the secret key
+    stamp: str
+    canonical: hashlib._Hash
+    inner: hashlib._Hash
+    authorization: str
+
+
 @dataclass(slots=True)
 class SigV4Signer:
     """Signs POST requests for one service in one region."""
@@ -97,7 +119,6 @@ class SigV4Signer:
     service: str
     keys: SigningKeys = field(default_factory=SigningKeys)
     _urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # url -> (path, host)
-    _stamp: tuple[int, str] = (-1, "")  # the last second signed in, and its X-Amz-Date
     _day: _Day | None = None  # the last day and secret key signed with
     #: (url, token, headers) -> the canonical request's parts other than the date
     _forms: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], _Form] = field(
@@ -122,28 +143,39 @@ class SigV4Signer:
         ``url`` must have no query (the caller refuses one); ``now`` is Unix
         time (default: the clock), for tests.
         """
-        stamp = self._timestamp(time.time() if now is None else now)
+        second = int(time.time() if now is None else now)
         key = (url, token, tuple(headers.items()))
         form = self._forms.get(key)
         if form is None:
             if len(self._forms) >= _CACHE_LIMIT:
                 self._forms.clear()
             form = self._forms[key] = self._form(url, headers, token)
-        canonical = form.head.copy()  # the hash goes on from the fixed part's state
-        canonical.update(f"{stamp}\n{form.after}\n{form.names}\n{sha256(body).hexdigest()}"
-                         .encode())
-        day = self._day_of(stamp[:8], secret_key)
-        to_sign = f"{_ALGORITHM}\n{stamp}\n{day.scope}\n{canonical.hexdigest()}"
-        inner = day.inner.copy()  # HMAC-SHA256 (RFC 2104) from the key's padded states
-        inner.update(to_sign.encode())
-        outer = day.outer.copy()
+        moment = form.moment
+        if (moment is None or moment.second != second or moment.access_key != access_key
+                or moment.day.secret_key != secret_key):
+            moment = form.moment = self._moment(form, second, access_key, secret_key)
+        canonical = moment.canonical.copy()  # the hashes go on from the second's states
+        canonical.update(sha256(body).hexdigest().encode())
+        inner = moment.inner.copy()  # HMAC-SHA256 (RFC 2104) from the key's padded states
+        inner.update(canonical.hexdigest().encode())
+        outer = moment.day.outer.copy()
         outer.update(inner.digest())
-        signature = outer.hexdigest()
         out = dict(form.headers)
-        out["X-Amz-Date"] = stamp
-        out["Authorization"] = (f"{_ALGORITHM} Credential={access_key}/{day.scope}, "
-                                f"SignedHeaders={form.names}, Signature={signature}")
+        out["X-Amz-Date"] = moment.stamp
+        out["Authorization"] = moment.authorization + outer.hexdigest()
         return out
+
+    def _moment(self, form: _Form, second: int, access_key: str, secret_key: str) -> _Moment:
+        """What signatures over ``form`` in ``second`` (Unix time) with these keys share."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        day = self._day_of(stamp[:8], secret_key)
+        canonical = form.head.copy()
+        canonical.update(f"{stamp}\n{form.after}\n{form.names}\n".encode())
+        inner = day.inner.copy()
+        inner.update(f"{_ALGORITHM}\n{stamp}\n{day.scope}\n".encode())
+        return _Moment(second, access_key, day, stamp, canonical, inner,
+                       f"{_ALGORITHM} Credential={access_key}/{day.scope}, "
+                       f"SignedHeaders={form.names}, Signature=")
 
     def _day_of(self, day: str, secret_key: str) -> _Day:
         """What signatures of ``day`` with ``secret_key`` share (the last one kept at hand)."""
@@ -172,12 +204,6 @@ class SigV4Signer:
         before = "".join(f"{n}:{signed[n]}\n" for n in names[:at])
         return _Form(sha256(f"POST\n{path}\n\n{before}x-amz-date:".encode()),
                      "".join(f"{n}:{signed[n]}\n" for n in names[at + 1:]), ";".join(names), out)
-
-    def _timestamp(self, now: float) -> str:
-        second = int(now)
-        if self._stamp[0] != second:
-            self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
-        return self._stamp[1]
 
     def _url(self, url: str) -> tuple[str, str]:
         """The canonical path and the signed host of ``url`` (cached: a deployment has few)."""
