@@ -142,6 +142,8 @@ _PATHS_KEPT = 256
 _ACCEPT: Mapping[str, str] = MappingProxyType({"accept": "application/json"})
 _STREAM_ACCEPT: Mapping[str, str] = MappingProxyType(
     {"accept": "application/vnd.amazon.eventstream"})
+#: Converse takes no query; one empty mapping serves every request.
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 _CONTEXT_HINTS = ("input is too long", "too many input tokens", "prompt is too long",
                   "context window", "context length", "maximum context")
 
@@ -172,9 +174,10 @@ class BedrockCodec:
         body: Json = {"messages": messages}
         if system:
             body["system"] = system
-        run_steps(call, body, _STEPS)
-        return NativeRequest(self._path(call.model, call.stream), body,
-                             headers=_STREAM_ACCEPT if call.stream else _ACCEPT)
+        if not params.keys().isdisjoint(_STEP_PARAMETERS):
+            run_steps(call, body, _STEPS)
+        return NativeRequest(self._path(call.model, call.stream), body, _NO_QUERY,
+                             _STREAM_ACCEPT if call.stream else _ACCEPT)
 
     def _path(self, model: str, stream: bool) -> str:
         found = self._paths.get((model, stream))
@@ -550,6 +553,8 @@ _STEPS: tuple[EncodeStep, ...] = (
     (frozenset({"metadata", "user", "safety_identifier", "service_tier"}), _metadata),
     (frozenset({"parallel_tool_calls", "truncation", "background", "include"}), _flags),
 )
+#: Every parameter a step reads: a call giving none of them (a bare input) skips the steps.
+_STEP_PARAMETERS: frozenset[str] = frozenset().union(*(names for names, _ in _STEPS))
 
 
 # -- answer -----------------------------------------------------------------------------
