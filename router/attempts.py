@@ -242,8 +242,10 @@ class Dispatcher:
 
     def _may_go_back(self, error: UpstreamError, tries: int, request: RouteRequest) -> bool:
         """Whether the retry after ``error`` may go back where it failed: a transient
-        error (counted toward ``allowed_fails``, retryable there), and not the last try."""
-        return (error.retry_same and error.policy.cooldown == "counted"
+        error (counted toward ``allowed_fails``, retryable there) that did not say when to
+        come back (a ``Retry-After`` is waited for), and not the last try."""
+        return (error.retry_same and error.retry_after is None
+                and error.policy.cooldown == "counted"
                 and tries < self._retry.retries_for(error, request.num_retries))
 
     def _pin_lost(self, pin: Sequence[Deployment], failed: Mapping[str, int]) -> bool:

@@ -20,8 +20,10 @@ deployment could serve it, and the cooldown (``allowed_fails``) soon takes
 it out of the group for everyone. Only transient errors allow it, those
 retried on the same deployment and counted toward ``allowed_fails`` in
 :data:`router.errors.ERROR_TABLE` (server errors, timeouts, broken
-connections): a rate limit waits for its reset, an authentication error or
-an unknown model never goes back.
+connections) that did not say when to come back: a rate limit or a
+``Retry-After`` is waited for, an authentication error or an unknown model
+never goes back. A retry that goes back goes at once, as one elsewhere
+would.
 """
 
 from __future__ import annotations

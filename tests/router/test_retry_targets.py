@@ -29,6 +29,7 @@ from router.errors import (
     AuthenticationError,
     RateLimitError,
     ServerError,
+    ServiceUnavailableError,
     TimeoutError,
     UpstreamError,
 )
@@ -185,6 +186,8 @@ async def test_a_transient_failure_goes_back_where_elsewhere_is_much_worse(error
 
 @pytest.mark.parametrize("error", [
     pytest.param(lambda: RateLimitError("slow down", status=429), id="rate limit"),
+    pytest.param(lambda: ServiceUnavailableError("later", status=503, retry_after=2.0),
+                 id="503 with Retry-After"),
     pytest.param(lambda: AuthenticationError("bad key", status=401), id="authentication"),
 ])
 async def test_other_failures_never_go_back(error: Any) -> None:
