@@ -234,8 +234,9 @@ def run_one(scenario: Scenario, strategy: str, seed: int) -> Outcome:
     # requests (a cold start on one slot) is serving, not starved. The window ends at
     # the last send: while the last requests drain from a slow queue nothing is left
     # to send anywhere, so no deployment can be starved of it.
-    served = sorted([*result.picks, *((t, d) for t, d, _ in result.answers)])
-    left_out = starved(scenario, group, served, result.start, result.picks[-1][0])
+    end = result.picks[-1][0]
+    served = sorted([*result.picks, *((t, d) for t, d, _ in result.answers if t <= end)])
+    left_out = starved(scenario, group, served, result.start, end)
     return Outcome(nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.99), left_out)
 
 

@@ -21,6 +21,7 @@ fallbacks are also reported to the router's callbacks when any listens.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from router.errors import (
     UpstreamTimeoutError,
 )
 from router.pinning import PIN_CHECK_NAME
-from router.retry_targets import retry_targets
+from router.retry_targets import failure_weight, retry_targets
 from router.shared_load import Admission, Refusal
 from router.strategies.base import cost_reader
 from router.types import Attempt, AttemptTrail
@@ -185,7 +186,7 @@ class Dispatcher:
         budget = self._budget(deployments[0].model_name)  # a wildcard's one budget
         budget.deposit()
         pin = await self._pin(group, deployments, request, pins, trail)
-        failed: dict[str, int] = {}  # deployment id: its failures of this request
+        failed: dict[str, float] = {}  # deployment id: see retry_targets.failure_weight
         refused: dict[str, str] = {}
         last: UpstreamError | None = None
         tries = refusals = 0
@@ -198,7 +199,7 @@ class Dispatcher:
                 pin = None
                 pins.pop()  # a later failure is the replay's, not the owner's
             back = self._costs if last is not None and self._may_go_back(
-                last, tries, request) else None
+                group, tries, request) else None
             deployment, eligible = await self._choose(
                 group, deployments if pin is None else pin, request, failed, last, refused,
                 trail, admission, pinned=pin is not None, back=back)
@@ -230,7 +231,8 @@ class Dispatcher:
                 tries += 1
                 if tries > self._retry.retries_for(exc, request.num_retries):
                     raise
-                failed[deployment.id] = failed.get(deployment.id, 0) + 1
+                failed[deployment.id] = math.inf if deployment.id in failed else (
+                    failure_weight(exc, self._clock.now() - t0))
                 last = exc
                 await self._backoff(tries - 1, exc, request, eligible, failed, budget, trail)
                 continue
@@ -240,15 +242,15 @@ class Dispatcher:
                 self._affinity.served(request, deployment)
             return Served(result, deployment, trail)
 
-    def _may_go_back(self, error: UpstreamError, tries: int, request: RouteRequest) -> bool:
-        """Whether the retry after ``error`` may go back where it failed: a transient
-        error (counted toward ``allowed_fails``, retryable there) that did not say when to
-        come back (a ``Retry-After`` is waited for), and not the last try."""
-        return (error.retry_same and error.retry_after is None
-                and error.policy.cooldown == "counted"
-                and tries < self._retry.retries_for(error, request.num_retries))
+    def _may_go_back(self, group: str, tries: int, request: RouteRequest) -> bool:
+        """Whether a deployment that failed may be tried again (:mod:`router.retry_targets`):
+        never on the last try whatever fails next, nor in a group ranked by ``order``
+        (a failed deployment there gives way to the next order)."""
+        if tries >= self._retry.fewest_retries(request.num_retries):
+            return False
+        return self._order is None or not self._order.ranks(group)
 
-    def _pin_lost(self, pin: Sequence[Deployment], failed: Mapping[str, int]) -> bool:
+    def _pin_lost(self, pin: Sequence[Deployment], failed: Mapping[str, float]) -> bool:
         """Every pinned deployment failed this request or is cooling down."""
         left = [d for d in pin if d.id not in failed]
         return not left or not self._cooldowns.available(left)
@@ -303,7 +305,7 @@ class Dispatcher:
         group: str,
         deployments: Sequence[Deployment],
         request: RouteRequest,
-        failed: Mapping[str, int],
+        failed: Mapping[str, float],
         last: UpstreamError | None,
         refused: dict[str, str],
         trail: AttemptTrail,
@@ -359,7 +361,7 @@ class Dispatcher:
 
     def _log_pick(
         self, group: str, picked: Deployment, candidates: Sequence[Deployment],
-        available: Sequence[Deployment], failed: Mapping[str, int], pinned: bool,
+        available: Sequence[Deployment], failed: Mapping[str, float], pinned: bool,
     ) -> None:
         """Why ``picked``: the candidates the strategy saw, with the figures it reads."""
         seen = ", ".join(
@@ -542,7 +544,7 @@ class Dispatcher:
         error: UpstreamError,
         request: RouteRequest,
         eligible: Sequence[Deployment],
-        failed: Mapping[str, int],
+        failed: Mapping[str, float],
         budget: Budget,
         trail: AttemptTrail,
     ) -> None:

@@ -46,6 +46,11 @@ class OrderTiers:
         """False when no deployment sets ``order`` (``narrow`` is then the identity)."""
         return bool(self._groups)
 
+    def ranks(self, group: str) -> bool:
+        """Whether some deployment of ``group`` sets ``order`` (a failed one then never
+        comes back before the next order: see :mod:`router.retry_targets`)."""
+        return group in self._groups
+
     def narrow(self, available: Sequence[Deployment]) -> Sequence[Deployment]:
         """The deployments of the lowest order in ``available`` (one group's).
 

@@ -51,6 +51,14 @@ class RetryPolicy:
             return configured
         return self.num_retries if error.retryable else 0
 
+    def fewest_retries(self, requested: int | None) -> int:
+        """The fewest retries any error may allow this request: the request's
+        ``num_retries``, else the lowest of ``num_retries`` and every ``retry_policy``
+        entry (so a try that must be left for elsewhere is left whatever fails next)."""
+        if requested is not None:
+            return requested
+        return min([self.num_retries, *self.per_error.values()])
+
     def wait(
         self, retry: int, error: UpstreamError, *, same_deployment: bool, rng: random.Random
     ) -> float:

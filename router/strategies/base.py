@@ -102,7 +102,7 @@ def cost_reader(strategy: object, load: LoadTracker) -> CostReader:
     """``strategy``'s own costs (:class:`Costs`), else each candidate's requests in
     flight plus one: what "clearly worse" is read by where a strategy's pick is
     weighed against another deployment (cache affinity, a retry's target)."""
-    if isinstance(strategy, Costs):
+    if isinstance(strategy, Costs) and callable(strategy.costs):  # not a "costs" table
         return strategy.costs
     in_flight = load.in_flight
     return lambda candidates: [in_flight(d.id) + 1.0 for d in candidates]

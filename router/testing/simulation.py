@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import math
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -101,7 +102,7 @@ class _Job:
     started: float  # when the client sent it (latency includes retries)
     handle: LoadHandle
     deployment: str
-    failed: dict[str, int] = field(default_factory=dict)  # id: failures of this request
+    failed: dict[str, float] = field(default_factory=dict)  # see retry_targets
     sent: float = 0.0  # when this attempt was sent
 
 
@@ -178,7 +179,7 @@ class Simulation:
         self._seq += 1
         heapq.heappush(self._events, (when, self._seq, action))
 
-    def _send(self, worker: int, started: float, failed: dict[str, int]) -> None:
+    def _send(self, worker: int, started: float, failed: dict[str, float]) -> None:
         candidates: Sequence[Deployment] = self.group
         if failed:
             candidates = retry_targets(self.group, failed, self._costs)
@@ -221,7 +222,9 @@ class Simulation:
         now = self.clock.now()
         if failed:
             job.handle.release(ok=False)
-            again = {**job.failed, job.deployment: job.failed.get(job.deployment, 0) + 1}
+            # a fast server error: its attempt's seconds, infinity on a second failure
+            weight = math.inf if job.deployment in job.failed else now - job.sent
+            again = {**job.failed, job.deployment: weight}
             self._send(job.worker, job.started, again)
             return
         job.handle.release(ok=True, output_tokens=OUTPUT_TOKENS, total_tokens=TOTAL_TOKENS)

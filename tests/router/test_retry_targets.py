@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,9 @@ from router.cooldown import Cooldowns
 from router.deployment import Deployment
 from router.errors import (
     AuthenticationError,
+    ConnectionError,
+    MalformedResponseError,
+    ObjectNotFoundError,
     RateLimitError,
     ServerError,
     ServiceUnavailableError,
@@ -35,9 +39,10 @@ from router.errors import (
 )
 from router.fallbacks import FallbackPlan
 from router.load import LoadHandle, LoadTracker
+from router.order import OrderTiers
 from router.request import RouteRequest
 from router.retry import RetryPolicy
-from router.retry_targets import retry_targets
+from router.retry_targets import failure_weight, retry_targets
 from router.strategies.base import cost_reader
 from router.table import DeploymentTable
 from tests.conftest import openai_dep
@@ -79,30 +84,46 @@ def _ids(deployments: Sequence[Deployment]) -> list[str]:
 # -- the rule -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cost", "failures", "back"), [
-    (1.0, 1, True),  # 2 < 3: clearly better even counting the failure
-    (1.5, 1, False),  # 3 is not below 3
-    (1.0, 2, False),  # never after a second failure...
-    (0.1, 2, False),  # ...however cheap
+@pytest.mark.parametrize(("cost", "weight", "back"), [
+    (1.0, 0.01, True),  # 2 < 3: clearly better even counting the failure
+    (1.5, 0.01, False),  # 3 is not below 3
+    (0.0, 2.0, False),  # a slow failure (2 s) outweighs a cost of 0 (a probe's)
+    (0.0, 1.0, True),  # 2 x 1 s < 3
+    (0.1, math.inf, False),  # never after a second or a non-transient failure
 ])
 def test_a_failed_deployment_stays_only_while_clearly_better(
-        cost: float, failures: int, back: bool) -> None:
+        cost: float, weight: float, back: bool) -> None:
     group = _group(3)
     costs = Fixed({"g-0": cost, "g-1": 3.0, "g-2": 5.0}).costs
-    targets = retry_targets(group, {"g-0": failures}, costs)
+    targets = retry_targets(group, {"g-0": weight}, costs)
     assert _ids(targets) == (["g-1", "g-2", "g-0"] if back else ["g-1", "g-2"])
+
+
+@pytest.mark.parametrize(("error", "weight"), [
+    (ServerError("boom", status=500), 0.5),
+    (ConnectionError("refused", status=None), 0.5),
+    (ServerError("boom", status=500, retry_after=1.0), math.inf),
+    (ServiceUnavailableError("overloaded", status=503), math.inf),
+    (TimeoutError("hung", status=None), math.inf),
+    (MalformedResponseError("bad body", status=200), math.inf),
+    (RateLimitError("slow down", status=429), math.inf),
+    (AuthenticationError("bad key", status=401), math.inf),
+    (ObjectNotFoundError("no such file", status=404), math.inf),
+])
+def test_only_a_transient_failure_leaves_a_way_back(error: UpstreamError, weight: float) -> None:
+    assert failure_weight(error, 0.5) == weight
 
 
 def test_without_costs_a_retry_always_goes_elsewhere() -> None:
     group = _group(3)
-    assert _ids(retry_targets(group, {"g-0": 1}, None)) == ["g-1", "g-2"]
+    assert _ids(retry_targets(group, {"g-0": 0.0}, None)) == ["g-1", "g-2"]
 
 
 def test_when_every_deployment_failed_all_stay() -> None:
     group = _group(2)
     costs = Fixed({"g-0": 1.0, "g-1": 1.0}).costs
-    assert retry_targets(group, {"g-0": 1, "g-1": 1}, costs) is group
-    assert retry_targets(group, {"g-0": 1, "g-1": 1}, None) is group
+    assert retry_targets(group, {"g-0": 0.0, "g-1": 0.0}, costs) is group
+    assert retry_targets(group, {"g-0": 0.0, "g-1": 0.0}, None) is group
 
 
 def test_only_usable_others_are_compared() -> None:
@@ -112,10 +133,10 @@ def test_only_usable_others_are_compared() -> None:
     cooling = {"g-1"}
     def usable(ds: Sequence[Deployment]) -> list[Deployment]:
         return [d for d in ds if d.id not in cooling]
-    assert _ids(retry_targets(group, {"g-0": 1}, costs)) == ["g-1", "g-2"]
-    assert _ids(retry_targets(group, {"g-0": 1}, costs, usable)) == ["g-1", "g-2", "g-0"]
+    assert _ids(retry_targets(group, {"g-0": 0.0}, costs)) == ["g-1", "g-2"]
+    assert _ids(retry_targets(group, {"g-0": 0.0}, costs, usable)) == ["g-1", "g-2", "g-0"]
     cooling.add("g-2")  # nothing else can serve: the caller's cooldown rules decide
-    assert _ids(retry_targets(group, {"g-0": 1}, costs, usable)) == ["g-1", "g-2"]
+    assert _ids(retry_targets(group, {"g-0": 0.0}, costs, usable)) == ["g-1", "g-2"]
 
 
 def test_a_strategy_without_costs_is_weighed_by_requests_in_flight() -> None:
@@ -123,9 +144,9 @@ def test_a_strategy_without_costs_is_weighed_by_requests_in_flight() -> None:
     load = LoadTracker(ManualClock())
     costs = cost_reader(object(), load)
     busy = [load.acquire("g-1")]
-    assert _ids(retry_targets(group, {"g-0": 1}, costs)) == ["g-1"]  # 2 x 1 is not below 2
+    assert _ids(retry_targets(group, {"g-0": 0.0}, costs)) == ["g-1"]  # 2 x 1 is not below 2
     busy.append(load.acquire("g-1"))
-    assert _ids(retry_targets(group, {"g-0": 1}, costs)) == ["g-1", "g-0"]  # 2 x 1 < 3
+    assert _ids(retry_targets(group, {"g-0": 0.0}, costs)) == ["g-1", "g-0"]  # 2 x 1 < 3
     for handle in busy:
         handle.release(ok=True)
 
@@ -150,20 +171,27 @@ class Script:
         return deployment.id
 
 
-def _dispatcher(strategy: Fixed, n: int = 2, retries: int = 3) -> Dispatcher:
+def _dispatcher(
+    strategy: Fixed, n: int = 2, retries: int = 3, *, cooldowns: bool = True,
+    per_error: dict[str, int] | None = None, orders: Sequence[int] | None = None,
+) -> Dispatcher:
     clock = ManualClock(1000.0)
     configs = [
         DeploymentConfig.model_validate({
-            "model_name": "g", "litellm_params": {"model": f"mock/g-{i}"},
+            "model_name": "g",
+            "litellm_params": {"model": f"mock/g-{i}",
+                               **({"order": orders[i]} if orders else {})},
             "model_info": {"id": f"g-{i}"},
         })
         for i in range(n)
     ]
+    table = DeploymentTable(configs, {"mock": MockProvider()})
     return Dispatcher(
-        table=DeploymentTable(configs, {"mock": MockProvider()}), strategy=strategy, checks=(),
-        cooldowns=Cooldowns(clock, allowed_fails=3, cooldown_time=5.0),
-        load=LoadTracker(clock), retry=RetryPolicy(retries), fallbacks=FallbackPlan(),
-        clock=clock, rng=random.Random(0),
+        table=table, strategy=strategy, checks=(),
+        cooldowns=Cooldowns(clock, allowed_fails=3, cooldown_time=5.0, disabled=not cooldowns),
+        load=LoadTracker(clock), retry=RetryPolicy(retries, per_error=per_error or {}),
+        fallbacks=FallbackPlan(), clock=clock, rng=random.Random(0),
+        order=OrderTiers(table.group("g")) if orders else None,
     )
 
 
@@ -171,25 +199,74 @@ def _5xx() -> ServerError:
     return ServerError("boom", status=500)
 
 
+@pytest.mark.parametrize("cooldowns", [True, False], ids=["cooldowns", "no cooldowns"])
 @pytest.mark.parametrize(("error", "served_by"), [
-    # transient: back to the deployment that is still much cheaper
+    # fast and transient: back to the deployment that is still much cheaper
     pytest.param(_5xx, "g-0", id="server error"),
-    pytest.param(lambda: TimeoutError("slow", status=None), "g-0", id="timeout"),
+    pytest.param(lambda: ConnectionError("refused", status=None), "g-0", id="connection"),
     # the others: elsewhere, however much cheaper the one that failed
+    pytest.param(lambda: TimeoutError("hung", status=None), "g-1", id="timeout"),
+    pytest.param(lambda: ServiceUnavailableError("overloaded", status=503), "g-1",
+                 id="503"),
+    pytest.param(lambda: ServerError("later", status=500, retry_after=2.0), "g-1",
+                 id="500 with Retry-After"),
     pytest.param(lambda: RateLimitError("slow down", status=429), "g-1", id="rate limit"),
-    pytest.param(lambda: ServiceUnavailableError("later", status=503, retry_after=2.0), "g-1",
-                 id="503 with Retry-After"),
     pytest.param(lambda: AuthenticationError("bad key", status=401), "g-1",
                  id="authentication"),
 ])
-async def test_only_a_transient_failure_goes_back(error: Any, served_by: str) -> None:
+async def test_only_a_fast_transient_failure_goes_back(
+        error: Any, served_by: str, cooldowns: bool) -> None:
+    """With cooldowns off too, so a cooldown cannot hide what the rule itself allows."""
     strategy = Fixed({"g-0": 0.01, "g-1": 1.0})
     script = Script({"g-0": [error()]})
-    served = await _dispatcher(strategy).run(RouteRequest(model="g", params={}), script)
+    dispatcher = _dispatcher(strategy, cooldowns=cooldowns)
+    served = await dispatcher.run(RouteRequest(model="g", params={}), script)
     assert script.calls == ["g-0", served_by]
     assert served.deployment.id == served_by
     offered = ["g-1", "g-0"] if served_by == "g-0" else ["g-1"]
     assert strategy.offered == [["g-0", "g-1"], offered]
+
+
+async def test_a_later_transient_failure_does_not_readmit_an_earlier_one() -> None:
+    """g-0's error never goes back; g-1's 500 lets g-1 (not g-0) come back once."""
+    strategy = Fixed({"g-0": 0.01, "g-1": 0.02, "g-2": 1.0})
+    script = Script({"g-0": [ObjectNotFoundError("no such file", status=404)],
+                     "g-1": [_5xx(), _5xx()]})
+    dispatcher = _dispatcher(strategy, 3, cooldowns=False)
+    served = await dispatcher.run(RouteRequest(model="g", params={}), script)
+    assert script.calls == ["g-0", "g-1", "g-1", "g-2"]
+    assert served.deployment.id == "g-2"
+
+
+async def test_the_last_try_is_judged_by_the_fewest_retries_any_error_allows() -> None:
+    """A 500 allows 3 retries but a timeout 1: going back could end the request on a
+    timeout with g-1 untried, so the one retry goes elsewhere."""
+    strategy = Fixed({"g-0": 0.01, "g-1": 1.0})
+    script = Script({"g-0": [_5xx(), TimeoutError("hung", status=None)]})
+    dispatcher = _dispatcher(strategy, per_error={"InternalServerErrorRetries": 3,
+                                                  "TimeoutErrorRetries": 1})
+    served = await dispatcher.run(RouteRequest(model="g", params={}), script)
+    assert script.calls == ["g-0", "g-1"]
+    assert served.deployment.id == "g-1"
+
+
+async def test_a_group_ranked_by_order_moves_to_the_next_order() -> None:
+    strategy = Fixed({"g-0": 0.01, "g-1": 1.0})
+    script = Script({"g-0": [_5xx()]})
+    served = await _dispatcher(strategy, orders=[1, 2]).run(
+        RouteRequest(model="g", params={}), script)
+    assert script.calls == ["g-0", "g-1"]
+    assert served.deployment.id == "g-1"
+
+
+def test_a_costs_attribute_that_is_not_a_method_is_not_a_cost_model() -> None:
+    class Priced:
+        costs = {"g-0": 1.0}  # a table of prices, say
+
+    load = LoadTracker(ManualClock())
+    handle = load.acquire("g-1")
+    assert list(cost_reader(Priced(), load)(_group(2))) == [1.0, 2.0]  # in flight + 1
+    handle.release(ok=True)
 
 
 async def test_a_deployment_that_keeps_failing_is_left_after_one_more_try() -> None:
