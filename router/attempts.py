@@ -334,12 +334,18 @@ class Dispatcher:
                     + "; ".join(f"{k}: {v}" for k, v in refused.items()),
                     reason="checks_rejected", model_group=group, details=dict(refused),
                 )
+        pool = candidates
         if failed:  # elsewhere when possible, unless elsewhere is clearly worse
             candidates = retry_targets(candidates, failed, back, self._cooldowns.available)
         available = self._cooldowns.available(candidates)
         if not available:
             candidates = await self._keep_promises(group, candidates, request, trail)
             available = self._cooldowns.available(candidates)
+        if not available and last is not None and last.retry_same:
+            # no other can serve: the error allows the one that failed again ("same")
+            again = self._cooldowns.available([d for d in pool if d.id in failed])
+            if again:
+                candidates = available = again
         if not available:
             if pinned:
                 available = candidates  # the pin outranks cooldown: only the owner can serve

@@ -250,6 +250,21 @@ async def test_the_last_try_is_judged_by_the_fewest_retries_any_error_allows() -
     assert served.deployment.id == "g-1"
 
 
+async def test_with_every_other_deployment_cooling_the_error_is_retried_where_it_happened(
+        ) -> None:
+    """The error table's "same: when no other is left": g-1 cools after a 429, then a
+    request's 500 from g-0 is retried on g-0 after the backoff (it was raised untried)."""
+    strategy = Fixed({"g-0": 2.0, "g-1": 1.0})
+    dispatcher = _dispatcher(strategy, retries=3)
+    first = Script({"g-1": [RateLimitError("slow down", status=429)]})
+    await dispatcher.run(RouteRequest(model="g", params={}), first)
+    assert first.calls == ["g-1", "g-0"]  # g-1 now cools down
+    second = Script({"g-0": [_5xx()]})
+    served = await dispatcher.run(RouteRequest(model="g", params={}), second)
+    assert second.calls == ["g-0", "g-0"]
+    assert served.deployment.id == "g-0"
+
+
 async def test_a_group_ranked_by_order_moves_to_the_next_order() -> None:
     strategy = Fixed({"g-0": 0.01, "g-1": 1.0})
     script = Script({"g-0": [_5xx()]})
