@@ -21,7 +21,6 @@ fallbacks are also reported to the router's callbacks when any listens.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from router.errors import (
     UpstreamTimeoutError,
 )
 from router.pinning import PIN_CHECK_NAME
-from router.retry_targets import failure_weight, retry_targets
+from router.retry_targets import failure_weight, note_failure, retry_targets
 from router.shared_load import Admission, Refusal
 from router.strategies.base import cost_reader
 from router.types import Attempt, AttemptTrail
@@ -231,8 +230,7 @@ class Dispatcher:
                 tries += 1
                 if tries > self._retry.retries_for(exc, request.num_retries):
                     raise
-                failed[deployment.id] = math.inf if deployment.id in failed else (
-                    failure_weight(exc, self._clock.now() - t0))
+                note_failure(failed, deployment.id, failure_weight(exc, self._clock.now() - t0))
                 last = exc
                 await self._backoff(tries - 1, exc, request, eligible, failed, budget, trail)
                 continue

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from router.deployment import Deployment
     from router.strategies.base import CostReader
 
-__all__ = ["failure_weight", "retry_targets"]
+__all__ = ["failure_weight", "note_failure", "retry_targets"]
 
 
 def failure_weight(error: UpstreamError, elapsed: float) -> float:
@@ -53,6 +53,12 @@ def failure_weight(error: UpstreamError, elapsed: float) -> float:
                  and not isinstance(error, ServiceUnavailableError)
                  and error.retry_after is None)
     return elapsed if transient else math.inf
+
+
+def note_failure(failed: dict[str, float], deployment_id: str, weight: float) -> None:
+    """Record in ``failed`` that ``deployment_id`` failed the request: its
+    :func:`failure_weight` the first time, infinity (never back) the second."""
+    failed[deployment_id] = math.inf if deployment_id in failed else weight
 
 
 def retry_targets(

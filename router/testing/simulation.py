@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import math
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from router.config import DeploymentConfig
 from router.deployment import Deployment
 from router.load import LoadHandle, LoadTracker
 from router.request import RouteRequest
-from router.retry_targets import retry_targets
+from router.retry_targets import note_failure, retry_targets
 from router.strategies.base import Strategy, StrategyContext, cost_reader, strategy_registry
 from router.table import DeploymentTable
 
@@ -222,9 +221,8 @@ class Simulation:
         now = self.clock.now()
         if failed:
             job.handle.release(ok=False)
-            # a fast server error: its attempt's seconds, infinity on a second failure
-            weight = math.inf if job.deployment in job.failed else now - job.sent
-            again = {**job.failed, job.deployment: weight}
+            again = dict(job.failed)  # a fast server error, weighed by its attempt's seconds
+            note_failure(again, job.deployment, now - job.sent)
             self._send(job.worker, job.started, again)
             return
         job.handle.release(ok=True, output_tokens=OUTPUT_TOKENS, total_tokens=TOTAL_TOKENS)

@@ -42,7 +42,7 @@ from router.load import LoadHandle, LoadTracker
 from router.order import OrderTiers
 from router.request import RouteRequest
 from router.retry import RetryPolicy
-from router.retry_targets import failure_weight, retry_targets
+from router.retry_targets import failure_weight, note_failure, retry_targets
 from router.strategies.base import cost_reader
 from router.table import DeploymentTable
 from tests.conftest import openai_dep
@@ -112,6 +112,14 @@ def test_a_failed_deployment_stays_only_while_clearly_better(
 ])
 def test_only_a_transient_failure_leaves_a_way_back(error: UpstreamError, weight: float) -> None:
     assert failure_weight(error, 0.5) == weight
+
+
+def test_a_second_failure_closes_the_way_back() -> None:
+    failed: dict[str, float] = {}
+    note_failure(failed, "g-0", 0.2)
+    assert failed == {"g-0": 0.2}
+    note_failure(failed, "g-0", 0.1)
+    assert failed == {"g-0": math.inf}
 
 
 def test_without_costs_a_retry_always_goes_elsewhere() -> None:
