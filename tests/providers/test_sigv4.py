@@ -42,7 +42,7 @@ def test_same_signature_as_botocore(seed: int, monkeypatch: pytest.MonkeyPatch) 
         model = rng.choice(MODELS)
         url = (rng.choice(HOSTS).format(region=region) + "/model/" + quote(model, safe=":")
                + rng.choice(["/converse", "/converse-stream"]))
-        body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 400)))
+        body = rng.randbytes(rng.choice([rng.randint(0, 400), rng.randint(400, 1500)]))
         headers = {"content-type": "application/json",
                    "accept": rng.choice(["application/json", "application/vnd.amazon.eventstream"]),
                    "X-Custom": "  spaced   value "}
@@ -108,3 +108,17 @@ def test_no_secret_in_a_signers_repr() -> None:
     assert signer.keys.get("secret-in-repr", "20231114", "us-east-1", "bedrock").hex() \
         not in shown
     assert shown.startswith("SigV4Signer(region='us-east-1', service='bedrock')")
+
+
+def test_without_cpythons_sha256_openssls_signs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build without CPython's own SHA-256 (FIPS) signs with OpenSSL's alone."""
+    import hashlib
+
+    from providers import sigv4
+
+    def missing(name: str) -> object:
+        raise ImportError(name)
+
+    monkeypatch.setattr(sigv4, "import_module", missing)
+    assert sigv4._builtin_sha256() is hashlib.sha256
+    assert sigv4._builtin_sha256() is not sigv4.sha256  # this build has CPython's own
