@@ -419,9 +419,8 @@ class Keeper:
                 else previous or response_id)
         conversation = continuation.conversation if continuation else None
         if request.params.get("store") is False:
-            await self._store.put(Link(response_id, previous, root, NO_STORE, deployment.id,
-                                       deployment.model_name, conversation=conversation),
-                                  self._ttl)
+            self._store.mark(response_id, previous, root, deployment.id, deployment.model_name,
+                             conversation, self._ttl)
             return
         kind = KEPT if deployment.stateless or (
             continuation is not None and continuation.kind == KEPT) else NATIVE

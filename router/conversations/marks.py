@@ -40,11 +40,16 @@ class Marks:
 
     def put(self, link: Link, expiry: float) -> None:
         """Mark ``link`` (a :data:`NO_STORE` link) until ``expiry``."""
+        self.mark(link.id, link.prev, link.root, link.owner, link.group, link.conversation,
+                  expiry)
+
+    def mark(self, response_id: str, prev: str | None, root: str, owner: str, group: str,
+             conversation: str | None, expiry: float) -> None:
+        """Mark ``response_id`` until ``expiry``, from its fields (no :class:`Link` made)."""
         marks = self._marks
-        if len(marks) >= self._limit and link.id not in marks:
+        if len(marks) >= self._limit and response_id not in marks:
             marks.popitem(last=False)
-        marks[link.id] = (link.prev, link.root, link.owner, link.group, link.conversation,
-                          expiry)
+        marks[response_id] = (prev, root, owner, group, conversation, expiry)
 
     def get(self, response_id: str, now: float, renew_to: float | None = None) -> Link | None:
         """The mark as a link, unless missing or expired (then forgotten); ``renew_to``

@@ -162,6 +162,10 @@ class RedisConversations:
             if len(self._unsynced) > ROOTS_KNOWN:
                 self._unsynced.pop()
 
+    def mark(self, response_id: str, prev: str | None, root: str, owner: str, group: str,
+             conversation: str | None, ttl: float) -> None:
+        self._local.mark(response_id, prev, root, owner, group, conversation, ttl)
+
     async def chain(self, response_id: str, ttl: float, *, whole: bool = True) -> Chain:
         local = await self._local.chain(response_id, ttl, whole=whole)
         if local.links and local.links[-1].kind == NO_STORE:

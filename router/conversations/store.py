@@ -64,6 +64,14 @@ class ConversationStore(Protocol):
         """Keep ``link`` for ``ttl`` seconds."""
         ...
 
+    def mark(self, response_id: str, prev: str | None, root: str, owner: str, group: str,
+             conversation: str | None, ttl: float) -> None:
+        """Mark ``response_id`` as made with ``store=false`` for ``ttl`` seconds, in this
+        process only (read for a clearer error, never worth a round trip): what
+        ``put`` of a :data:`~router.conversations.links.NO_STORE` link does, without
+        making the link, since one is marked per such response."""
+        ...
+
     async def chain(self, response_id: str, ttl: float, *, whole: bool = True) -> Chain:
         """The chain ending at ``response_id``, its links holding input and output items;
         renews each link's TTL to ``ttl``. Without ``whole``, a chain whose last link is
@@ -112,6 +120,11 @@ class MemoryConversations:
         if link.size + LINK_OVERHEAD > self._links.maxsize:
             return  # larger than the whole store: a follow-up will find it missing
         self._links[link.id] = [link, self._timer() + ttl]
+
+    def mark(self, response_id: str, prev: str | None, root: str, owner: str, group: str,
+             conversation: str | None, ttl: float) -> None:
+        self._marks.mark(response_id, prev, root, owner, group, conversation,
+                         self._timer() + ttl)
 
     async def chain(self, response_id: str, ttl: float, *, whole: bool = True) -> Chain:
         links: list[Link] = []

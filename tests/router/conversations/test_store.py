@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from router.conversations.links import KEPT, NATIVE, Link
+from router.conversations.links import KEPT, NATIVE, NO_STORE, Link
 from router.conversations.store import MemoryConversations
 
 
@@ -71,3 +71,18 @@ async def test_heads_and_deletes() -> None:
     assert await store.head("conv_1") == "r9" and await store.head("conv_2") is None
     await store.put(link("r0", None), 60)
     assert await store.delete("r0") and not await store.delete("r0")
+
+
+async def test_a_mark_is_a_store_false_link_until_its_ttl() -> None:
+    """``mark`` keeps what ``put`` of a ``nostore`` link keeps, read back alike."""
+    clock = Clock()
+    store = MemoryConversations(10_000, timer=clock)
+    store.mark("r2", "r1", "r0", "d", "g", "conv_1", 10)
+    await store.put(Link("r3", "r1", "r0", NO_STORE, "d", "g", conversation="conv_1"), 10)
+    for rid in ("r2", "r3"):
+        read = await store.get(rid)
+        assert read is not None
+        assert (read.prev, read.root, read.kind, read.owner, read.group,
+                read.conversation) == ("r1", "r0", NO_STORE, "d", "g", "conv_1")
+    clock.now = 11
+    assert await store.get("r2") is None and await store.get("r3") is None
