@@ -10,7 +10,8 @@ Everything else is shared with the native Responses path: the router's
 pooled sender per upstream origin, timeouts, the error table, and the rule
 that a stream's ``error`` event is raised, never passed on as data.
 
-Translated responses get router-made ids (``resp_`` and 128 random bits), so
+Translated responses get router-made ids (``resp_`` and 128 random bits, read
+from the OS a batch at a time: :mod:`providers.response_ids`), so
 ownership records, ``responses_api_deployment_check`` and logs treat them like
 native ones. The upstream keeps no conversation state, so
 ``previous_response_id`` and ``conversation`` are refused here with a clear
@@ -32,6 +33,7 @@ import httpx
 
 from providers.codec import Call, Codec, NativeRequest
 from providers.http import Answer, ClientPool
+from providers.response_ids import ResponseIds
 from providers.responses_http import (
     drain_events,
     event_error,
@@ -39,7 +41,6 @@ from providers.responses_http import (
     transport_error,
     unsendable,
 )
-from providers.responses_shapes import new_response_id
 from router.errors import (
     ConnectionError,
     InvalidRequestError,
@@ -113,6 +114,7 @@ class TranslatedProvider:
     def __init__(self, pool: ClientPool) -> None:
         self._pool = pool
         self._warned: set[tuple[str, str]] = set()
+        self._ids = ResponseIds()
 
     # -- what a subclass supplies ---------------------------------------------------------
 
@@ -251,7 +253,7 @@ class TranslatedProvider:
                     "cannot be continued there; send the whole conversation as input",
                     model_group=deployment.model_name, deployment_id=deployment.id,
                 )
-        return Call(self.name, deployment.upstream_model, params, new_response_id(),
+        return Call(self.name, deployment.upstream_model, params, self._ids.new(),
                     int(time.time()), stream, target.drop_params)
 
     def _native(self, call: Call, deployment: Deployment, codec: Codec) -> NativeRequest:
