@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+import json.encoder
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from pydantic_core import from_json, to_json
@@ -119,10 +121,27 @@ def record_json(value: Any) -> Any:
 _BODY_ENCODER = json.JSONEncoder(allow_nan=False, default=record_json)
 
 
+#: CPython's C encoder's constructor (``None`` where the interpreter has none).
+_C_ENCODER: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None)
+
+
 def body_json(body: Mapping[str, Any]) -> bytes:
     """``body`` as the JSON bytes sent upstream (``TypeError``/``ValueError`` if it is not
-    JSON: a value of another type, NaN or infinity)."""
-    return _BODY_ENCODER.encode(body).encode()
+    JSON: a value of another type, NaN or infinity).
+
+    The bytes and errors of ``_BODY_ENCODER.encode``, from the C encoder it builds,
+    called directly: ``JSONEncoder.encode`` does Python work around it on every call
+    (a closure, option checks) that cost as much again (1.9 µs against 1.1 for a
+    bare Responses create). The encoder is made per call, as ``encode`` makes it,
+    so its record of containers being written (which refuses a circular body) starts
+    empty each time.
+    """
+    if _C_ENCODER is None:  # pragma: no cover - not CPython
+        return _BODY_ENCODER.encode(body).encode()
+    encoder = _C_ENCODER({}, record_json, encode_basestring_ascii, None, ": ", ", ",
+                         False, False, False)
+    return "".join(encoder(body, 0)).encode()
 
 
 def dump_json(value: Any) -> bytes:

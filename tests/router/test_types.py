@@ -19,6 +19,7 @@ from router.types import (
     Response,
     RoutingInfo,
     StreamEvent,
+    body_json,
     dump_json,
     parse_json,
     record_json,
@@ -310,3 +311,37 @@ def test_dump_json_writes_what_utf8_cannot_carry_as_json_dumps_does(value: Any) 
     out = dump_json(value)
     assert out == json.dumps(value, separators=(",", ":"), default=record_json).encode()
     assert json.loads(out) == json.loads(json.dumps(value, default=record_json))
+
+
+def _dumps_body(value: Any) -> bytes:
+    """What body_json promises: json.dumps with NaN refused and records as their JSON."""
+    return json.dumps(value, allow_nan=False, default=record_json).encode()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_body_json_writes_what_json_dumps_writes(seed: int) -> None:
+    rng = random.Random(seed)
+    value = {"input": [json_values(rng) for _ in range(5)],
+             "keys": {7: "an int key", 2.5: "a float key", True: "a bool key", None: "null"},
+             "record": Record({"type": "message", "content": "é \ud83d"})}
+    assert body_json(value) == _dumps_body(value)
+
+
+@pytest.mark.parametrize("value", [
+    {"seed": float("nan")}, {"x": [float("inf")]}, {"tags": {1, 2}}, {"when": object()},
+    {"deep": {"er": [1, {"bad": b"bytes"}]}},
+])
+def test_body_json_refuses_what_json_dumps_refuses_and_goes_on(value: Any) -> None:
+    with pytest.raises((TypeError, ValueError)) as expected:
+        _dumps_body(value)
+    with pytest.raises(type(expected.value), match=str(expected.value)[:30]):
+        body_json(value)
+    follow = {"deep": {"er": [1, {"fine": "now"}]}}  # a failure leaves nothing behind
+    assert body_json(follow) == _dumps_body(follow)
+
+
+def test_body_json_refuses_a_circular_body() -> None:
+    body: dict[str, Any] = {"input": []}
+    body["input"].append(body)
+    with pytest.raises(ValueError, match="Circular reference"):
+        body_json(body)
