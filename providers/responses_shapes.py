@@ -166,8 +166,8 @@ def response_object(
 
 
 def _text_part(text: str, annotations: Sequence[Json] = ()) -> Json:
-    return {"type": "output_text", "text": text, "annotations": list(annotations),
-            "logprobs": []}
+    return {"type": "output_text", "text": text,
+            "annotations": list(annotations) if annotations else [], "logprobs": []}
 
 
 @dataclass(slots=True)

@@ -284,7 +284,9 @@ class TranslatedProvider:
         except (TypeError, ValueError):
             raise unsendable(body) from None
         url = _url(target, native, request.extra_query)
-        headers = {**target.headers, **native.headers}
+        headers = dict(target.headers)
+        headers.update(native.headers.items())  # a codec's constant headers are a read-only
+        # mapping, which ``{**a, **b}`` would copy key by key through its interface
         if request.extra_headers:
             headers.update(request.extra_headers)
         sent = await self.authorize(deployment, "POST", url, headers, content)
