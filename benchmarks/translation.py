@@ -24,9 +24,9 @@ on the wire, so the same machine noise moves those figures far less.
 For each, plain, ``stream=True`` (a stream is iterated to its last event) and
 a long stream (:data:`LONG_INPUT` in about :data:`LONG_CHUNKS` deltas), the
 router process's CPU time (``time.process_time``) per request is taken over
-short batches that alternate between the targets (the order rotates each
-round), so each codec batch has a native batch measured just before or after
-it. Reported per codec: the median, over all such pairs, of the added CPU per
+short batches, each codec batch paired with a native batch run right before
+or right after it (the order alternates, and the targets' order rotates each
+round). Reported per codec: the median, over all such pairs, of the added CPU per
 plain request, per event of a short stream (the stream's added CPU over the
 events the caller receives, the request's own added cost included), and per
 further event (the slope from short to long streams, the codec's less
@@ -218,7 +218,9 @@ class Target:
     """One router under measurement: the native path or one codec's.
 
     ``cpu[mode][round][batch]`` is ``(user + system, user)`` µs per request of one
-    batch; ``events[mode]`` the events of one stream (short and long).
+    batch; ``base`` holds, in the same places, the batch of its baseline (see
+    :func:`_baseline`) measured right before or right after each of those;
+    ``events[mode]`` the events of one stream (short and long).
     """
 
     name: str
@@ -229,6 +231,8 @@ class Target:
     kept: bool = False
     events: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, list[list[tuple[float, float]]]] = field(
+        default_factory=lambda: {mode: [] for mode in MODES})
+    base: dict[str, list[list[tuple[float, float]]]] = field(
         default_factory=lambda: {mode: [] for mode in MODES})
 
 
@@ -251,32 +255,47 @@ async def _batch(call: Callable[[], Any], requests: int) -> tuple[float, float]:
 
 
 async def _round(targets: list[Target], sizes: Sizes, shift: int) -> None:
-    """One round: every target, plain, then short streams, then long ones, in short
-    batches taken in turn.
+    """One round: plain, then short streams, then long ones, each in :data:`BATCHES`
+    turns; in a turn every measured target (all but ``targets[0]``, the plain native
+    path) runs one short batch right next to one of its baseline, the baseline first
+    in every other pair.
 
-    Short alternating batches put native and codec side by side many times
-    per round, so drift on a busy machine touches both alike.
+    A pair's two batches run back to back, so a slow spell of a shared machine
+    (which slows both alike) falls on both: measured in turns of all targets
+    instead, a codec's batch and its native one were up to a dozen batches apart,
+    and the noise of the time between them went into the difference.
     """
+    measured = targets[1:]
     for mode in MODES:
         size = max(1, sizes.serial // BATCHES // (2 if mode == "long" else 1))
-        for target in targets:
+        for target in measured:
             target.cpu[mode].append([])
-        for _ in range(BATCHES):
-            for target in targets[shift:] + targets[:shift]:
-                target.cpu[mode][-1].append(await _batch(_call(target, mode), size))
+            target.base[mode].append([])
+        for turn in range(BATCHES):
+            at = shift % len(measured)
+            for i, target in enumerate(measured[at:] + measured[:at]):
+                baseline = _baseline(targets, target)
+                if (turn + i) % 2:
+                    mine = await _batch(_call(target, mode), size)
+                    theirs = await _batch(_call(baseline, mode), size)
+                else:
+                    theirs = await _batch(_call(baseline, mode), size)
+                    mine = await _batch(_call(target, mode), size)
+                target.cpu[mode][-1].append(mine)
+                target.base[mode][-1].append(theirs)
 
 
 Added = tuple[float, list[float], float]
 
 
-def _added(native: Target, codec: Target, mode: str) -> Added:
+def _added(codec: Target, mode: str) -> Added:
     """The added µs (per request, or per event for streams): the median over every pair
     of adjacent batches, each round's median, and the user share from the round sums."""
     per = float(codec.events[mode]) if mode != "plain" else 1.0
     pairs: list[float] = []
     rounds: list[float] = []
     user = [0.0, 0.0]
-    for mine, theirs in zip(codec.cpu[mode], native.cpu[mode], strict=True):
+    for mine, theirs in zip(codec.cpu[mode], codec.base[mode], strict=True):
         diffs = [(c[0] - n[0]) / per for c, n in zip(mine, theirs, strict=True)]
         pairs += diffs
         rounds.append(statistics.median(diffs))
@@ -285,19 +304,21 @@ def _added(native: Target, codec: Target, mode: str) -> Added:
     return statistics.median(pairs), rounds, user[0] / user[1]
 
 
-def _slopes(target: Target) -> list[list[float]]:
+def _slopes(cpu: dict[str, list[list[tuple[float, float]]]], events: dict[str, int]
+            ) -> list[list[float]]:
     """µs per further event: each long batch less its round's short batch of the same
     turn, over the events the long stream has more."""
-    more = target.events["long"] - target.events["stream"]
+    more = events["long"] - events["stream"]
     return [[(long[0] - short[0]) / more for long, short in zip(*pair, strict=True)]
-            for pair in zip(target.cpu["long"], target.cpu["stream"], strict=True)]
+            for pair in zip(cpu["long"], cpu["stream"], strict=True)]
 
 
 def _marginal(native: Target, codec: Target) -> Added:
-    """The added µs per further stream event (the codec's slope less native's), as
-    :func:`_added` gives its figures (the user share is not split out: 0)."""
+    """The added µs per further stream event (the codec's slope less its paired native
+    batches'), as :func:`_added` gives its figures (the user share is not split out: 0)."""
     rounds = [[c - n for c, n in zip(mine, theirs, strict=True)]
-              for mine, theirs in zip(_slopes(codec), _slopes(native), strict=True)]
+              for mine, theirs in zip(_slopes(codec.cpu, codec.events),
+                                      _slopes(codec.base, native.events), strict=True)]
     pairs = [d for r in rounds for d in r]
     return statistics.median(pairs), [statistics.median(r) for r in rounds], 0.0
 
@@ -307,8 +328,8 @@ def _spread(added: tuple[float, list[float], float], digits: int) -> str:
     return f"{median:+.{digits}f} ({min(rounds):+.{digits}f} .. {max(rounds):+.{digits}f})"
 
 
-def _cpu(target: Target) -> float:
-    return statistics.median(b[0] for r in target.cpu["plain"] for b in r)
+def _cpu(cpu: dict[str, list[list[tuple[float, float]]]]) -> float:
+    return statistics.median(b[0] for r in cpu["plain"] for b in r)
 
 
 def _baseline(targets: list[Target], target: Target) -> Target:
@@ -321,11 +342,11 @@ def _baseline(targets: list[Target], target: Target) -> Target:
 
 
 def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
-    request, event = _added(native, codec, "plain"), _added(native, codec, "stream")
+    request, event = _added(codec, "plain"), _added(codec, "stream")
     marginal = _marginal(native, codec)
     judged = not codec.kept and not codec.name.startswith(CONTROL.name)
     cells = [
-        codec.name, fmt(_cpu(native)), fmt(_cpu(codec)),
+        codec.name, fmt(_cpu(codec.base)), fmt(_cpu(codec.cpu)),
         _spread(request, 1), f"{request[2]:+.1f}",
         verdict(request[0] <= MAX_ADDED_REQUEST_US) if judged else "-",
         f"{native.events['stream']} / {codec.events['stream']}",
@@ -338,7 +359,8 @@ def _row(native: Target, codec: Target) -> tuple[list[str], dict[str, Any]]:
             "added_request_us_rounds": request[1], "added_request_user_us": request[2],
             "added_event_us": event[0], "added_event_us_rounds": event[1],
             "added_event_user_us": event[2], "marginal_event_us": marginal[0],
-            "marginal_event_us_rounds": marginal[1], "native_cpu_us": native.cpu,
+            "marginal_event_us_rounds": marginal[1], "baseline": native.name,
+            "native_cpu_us": codec.base,
             "codec_cpu_us": codec.cpu, "native_events": native.events["stream"],
             "codec_events": codec.events["stream"], "native_long_events": native.events["long"],
             "codec_long_events": codec.events["long"]}
@@ -516,10 +538,11 @@ async def main(argv: list[str] | None = None) -> None:
          "added µs per further event (rounds)", f"<= {MAX_ADDED_EVENT_US:.0f} µs"],
         list(rows)))
     print(f"\nCPU = the router process's user + system time; {sizes.serial} requests per "
-          f"figure per round in {BATCHES} alternating batches at concurrency {CONCURRENCY}, "
-          f"{sizes.rounds} rounds. Added = median over every pair of adjacent native and "
-          f"codec batches (in brackets: the lowest and highest round median); user = the "
-          f"user-time share of it from the round sums. Whole stream: a short stream's added "
+          f"figure per round in {BATCHES} batches at concurrency {CONCURRENCY}, each run "
+          f"back to back with a batch of its baseline, {sizes.rounds} rounds. Added = "
+          f"median over every such pair of native and codec batches (in brackets: the "
+          f"lowest and highest round median); user = the user-time share of it from the "
+          f"round sums. Whole stream: a short stream's added "
           f"CPU over its events (the request's own added cost included); per further event: "
           f"the slope from short to long streams (half as many requests per batch), the "
           f"codec's less native's. {time.perf_counter() - started:.0f} s.")
