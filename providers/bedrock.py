@@ -110,11 +110,12 @@ class BedrockProvider(TranslatedProvider):
             signer=SigV4Signer(region, SIGNING_NAME),
         )
 
-    async def authorize(
+    def authorize_now(
         self, deployment: Deployment, method: str, url: str, headers: dict[str, str],
         body: bytes,
-    ) -> Mapping[str, str]:
-        """``headers`` plus SigV4's ``X-Amz-Date``, ``Authorization`` (and session token)."""
+    ) -> Mapping[str, str] | None:
+        """``headers`` plus SigV4's ``X-Amz-Date``, ``Authorization`` (and session token);
+        ``None`` when the credentials must be refreshed first (:meth:`authorize`)."""
         target: BedrockTarget = deployment.endpoint
         assert target.credentials is not None  # prepare() guarantees it
         if "?" in url:
@@ -124,10 +125,20 @@ class BedrockProvider(TranslatedProvider):
         frozen = target.static
         if frozen is None:  # refreshable: botocore's RefreshableCredentials and kin
             credentials: RefreshableCredentials = target.credentials  # type: ignore[assignment]
-            frozen = (await _refreshed(credentials) if credentials.refresh_needed()
-                      else credentials.get_frozen_credentials())
-        return target.signer.sign(url, headers, body, access_key=frozen.access_key or "",
-                                  secret_key=frozen.secret_key or "", token=frozen.token)
+            if credentials.refresh_needed():
+                return None
+            frozen = credentials.get_frozen_credentials()
+        return _signed(target, url, headers, body, frozen)
+
+    async def authorize(
+        self, deployment: Deployment, method: str, url: str, headers: dict[str, str],
+        body: bytes,
+    ) -> Mapping[str, str]:
+        """As :meth:`authorize_now`, the credentials refreshed first (in a worker thread)."""
+        target: BedrockTarget = deployment.endpoint
+        assert target.credentials is not None  # prepare() guarantees it
+        frozen = await _refreshed(target.credentials)
+        return _signed(target, url, headers, body, frozen)
 
     def frames(self, answer: Answer, deployment: Deployment) -> AsyncGenerator[Json, None]:
         return _event_stream(answer, deployment)
@@ -141,6 +152,12 @@ class BedrockProvider(TranslatedProvider):
             body = {"message": body}
         body.setdefault("__type", kind)
         return body
+
+
+def _signed(target: BedrockTarget, url: str, headers: Mapping[str, str], body: bytes,
+            frozen: ReadOnlyCredentials) -> Mapping[str, str]:
+    return target.signer.sign(url, headers, body, access_key=frozen.access_key or "",
+                              secret_key=frozen.secret_key or "", token=frozen.token)
 
 
 async def _refreshed(credentials: Credentials) -> ReadOnlyCredentials:

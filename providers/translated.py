@@ -4,7 +4,8 @@ A :class:`TranslatedProvider` subclass names its codec and says how to reach
 one deployment (:meth:`TranslatedProvider.prepare`: base URL, auth headers,
 and a codec of the target's own when one provider serves several APIs),
 and, where the provider needs it, how to authorise each request
-(:meth:`TranslatedProvider.authorize`: a signature, a refreshed token) and how
+(:meth:`TranslatedProvider.authorize_now`, else the awaited
+:meth:`TranslatedProvider.authorize`: a signature, a refreshed token) and how
 its stream is framed (:meth:`TranslatedProvider.frames`: SSE by default).
 Everything else is shared with the native Responses path: the router's
 pooled sender per upstream origin, timeouts, the error table, and the rule
@@ -121,11 +122,25 @@ class TranslatedProvider:
     def prepare(self, config: DeploymentConfig) -> Target:
         raise NotImplementedError
 
+    def authorize_now(
+        self, deployment: Deployment, method: str, url: str, headers: dict[str, str],
+        body: bytes,
+    ) -> Mapping[str, str] | None:
+        """The headers to send (``headers`` plus any per-request auth) when they can be made
+        without waiting; ``None`` when they cannot (a token or credentials to refresh),
+        and :meth:`authorize` then makes them. Default: ``headers`` as given.
+
+        Most requests need no wait, so they skip the coroutine an ``await`` of
+        :meth:`authorize` would cost.
+        """
+        return headers
+
     async def authorize(
         self, deployment: Deployment, method: str, url: str, headers: dict[str, str],
         body: bytes,
     ) -> Mapping[str, str]:
-        """The headers to send (``headers`` plus any per-request auth); default: as given."""
+        """The headers to send when :meth:`authorize_now` could not make them (it may
+        wait); default: as given."""
         return headers
 
     def error_body(self, answer: Answer) -> Any:
@@ -289,7 +304,9 @@ class TranslatedProvider:
         # mapping, which ``{**a, **b}`` would copy key by key through its interface
         if request.extra_headers:
             headers.update(request.extra_headers)
-        sent = await self.authorize(deployment, "POST", url, headers, content)
+        sent = self.authorize_now(deployment, "POST", url, headers, content)
+        if sent is None:
+            sent = await self.authorize(deployment, "POST", url, headers, content)
         answer = await self._pool.get(target.origin).send(
             "POST", url, headers=sent, content=content, timeout=timeout,
             read_timeout=(request.stream_timeout or deployment.stream_timeout or timeout)

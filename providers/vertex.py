@@ -145,6 +145,12 @@ class VertexProvider(GoogleProvider):
             drop_params=p.drop_params, codec=self.claude_codec if claude else None,
         )
 
+    def authorize_now(
+        self, deployment: Deployment, method: str, url: str, headers: dict[str, str],
+        body: bytes,
+    ) -> Mapping[str, str] | None:
+        return None  # the token may need fetching or refreshing: always through authorize
+
     async def authorize(
         self, deployment: Deployment, method: str, url: str, headers: dict[str, str],
         body: bytes,
