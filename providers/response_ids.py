@@ -1,9 +1,8 @@
 """Router-made response ids for translated providers, from the OS's random source in batches.
 
-A translated response gets ``resp_`` and 128 random bits
-(:func:`providers.responses_shapes.new_response_id` makes one). On the
-request path one ``os.urandom(16)`` per response is one ``getrandom``
-system call per request; :class:`ResponseIds` reads the bits of
+A translated response gets ``resp_`` and 128 random bits. Read one
+``os.urandom(16)`` per response, that is one ``getrandom`` system call per
+request; :class:`ResponseIds` reads the bits of
 :data:`BATCH` ids in one call and hands them out in turn, so a request pays
 a slice of a string instead. The bits are the same (the kernel's CSPRNG),
 so ids stay unguessable and unique across processes.

@@ -20,7 +20,6 @@ id is.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -34,7 +33,6 @@ __all__ = [
     "function_call_item",
     "item_id",
     "message_item",
-    "new_response_id",
     "reasoning_item",
     "response_object",
     "usage",
@@ -65,11 +63,6 @@ _RESPONSE: MappingProxyType[str, Any] = MappingProxyType({
 
 _ITEM_PREFIX = {"message": "msg", "refusal": "msg", "function_call": "fc", "reasoning": "rs",
                 "web_search_call": "ws"}
-
-
-def new_response_id() -> str:
-    """A router-made response id: ``resp_`` and 128 random bits, unique across processes."""
-    return "resp_" + os.urandom(16).hex()
 
 
 def item_id(call: Call, kind: str, index: int) -> str:

@@ -299,9 +299,10 @@ class TranslatedProvider:
         except (TypeError, ValueError):
             raise unsendable(body) from None
         url = _url(target, native, request.extra_query)
+        # by items: a codec's constant headers are a read-only mapping, which ``{**a, **b}``
+        # would copy key by key through the mapping interface
         headers = dict(target.headers)
-        headers.update(native.headers.items())  # a codec's constant headers are a read-only
-        # mapping, which ``{**a, **b}`` would copy key by key through its interface
+        headers.update(native.headers.items())
         if request.extra_headers:
             headers.update(request.extra_headers)
         sent = self.authorize_now(deployment, "POST", url, headers, content)

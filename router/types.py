@@ -16,7 +16,7 @@ import json
 import json.encoder
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 from pydantic_core import from_json, to_json
@@ -124,6 +124,12 @@ _BODY_ENCODER = json.JSONEncoder(allow_nan=False, default=record_json)
 #: CPython's C encoder's constructor (``None`` where the interpreter has none).
 _C_ENCODER: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(
     json.encoder, "c_make_encoder", None)
+#: What ``_BODY_ENCODER.encode`` hands the C encoder after its record of open containers,
+#: read from the encoder itself so the two cannot drift apart.
+_BODY_OPTIONS = (_BODY_ENCODER.default, encode_basestring_ascii if _BODY_ENCODER.ensure_ascii
+                 else encode_basestring, _BODY_ENCODER.indent,
+                 _BODY_ENCODER.key_separator, _BODY_ENCODER.item_separator,
+                 _BODY_ENCODER.sort_keys, _BODY_ENCODER.skipkeys, _BODY_ENCODER.allow_nan)
 
 
 def body_json(body: Mapping[str, Any]) -> bytes:
@@ -139,9 +145,7 @@ def body_json(body: Mapping[str, Any]) -> bytes:
     """
     if _C_ENCODER is None:  # pragma: no cover - not CPython
         return _BODY_ENCODER.encode(body).encode()
-    encoder = _C_ENCODER({}, record_json, encode_basestring_ascii, None, ": ", ", ",
-                         False, False, False)
-    return "".join(encoder(body, 0)).encode()
+    return "".join(_C_ENCODER({}, *_BODY_OPTIONS)(body, 0)).encode()
 
 
 def dump_json(value: Any) -> bytes:

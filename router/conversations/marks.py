@@ -38,11 +38,6 @@ class Marks:
         self._limit = max(1, limit)
         self._marks: OrderedDict[str, _Mark] = OrderedDict()
 
-    def put(self, link: Link, expiry: float) -> None:
-        """Mark ``link`` (a :data:`NO_STORE` link) until ``expiry``."""
-        self.mark(link.id, link.prev, link.root, link.owner, link.group, link.conversation,
-                  expiry)
-
     def mark(self, response_id: str, prev: str | None, root: str, owner: str, group: str,
              conversation: str | None, expiry: float) -> None:
         """Mark ``response_id`` until ``expiry``, from its fields (no :class:`Link` made)."""

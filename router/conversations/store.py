@@ -115,7 +115,8 @@ class MemoryConversations:
 
     async def put(self, link: Link, ttl: float) -> None:
         if link.kind == NO_STORE:
-            self._marks.put(link, self._timer() + ttl)
+            self.mark(link.id, link.prev, link.root, link.owner, link.group, link.conversation,
+                      ttl)
             return
         if link.size + LINK_OVERHEAD > self._links.maxsize:
             return  # larger than the whole store: a follow-up will find it missing

@@ -27,7 +27,7 @@ from providers.anthropic_codec import (
     AnthropicCodec,
 )
 from providers.codec import Call
-from providers.responses_shapes import new_response_id
+from providers.response_ids import ResponseIds
 from router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -60,7 +60,7 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in
 def call(stream: bool = False, drop: bool = False, **params: Any) -> Call:
     params.setdefault("input", "hi")
     return Call(provider="anthropic", model="claude-sonnet-4-5", params=params,
-                response_id=new_response_id(), created_at=1_700_000_000, stream=stream,
+                response_id=ResponseIds().new(), created_at=1_700_000_000, stream=stream,
                 drop_params=drop)
 
 

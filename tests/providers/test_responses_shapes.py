@@ -10,8 +10,9 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from providers.codec import Call
+from providers.response_ids import ResponseIds
 from providers.responses_input import function_tools, input_items
-from providers.responses_shapes import EventWriter, new_response_id, usage
+from providers.responses_shapes import EventWriter, usage
 from router.errors import InvalidRequestError
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -19,7 +20,7 @@ EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
 def call(**params: Any) -> Call:
     return Call(provider="p", model="m", params={"input": "hi", **params},
-                response_id=new_response_id(), created_at=1_700_000_000, stream=True)
+                response_id=ResponseIds().new(), created_at=1_700_000_000, stream=True)
 
 
 def validated(events: list[dict[str, Any]]) -> list[str]:

@@ -111,7 +111,8 @@ def test_no_secret_in_a_signers_repr() -> None:
 
 
 def test_without_cpythons_sha256_openssls_signs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build without CPython's own SHA-256 (FIPS) signs with OpenSSL's alone."""
+    """A build without CPython's own SHA-256 (FIPS) signs with OpenSSL's alone, as
+    botocore does."""
     import hashlib
 
     from providers import sigv4
@@ -119,6 +120,18 @@ def test_without_cpythons_sha256_openssls_signs(monkeypatch: pytest.MonkeyPatch)
     def missing(name: str) -> object:
         raise ImportError(name)
 
-    monkeypatch.setattr(sigv4, "import_module", missing)
-    assert sigv4._builtin_sha256() is hashlib.sha256
-    assert sigv4._builtin_sha256() is not sigv4.sha256  # this build has CPython's own
+    assert sigv4.sha256 is not hashlib.sha256  # this build has CPython's own
+    with monkeypatch.context() as patched:
+        patched.setattr(sigv4, "import_module", missing)
+        fallback = sigv4._builtin_sha256()
+    assert fallback is hashlib.sha256
+    monkeypatch.setattr(sigv4, "sha256", fallback)
+    url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-pro-v1:0/converse"
+    headers = {"content-type": "application/json"}
+    creds = Credentials("AKIDFIPS", "fips-secret", "token")
+    for size in (0, 100, sigv4.SMALL_BODY, sigv4.SMALL_BODY + 1):
+        body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        expected = _botocore(url, headers, body, creds, "us-east-1", 1_700_000_000, monkeypatch)
+        signer = SigV4Signer("us-east-1", "bedrock")
+        assert signer.sign(url, headers, body, access_key="AKIDFIPS", secret_key="fips-secret",
+                           token="token", now=1_700_000_000) == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 from typing import Any
 
 import pytest
@@ -334,10 +335,14 @@ def test_body_json_writes_what_json_dumps_writes(seed: int) -> None:
 def test_body_json_refuses_what_json_dumps_refuses_and_goes_on(value: Any) -> None:
     with pytest.raises((TypeError, ValueError)) as expected:
         _dumps_body(value)
-    with pytest.raises(type(expected.value), match=str(expected.value)[:30]):
-        body_json(value)
-    follow = {"deep": {"er": [1, {"fine": "now"}]}}  # a failure leaves nothing behind
-    assert body_json(follow) == _dumps_body(follow)
+    body = {"input": [1, {"x": 2}], **value}
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        body_json(body)
+    # A failure leaves nothing behind: the same body, fixed, is not taken for a circular
+    # one (an encoder whose record of open containers outlived the failure would say so).
+    for name in value:
+        del body[name]
+    assert body_json(body) == _dumps_body(body)
 
 
 def test_body_json_refuses_a_circular_body() -> None:
